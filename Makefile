@@ -1,0 +1,88 @@
+# olpcidx -- build, test, benchmark, demo.  GNU make.
+#
+#   make            the daemon ./olpcidx (and olpcidx.o, the library)
+#   make test       strict builds with gcc and clang, then every test,
+#                   including interop against a private Prosody
+#   make test-offline   the tests that need no server
+#   make bench      tokenizer and core throughput, next to expat/libxml2
+#   make demo       a private Prosody, olpcidx, and clients talking to it
+#   make sanitize   the offline tests under ASan and UBSan
+#   make valgrind   the offline tests under valgrind
+
+CC      ?= cc
+CFLAGS  ?= -O2
+STD      = -std=c99 -pedantic -Wall -Wextra
+STRICT   = $(STD) -Werror
+LDLIBS  ?=
+
+SRC = olpcidx.c olpcidx.h
+
+# expat and libxml2 only for the benchmark's comparison columns
+HAVE_EXPAT   := $(shell printf '\043include <expat.h>\nint main(void){return 0;}\n' \
+                  | $(CC) -x c - -lexpat -o /dev/null 2>/dev/null && echo 1)
+HAVE_LIBXML2 := $(shell printf '\043include <libxml/parser.h>\nint main(void){return 0;}\n' \
+                  | $(CC) -x c - -I/usr/include/libxml2 -lxml2 -o /dev/null 2>/dev/null && echo 1)
+BENCH_DEFS = $(if $(HAVE_EXPAT),-DHAVE_EXPAT) \
+             $(if $(HAVE_LIBXML2),-DHAVE_LIBXML2 -I/usr/include/libxml2)
+BENCH_LIBS = $(if $(HAVE_EXPAT),-lexpat) $(if $(HAVE_LIBXML2),-lxml2)
+
+all: olpcidx olpcidx.o
+
+olpcidx: $(SRC)
+	$(CC) $(STD) $(CFLAGS) -DOLPCIDX_MAIN -o $@ olpcidx.c $(LDFLAGS) $(LDLIBS)
+
+olpcidx.o: $(SRC)
+	$(CC) $(STD) $(CFLAGS) -c -o $@ olpcidx.c
+
+olpcidx-test: test.c $(SRC)
+	$(CC) $(STD) $(CFLAGS) -g -o $@ test.c $(LDFLAGS) $(LDLIBS)
+
+olpcidx-bench: test.c $(SRC)
+	$(CC) $(STD) -O2 -DOLPCIDX_BENCH $(BENCH_DEFS) -o $@ test.c $(BENCH_LIBS)
+
+# -Werror builds of library, daemon and tests with both compilers
+strict:
+	@for cc in gcc clang; do \
+	  if command -v $$cc >/dev/null; then \
+	    echo "strict: $$cc"; \
+	    $$cc $(STRICT) -O2 -c -o /dev/null olpcidx.c || exit 1; \
+	    $$cc $(STRICT) -O2 -DOLPCIDX_MAIN -o /dev/null olpcidx.c || exit 1; \
+	    $$cc $(STRICT) -O2 -o /dev/null test.c || exit 1; \
+	  else echo "strict: $$cc not installed, skipped"; fi; \
+	done
+	@echo "strict: the daemon links only libc:"; \
+	  gcc $(STRICT) -O2 -DOLPCIDX_MAIN -o olpcidx.strict olpcidx.c && \
+	  if command -v ldd >/dev/null; then ldd olpcidx.strict; fi; \
+	  rm -f olpcidx.strict
+
+test: strict olpcidx olpcidx-test
+	./olpcidx-test
+
+test-offline: olpcidx-test
+	OLPCIDX_TEST_OFFLINE=1 ./olpcidx-test
+
+bench: olpcidx-bench
+	./olpcidx-bench
+
+demo: olpcidx olpcidx-test
+	@command -v prosody >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "demo: installing prosody"; \
+	    apt-get install -y prosody || { apt-get update && apt-get install -y prosody; }; \
+	  else echo "demo: needs prosody: run 'sudo apt-get install prosody'"; exit 1; fi; }
+	./olpcidx-test demo
+
+sanitize: $(SRC) test.c
+	$(CC) $(STD) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -fno-sanitize-recover=all -o olpcidx-test-asan test.c
+	OLPCIDX_TEST_OFFLINE=1 ./olpcidx-test-asan
+
+valgrind: olpcidx-test
+	OLPCIDX_TEST_OFFLINE=1 valgrind -q --error-exitcode=99 --leak-check=full \
+	  --errors-for-leak-kinds=all ./olpcidx-test
+
+clean:
+	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
+	  olpcidx.strict
+
+.PHONY: all strict test test-offline bench demo sanitize valgrind clean

@@ -1,0 +1,3084 @@
+/*
+** olpcidx.c -- the activity and buddy index for OLPC XO laptops.
+**
+** Copyright (c) 2026 the olpcidx authors.  MIT licence, see LICENSE.
+**
+** olpcidx is an XMPP server component (XEP-0114).  Laptops running Sugar
+** ask it which activities and buddies exist; it answers and tells them
+** when what they looked at changes.  This file is the whole program: the
+** library (everything above section 10) and, when compiled with
+** -DOLPCIDX_MAIN, the daemon around it (section 10).
+**
+** Invariants the library keeps:
+**   - no I/O and no clock: bytes in (olpcidx_feed), bytes out
+**     (olpcidx_pending/olpcidx_sent), time in (olpcidx_tick);
+**   - every allocation goes through the configured allocator and is
+**     counted against the memory cap; a failed allocation leaves every
+**     structure as it was;
+**   - the XML tokenizer is resumable after any byte;
+**   - every limit is configurable and enforced where its counter grows;
+**   - a stream-level failure ends the stream with a sticky code; the
+**     handle itself stays valid and keeps its state for the next stream.
+**
+** Sections, each using only what is above it:
+**   1. Configuration and includes    6. Stanzas: handle, tree, output
+**   2. Small utilities, UTF-8        7. Stream and XEP-0114 handshake
+**   3. SHA-1                         8. Stanza handlers
+**   4. Memory: cap, buffers, arena   9. Public API
+**   5. XML tokenizer                10. Daemon (OLPCIDX_MAIN)
+**
+** Compile-time options:
+**   OLPCIDX_MAIN      also compile the daemon and main()
+*/
+
+/* ==== 1. Configuration and includes ================================== */
+
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200112L /* daemon: getaddrinfo, poll, sigaction */
+#endif
+
+#include "olpcidx.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>              /* vsnprintf, for log lines only */
+#include <stdlib.h>             /* realloc, free: the default allocator */
+#include <string.h>
+
+/* Defaults of PROTOCOL.md section 8. */
+#define OI_DEF_MAX_STANZA   (64u * 1024)
+#define OI_DEF_MAX_DEPTH    32
+#define OI_DEF_MAX_ATTRS    64
+#define OI_DEF_MAX_NAME     256
+#define OI_DEF_MAX_OUTPUT   (4u * 1024 * 1024)
+
+/* Timers of PROTOCOL.md section 1, in milliseconds. */
+#define OI_KEEPALIVE_MS     60000u  /* whitespace after outbound silence */
+#define OI_READ_TIMEOUT_MS  (3 * OI_KEEPALIVE_MS)
+#define OI_HANDSHAKE_MS     30000u  /* stream open to <handshake/> */
+
+/* Namespaces. */
+#define OI_NS_ACCEPT  "jabber:component:accept"
+#define OI_NS_STREAM  "http://etherx.jabber.org/streams"
+#define OI_NS_XSTREAM "urn:ietf:params:xml:ns:xmpp-streams"
+#define OI_NS_XSTANZA "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define OI_NS_XML     "http://www.w3.org/XML/1998/namespace"
+#define OI_NS_DINFO   "http://jabber.org/protocol/disco#info"
+#define OI_NS_DITEMS  "http://jabber.org/protocol/disco#items"
+#define OI_NS_VERSION "jabber:iq:version"
+#define OI_NS_PING    "urn:xmpp:ping"
+#define OI_NS_RSM     "http://jabber.org/protocol/rsm"
+#define OI_NS_BUDDY   "http://laptop.org/xmpp/buddy"
+#define OI_NS_ACT     "http://laptop.org/xmpp/activity"
+
+/* "Cannot happen, but do not take the daemon down if it does" (SQLite's
+** ALWAYS/NEVER): the condition is still tested in release builds. */
+#define OI_NEVER(c) (c)
+
+/* ==== 2. Small utilities, UTF-8 ====================================== */
+
+/* A span of bytes, not NUL-terminated, borrowed from its owner. */
+typedef struct oi_str {
+    const char *p;
+    size_t n;
+} oi_str;
+
+#define OI_LIT(z) oi_mkstr((z), sizeof(z) - 1)
+
+static oi_str oi_mkstr(const char *p, size_t n)
+{
+    oi_str s;
+    s.p = p;
+    s.n = n;
+    return s;
+}
+
+static oi_str oi_zstr(const char *z)
+{
+    return oi_mkstr(z, z ? strlen(z) : 0);
+}
+
+static int oi_eq(oi_str a, const char *z)
+{
+    size_t n = strlen(z);
+    return a.n == n && (n == 0 || memcmp(a.p, z, n) == 0);
+}
+
+static int oi_streq(oi_str a, oi_str b)
+{
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+/* Character classes for the tokenizer (SQLite's aiClass idea).  A run
+** loop skips bytes whose class has none of the bits it stops on. */
+enum {
+    OI_CC_WS    = 0x01,         /* space, tab, CR, LF */
+    OI_CC_NSTART = 0x02,        /* may start a name (ASCII part) */
+    OI_CC_NAME  = 0x04,         /* may continue a name (ASCII part) */
+    OI_CC_TSTOP = 0x08,         /* ends a text run: < & CR ctl >=0x80 */
+    OI_CC_ASTOP = 0x10,         /* ends an attribute run: < & ' " ws ctl */
+    OI_CC_HIGH  = 0x20          /* byte >= 0x80: part of a UTF-8 sequence */
+};
+
+static unsigned char oi_cc[256];
+
+static void oi_cc_init(void)
+{
+    int c;
+    if (oi_cc['<'])
+        return;
+    for (c = 0; c < 256; c++) {
+        unsigned char k = 0;
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+            k |= OI_CC_WS;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'
+            || c == ':')
+            k |= OI_CC_NSTART | OI_CC_NAME;
+        if ((c >= '0' && c <= '9') || c == '-' || c == '.')
+            k |= OI_CC_NAME;
+        if (c == '<' || c == '&' || c == '\r' || c >= 0x80
+            || (c < 0x20 && c != '\t' && c != '\n'))
+            k |= OI_CC_TSTOP;
+        if (c == '<' || c == '&' || c == '\'' || c == '"' || c >= 0x80
+            || c < 0x20)
+            k |= OI_CC_ASTOP;
+        if (c >= 0x80)
+            k |= OI_CC_HIGH;
+        oi_cc[c] = k;
+    }
+}
+
+/* Incremental UTF-8 validation, resumable at any byte.  Accepts exactly
+** the encodings of the XML 1.0 Char production above U+007F: no
+** overlongs, no surrogates, nothing above U+10FFFF, not U+FFFE/U+FFFF. */
+typedef struct oi_u8 {
+    unsigned char need;         /* continuation bytes still expected */
+    unsigned char lo, hi;       /* range allowed for the next one */
+    unsigned char lead;         /* first byte of the sequence */
+} oi_u8;
+
+/* Returns 0 if byte c (>= 0x80, or any byte while a sequence is open)
+** continues a valid sequence, -1 if not. */
+static int oi_u8_step(oi_u8 *u, unsigned c)
+{
+    if (u->need == 0) {
+        if (c < 0xC2 || c > 0xF4)
+            return -1;
+        u->lead = (unsigned char)c;
+        u->lo = 0x80;
+        u->hi = 0xBF;
+        if (c < 0xE0) {
+            u->need = 1;
+        } else if (c < 0xF0) {
+            u->need = 2;
+            if (c == 0xE0)
+                u->lo = 0xA0;           /* overlong */
+            else if (c == 0xED)
+                u->hi = 0x9F;           /* surrogates */
+        } else {
+            u->need = 3;
+            if (c == 0xF0)
+                u->lo = 0x90;           /* overlong */
+            else if (c == 0xF4)
+                u->hi = 0x8F;           /* above U+10FFFF */
+        }
+        return 0;
+    }
+    if (c < u->lo || c > u->hi)
+        return -1;
+    u->need--;
+    u->lo = 0x80;
+    u->hi = 0xBF;
+    if (u->need == 1 && u->lead == 0xEF && c == 0xBF)
+        u->hi = 0xBD;                   /* U+FFFE, U+FFFF */
+    return 0;
+}
+
+/* Encodes code point c (already checked to be an XML Char) as UTF-8. */
+static size_t oi_u8_put(char *out, unsigned long c)
+{
+    if (c < 0x80) {
+        out[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        out[0] = (char)(0xC0 | (c >> 6));
+        out[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        out[0] = (char)(0xE0 | (c >> 12));
+        out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (c >> 18));
+    out[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+/* ==== 3. SHA-1 (FIPS 180-4), for the XEP-0114 handshake =============== */
+
+typedef struct oi_sha1 {
+    uint32_t h[5];
+    uint64_t len;               /* bytes hashed so far */
+    unsigned char block[64];
+} oi_sha1;
+
+#define OI_ROL(v, s) (((v) << (s)) | ((v) >> (32 - (s))))
+
+static void oi_sha1_block(oi_sha1 *c, const unsigned char *b)
+{
+    uint32_t w[80], a, bb, cc, d, e, t;
+    int i;
+    for (i = 0; i < 16; i++)
+        w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16
+             | (uint32_t)b[4 * i + 2] << 8 | (uint32_t)b[4 * i + 3];
+    for (i = 16; i < 80; i++) {
+        t = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16];
+        w[i] = OI_ROL(t, 1);
+    }
+    a = c->h[0]; bb = c->h[1]; cc = c->h[2]; d = c->h[3]; e = c->h[4];
+    for (i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (bb & cc) | (~bb & d);
+            k = 0x5A827999u;
+        } else if (i < 40) {
+            f = bb ^ cc ^ d;
+            k = 0x6ED9EBA1u;
+        } else if (i < 60) {
+            f = (bb & cc) | (bb & d) | (cc & d);
+            k = 0x8F1BBCDCu;
+        } else {
+            f = bb ^ cc ^ d;
+            k = 0xCA62C1D6u;
+        }
+        t = OI_ROL(a, 5) + f + e + k + w[i];
+        e = d;
+        d = cc;
+        cc = OI_ROL(bb, 30);
+        bb = a;
+        a = t;
+    }
+    c->h[0] += a; c->h[1] += bb; c->h[2] += cc; c->h[3] += d; c->h[4] += e;
+}
+
+static void oi_sha1_init(oi_sha1 *c)
+{
+    c->h[0] = 0x67452301u;
+    c->h[1] = 0xEFCDAB89u;
+    c->h[2] = 0x98BADCFEu;
+    c->h[3] = 0x10325476u;
+    c->h[4] = 0xC3D2E1F0u;
+    c->len = 0;
+}
+
+static void oi_sha1_update(oi_sha1 *c, const void *data, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    while (n > 0) {
+        size_t used = (size_t)(c->len & 63), k = 64 - used;
+        if (k > n)
+            k = n;
+        memcpy(c->block + used, p, k);
+        c->len += k;
+        p += k;
+        n -= k;
+        if ((c->len & 63) == 0)
+            oi_sha1_block(c, c->block);
+    }
+}
+
+/* Writes the digest as 40 lowercase hex digits and a NUL into hex. */
+static void oi_sha1_hex(oi_sha1 *c, char hex[41])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char pad[72];
+    uint64_t bits = c->len * 8;
+    size_t r = (size_t)(c->len % 64), i;
+    size_t npad = r < 56 ? 56 - r : 120 - r;   /* 0x80, zeros, to 56 mod 64 */
+    memset(pad, 0, sizeof pad);
+    pad[0] = 0x80;
+    for (i = 0; i < 8; i++)
+        pad[npad + i] = (unsigned char)(bits >> (56 - 8 * i));
+    oi_sha1_update(c, pad, npad + 8);
+    for (i = 0; i < 20; i++) {
+        unsigned v = (unsigned)(c->h[i / 4] >> (24 - 8 * (i % 4))) & 0xFF;
+        hex[2 * i] = digits[v >> 4];
+        hex[2 * i + 1] = digits[v & 15];
+    }
+    hex[40] = '\0';
+}
+
+/* XEP-0114 section 3: lowercase hex SHA-1 of stream id followed by the
+** secret.  Both are hashed as the raw UTF-8 bytes, which is what Prosody,
+** ejabberd and Openfire compare against (not the XML-escaped form). */
+static void oi_handshake_digest(oi_str id, oi_str secret, char hex[41])
+{
+    oi_sha1 c;
+    oi_sha1_init(&c);
+    oi_sha1_update(&c, id.p, id.n);
+    oi_sha1_update(&c, secret.p, secret.n);
+    oi_sha1_hex(&c, hex);
+}
+
+/* ==== 4. Memory: cap, buffers, arena ================================= */
+
+/*
+** Every byte the library holds comes from one oi_mem: the user's
+** allocator (lua_Alloc semantics) plus a byte count checked against the
+** memory cap before any growth.  A refused or failed allocation returns
+** NULL and changes nothing; callers then report OLPCIDX_ENOMEM.
+*/
+typedef struct oi_mem {
+    olpcidx_alloc alloc;
+    void *ud;
+    size_t used;                /* bytes currently allocated */
+    size_t peak;                /* largest value of used */
+    size_t limit;               /* 0: no cap */
+} oi_mem;
+
+static void *oi_default_alloc(void *ud, void *p, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(p);
+        return NULL;
+    }
+    return realloc(p, nsize);
+}
+
+/* Resizes p from osize to nsize bytes; nsize 0 frees.  On failure returns
+** NULL and p is untouched. */
+static void *oi_realloc(oi_mem *m, void *p, size_t osize, size_t nsize)
+{
+    void *q;
+    if (nsize == 0) {
+        if (p) {
+            m->alloc(m->ud, p, osize, 0);
+            m->used -= osize;
+        }
+        return NULL;
+    }
+    if (nsize > osize && m->limit
+        && (nsize - osize > m->limit || m->used > m->limit - (nsize - osize)))
+        return NULL;
+    q = m->alloc(m->ud, p, p ? osize : 0, nsize);
+    if (!q)
+        return NULL;
+    m->used = m->used - (p ? osize : 0) + nsize;
+    if (m->used > m->peak)
+        m->peak = m->used;
+    return q;
+}
+
+static void oi_free(oi_mem *m, void *p, size_t size)
+{
+    oi_realloc(m, p, size, 0);
+}
+
+/* A growable byte buffer with a hard maximum size. */
+typedef struct oi_buf {
+    char *p;
+    size_t n;                   /* bytes in use */
+    size_t cap;                 /* bytes allocated */
+    size_t max;                 /* cap may not grow beyond this */
+} oi_buf;
+
+/* Makes room for extra more bytes.  Returns OLPCIDX_ELIMIT beyond max,
+** OLPCIDX_ENOMEM if the allocator refuses; the buffer is unchanged then. */
+static int oi_buf_reserve(oi_mem *m, oi_buf *b, size_t extra)
+{
+    size_t want, ncap;
+    char *q;
+    if (extra <= b->cap - b->n)
+        return OLPCIDX_OK;
+    if (extra > b->max || b->n > b->max - extra)
+        return OLPCIDX_ELIMIT;
+    want = b->n + extra;
+    ncap = b->cap ? b->cap : 64;
+    while (ncap < want)
+        ncap = ncap > b->max / 2 ? b->max : ncap * 2;
+    if (ncap < want)
+        ncap = want;
+    q = (char *)oi_realloc(m, b->p, b->cap, ncap);
+    if (!q)
+        return OLPCIDX_ENOMEM;
+    b->p = q;
+    b->cap = ncap;
+    return OLPCIDX_OK;
+}
+
+static int oi_buf_add(oi_mem *m, oi_buf *b, const void *data, size_t n)
+{
+    int rc = oi_buf_reserve(m, b, n);
+    if (rc == OLPCIDX_OK && n > 0) {
+        memcpy(b->p + b->n, data, n);
+        b->n += n;
+    }
+    return rc;
+}
+
+static void oi_buf_free(oi_mem *m, oi_buf *b)
+{
+    oi_free(m, b->p, b->cap);
+    b->p = NULL;
+    b->n = b->cap = 0;
+}
+
+/*
+** The stanza arena: a list of chunks bump-allocated from, emptied after
+** each stanza has been dispatched.  The first chunk is kept for the next
+** stanza so that steady traffic does not call the allocator at all.  The
+** total is bounded by max; beyond it allocations fail like ENOMEM.
+*/
+typedef union oi_align {        /* the strictest alignment we need */
+    void *p;
+    double d;
+    uint64_t u;
+    long l;
+} oi_align;
+
+typedef struct oi_chunk {
+    struct oi_chunk *next;
+    size_t size;                /* bytes of data after the header */
+    size_t used;
+    oi_align data[1];           /* size bytes, aligned */
+} oi_chunk;
+
+typedef struct oi_arena {
+    oi_chunk *head;             /* chunk allocated from; list of older */
+    size_t total;               /* data bytes in all chunks */
+    size_t max;
+    char *last;                 /* most recent allocation, for extension */
+} oi_arena;
+
+#define OI_CHUNK_HDR offsetof(oi_chunk, data)
+#define OI_ALIGN_UP(n) (((n) + sizeof(oi_align) - 1) & ~(sizeof(oi_align) - 1))
+
+static void *oi_arena_alloc(oi_mem *m, oi_arena *a, size_t n)
+{
+    oi_chunk *c = a->head;
+    n = OI_ALIGN_UP(n ? n : 1);
+    if (!c || c->size - c->used < n) {
+        size_t size = c ? c->size * 2 : 4096;
+        if (size < n)
+            size = OI_ALIGN_UP(n);
+        if (a->total + size > a->max) {
+            size = a->max > a->total ? a->max - a->total : 0;
+            if (size < n)
+                return NULL;
+        }
+        c = (oi_chunk *)oi_realloc(m, NULL, 0, OI_CHUNK_HDR + size);
+        if (!c)
+            return NULL;
+        c->next = a->head;
+        c->size = size;
+        c->used = 0;
+        a->head = c;
+        a->total += size;
+    }
+    a->last = (char *)c->data + c->used;
+    c->used += n;
+    return a->last;
+}
+
+/* Grows the most recent allocation p from n to n + extra bytes in place
+** when it is last in its chunk; returns 0 if it could not. */
+static int oi_arena_extend(oi_arena *a, void *p, size_t n, size_t extra)
+{
+    oi_chunk *c = a->head;
+    size_t start, end;
+    if (!c || !p || (char *)p != a->last)
+        return 0;
+    start = (size_t)((char *)p - (char *)c->data);
+    end = OI_ALIGN_UP(start + n + extra);
+    if (end > c->size)
+        return 0;
+    c->used = end;
+    return 1;
+}
+
+/* Frees every chunk but the oldest, which is kept empty for reuse
+** (keep 0: frees all). */
+static void oi_arena_reset(oi_mem *m, oi_arena *a, int keep)
+{
+    oi_chunk *c = a->head;
+    while (c && (c->next || !keep)) {
+        oi_chunk *next = c->next;
+        a->total -= c->size;
+        oi_free(m, c, OI_CHUNK_HDR + c->size);
+        c = next;
+    }
+    a->head = c;
+    if (c)
+        c->used = 0;
+    a->last = NULL;
+}
+
+/* ==== 5. XML tokenizer =============================================== */
+
+/*
+** A push tokenizer for the XML subset XMPP allows (RFC 6120 section 11):
+** elements, attributes in either quote style, namespaces (Namespaces in
+** XML 1.0), the five predefined entities, character references, CDATA
+** sections and one leading XML declaration.  Comments, processing
+** instructions, DTDs and entity declarations are refused as
+** restricted-xml; every other departure from well-formedness is
+** not-well-formed.
+**
+** It is a state machine over x->state, resumable after any byte: nothing
+** that must survive a return lives in a local variable.  States that
+** consume runs (text, attribute values, names) loop locally over a
+** character-class table instead of returning to the switch per byte.
+** Text is handed to the consumer as spans of the caller's buffer, split
+** only at entities and at the end of a feed; names and attribute values
+** are copied into x->tag until the start tag is complete, because the
+** namespace declarations of an element may follow its other attributes.
+**
+** Events go to three callbacks (oi_xml_handler); every pointer they get
+** is valid only during the call.  A callback returning non-zero stops
+** the tokenizer with that code, which is then sticky.
+**
+** Limits, checked where the counters grow: element depth (the stream
+** root counts), attributes per element, bytes of a name, bytes of one
+** top-level stanza (from its '<' to the end of its end tag), and bytes
+** of one tag.  Errors carry the byte offset in the stream (x->err_off)
+** and a message (x->err_msg).
+*/
+typedef struct oi_xattr {
+    oi_str ns;                  /* empty: no namespace */
+    oi_str name;                /* local name */
+    oi_str value;               /* entities and references decoded */
+} oi_xattr;
+
+typedef struct oi_xml_handler {
+    int (*start)(void *ud, oi_str ns, oi_str name, const oi_xattr *attr,
+                 size_t nattr);
+    int (*end)(void *ud);
+    int (*text)(void *ud, const char *p, size_t n);
+} oi_xml_handler;
+
+enum oi_xml_state {
+    OI_XS_PROLOG,               /* before the root: decl, ws, '<' */
+    OI_XS_TEXT,                 /* character data inside the root */
+    OI_XS_REF,                  /* after '&', up to ';' */
+    OI_XS_LT,                   /* after '<' */
+    OI_XS_BANG,                 /* after '<!': CDATA, comment or DTD */
+    OI_XS_CDATA,                /* inside <![CDATA[ ... ]]> */
+    OI_XS_PI,                   /* inside <? ... ?> */
+    OI_XS_STAG,                 /* start tag name */
+    OI_XS_ATTRS,                /* between attributes */
+    OI_XS_ANAME,                /* attribute name */
+    OI_XS_AEQ,                  /* after an attribute name, before '=' */
+    OI_XS_AQUOTE,               /* after '=', before the quote */
+    OI_XS_AVAL,                 /* attribute value */
+    OI_XS_AEND,                 /* after the closing quote */
+    OI_XS_EMPTY,                /* after '/' in a start tag */
+    OI_XS_ETAG,                 /* end tag name */
+    OI_XS_ETAGWS,               /* after the end tag name */
+    OI_XS_DONE                  /* root closed: the stream is over */
+};
+
+typedef struct oi_xrec {        /* an attribute while its tag is read */
+    size_t qoff, qlen;          /* qualified name in x->tag */
+    size_t voff, vlen;          /* value in x->tag */
+} oi_xrec;
+
+typedef struct oi_xbind {       /* a namespace declaration in scope */
+    size_t poff, plen;          /* prefix in x->nsstr (empty: default) */
+    size_t uoff, ulen;          /* namespace name in x->nsstr */
+    size_t depth;               /* depth of the declaring element */
+} oi_xbind;
+
+typedef struct oi_xml {
+    oi_mem *m;
+    const oi_xml_handler *h;
+    void *ud;
+    int state;
+    int ret;                    /* state to return to after a reference */
+    int err;                    /* sticky: 0 or a negative result code */
+    const char *err_msg;
+    uint64_t off;               /* stream offset of the current byte */
+    uint64_t err_off;
+    size_t max_depth, max_attrs, max_name, max_stanza;
+    size_t depth;               /* open elements */
+    int in_stanza;              /* inside a child of the root */
+    uint64_t stanza_start;      /* offset of its '<' */
+    int seen_root;
+    oi_u8 u8;
+    char quote;                 /* quote that ends the attribute value */
+    unsigned char seq;          /* progress through a fixed keyword */
+    char ref[12];               /* reference name without & and ; */
+    size_t nref;
+    size_t name_start;          /* offset in tag of the name being read */
+    size_t qlen;                /* element qname: tag[0..qlen) */
+    oi_buf tag;                 /* current tag's names and values */
+    oi_buf recs;                /* oi_xrec[] of the current start tag */
+    oi_buf stack;               /* qnames of open elements, back to back */
+    oi_buf stackoff;            /* size_t[]: where each one starts */
+    oi_buf binds;               /* oi_xbind[] in scope */
+    oi_buf nsstr;               /* their prefixes and names */
+    oi_buf attrs;               /* oi_xattr[] handed to start() */
+} oi_xml;
+
+/* Applies limits; buffers keep what they hold and obey the new bounds
+** from their next growth. */
+static void oi_xml_limits(oi_xml *x, size_t depth, size_t attrs, size_t name,
+                          size_t stanza)
+{
+    x->max_depth = depth;
+    x->max_attrs = attrs;
+    x->max_name = name;
+    x->max_stanza = stanza;
+    x->tag.max = stanza + 1;            /* the stanza limit binds first */
+    x->recs.max = attrs * sizeof(oi_xrec);
+    x->attrs.max = attrs * sizeof(oi_xattr);
+    x->stack.max = depth * (name + 1);
+    x->stackoff.max = depth * sizeof(size_t);
+    x->binds.max = (attrs * depth + 1) * sizeof(oi_xbind);
+    x->nsstr.max = 2 * stanza + 64;     /* the root's and a stanza's */
+}
+
+static void oi_xml_init(oi_xml *x, oi_mem *m, const oi_xml_handler *h,
+                        void *ud)
+{
+    memset(x, 0, sizeof *x);
+    oi_cc_init();
+    x->m = m;
+    x->h = h;
+    x->ud = ud;
+    oi_xml_limits(x, OI_DEF_MAX_DEPTH, OI_DEF_MAX_ATTRS, OI_DEF_MAX_NAME,
+                  OI_DEF_MAX_STANZA);
+}
+
+/* Forgets the stream (keeps allocations and limits) for a new one. */
+static void oi_xml_reset(oi_xml *x)
+{
+    x->state = OI_XS_PROLOG;
+    x->err = 0;
+    x->err_msg = NULL;
+    x->off = x->err_off = 0;
+    x->depth = 0;
+    x->in_stanza = 0;
+    x->seen_root = 0;
+    memset(&x->u8, 0, sizeof x->u8);
+    x->tag.n = x->recs.n = x->stack.n = x->stackoff.n = 0;
+    x->binds.n = x->nsstr.n = x->attrs.n = 0;
+    x->nref = 0;
+}
+
+static void oi_xml_release(oi_xml *x)
+{
+    oi_buf_free(x->m, &x->tag);
+    oi_buf_free(x->m, &x->recs);
+    oi_buf_free(x->m, &x->stack);
+    oi_buf_free(x->m, &x->stackoff);
+    oi_buf_free(x->m, &x->binds);
+    oi_buf_free(x->m, &x->nsstr);
+    oi_buf_free(x->m, &x->attrs);
+}
+
+/* Records the first error and makes it sticky. */
+static int oi_xml_fail(oi_xml *x, int err, const char *msg)
+{
+    if (!x->err) {
+        x->err = err;
+        x->err_msg = msg;
+        x->err_off = x->off;
+    }
+    return x->err;
+}
+
+/* Maps a buffer failure to an error with a message naming the limit. */
+static int oi_xml_bufrc(oi_xml *x, int rc, const char *limit_msg)
+{
+    if (rc == OLPCIDX_ENOMEM)
+        return oi_xml_fail(x, rc, "out of memory");
+    return oi_xml_fail(x, rc, limit_msg);
+}
+
+/* Looks up the namespace bound to a prefix (empty: the default one).
+** Returns 0 and sets *ns, or -1 if the prefix is not declared. */
+static int oi_xml_lookup(oi_xml *x, oi_str prefix, oi_str *ns)
+{
+    const oi_xbind *b = (const oi_xbind *)(void *)x->binds.p;
+    size_t i = x->binds.n / sizeof(oi_xbind);
+    while (i-- > 0) {
+        if (b[i].plen == prefix.n
+            && memcmp(x->nsstr.p + b[i].poff, prefix.p, prefix.n) == 0) {
+            *ns = oi_mkstr(x->nsstr.p + b[i].uoff, b[i].ulen);
+            return 0;
+        }
+    }
+    if (prefix.n == 0) {
+        *ns = oi_mkstr("", 0);          /* no default declared */
+        return 0;
+    }
+    if (oi_eq(prefix, "xml")) {
+        *ns = OI_LIT(OI_NS_XML);
+        return 0;
+    }
+    return -1;
+}
+
+/* Splits a qualified name at its colon.  Returns -1 if it has more than
+** one, or an empty prefix or local part. */
+static int oi_xml_split(oi_str q, oi_str *prefix, oi_str *local)
+{
+    const char *c = (const char *)memchr(q.p, ':', q.n);
+    if (!c) {
+        *prefix = oi_mkstr(q.p, 0);
+        *local = q;
+        return 0;
+    }
+    *prefix = oi_mkstr(q.p, (size_t)(c - q.p));
+    *local = oi_mkstr(c + 1, q.n - prefix->n - 1);
+    if (prefix->n == 0 || local->n == 0 || memchr(local->p, ':', local->n))
+        return -1;
+    return 0;
+}
+
+/* An element ended: drop the namespaces it declared and tell the
+** consumer.  The caller has already popped its name, if it had one. */
+static int oi_xml_close(oi_xml *x)
+{
+    int rc;
+    x->depth--;
+    if (x->depth <= 1)
+        x->in_stanza = 0;
+    while (x->binds.n > 0) {
+        oi_xbind *b = (oi_xbind *)(void *)(x->binds.p + x->binds.n
+                                           - sizeof(oi_xbind));
+        if (b->depth <= x->depth)
+            break;
+        x->nsstr.n = b->poff;
+        x->binds.n -= sizeof(oi_xbind);
+    }
+    rc = x->h->end(x->ud);
+    if (rc != 0)
+        return oi_xml_fail(x, rc, "stopped by the consumer");
+    return 0;
+}
+
+/* The start tag is complete: declare its namespaces, resolve its names,
+** check attribute uniqueness, push it and tell the consumer.  Also ends
+** an empty element at once. */
+static int oi_xml_start(oi_xml *x, int empty)
+{
+    const oi_xrec *r = (const oi_xrec *)(void *)x->recs.p;
+    size_t nrec = x->recs.n / sizeof(oi_xrec), i, j, na = 0;
+    oi_str qname = oi_mkstr(x->tag.p, x->qlen), prefix, local, ns;
+    oi_xattr *a;
+    int rc;
+
+    if (x->depth + 1 > x->max_depth)
+        return oi_xml_fail(x, OLPCIDX_ELIMIT, "elements nested too deep");
+    if (x->depth == 0 && x->seen_root)
+        return oi_xml_fail(x, OLPCIDX_EXML, "second root element");
+    for (i = 0; i < nrec; i++) {        /* 1: namespace declarations */
+        oi_str q = oi_mkstr(x->tag.p + r[i].qoff, r[i].qlen);
+        oi_str v = oi_mkstr(x->tag.p + r[i].voff, r[i].vlen);
+        oi_xbind b;
+        if (oi_eq(q, "xmlns")) {
+            b.plen = 0;
+        } else if (q.n > 6 && memcmp(q.p, "xmlns:", 6) == 0) {
+            b.plen = q.n - 6;
+            if (v.n == 0)
+                return oi_xml_fail(x, OLPCIDX_EXML,
+                                   "prefix bound to an empty namespace");
+            if (oi_eq(oi_mkstr(q.p + 6, q.n - 6), "xmlns"))
+                return oi_xml_fail(x, OLPCIDX_EXML,
+                                   "prefix xmlns cannot be declared");
+        } else {
+            continue;
+        }
+        b.poff = x->nsstr.n;
+        b.uoff = b.poff + b.plen;
+        b.ulen = v.n;
+        b.depth = x->depth + 1;
+        rc = oi_buf_reserve(x->m, &x->nsstr, b.plen + v.n);
+        if (rc == OLPCIDX_OK)
+            rc = oi_buf_add(x->m, &x->binds, &b, sizeof b);
+        if (rc != OLPCIDX_OK)
+            return oi_xml_bufrc(x, rc, "too many namespace declarations");
+        oi_buf_add(x->m, &x->nsstr, q.p + q.n - b.plen, b.plen);
+        oi_buf_add(x->m, &x->nsstr, v.p, v.n);
+    }
+    rc = oi_buf_reserve(x->m, &x->attrs, nrec * sizeof(oi_xattr));
+    if (rc != OLPCIDX_OK)
+        return oi_xml_bufrc(x, rc, "too many attributes");
+    a = (oi_xattr *)(void *)x->attrs.p;
+    for (i = 0; i < nrec; i++) {        /* 2: other attributes */
+        oi_str q = oi_mkstr(x->tag.p + r[i].qoff, r[i].qlen);
+        if (oi_eq(q, "xmlns") || (q.n > 6 && memcmp(q.p, "xmlns:", 6) == 0))
+            continue;
+        if (oi_xml_split(q, &prefix, &local) < 0)
+            return oi_xml_fail(x, OLPCIDX_EXML, "malformed attribute name");
+        if (prefix.n == 0)
+            ns = oi_mkstr("", 0);
+        else if (oi_xml_lookup(x, prefix, &ns) < 0)
+            return oi_xml_fail(x, OLPCIDX_EXML, "undeclared prefix");
+        a[na].ns = ns;
+        a[na].name = local;
+        a[na].value = oi_mkstr(x->tag.p + r[i].voff, r[i].vlen);
+        na++;
+    }
+    for (i = 0; i < nrec; i++)          /* 3: uniqueness, both ways */
+        for (j = i + 1; j < nrec; j++)
+            if (r[i].qlen == r[j].qlen && memcmp(x->tag.p + r[i].qoff,
+                                     x->tag.p + r[j].qoff, r[i].qlen) == 0)
+                return oi_xml_fail(x, OLPCIDX_EXML, "duplicate attribute");
+    for (i = 0; i < na; i++)
+        for (j = i + 1; j < na; j++)
+            if (oi_streq(a[i].name, a[j].name) && oi_streq(a[i].ns, a[j].ns))
+                return oi_xml_fail(x, OLPCIDX_EXML,
+                                   "duplicate attribute after namespace "
+                                   "resolution");
+    if (oi_xml_split(qname, &prefix, &local) < 0)
+        return oi_xml_fail(x, OLPCIDX_EXML, "malformed element name");
+    if (oi_xml_lookup(x, prefix, &ns) < 0)
+        return oi_xml_fail(x, OLPCIDX_EXML, "undeclared prefix");
+    if (!empty) {                       /* 4: push for the end tag */
+        size_t at = x->stack.n;
+        rc = oi_buf_reserve(x->m, &x->stack, qname.n);
+        if (rc == OLPCIDX_OK)
+            rc = oi_buf_add(x->m, &x->stackoff, &at, sizeof at);
+        if (rc != OLPCIDX_OK)
+            return oi_xml_bufrc(x, rc, "elements nested too deep");
+        oi_buf_add(x->m, &x->stack, qname.p, qname.n);
+    }
+    x->seen_root = 1;
+    x->depth++;
+    if (x->depth == 1)
+        x->in_stanza = 0;               /* the root tag is complete */
+    rc = x->h->start(x->ud, ns, local, a, na);
+    if (rc != 0)
+        return oi_xml_fail(x, rc, "stopped by the consumer");
+    if (empty)
+        return oi_xml_close(x);
+    return 0;
+}
+
+/* The stanza (or the stream header) passed max_stanza bytes.  The
+** offset reported is that of its first byte over the limit, however the
+** input was split, so that the error is the same for any feed pattern. */
+static int oi_xml_toobig(oi_xml *x)
+{
+    x->off = x->stanza_start + x->max_stanza;
+    return oi_xml_fail(x, OLPCIDX_ELIMIT, "stanza too large");
+}
+
+/* Decodes the reference in x->ref (XML 1.0 sections 4.1 and 4.6) into
+** out.  Returns its length, or a negative error code. */
+static int oi_xml_deref(oi_xml *x, char out[4])
+{
+    static const struct { const char *name; char c; } pre[] = {
+        {"lt", '<'}, {"gt", '>'}, {"amp", '&'}, {"quot", '"'}, {"apos", '\''}
+    };
+    oi_str r = oi_mkstr(x->ref, x->nref);
+    unsigned long v = 0;
+    size_t i;
+    for (i = 0; i < sizeof pre / sizeof pre[0]; i++)
+        if (oi_eq(r, pre[i].name)) {
+            out[0] = pre[i].c;
+            return 1;
+        }
+    if (r.n < 2 || r.p[0] != '#')
+        return oi_xml_fail(x, r.n ? OLPCIDX_ERESTRICTED : OLPCIDX_EXML,
+                           r.n ? "entity other than the five predefined"
+                               : "empty reference");
+    if (r.p[1] == 'x') {
+        if (r.n < 3)
+            return oi_xml_fail(x, OLPCIDX_EXML, "malformed character reference");
+        for (i = 2; i < r.n; i++) {
+            int c = (unsigned char)r.p[i], d;
+            if (c >= '0' && c <= '9')
+                d = c - '0';
+            else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+                d = (c | 0x20) - 'a' + 10;
+            else
+                return oi_xml_fail(x, OLPCIDX_EXML,
+                                   "malformed character reference");
+            v = v * 16 + (unsigned long)d;
+        }
+    } else {
+        for (i = 1; i < r.n; i++) {
+            int c = (unsigned char)r.p[i];
+            if (c < '0' || c > '9')
+                return oi_xml_fail(x, OLPCIDX_EXML,
+                                   "malformed character reference");
+            v = v * 10 + (unsigned long)(c - '0');
+        }
+    }
+    /* x->ref holds at most 11 digits: v cannot overflow 64 bits, but may
+    ** exceed 32; the range test below catches it either way. */
+    if (!(v == 0x9 || v == 0xA || v == 0xD || (v >= 0x20 && v <= 0xD7FF)
+          || (v >= 0xE000 && v <= 0xFFFD) || (v >= 0x10000 && v <= 0x10FFFF)))
+        return oi_xml_fail(x, OLPCIDX_EXML,
+                           "character reference to a character XML forbids");
+    return (int)oi_u8_put(out, v);
+}
+
+/* Appends to the current tag, enforcing the tag and name limits. */
+static int oi_xml_tagadd(oi_xml *x, const void *p, size_t n)
+{
+    int rc = oi_buf_add(x->m, &x->tag, p, n);
+    if (rc == OLPCIDX_ELIMIT)
+        return oi_xml_toobig(x);
+    if (rc != OLPCIDX_OK)
+        return oi_xml_fail(x, rc, "out of memory");
+    return 0;
+}
+
+static int oi_xml_text(oi_xml *x, const void *p, size_t n)
+{
+    int rc;
+    if (n == 0)
+        return 0;
+    rc = x->h->text(x->ud, (const char *)p, n);
+    if (rc != 0)
+        return oi_xml_fail(x, rc, "stopped by the consumer");
+    return 0;
+}
+
+/*
+** Feeds n bytes.  Returns 0 when all were consumed, or the sticky error.
+** The offset of buf[0] in the stream is x->off on entry.
+*/
+static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    const unsigned char *p = b, *end = b + n, *s;
+    uint64_t base = x->off;
+    unsigned c;
+    oi_xrec *rec;
+    char dec[4];
+    int rc;
+
+#define OI_POS() (x->off = base + (uint64_t)(p - b))
+#define OI_FAIL(code, msg) do { OI_POS(); return oi_xml_fail(x, code, msg); \
+                              } while (0)
+#define OI_TRY(expr) do { if ((rc = (expr)) != 0) return rc; } while (0)
+/* Validates the rest of an open UTF-8 sequence, as far as the input goes. */
+#define OI_U8_FINISH() do { while (x->u8.need && p < end) {               \
+        if (oi_u8_step(&x->u8, *p) < 0) OI_FAIL(OLPCIDX_EXML,              \
+                                                "invalid UTF-8");          \
+        p++; } } while (0)
+
+    if (x->err)
+        return x->err;
+    while (p < end) {
+        if (x->in_stanza && base + (uint64_t)(p - b) - x->stanza_start
+                            >= x->max_stanza)
+            return oi_xml_toobig(x);
+        switch (x->state) {
+        case OI_XS_PROLOG:              /* only whitespace around the root */
+        case OI_XS_DONE:
+            c = *p;
+            if (oi_cc[c] & OI_CC_WS) {
+                p++;
+            } else if (c == '<' && x->state == OI_XS_PROLOG) {
+                p++;
+                x->state = OI_XS_LT;
+            } else {
+                OI_FAIL(OLPCIDX_EXML, x->state == OI_XS_DONE
+                        ? "content after the root element"
+                        : "text before the root element");
+            }
+            break;
+
+        case OI_XS_TEXT:
+            if (x->seq && *p == '\n')   /* LF of a CR LF split by a feed */
+                p++;
+            x->seq = 0;
+            s = p;
+            OI_U8_FINISH();
+            for (;;) {
+                while (p < end && !(oi_cc[*p] & OI_CC_TSTOP))
+                    p++;
+                if (p == end || *p < 0x80)
+                    break;
+                do {
+                    if (oi_u8_step(&x->u8, *p) < 0)
+                        OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
+                    p++;
+                } while (x->u8.need && p < end);
+            }
+            OI_POS();
+            OI_TRY(oi_xml_text(x, s, (size_t)(p - s)));
+            if (p == end)
+                break;
+            c = *p++;
+            if (c == '<') {
+                x->state = OI_XS_LT;
+            } else if (c == '&') {
+                x->state = OI_XS_REF;
+                x->ret = OI_XS_TEXT;
+                x->nref = 0;
+            } else if (c == '\r') {     /* XML 1.0 2.11: CR LF and CR -> LF */
+                OI_TRY(oi_xml_text(x, "\n", 1));
+                if (p < end && *p == '\n')
+                    p++;
+                else if (p == end)
+                    x->seq = 1;
+            } else {
+                OI_FAIL(OLPCIDX_EXML, "control character in text");
+            }
+            break;
+
+        case OI_XS_REF:
+            c = *p++;
+            if (c == ';') {
+                OI_POS();
+                if ((rc = oi_xml_deref(x, dec)) < 0)
+                    return rc;
+                x->state = x->ret;
+                if (x->ret == OI_XS_TEXT) {
+                    OI_TRY(oi_xml_text(x, dec, (size_t)rc));
+                } else {
+                    OI_TRY(oi_xml_tagadd(x, dec, (size_t)rc));
+                    x->seq = 0;
+                }
+            } else if (x->nref < sizeof x->ref - 1 && c != ':'
+                       && ((oi_cc[c] & OI_CC_NAME) || (c == '#' && !x->nref))) {
+                x->ref[x->nref++] = (char)c;
+            } else {
+                OI_FAIL(OLPCIDX_EXML, "malformed reference");
+            }
+            break;
+
+        case OI_XS_LT:
+            c = *p;
+            if (c == '/') {
+                p++;
+                if (x->depth == 0)
+                    OI_FAIL(OLPCIDX_EXML, "end tag before the root element");
+                x->state = OI_XS_ETAG;
+                x->tag.n = 0;
+                x->name_start = 0;
+            } else if (c == '!') {
+                p++;
+                x->state = OI_XS_BANG;
+                x->seq = 0;
+            } else if (c == '?') {
+                /* Only the XML declaration, and only as the first bytes
+                ** of the stream (XML 1.0 section 2.8, RFC 6120 11.1). */
+                if (base + (uint64_t)(p - b) != 1)
+                    OI_FAIL(OLPCIDX_ERESTRICTED, "processing instruction");
+                p++;
+                x->state = OI_XS_PI;
+                x->seq = 0;
+            } else if ((oi_cc[c] & OI_CC_NSTART) || c >= 0x80) {
+                if (x->depth <= 1) {    /* a stanza, or the root tag */
+                    x->in_stanza = 1;
+                    x->stanza_start = base + (uint64_t)(p - b) - 1;
+                }
+                x->state = OI_XS_STAG;
+                x->tag.n = 0;
+                x->recs.n = 0;
+                x->name_start = 0;
+            } else {
+                OI_FAIL(OLPCIDX_EXML, "invalid character after '<'");
+            }
+            break;
+
+        case OI_XS_BANG:                /* seq: bytes of "[CDATA[" seen */
+            c = *p++;
+            if (x->seq == 0 && c == '-')
+                OI_FAIL(OLPCIDX_ERESTRICTED, "comment");
+            if (x->seq == 0 && c == 'D')
+                OI_FAIL(OLPCIDX_ERESTRICTED, "document type declaration");
+            if (c != (unsigned char)"[CDATA["[x->seq])
+                OI_FAIL(OLPCIDX_EXML, "malformed markup after '<!'");
+            if (++x->seq == 7) {
+                if (x->depth == 0)
+                    OI_FAIL(OLPCIDX_EXML, "CDATA outside the root element");
+                x->state = OI_XS_CDATA;
+                x->seq = 0;
+            }
+            break;
+
+        case OI_XS_CDATA:               /* seq: ']' seen, at most 2 held */
+            s = p;
+            OI_U8_FINISH();
+            while (p < end) {
+                c = *p;
+                if (c == ']') {
+                    OI_POS();
+                    OI_TRY(oi_xml_text(x, s, (size_t)(p - s)));
+                    if (x->seq == 2)
+                        OI_TRY(oi_xml_text(x, "]", 1));
+                    else
+                        x->seq++;
+                    s = ++p;
+                    continue;
+                }
+                if (c == '>' && x->seq == 2) {
+                    p++;
+                    x->seq = 0;
+                    x->state = OI_XS_TEXT;
+                    s = p;
+                    break;
+                }
+                if (x->seq) {
+                    OI_TRY(oi_xml_text(x, "]]", x->seq));
+                    x->seq = 0;
+                }
+                if (c >= 0x80) {
+                    do {
+                        if (oi_u8_step(&x->u8, *p) < 0)
+                            OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
+                        p++;
+                    } while (x->u8.need && p < end);
+                    continue;
+                }
+                if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+                    OI_FAIL(OLPCIDX_EXML, "control character in CDATA");
+                p++;
+            }
+            OI_POS();
+            if (x->state == OI_XS_CDATA)
+                OI_TRY(oi_xml_text(x, s, (size_t)(p - s)));
+            break;
+
+        case OI_XS_PI:  /* seq: 0-2 "xml", 3 needs space, 4 body, 5 '?' */
+            c = *p++;
+            if (x->seq < 3) {
+                if (c != (unsigned char)"xml"[x->seq])
+                    OI_FAIL(OLPCIDX_ERESTRICTED, "processing instruction");
+                x->seq++;
+            } else if (x->seq == 3) {
+                if (!(oi_cc[c] & OI_CC_WS))
+                    OI_FAIL(OLPCIDX_ERESTRICTED, "processing instruction");
+                x->seq = 4;
+            } else if (c == '>' && x->seq == 5) {
+                x->state = OI_XS_PROLOG;
+            } else if (c < 0x20 && !(oi_cc[c] & OI_CC_WS)) {
+                OI_FAIL(OLPCIDX_EXML, "control character in declaration");
+            } else if (c >= 0x80) {
+                OI_FAIL(OLPCIDX_EXML, "non-ASCII byte in XML declaration");
+            } else {
+                x->seq = c == '?' ? 5 : 4;
+            }
+            break;
+
+        case OI_XS_STAG:
+        case OI_XS_ANAME:
+        case OI_XS_ETAG:
+            if (x->tag.n == x->name_start && !x->u8.need
+                && !(oi_cc[*p] & OI_CC_NSTART) && *p < 0x80)
+                OI_FAIL(OLPCIDX_EXML, "invalid first character of a name");
+            s = p;
+            OI_U8_FINISH();
+            for (;;) {
+                while (p < end && (oi_cc[*p] & OI_CC_NAME))
+                    p++;
+                if (p == end || *p < 0x80)
+                    break;
+                do {
+                    if (oi_u8_step(&x->u8, *p) < 0)
+                        OI_FAIL(OLPCIDX_EXML, "invalid UTF-8 in a name");
+                    p++;
+                } while (x->u8.need && p < end);
+            }
+            OI_POS();
+            if (x->tag.n - x->name_start + (size_t)(p - s) > x->max_name) {
+                /* offset of the name's first byte over the limit */
+                x->off -= x->tag.n - x->name_start + (size_t)(p - s)
+                          - x->max_name;
+                return oi_xml_fail(x, OLPCIDX_ELIMIT, "name too long");
+            }
+            OI_TRY(oi_xml_tagadd(x, s, (size_t)(p - s)));
+            if (p == end)
+                break;
+            if (x->state == OI_XS_STAG) {
+                x->qlen = x->tag.n;
+                x->state = OI_XS_ATTRS;
+            } else if (x->state == OI_XS_ETAG) {
+                x->state = OI_XS_ETAGWS;
+            } else {
+                oi_xrec r;
+                r.qoff = x->name_start;
+                r.qlen = x->tag.n - x->name_start;
+                r.voff = r.vlen = 0;
+                rc = oi_buf_add(x->m, &x->recs, &r, sizeof r);
+                if (rc != OLPCIDX_OK)
+                    return oi_xml_bufrc(x, rc, "too many attributes");
+                x->state = OI_XS_AEQ;
+            }
+            break;
+
+        case OI_XS_ATTRS:
+        case OI_XS_AEND:
+            c = *p;
+            if (oi_cc[c] & OI_CC_WS) {
+                p++;
+                x->state = OI_XS_ATTRS;
+            } else if (c == '>') {
+                p++;
+                OI_POS();
+                OI_TRY(oi_xml_start(x, 0));
+                x->state = OI_XS_TEXT;
+                x->seq = 0;
+            } else if (c == '/') {
+                p++;
+                x->state = OI_XS_EMPTY;
+            } else if (x->state == OI_XS_AEND) {
+                OI_FAIL(OLPCIDX_EXML, "no whitespace between attributes");
+            } else if ((oi_cc[c] & OI_CC_NSTART) || c >= 0x80) {
+                if (x->recs.n / sizeof(oi_xrec) >= x->max_attrs)
+                    OI_FAIL(OLPCIDX_ELIMIT, "too many attributes");
+                x->name_start = x->tag.n;
+                x->state = OI_XS_ANAME;
+            } else {
+                OI_FAIL(OLPCIDX_EXML, "malformed start tag");
+            }
+            break;
+
+        case OI_XS_AEQ:
+        case OI_XS_AQUOTE:
+            c = *p++;
+            if (oi_cc[c] & OI_CC_WS)
+                break;
+            if (x->state == OI_XS_AEQ && c == '=') {
+                x->state = OI_XS_AQUOTE;
+            } else if (x->state == OI_XS_AQUOTE && (c == '"' || c == '\'')) {
+                rec = (oi_xrec *)(void *)(x->recs.p + x->recs.n
+                                          - sizeof(oi_xrec));
+                rec->voff = x->tag.n;
+                x->quote = (char)c;
+                x->state = OI_XS_AVAL;
+                x->seq = 0;
+            } else {
+                p--;
+                OI_FAIL(OLPCIDX_EXML, x->state == OI_XS_AEQ
+                        ? "expected '=' after attribute name"
+                        : "attribute value not quoted");
+            }
+            break;
+
+        case OI_XS_AVAL:
+            /* Attribute-value normalisation (XML 1.0 3.3.3): literal
+            ** TAB, LF, CR become spaces, CR LF one space.  seq is set
+            ** when the previous feed ended on a CR. */
+            s = p;
+            OI_U8_FINISH();
+            for (;;) {
+                while (p < end && !(oi_cc[*p] & OI_CC_ASTOP))
+                    p++;
+                if (p == end || *p < 0x80)
+                    break;
+                do {
+                    if (oi_u8_step(&x->u8, *p) < 0)
+                        OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
+                    p++;
+                } while (x->u8.need && p < end);
+            }
+            OI_POS();
+            OI_TRY(oi_xml_tagadd(x, s, (size_t)(p - s)));
+            if (p == end)
+                break;
+            c = *p++;
+            if (c == (unsigned char)x->quote) {
+                rec = (oi_xrec *)(void *)(x->recs.p + x->recs.n
+                                          - sizeof(oi_xrec));
+                rec->vlen = x->tag.n - rec->voff;
+                x->state = OI_XS_AEND;
+            } else if (c == '"' || c == '\'') {
+                OI_TRY(oi_xml_tagadd(x, p - 1, 1));
+            } else if (c == '&') {
+                x->state = OI_XS_REF;
+                x->ret = OI_XS_AVAL;
+                x->nref = 0;
+            } else if (c == '\n' && ((p - 1 > b && p[-2] == '\r')
+                                     || (p - 1 == b && x->seq))) {
+                /* second half of CR LF: already a space */
+            } else if (c == '\t' || c == '\n' || c == '\r') {
+                OI_TRY(oi_xml_tagadd(x, " ", 1));
+            } else if (c == '<') {
+                p--;
+                OI_FAIL(OLPCIDX_EXML, "'<' in attribute value");
+            } else {
+                p--;
+                OI_FAIL(OLPCIDX_EXML, "control character in attribute value");
+            }
+            x->seq = (p == end && c == '\r');
+            break;
+
+        case OI_XS_EMPTY:
+            if (*p != '>')
+                OI_FAIL(OLPCIDX_EXML, "expected '>' after '/'");
+            p++;
+            OI_POS();
+            OI_TRY(oi_xml_start(x, 1));
+            x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
+            x->seq = 0;
+            break;
+
+        case OI_XS_ETAGWS:
+            c = *p;
+            if (oi_cc[c] & OI_CC_WS) {
+                p++;
+            } else if (c == '>') {
+                size_t top = ((size_t *)(void *)x->stackoff.p)
+                             [x->stackoff.n / sizeof(size_t) - 1];
+                if (x->stack.n - top != x->tag.n
+                    || memcmp(x->stack.p + top, x->tag.p, x->tag.n) != 0)
+                    OI_FAIL(OLPCIDX_EXML, "end tag does not match start tag");
+                x->stack.n = top;
+                x->stackoff.n -= sizeof(size_t);
+                p++;
+                OI_POS();
+                OI_TRY(oi_xml_close(x));
+                x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
+                x->seq = 0;
+            } else {
+                OI_FAIL(OLPCIDX_EXML, "malformed end tag");
+            }
+            break;
+
+        default:
+            OI_FAIL(OLPCIDX_EXML, "tokenizer in an impossible state");
+        }
+    }
+    OI_POS();
+    if (x->in_stanza && x->off - x->stanza_start > x->max_stanza)
+        return oi_xml_toobig(x);
+    return 0;
+#undef OI_POS
+#undef OI_FAIL
+#undef OI_TRY
+#undef OI_U8_FINISH
+}
+
+/* ==== 6. Stanzas: the handle, tree assembly, output ================== */
+
+/*
+** Each top-level element of the stream (a stanza, or <handshake/>,
+** <stream:error/>, <stream:features/>) is assembled into a tree of
+** oi_node in the stanza arena, dispatched when its end tag arrives, and
+** forgotten.  Text inside an element is concatenated into one span (XMPP
+** payloads do not mix text and elements).  A node's strings are copies in
+** the arena; a namespace equal to the parent's shares the parent's copy.
+** If the arena or the memory cap refuses an allocation, the rest of the
+** stanza is skipped and it is answered as resource-constraint (an iq) or
+** dropped (anything else); the stream goes on.
+*/
+typedef struct oi_node oi_node;
+struct oi_node {
+    oi_str ns;
+    oi_str name;
+    oi_xattr *attr;             /* attributes, xmlns declarations excluded */
+    size_t nattr;
+    oi_node *parent;
+    oi_node *child;             /* first child element */
+    oi_node *last;              /* last child element */
+    oi_node *next;              /* next sibling */
+    char *text;                 /* character data directly inside */
+    size_t ntext;
+};
+
+enum oi_stream_state {
+    OI_S_IDLE,                  /* no connection yet */
+    OI_S_OPENING,               /* header sent, waiting for the server's */
+    OI_S_HANDSHAKE,             /* <handshake> sent, waiting for the ack */
+    OI_S_ONLINE,                /* stanzas flow */
+    OI_S_CLOSING,               /* we sent </stream:stream> */
+    OI_S_CLOSED                 /* over; x->err says why */
+};
+
+struct olpcidx {
+    oi_mem mem;
+    olpcidx_config cfg;         /* limits; its strings point below */
+    oi_str jid;                 /* component JID (owned copy) */
+    oi_str secret;              /* owned copy */
+    oi_str name;                /* disco identity name (owned copy) */
+    oi_str server;              /* parent domain, inside jid */
+    oi_xml xml;
+    int state;                  /* enum oi_stream_state */
+    int err;                    /* sticky for this stream, 0 while live */
+    oi_arena arena;
+    oi_node *root;              /* stanza being assembled */
+    oi_node *cur;               /* its innermost open element */
+    int dropped;                /* assembly failed: skip to its end */
+    oi_buf out;                 /* output queue: [head, n) unsent */
+    size_t head;
+    int oerr;                   /* first error while writing a stanza */
+    uint64_t now;               /* last time given by connect/tick */
+    uint64_t connected_at;
+    uint64_t last_in;           /* last byte received */
+    uint64_t last_out;          /* last byte queued */
+    int ping_out;               /* a keepalive ping awaits any byte */
+    unsigned long nping;
+    char stream_id[128];        /* server's stream id, NUL-terminated */
+};
+
+/* Writes one log line, replacing control bytes so that text from the
+** network cannot forge further lines. */
+static void oi_log(olpcidx *x, int level, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    size_t i;
+    if (!x->cfg.log || level > x->cfg.log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    for (i = 0; line[i]; i++)
+        if ((unsigned char)line[i] < 0x20)
+            line[i] = '?';
+    x->cfg.log(x->cfg.log_ud, level, line);
+}
+
+static char *oi_arena_dup(olpcidx *x, oi_str s)
+{
+    char *p = (char *)oi_arena_alloc(&x->mem, &x->arena, s.n);
+    if (p && s.n)
+        memcpy(p, s.p, s.n);
+    return p;
+}
+
+/* Adds an element to the stanza being assembled.  Returns -1 if out of
+** memory (nothing is linked then). */
+static int oi_tree_start(olpcidx *x, oi_str ns, oi_str name,
+                         const oi_xattr *a, size_t na)
+{
+    oi_node *n = (oi_node *)oi_arena_alloc(&x->mem, &x->arena, sizeof *n);
+    size_t i;
+    if (!n)
+        return -1;
+    memset(n, 0, sizeof *n);
+    if (x->cur && oi_streq(ns, x->cur->ns))
+        n->ns = x->cur->ns;
+    else if (!(n->ns.p = oi_arena_dup(x, ns)))
+        return -1;
+    else
+        n->ns.n = ns.n;
+    if (!(n->name.p = oi_arena_dup(x, name)))
+        return -1;
+    n->name.n = name.n;
+    if (na) {
+        n->attr = (oi_xattr *)oi_arena_alloc(&x->mem, &x->arena,
+                                             na * sizeof *a);
+        if (!n->attr)
+            return -1;
+        for (i = 0; i < na; i++) {
+            oi_xattr *d = &n->attr[i];
+            d->ns = oi_streq(a[i].ns, n->ns) ? n->ns : a[i].ns;
+            if (d->ns.n && d->ns.p != n->ns.p
+                && !(d->ns.p = oi_arena_dup(x, a[i].ns)))
+                return -1;
+            d->name.n = a[i].name.n;
+            d->value.n = a[i].value.n;
+            if (!(d->name.p = oi_arena_dup(x, a[i].name))
+                || !(d->value.p = oi_arena_dup(x, a[i].value)))
+                return -1;
+        }
+        n->nattr = na;
+    }
+    n->parent = x->cur;
+    if (x->cur) {
+        if (x->cur->last)
+            x->cur->last->next = n;
+        else
+            x->cur->child = n;
+        x->cur->last = n;
+    } else {
+        x->root = n;
+    }
+    x->cur = n;
+    return 0;
+}
+
+static int oi_tree_text(olpcidx *x, const char *p, size_t n)
+{
+    oi_node *c = x->cur;
+    char *t;
+    if (oi_arena_extend(&x->arena, c->text, c->ntext, n)) {
+        memcpy(c->text + c->ntext, p, n);
+        c->ntext += n;
+        return 0;
+    }
+    t = (char *)oi_arena_alloc(&x->mem, &x->arena, c->ntext + n);
+    if (!t)
+        return -1;
+    if (c->ntext)
+        memcpy(t, c->text, c->ntext);
+    memcpy(t + c->ntext, p, n);
+    c->text = t;
+    c->ntext += n;
+    return 0;
+}
+
+/* The value of attribute name (in no namespace); 0 if absent. */
+static int oi_attr(const oi_node *n, const char *name, oi_str *v)
+{
+    size_t i;
+    for (i = 0; i < n->nattr; i++)
+        if (n->attr[i].ns.n == 0 && oi_eq(n->attr[i].name, name)) {
+            *v = n->attr[i].value;
+            return 1;
+        }
+    *v = oi_mkstr("", 0);
+    return 0;
+}
+
+/* The first child element with that namespace (NULL: any) and name. */
+static const oi_node *oi_child(const oi_node *n, const char *ns,
+                               const char *name)
+{
+    const oi_node *c;
+    for (c = n->child; c; c = c->next)
+        if ((!ns || oi_eq(c->ns, ns)) && oi_eq(c->name, name))
+            return c;
+    return NULL;
+}
+
+/*
+** The output queue.  Writers append without checking each call: the
+** first failure (queue bound, memory) is kept in x->oerr, and
+** oi_out_commit() then removes the partial stanza, so the queue only ever
+** holds whole stanzas.  oi_out_begin() is where the queue is compacted,
+** so offsets stay valid between begin and commit.
+*/
+static size_t oi_out_begin(olpcidx *x)
+{
+    if (x->head > 0 && x->head >= x->out.n / 2) {
+        memmove(x->out.p, x->out.p + x->head, x->out.n - x->head);
+        x->out.n -= x->head;
+        x->head = 0;
+    }
+    x->oerr = 0;
+    return x->out.n;
+}
+
+static void oi_out(olpcidx *x, const char *p, size_t n)
+{
+    int rc;
+    if (x->oerr || n == 0)
+        return;
+    if (x->out.n - x->head + n > x->cfg.max_output) {
+        x->oerr = OLPCIDX_EFULL;
+        return;
+    }
+    rc = oi_buf_add(&x->mem, &x->out, p, n);
+    if (rc != OLPCIDX_OK)
+        x->oerr = rc == OLPCIDX_ELIMIT ? OLPCIDX_EFULL : rc;
+}
+
+static void oi_outz(olpcidx *x, const char *z)
+{
+    oi_out(x, z, strlen(z));
+}
+
+/* Escapes for both text and attribute values (quoted with ').  CR, and
+** in attributes TAB and LF, are written as references so that the
+** receiver's normalisation (XML 1.0 2.11, 3.3.3) gives back the same. */
+static void oi_out_esc(olpcidx *x, oi_str v, int attr)
+{
+    const char *p = v.p, *s = p, *e = p + v.n, *r;
+    for (; p < e; p++) {
+        switch (*p) {
+        case '<':  r = "&lt;"; break;
+        case '>':  r = "&gt;"; break;
+        case '&':  r = "&amp;"; break;
+        case '\'': r = "&apos;"; break;
+        case '"':  r = "&quot;"; break;
+        case '\r': r = "&#13;"; break;
+        case '\t': if (!attr) continue; r = "&#9;"; break;
+        case '\n': if (!attr) continue; r = "&#10;"; break;
+        default: continue;
+        }
+        oi_out(x, s, (size_t)(p - s));
+        oi_outz(x, r);
+        s = p + 1;
+    }
+    oi_out(x, s, (size_t)(e - s));
+}
+
+/* Writes " name='value'". */
+static void oi_out_attr(olpcidx *x, const char *name, oi_str value)
+{
+    oi_out(x, " ", 1);
+    oi_outz(x, name);
+    oi_out(x, "='", 2);
+    oi_out_esc(x, value, 1);
+    oi_out(x, "'", 1);
+}
+
+/* Ends a stanza: on success it stays queued, on failure the partial bytes
+** are removed and the failure is logged.  Returns 0 or the error. */
+static int oi_out_commit(olpcidx *x, size_t mark, const char *what)
+{
+    int rc = x->oerr;
+    x->oerr = 0;
+    if (rc) {
+        x->out.n = mark;
+        oi_log(x, OLPCIDX_LOG_WARN, "dropped %s: %s", what,
+               olpcidx_strerror(rc));
+        return rc;
+    }
+    x->last_out = x->now;
+    return 0;
+}
+
+/* Serializes a tree.  parent_ns is the default namespace in scope; a
+** node in another one declares it.  Attributes in a namespace other than
+** xml's get a prefix declared on the element. */
+static void oi_out_node(olpcidx *x, const oi_node *n, oi_str parent_ns)
+{
+    const oi_node *c;
+    size_t i;
+    oi_out(x, "<", 1);
+    oi_out(x, n->name.p, n->name.n);
+    if (!oi_streq(n->ns, parent_ns))
+        oi_out_attr(x, "xmlns", n->ns);
+    for (i = 0; i < n->nattr; i++) {
+        const oi_xattr *a = &n->attr[i];
+        char pfx[24];
+        oi_out(x, " ", 1);
+        if (oi_eq(a->ns, OI_NS_XML)) {
+            oi_out(x, "xml:", 4);
+        } else if (a->ns.n) {
+            snprintf(pfx, sizeof pfx, "a%lu", (unsigned long)i);
+            oi_out(x, "xmlns:", 6);
+            oi_outz(x, pfx);
+            oi_out(x, "='", 2);
+            oi_out_esc(x, a->ns, 1);
+            oi_out(x, "' ", 2);
+            oi_outz(x, pfx);
+            oi_out(x, ":", 1);
+        }
+        oi_out(x, a->name.p, a->name.n);
+        oi_out(x, "='", 2);
+        oi_out_esc(x, a->value, 1);
+        oi_out(x, "'", 1);
+    }
+    if (!n->child && n->ntext == 0) {
+        oi_out(x, "/>", 2);
+        return;
+    }
+    oi_out(x, ">", 1);
+    oi_out_esc(x, oi_mkstr(n->text, n->ntext), 0);
+    for (c = n->child; c; c = c->next)
+        oi_out_node(x, c, n->ns);
+    oi_out(x, "</", 2);
+    oi_out(x, n->name.p, n->name.n);
+    oi_out(x, ">", 1);
+}
+
+/* Opens <elem type='type' from='component' to='to' id='id'>; type and
+** id may be NULL. */
+static void oi_out_head(olpcidx *x, const char *elem, const char *type,
+                        oi_str to, const oi_str *id)
+{
+    oi_out(x, "<", 1);
+    oi_outz(x, elem);
+    if (type)
+        oi_out_attr(x, "type", oi_zstr(type));
+    oi_out_attr(x, "from", x->jid);
+    oi_out_attr(x, "to", to);
+    if (id)
+        oi_out_attr(x, "id", *id);
+    oi_out(x, ">", 1);
+}
+
+/* ==== 7. Stream and XEP-0114 handshake =============================== */
+
+/*
+** XEP-0114 section 3, component side:
+**   we:     <?xml?><stream:stream xmlns='jabber:component:accept' to=JID>
+**   server: <stream:stream ... id=ID>            (state OPENING)
+**   we:     <handshake>hex(SHA1(ID + secret))</handshake>
+**   server: <handshake/>                          (state HANDSHAKE)
+** and from then on stanzas in both directions (ONLINE).  Nothing but the
+** handshake is sent before the server's <handshake/>.
+**
+** Stream errors (RFC 6120 4.9): the server's not-authorized, host-unknown
+** and invalid-namespace mean our configuration is wrong (EAUTH, EHOST:
+** olpcidx_is_fatal); any other ends this stream only (ESTREAM).  Errors
+** in what the server sends are answered with our own stream error:
+** not-well-formed, restricted-xml, policy-violation for a limit,
+** resource-constraint for memory, connection-timeout for silence.
+*/
+
+/* Queues our stream error (cond may be NULL: just close) and ends the
+** stream with code rc. */
+static int oi_stream_end(olpcidx *x, int rc, const char *cond,
+                         const char *text)
+{
+    if (x->state != OI_S_CLOSING && x->state != OI_S_CLOSED) {
+        size_t mark = oi_out_begin(x);
+        if (cond) {
+            oi_outz(x, "<stream:error><");
+            oi_outz(x, cond);
+            oi_outz(x, " xmlns='" OI_NS_XSTREAM "'/>");
+            if (text) {
+                oi_outz(x, "<text xmlns='" OI_NS_XSTREAM "'>");
+                oi_out_esc(x, oi_zstr(text), 0);
+                oi_outz(x, "</text>");
+            }
+            oi_outz(x, "</stream:error>");
+        }
+        oi_outz(x, "</stream:stream>");
+        oi_out_commit(x, mark, "stream end");
+    }
+    x->state = OI_S_CLOSED;
+    x->err = rc;
+    return rc;
+}
+
+/* The server's stream header. */
+static int oi_stream_open(olpcidx *x, oi_str ns, oi_str name,
+                          const oi_xattr *a, size_t na)
+{
+    char hex[41];
+    oi_str id = oi_mkstr("", 0);
+    size_t i, mark;
+    if (!oi_eq(ns, OI_NS_STREAM) || !oi_eq(name, "stream")) {
+        oi_log(x, OLPCIDX_LOG_ERROR, "server did not open an XMPP stream "
+               "(got <%.*s xmlns='%.*s'>)", (int)name.n, name.p,
+               (int)ns.n, ns.p);
+        return oi_stream_end(x, OLPCIDX_EPROTO, "invalid-namespace", NULL);
+    }
+    for (i = 0; i < na; i++)
+        if (a[i].ns.n == 0 && oi_eq(a[i].name, "id"))
+            id = a[i].value;
+    if (id.n == 0 || id.n >= sizeof x->stream_id) {
+        oi_log(x, OLPCIDX_LOG_ERROR, "server stream header has %s id",
+               id.n ? "an oversized" : "no");
+        return oi_stream_end(x, OLPCIDX_EPROTO, "invalid-xml",
+                             "stream id missing or too long");
+    }
+    memcpy(x->stream_id, id.p, id.n);
+    x->stream_id[id.n] = '\0';
+    oi_handshake_digest(id, x->secret, hex);
+    mark = oi_out_begin(x);
+    oi_outz(x, "<handshake>");
+    oi_outz(x, hex);
+    oi_outz(x, "</handshake>");
+    if (oi_out_commit(x, mark, "handshake") != 0)
+        return oi_stream_end(x, OLPCIDX_ENOMEM, NULL, NULL);
+    x->state = OI_S_HANDSHAKE;
+    oi_log(x, OLPCIDX_LOG_DEBUG, "stream %s opened, handshake sent",
+           x->stream_id);
+    return 0;
+}
+
+/* A <stream:error/> from the server (RFC 6120 4.9.3). */
+static int oi_stream_error_in(olpcidx *x, const oi_node *e)
+{
+    const oi_node *c, *t = oi_child(e, OI_NS_XSTREAM, "text");
+    oi_str cond = OI_LIT("undefined-condition");
+    int rc = OLPCIDX_ESTREAM;
+    for (c = e->child; c; c = c->next)
+        if (oi_eq(c->ns, OI_NS_XSTREAM) && !oi_eq(c->name, "text")) {
+            cond = c->name;
+            break;
+        }
+    if (oi_eq(cond, "not-authorized"))
+        rc = OLPCIDX_EAUTH;
+    else if (oi_eq(cond, "host-unknown") || oi_eq(cond, "invalid-namespace"))
+        rc = OLPCIDX_EHOST;
+    oi_log(x, rc == OLPCIDX_ESTREAM ? OLPCIDX_LOG_WARN : OLPCIDX_LOG_ERROR,
+           "server stream error <%.*s/>%s%.*s%s", (int)cond.n, cond.p,
+           t ? " (\"" : "", t ? (int)t->ntext : 0, t ? t->text : "",
+           t ? "\")" : "");
+    return oi_stream_end(x, rc, NULL, NULL);
+}
+
+static int oi_dispatch(olpcidx *x, const oi_node *st);
+
+/* Tokenizer callbacks: the stream root, then stanza trees. */
+static int oi_on_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
+                       size_t na)
+{
+    olpcidx *x = (olpcidx *)ud;
+    if (x->xml.depth == 1)
+        return oi_stream_open(x, ns, name, a, na);
+    if (!x->dropped && oi_tree_start(x, ns, name, a, na) < 0)
+        x->dropped = 1;
+    return 0;
+}
+
+static int oi_on_text(void *ud, const char *p, size_t n)
+{
+    olpcidx *x = (olpcidx *)ud;
+    if (x->xml.depth >= 2 && !x->dropped && oi_tree_text(x, p, n) < 0)
+        x->dropped = 1;
+    return 0;
+}
+
+static int oi_on_end(void *ud)
+{
+    olpcidx *x = (olpcidx *)ud;
+    int rc = 0;
+    if (x->xml.depth == 0) {            /* </stream:stream> */
+        if (x->state == OI_S_CLOSING)
+            oi_log(x, OLPCIDX_LOG_INFO, "stream closed");
+        else
+            oi_log(x, OLPCIDX_LOG_WARN, "server closed the stream");
+        return oi_stream_end(x, OLPCIDX_ECLOSED, NULL, NULL);
+    }
+    if (x->xml.depth > 1) {
+        if (!x->dropped)
+            x->cur = x->cur->parent;
+        return 0;
+    }
+    if (x->dropped) {
+        oi_str type, to, id;
+        oi_log(x, OLPCIDX_LOG_WARN, "stanza dropped: out of memory");
+        if (x->root && x->state == OI_S_ONLINE && oi_eq(x->root->name, "iq")
+            && oi_attr(x->root, "type", &type) && oi_attr(x->root, "from", &to)
+            && (oi_eq(type, "get") || oi_eq(type, "set"))) {
+            size_t mark = oi_out_begin(x);
+            int has_id = oi_attr(x->root, "id", &id);
+            oi_out_head(x, "iq", "error", to, has_id ? &id : NULL);
+            oi_outz(x, "<error type='wait'><resource-constraint xmlns='"
+                    OI_NS_XSTANZA "'/></error></iq>");
+            oi_out_commit(x, mark, "resource-constraint reply");
+        }
+    } else if (x->root) {
+        rc = oi_dispatch(x, x->root);
+    }
+    x->root = x->cur = NULL;
+    x->dropped = 0;
+    oi_arena_reset(&x->mem, &x->arena, 1);
+    return rc;
+}
+
+static const oi_xml_handler oi_stream_handler = {
+    oi_on_start, oi_on_end, oi_on_text
+};
+
+/* ==== 8. Stanza handlers ============================================= */
+
+/*
+** What the component answers (PROTOCOL.md sections 1, 6 and 8):
+**   disco#info   identity collaboration/gadget with a name, and features
+**                (XEP-0030); a node we do not know: item-not-found;
+**   disco#items  empty;
+**   version      XEP-0092;  ping  XEP-0199;
+**   any other iq get/set: service-unavailable (RFC 6120 8.4);
+**   iq result/error: nothing, ever.
+** Every reply is from the bare component JID, to the sender, with its id.
+*/
+static const char *const oi_features[] = {
+    OI_NS_BUDDY, OI_NS_ACT, OI_NS_RSM, OI_NS_DINFO, OI_NS_PING, OI_NS_VERSION
+};
+
+/* Replies <iq type='error'> with a stanza error, carrying the request's
+** payload when there is one (RFC 6120 8.3.1). */
+static void oi_iq_error(olpcidx *x, oi_str to, const oi_str *id,
+                        const oi_node *payload, const char *type,
+                        const char *cond)
+{
+    size_t mark = oi_out_begin(x);
+    oi_out_head(x, "iq", "error", to, id);
+    if (payload)
+        oi_out_node(x, payload, OI_LIT(OI_NS_ACCEPT));
+    oi_outz(x, "<error type='");
+    oi_outz(x, type);
+    oi_outz(x, "'><");
+    oi_outz(x, cond);
+    oi_outz(x, " xmlns='" OI_NS_XSTANZA "'/></error></iq>");
+    oi_out_commit(x, mark, "error reply");
+}
+
+static void oi_iq_get(olpcidx *x, oi_str from, const oi_str *id,
+                      const oi_node *q)
+{
+    size_t mark, i;
+    oi_str node;
+    if (oi_eq(q->ns, OI_NS_DINFO) && oi_eq(q->name, "query")) {
+        if (oi_attr(q, "node", &node)) {
+            oi_iq_error(x, from, id, q, "cancel", "item-not-found");
+            return;
+        }
+        mark = oi_out_begin(x);
+        oi_out_head(x, "iq", "result", from, id);
+        oi_outz(x, "<query xmlns='" OI_NS_DINFO "'>"
+                "<identity category='collaboration' type='gadget'");
+        oi_out_attr(x, "name", x->name);
+        oi_outz(x, "/>");
+        for (i = 0; i < sizeof oi_features / sizeof oi_features[0]; i++) {
+            oi_outz(x, "<feature var='");
+            oi_outz(x, oi_features[i]);
+            oi_outz(x, "'/>");
+        }
+        oi_outz(x, "</query></iq>");
+        oi_out_commit(x, mark, "disco#info reply");
+    } else if (oi_eq(q->ns, OI_NS_DITEMS) && oi_eq(q->name, "query")) {
+        mark = oi_out_begin(x);
+        oi_out_head(x, "iq", "result", from, id);
+        oi_outz(x, "<query xmlns='" OI_NS_DITEMS "'/></iq>");
+        oi_out_commit(x, mark, "disco#items reply");
+    } else if (oi_eq(q->ns, OI_NS_VERSION) && oi_eq(q->name, "query")) {
+        mark = oi_out_begin(x);
+        oi_out_head(x, "iq", "result", from, id);
+        oi_outz(x, "<query xmlns='" OI_NS_VERSION "'><name>olpcidx</name>"
+                "<version>" OLPCIDX_VERSION "</version></query></iq>");
+        oi_out_commit(x, mark, "version reply");
+    } else if (oi_eq(q->ns, OI_NS_PING) && oi_eq(q->name, "ping")) {
+        mark = oi_out_begin(x);
+        oi_out_head(x, "iq", "result", from, id);
+        oi_outz(x, "</iq>");
+        oi_out_commit(x, mark, "ping reply");
+    } else {
+        oi_iq_error(x, from, id, q, "cancel", "service-unavailable");
+    }
+}
+
+static void oi_iq(olpcidx *x, const oi_node *iq)
+{
+    oi_str from, type, id;
+    int has_id = oi_attr(iq, "id", &id);
+    if (!oi_attr(iq, "from", &from) || from.n == 0) {
+        oi_log(x, OLPCIDX_LOG_WARN, "iq without 'from' ignored");
+        return;
+    }
+    oi_attr(iq, "type", &type);
+    if (oi_eq(type, "result") || oi_eq(type, "error"))
+        return;                         /* never answered (RFC 6120 8.2.3) */
+    if (!oi_eq(type, "get") && !oi_eq(type, "set")) {
+        oi_iq_error(x, from, has_id ? &id : NULL, NULL, "modify",
+                    "bad-request");
+        return;
+    }
+    /* RFC 6120 8.2.3: a get or set has an id and exactly one payload. */
+    if (!has_id || !iq->child || iq->child->next) {
+        oi_iq_error(x, from, has_id ? &id : NULL, NULL, "modify",
+                    "bad-request");
+        return;
+    }
+    if (oi_eq(type, "get"))
+        oi_iq_get(x, from, &id, iq->child);
+    else
+        oi_iq_error(x, from, &id, iq->child, "cancel",
+                    "service-unavailable");
+}
+
+/* A complete top-level element of the stream. */
+static int oi_dispatch(olpcidx *x, const oi_node *st)
+{
+    if (oi_eq(st->ns, OI_NS_STREAM)) {
+        if (oi_eq(st->name, "error"))
+            return oi_stream_error_in(x, st);
+        return 0;                       /* stream:features: nothing to do */
+    }
+    if (!oi_eq(st->ns, OI_NS_ACCEPT)) {
+        oi_log(x, OLPCIDX_LOG_DEBUG, "ignored <%.*s xmlns='%.*s'>",
+               (int)st->name.n, st->name.p, (int)st->ns.n, st->ns.p);
+        return 0;
+    }
+    if (oi_eq(st->name, "handshake")) {
+        if (x->state != OI_S_HANDSHAKE) {
+            oi_log(x, OLPCIDX_LOG_ERROR, "unexpected <handshake/>");
+            return oi_stream_end(x, OLPCIDX_EPROTO, "not-authorized", NULL);
+        }
+        x->state = OI_S_ONLINE;
+        oi_log(x, OLPCIDX_LOG_INFO, "online as %.*s (stream %s)",
+               (int)x->jid.n, x->jid.p, x->stream_id);
+        return 0;
+    }
+    if (x->state != OI_S_ONLINE) {
+        if (x->state == OI_S_CLOSING)
+            return 0;
+        oi_log(x, OLPCIDX_LOG_ERROR, "<%.*s> before the handshake completed",
+               (int)st->name.n, st->name.p);
+        return oi_stream_end(x, OLPCIDX_EPROTO, "not-authorized", NULL);
+    }
+    if (oi_eq(st->name, "iq"))
+        oi_iq(x, st);
+    else
+        oi_log(x, OLPCIDX_LOG_DEBUG, "<%.*s> ignored", (int)st->name.n,
+               st->name.p);
+    return 0;
+}
+
+/* ==== 9. Public API ================================================== */
+
+const char *olpcidx_strerror(int err)
+{
+    switch (err) {
+#define OI_CASE_(name, value, text) case value: return text;
+    OLPCIDX_ERRORS(OI_CASE_)
+#undef OI_CASE_
+    default:
+        return "unknown error";
+    }
+}
+
+int olpcidx_is_fatal(int err)
+{
+    return err == OLPCIDX_EAUTH || err == OLPCIDX_EHOST;
+}
+
+void olpcidx_config_init(olpcidx_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->log_level = OLPCIDX_LOG_INFO;
+    c->max_stanza = OI_DEF_MAX_STANZA;
+    c->max_depth = OI_DEF_MAX_DEPTH;
+    c->max_attrs = OI_DEF_MAX_ATTRS;
+    c->max_name = OI_DEF_MAX_NAME;
+    c->max_output = OI_DEF_MAX_OUTPUT;
+}
+
+/* Limits must be usable: non-zero, and small enough that the products
+** computed from them cannot overflow. */
+static int oi_check_limits(const olpcidx_config *c)
+{
+    if (c->max_stanza < 512 || c->max_stanza > (size_t)1 << 28
+        || c->max_depth < 3 || c->max_depth > 1024
+        || c->max_attrs < 1 || c->max_attrs > 4096
+        || c->max_name < 8 || c->max_name > 4096
+        || c->max_output < 4096)
+        return OLPCIDX_EINVAL;
+    return OLPCIDX_OK;
+}
+
+/* A component JID is a domain: no node, no resource, no characters that
+** would need escaping in an attribute, at most 1023 bytes (RFC 7622). */
+static int oi_check_jid(const char *z)
+{
+    size_t n = z ? strlen(z) : 0, i;
+    if (n == 0 || n > 1023)
+        return OLPCIDX_EINVAL;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)z[i] <= ' ' || strchr("@/<>&'\"", z[i]))
+            return OLPCIDX_EINVAL;
+    return OLPCIDX_OK;
+}
+
+static int oi_dupstr(oi_mem *m, const char *z, oi_str *out)
+{
+    size_t n = strlen(z);
+    char *p = (char *)oi_realloc(m, NULL, 0, n + 1);
+    if (!p)
+        return OLPCIDX_ENOMEM;
+    memcpy(p, z, n + 1);
+    *out = oi_mkstr(p, n);
+    return OLPCIDX_OK;
+}
+
+static void oi_freestr(oi_mem *m, oi_str *s)
+{
+    if (s->p)
+        oi_free(m, (void *)(size_t)s->p, s->n + 1);
+    s->p = NULL;
+}
+
+int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
+{
+    oi_mem m;
+    olpcidx *x;
+    const char *dot;
+    *out = NULL;
+    if (!cfg || oi_check_jid(cfg->jid) || !cfg->secret || oi_check_limits(cfg))
+        return OLPCIDX_EINVAL;
+    m.alloc = cfg->alloc ? cfg->alloc : oi_default_alloc;
+    m.ud = cfg->alloc_ud;
+    m.used = m.peak = 0;
+    m.limit = cfg->mem_limit;
+    x = (olpcidx *)oi_realloc(&m, NULL, 0, sizeof *x);
+    if (!x)
+        return OLPCIDX_ENOMEM;
+    memset(x, 0, sizeof *x);
+    x->mem = m;
+    x->cfg = *cfg;
+    if (oi_dupstr(&x->mem, cfg->jid, &x->jid)
+        || oi_dupstr(&x->mem, cfg->secret, &x->secret)
+        || oi_dupstr(&x->mem, cfg->name ? cfg->name : "OLPC Gadget",
+                     &x->name)) {
+        olpcidx_free(x);
+        return OLPCIDX_ENOMEM;
+    }
+    x->cfg.jid = x->jid.p;
+    x->cfg.secret = x->secret.p;
+    x->cfg.name = x->name.p;
+    dot = strchr(x->jid.p, '.');
+    x->server = dot ? oi_zstr(dot + 1) : oi_mkstr("", 0);
+    oi_xml_init(&x->xml, &x->mem, &oi_stream_handler, x);
+    oi_xml_limits(&x->xml, cfg->max_depth, cfg->max_attrs, cfg->max_name,
+                  cfg->max_stanza);
+    x->arena.max = cfg->max_stanza * 32;
+    x->out.max = (size_t)-1;
+    x->state = OI_S_IDLE;
+    *out = x;
+    return OLPCIDX_OK;
+}
+
+void olpcidx_free(olpcidx *x)
+{
+    oi_mem m;
+    if (!x)
+        return;
+    oi_xml_release(&x->xml);
+    oi_arena_reset(&x->mem, &x->arena, 0);
+    oi_buf_free(&x->mem, &x->out);
+    oi_freestr(&x->mem, &x->jid);
+    oi_freestr(&x->mem, &x->secret);
+    oi_freestr(&x->mem, &x->name);
+    m = x->mem;
+    oi_free(&m, x, sizeof *x);
+}
+
+int olpcidx_reconfigure(olpcidx *x, const olpcidx_config *cfg)
+{
+    if (oi_check_limits(cfg))
+        return OLPCIDX_EINVAL;
+    x->cfg.log_level = cfg->log_level;
+    x->cfg.max_stanza = cfg->max_stanza;
+    x->cfg.max_depth = cfg->max_depth;
+    x->cfg.max_attrs = cfg->max_attrs;
+    x->cfg.max_name = cfg->max_name;
+    x->cfg.max_output = cfg->max_output;
+    x->mem.limit = cfg->mem_limit;
+    oi_xml_limits(&x->xml, cfg->max_depth, cfg->max_attrs, cfg->max_name,
+                  cfg->max_stanza);
+    x->arena.max = cfg->max_stanza * 32;
+    return OLPCIDX_OK;
+}
+
+int olpcidx_connect(olpcidx *x, uint64_t now_ms)
+{
+    size_t mark;
+    oi_xml_reset(&x->xml);
+    oi_arena_reset(&x->mem, &x->arena, 1);
+    x->root = x->cur = NULL;
+    x->dropped = 0;
+    x->out.n = x->head = 0;
+    x->err = 0;
+    x->now = x->connected_at = x->last_in = x->last_out = now_ms;
+    x->ping_out = 0;
+    x->stream_id[0] = '\0';
+    x->state = OI_S_OPENING;
+    mark = oi_out_begin(x);
+    oi_outz(x, "<?xml version='1.0'?><stream:stream xmlns='" OI_NS_ACCEPT
+            "' xmlns:stream='" OI_NS_STREAM "'");
+    oi_out_attr(x, "to", x->jid);
+    oi_out(x, ">", 1);
+    if (oi_out_commit(x, mark, "stream header") != 0)
+        return oi_stream_end(x, OLPCIDX_ENOMEM, NULL, NULL);
+    return OLPCIDX_OK;
+}
+
+int olpcidx_feed(olpcidx *x, const void *buf, size_t n)
+{
+    int rc;
+    if (x->err)
+        return x->err;
+    if (x->state == OI_S_IDLE)
+        return OLPCIDX_ESTATE;
+    if (n > 0) {
+        x->last_in = x->now;
+        x->ping_out = 0;
+    }
+    rc = oi_xml_feed(&x->xml, (const char *)buf, n);
+    if (rc == 0 || x->state == OI_S_CLOSED)
+        return rc;
+    /* The tokenizer stopped on the server's bytes: say why, and end. */
+    oi_log(x, OLPCIDX_LOG_ERROR, "bad XML from the server at byte %lu: %s",
+           (unsigned long)x->xml.err_off, x->xml.err_msg);
+    switch (rc) {
+    case OLPCIDX_ERESTRICTED:
+        return oi_stream_end(x, rc, "restricted-xml", x->xml.err_msg);
+    case OLPCIDX_ELIMIT:
+        return oi_stream_end(x, rc, "policy-violation", x->xml.err_msg);
+    case OLPCIDX_ENOMEM:
+        return oi_stream_end(x, rc, "resource-constraint", NULL);
+    default:
+        return oi_stream_end(x, rc, "not-well-formed", x->xml.err_msg);
+    }
+}
+
+size_t olpcidx_pending(olpcidx *x, const void **buf)
+{
+    *buf = x->out.p + x->head;
+    return x->out.n - x->head;
+}
+
+void olpcidx_sent(olpcidx *x, size_t n)
+{
+    if (n > x->out.n - x->head)
+        n = x->out.n - x->head;
+    x->head += n;
+    if (x->head == x->out.n)
+        x->head = x->out.n = 0;
+}
+
+int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms)
+{
+    uint64_t next;
+    x->now = now_ms;
+    *wait_ms = 1000;
+    if (x->err)
+        return x->err;
+    if (x->state == OI_S_IDLE || x->state == OI_S_CLOSING)
+        return OLPCIDX_OK;
+    if (x->state != OI_S_ONLINE) {      /* waiting for <handshake/> */
+        if (now_ms - x->connected_at >= OI_HANDSHAKE_MS) {
+            oi_log(x, OLPCIDX_LOG_ERROR, "no handshake answer from the "
+                   "server within %u s", OI_HANDSHAKE_MS / 1000);
+            return oi_stream_end(x, OLPCIDX_ETIMEOUT, "connection-timeout",
+                                 NULL);
+        }
+        next = x->connected_at + OI_HANDSHAKE_MS;
+    } else {
+        /* PROTOCOL.md 1: whitespace after 60 s of outbound silence; after
+        ** 60 s of inbound silence a ping to the server, and no byte for
+        ** 180 s while it is outstanding ends the stream. */
+        if (x->ping_out && now_ms - x->last_in >= OI_READ_TIMEOUT_MS) {
+            oi_log(x, OLPCIDX_LOG_WARN, "nothing from the server for %u s",
+                   OI_READ_TIMEOUT_MS / 1000);
+            return oi_stream_end(x, OLPCIDX_ETIMEOUT, "connection-timeout",
+                                 NULL);
+        }
+        if (!x->ping_out && now_ms - x->last_in >= OI_KEEPALIVE_MS
+            && x->server.n) {
+            size_t mark = oi_out_begin(x);
+            char id[32];
+            snprintf(id, sizeof id, "keepalive%lu", ++x->nping);
+            oi_out(x, "<iq type='get'", 14);
+            oi_out_attr(x, "from", x->jid);
+            oi_out_attr(x, "to", x->server);
+            oi_out_attr(x, "id", oi_zstr(id));
+            oi_outz(x, "><ping xmlns='" OI_NS_PING "'/></iq>");
+            if (oi_out_commit(x, mark, "keepalive ping") == 0)
+                x->ping_out = 1;
+        }
+        if (now_ms - x->last_out >= OI_KEEPALIVE_MS) {
+            size_t mark = oi_out_begin(x);
+            oi_out(x, " ", 1);
+            oi_out_commit(x, mark, "keepalive");
+        }
+        next = x->last_out + OI_KEEPALIVE_MS;
+        if (x->ping_out && x->last_in + OI_READ_TIMEOUT_MS < next)
+            next = x->last_in + OI_READ_TIMEOUT_MS;
+        else if (!x->ping_out && x->last_in + OI_KEEPALIVE_MS < next)
+            next = x->last_in + OI_KEEPALIVE_MS;
+    }
+    *wait_ms = next <= now_ms ? 0 : next - now_ms > INT_MAX ? INT_MAX
+             : (int)(next - now_ms);
+    return OLPCIDX_OK;
+}
+
+int olpcidx_close(olpcidx *x)
+{
+    size_t mark;
+    if (x->state == OI_S_IDLE || x->state == OI_S_CLOSED
+        || x->state == OI_S_CLOSING)
+        return x->err ? x->err : OLPCIDX_ESTATE;
+    mark = oi_out_begin(x);
+    oi_outz(x, "</stream:stream>");
+    if (oi_out_commit(x, mark, "stream close") != 0)
+        return OLPCIDX_ENOMEM;
+    x->state = OI_S_CLOSING;
+    return OLPCIDX_OK;
+}
+
+int olpcidx_online(const olpcidx *x)
+{
+    return x->state == OI_S_ONLINE;
+}
+
+/* ==== 10. Daemon (OLPCIDX_MAIN) ===================================== */
+
+#ifdef OLPCIDX_MAIN
+/*
+** The olpcidx program: options and config file, logging to stderr, one
+** TCP connection to the server's component port (XEP-0114) driven by a
+** poll() loop, reconnection with backoff, and signals.  It uses only the
+** public API above plus POSIX.1-2001.
+**
+** Exit status: 0 after SIGTERM/SIGINT, 1 when the handle cannot be
+** created, 2 for usage and configuration errors, 3 when the server
+** refuses the component's configuration (olpcidx_is_fatal()).
+*/
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OI_D_SERVER_DEFAULT "127.0.0.1:5347"
+#define OI_D_CONNECT_MS 10000   /* bound on one non-blocking connect */
+#define OI_D_FLUSH_MS 2000      /* bound on writing the last bytes */
+#define OI_D_POLL_MS 1000       /* longest poll, so flags are seen */
+#define OI_D_BACKOFF_MIN 1000   /* reconnect delay, doubled per failure */
+#define OI_D_BACKOFF_MAX 60000
+#define OI_D_HOSTLEN 256
+
+/* Option keys, in the order of oi_dopts.  Config file keys are the long
+** option names, except config itself. */
+enum {
+    OI_D_DOMAIN, OI_D_SERVER, OI_D_SECRET_FILE, OI_D_SECRET,
+    OI_D_LOG_LEVEL,             /* from here on: applied on SIGHUP */
+    OI_D_MAX_STANZA, OI_D_MAX_DEPTH, OI_D_MAX_ATTRS, OI_D_MAX_NAME,
+    OI_D_MAX_OUTPUT, OI_D_MEM_LIMIT,
+    OI_D_NKEYS,
+    OI_D_CONFIG = OI_D_NKEYS    /* command line only */
+};
+
+static const struct oi_d_opt {
+    const char *name;           /* long option name and config key */
+    const char *arg;            /* value placeholder in --help */
+    const char *help;           /* --help text; size keys add a default */
+} oi_dopts[OI_D_NKEYS + 1] = {
+    { "domain", "JID", "component JID (required)" },
+    { "server", "HOST:PORT", "the server's component port, an IPv6 "
+      "address as\n                       [addr]:PORT (default "
+      OI_D_SERVER_DEFAULT ")" },
+    { "secret-file", "FILE", "read the shared secret from the first line "
+      "of FILE\n                       (default: the OLPCIDX_SECRET "
+      "environment variable)" },
+    { "secret", "S", "the shared secret; for tests only, visible to ps" },
+    { "log-level", "LEVEL", "error, warn, info or debug (default info)" },
+    { "max-stanza", "N", "bytes of one incoming stanza" },
+    { "max-depth", "N", "element nesting, stream root included" },
+    { "max-attrs", "N", "attributes per element" },
+    { "max-name", "N", "bytes of an element or attribute name" },
+    { "max-output", "N", "bytes queued for sending" },
+    { "mem-limit", "N", "bytes the index may hold, 0: no cap" },
+    { "config", "FILE", "read \"key = value\" lines, keys being the long "
+      "option\n                       names; the command line wins; "
+      "SIGHUP re-reads it\n                       for log-level and limits "
+      "(default: none)" }
+};
+
+static const char *const oi_dlevels[] = { "error", "warn", "info", "debug" };
+
+static volatile sig_atomic_t oi_dstop;  /* SIGTERM or SIGINT seen */
+static volatile sig_atomic_t oi_dhup;   /* SIGHUP seen */
+static int oi_dlevel = OLPCIDX_LOG_INFO;
+static uint32_t oi_drng = 1;            /* xorshift32 state for jitter */
+static const char *oi_dargv[OI_D_NKEYS + 1];    /* from argv, not owned */
+static char *oi_dfile[OI_D_NKEYS];      /* from --config, malloc'd */
+static olpcidx_config oi_dcfg;          /* the running configuration */
+static char oi_dsecret[1024];           /* first line of the secret file */
+static unsigned char oi_dbuf[65536];    /* socket reads */
+
+static uint64_t oi_d_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Writes the log line "2026-11-23T20:41:07Z info: msg" to stderr.  Also
+** the library's log sink (cfg.log), hence the signature. */
+static void oi_d_emit(void *ud, int level, const char *msg)
+{
+    char ts[32] = "-";
+    struct tm tm;
+    time_t t = time(NULL);
+
+    (void)ud;
+    if (level > oi_dlevel)
+        return;
+    if (level < OLPCIDX_LOG_ERROR)
+        level = OLPCIDX_LOG_ERROR;
+    if (gmtime_r(&t, &tm) != NULL)
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(stderr, "%s %s: %s\n", ts, oi_dlevels[level], msg);
+}
+
+static void oi_d_log(int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    oi_d_emit(NULL, level, msg);
+}
+
+/* Reports a usage or configuration error at startup and exits 2. */
+static void oi_d_die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("olpcidx: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+static void oi_d_free_vals(char **vals)
+{
+    int k;
+
+    for (k = 0; k < OI_D_NKEYS; k++) {
+        free(vals[k]);
+        vals[k] = NULL;
+    }
+}
+
+static int oi_d_key(const char *name, size_t n, int nkeys)
+{
+    int k;
+
+    for (k = 0; k < nkeys; k++)
+        if (strlen(oi_dopts[k].name) == n
+            && memcmp(oi_dopts[k].name, name, n) == 0)
+            return k;
+    return -1;
+}
+
+/* The size_t member of c that key k sets, or NULL. */
+static size_t *oi_d_field(olpcidx_config *c, int k)
+{
+    switch (k) {
+    case OI_D_MAX_STANZA: return &c->max_stanza;
+    case OI_D_MAX_DEPTH:  return &c->max_depth;
+    case OI_D_MAX_ATTRS:  return &c->max_attrs;
+    case OI_D_MAX_NAME:   return &c->max_name;
+    case OI_D_MAX_OUTPUT: return &c->max_output;
+    case OI_D_MEM_LIMIT:  return &c->mem_limit;
+    }
+    return NULL;
+}
+
+/* Parses a decimal count or, with bytes set, a byte size with an optional
+** k, m or g suffix (powers of 1024).  Returns NULL or what is wrong. */
+static const char *oi_d_size(const char *v, int bytes, size_t *out)
+{
+    static const char units[] = "kKmMgG";
+    const char *u;
+    size_t n = 0, mult = 1;
+
+    if (*v < '0' || *v > '9')
+        return "not a number";
+    for (; *v >= '0' && *v <= '9'; v++) {
+        if (n > (SIZE_MAX - (size_t)(*v - '0')) / 10)
+            return "too large";
+        n = n * 10 + (size_t)(*v - '0');
+    }
+    if (bytes && *v != '\0' && (u = strchr(units, *v)) != NULL) {
+        mult = (size_t)1 << (10 * (1 + (u - units) / 2));
+        v++;
+    }
+    if (*v != '\0')
+        return bytes ? "expected a number with an optional k, m or g suffix"
+                     : "not a number";
+    if (n > SIZE_MAX / mult)
+        return "too large";
+    *out = n * mult;
+    return NULL;
+}
+
+/* Splits "host:port", or "[v6addr]:port" with the brackets of RFC 3986
+** section 3.2.2, into host (OI_D_HOSTLEN bytes) and port (6 bytes).
+** Returns NULL or what is wrong with v. */
+static const char *oi_d_split(const char *v, char *host, char *port)
+{
+    const char *h = v, *c;
+    size_t n;
+
+    if (*v == '[') {
+        h = v + 1;
+        if ((c = strchr(h, ']')) == NULL || c[1] != ':')
+            return "expected [IPv6-address]:PORT";
+        n = (size_t)(c++ - h);
+    } else {
+        if ((c = strchr(v, ':')) == NULL || strchr(c + 1, ':') != NULL)
+            return "expected HOST:PORT (an IPv6 address as [addr]:PORT)";
+        n = (size_t)(c - v);
+    }
+    c++;
+    if (n == 0 || n >= OI_D_HOSTLEN)
+        return "bad host";
+    if (*c == '\0' || strlen(c) > 5 || strspn(c, "0123456789") != strlen(c)
+        || atol(c) < 1 || atol(c) > 65535)
+        return "port must be a number from 1 to 65535";
+    memcpy(host, h, n);
+    host[n] = '\0';
+    strcpy(port, c);
+    return NULL;
+}
+
+/* Parses value v of option k into c.  Returns NULL, or what is wrong
+** with v.  Strings are not copied: v must outlive the use of c. */
+static const char *oi_d_set(olpcidx_config *c, int k, const char *v)
+{
+    char host[OI_D_HOSTLEN], port[6];
+    const char *e = NULL;
+    size_t n;
+    int i;
+
+    if (*v == '\0')
+        return "empty value";
+    if (k == OI_D_DOMAIN)
+        c->jid = v;
+    else if (k == OI_D_SERVER)
+        e = oi_d_split(v, host, port);
+    else if (k == OI_D_LOG_LEVEL) {
+        e = "expected error, warn, info or debug";
+        for (i = OLPCIDX_LOG_ERROR; i <= OLPCIDX_LOG_DEBUG; i++)
+            if (strcmp(v, oi_dlevels[i]) == 0) {
+                c->log_level = i;
+                e = NULL;
+            }
+    } else if (oi_d_field(c, k) != NULL) {
+        e = oi_d_size(v, k != OI_D_MAX_DEPTH && k != OI_D_MAX_ATTRS, &n);
+        if (e == NULL && n == 0 && k != OI_D_MEM_LIMIT)
+            e = "must be at least 1";
+        if (e == NULL)
+            *oi_d_field(c, k) = n;
+    }
+    return e;
+}
+
+/* Library defaults, with the daemon's logger and default level. */
+static void oi_d_base(olpcidx_config *c)
+{
+    olpcidx_config_init(c);
+    c->log = oi_d_emit;
+    c->log_level = OLPCIDX_LOG_INFO;
+}
+
+/* The value of key k: the command line's, else the config file's. */
+static const char *oi_d_get(char *const *file, int k)
+{
+    return oi_dargv[k] != NULL ? oi_dargv[k] : file[k];
+}
+
+/* Sets c from the option values.  Values were checked when read, so this
+** cannot fail.  With all 0, only the settings olpcidx_reconfigure()
+** applies are touched. */
+static void oi_d_apply(olpcidx_config *c, char *const *file, int all)
+{
+    int k;
+
+    for (k = all ? 0 : OI_D_LOG_LEVEL; k < OI_D_NKEYS; k++)
+        if (oi_d_get(file, k) != NULL)
+            (void)oi_d_set(c, k, oi_d_get(file, k));
+}
+
+static char *oi_d_trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    for (e = s + strlen(s); e > s && strchr(" \t\r\n", e[-1]) != NULL; e--)
+        e[-1] = '\0';
+    return s;
+}
+
+/* Reads the config file path into vals (NULL-initialised; one malloc'd
+** string per key present, the last one winning).  Lines are "key = value",
+** blank, or comments starting with '#'; a '#' after a key is part of the
+** value, as secrets may contain one.  Returns 0, or -1 with vals empty
+** and a message "path:line: key: problem" in err. */
+static int oi_d_read_config(const char *path, char **vals, char *err,
+                            size_t nerr)
+{
+    olpcidx_config scratch;
+    char line[1024], *k = NULL, *v;
+    const char *e = NULL;
+    unsigned no = 0;
+    int i;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        snprintf(err, nerr, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (e == NULL && fgets(line, sizeof line, f) != NULL) {
+        no++;
+        k = NULL;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            e = "line too long";
+            break;
+        }
+        k = oi_d_trim(line);
+        if (*k == '\0' || *k == '#')
+            continue;
+        if ((v = strchr(k, '=')) == NULL || v == k) {
+            k = NULL;
+            e = "expected key = value";
+            break;
+        }
+        *v = '\0';
+        k = oi_d_trim(k);
+        v = oi_d_trim(v + 1);
+        if ((i = oi_d_key(k, strlen(k), OI_D_NKEYS)) < 0)
+            e = "unknown key";
+        else if ((e = oi_d_set(&scratch, i, v)) == NULL) {
+            free(vals[i]);
+            if ((vals[i] = malloc(strlen(v) + 1)) != NULL)
+                strcpy(vals[i], v);
+            else
+                e = "out of memory";
+        }
+    }
+    if (e == NULL && ferror(f))
+        e = "read error";
+    fclose(f);
+    if (e == NULL)
+        return 0;
+    snprintf(err, nerr, "%s:%u: %s%s%s", path, no, k ? k : "", k ? ": " : "",
+             e);
+    oi_d_free_vals(vals);
+    return -1;
+}
+
+/* SIGHUP: re-reads --config and applies log level and limits through
+** olpcidx_reconfigure(), the command line still winning.  A broken file
+** is logged and the running configuration kept.  domain, server and
+** secret keep their startup values, so their strings stay allocated. */
+static void oi_d_reload(olpcidx *x)
+{
+    char *vals[OI_D_NKEYS] = { NULL }, *old, err[512];
+    const char *path = oi_dargv[OI_D_CONFIG];
+    olpcidx_config c;
+    int k, rc;
+
+    oi_dhup = 0;
+    if (path == NULL) {
+        oi_d_log(OLPCIDX_LOG_INFO, "SIGHUP: no --config file to re-read");
+        return;
+    }
+    if (oi_d_read_config(path, vals, err, sizeof err) != 0) {
+        oi_d_log(OLPCIDX_LOG_ERROR, "SIGHUP: %s; configuration unchanged",
+                 err);
+        return;
+    }
+    oi_d_base(&c);
+    c.jid = oi_dcfg.jid;
+    c.secret = oi_dcfg.secret;
+    c.hash_seed = oi_dcfg.hash_seed;
+    oi_d_apply(&c, vals, 0);
+    if ((rc = olpcidx_reconfigure(x, &c)) != 0) {
+        oi_d_log(OLPCIDX_LOG_ERROR, "SIGHUP: %s: %s; configuration unchanged",
+                 path, olpcidx_strerror(rc));
+        oi_d_free_vals(vals);
+        return;
+    }
+    for (k = OI_D_LOG_LEVEL; k < OI_D_NKEYS; k++) {
+        old = oi_dfile[k];
+        oi_dfile[k] = vals[k];
+        vals[k] = old;
+    }
+    oi_d_free_vals(vals);
+    oi_dcfg = c;
+    oi_dlevel = c.log_level;
+    oi_d_log(OLPCIDX_LOG_INFO, "SIGHUP: re-read %s: log-level %s, "
+             "max-stanza %zu, max-depth %zu, max-attrs %zu, max-name %zu, "
+             "max-output %zu, mem-limit %zu (domain, server and secret "
+             "change only on restart)", path, oi_dlevels[c.log_level],
+             c.max_stanza, c.max_depth, c.max_attrs, c.max_name,
+             c.max_output, c.mem_limit);
+}
+
+static void oi_d_help(void)
+{
+    olpcidx_config c;
+    int k;
+
+    olpcidx_config_init(&c);
+    printf("usage: olpcidx --domain JID [option...]\n"
+           "The OLPC activity and buddy index, an XMPP server component "
+           "(XEP-0114).\n\n");
+    for (k = 0; k <= OI_D_CONFIG; k++) {
+        printf("  --%s %-*s%s", oi_dopts[k].name,
+               (int)(18 - strlen(oi_dopts[k].name)), oi_dopts[k].arg,
+               oi_dopts[k].help);
+        if (oi_d_field(&c, k) != NULL)
+            printf(" (default %zu)", *oi_d_field(&c, k));
+        putchar('\n');
+    }
+    printf("  --help               print this text and exit\n"
+           "  --version            print the version and exit\n\n"
+           "Byte sizes take a k, m or g suffix (powers of 1024).  Both "
+           "--opt value\nand --opt=value work.  Exit status: 0 stopped by "
+           "SIGTERM or SIGINT,\n1 startup failure, 2 usage or configuration "
+           "error, 3 the server refused\nthe domain or the secret.\n");
+}
+
+/* Fills oi_dargv from "--opt value" and "--opt=value" arguments, checking
+** each value.  Handles --help and --version itself. */
+static void oi_d_parse_args(int argc, char **argv)
+{
+    olpcidx_config scratch;
+    const char *a, *v, *e;
+    size_t n;
+    int i, k;
+
+    for (i = 1; i < argc; i++) {
+        a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
+            oi_d_die("unexpected argument '%s' (see --help)", a);
+        a += 2;
+        v = strchr(a, '=');
+        n = v != NULL ? (size_t)(v++ - a) : strlen(a);
+        if (v == NULL && strcmp(a, "help") == 0) {
+            oi_d_help();
+            exit(0);
+        }
+        if (v == NULL && strcmp(a, "version") == 0) {
+            printf("olpcidx %s\n", OLPCIDX_VERSION);
+            exit(0);
+        }
+        if ((k = oi_d_key(a, n, OI_D_CONFIG + 1)) < 0)
+            oi_d_die("unknown option '%s' (see --help)", argv[i]);
+        if (v == NULL && (v = argv[++i]) == NULL)
+            oi_d_die("--%s needs a value", oi_dopts[k].name);
+        if ((e = oi_d_set(&scratch, k, v)) != NULL)
+            oi_d_die("--%s: %s", oi_dopts[k].name, e);
+        oi_dargv[k] = v;
+    }
+}
+
+/* Sets oi_dcfg.secret from the command line (--secret-file, else
+** --secret), else the config file (the same two keys), else the variable
+** OLPCIDX_SECRET.  A secret file holds the secret on its first line. */
+static void oi_d_pick_secret(void)
+{
+    const char *path = oi_dargv[OI_D_SECRET_FILE];
+    const char *s = oi_dargv[OI_D_SECRET];
+    FILE *f;
+    int ok;
+
+    if (path == NULL && s == NULL) {
+        path = oi_dfile[OI_D_SECRET_FILE];
+        s = oi_dfile[OI_D_SECRET];
+    }
+    if (path == NULL && s == NULL)
+        s = getenv("OLPCIDX_SECRET");
+    if (path != NULL) {
+        if ((f = fopen(path, "r")) == NULL)
+            oi_d_die("secret-file %s: %s", path, strerror(errno));
+        ok = fgets(oi_dsecret, sizeof oi_dsecret, f) != NULL
+             && (strchr(oi_dsecret, '\n') != NULL || feof(f));
+        fclose(f);
+        oi_dsecret[strcspn(oi_dsecret, "\r\n")] = '\0';
+        if (!ok || oi_dsecret[0] == '\0')
+            oi_d_die("secret-file %s: the first line is empty or longer "
+                     "than %u bytes", path, (unsigned)sizeof oi_dsecret - 2);
+        s = oi_dsecret;
+    } else if (s == oi_dargv[OI_D_SECRET] && s != NULL) {
+        oi_d_log(OLPCIDX_LOG_WARN, "--secret is visible in the process "
+                 "list; use --secret-file or OLPCIDX_SECRET outside tests");
+    }
+    if (s == NULL || *s == '\0')
+        oi_d_die("no secret: give --secret-file FILE or set OLPCIDX_SECRET");
+    oi_dcfg.secret = s;
+}
+
+/* A per-process seed from the clock, the pid and /dev/urandom when
+** readable, mixed by the murmur3 finaliser. */
+static uint32_t oi_d_seed(void)
+{
+    unsigned char b[4];
+    uint32_t s = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16)
+               ^ (uint32_t)oi_d_now();
+    int fd = open("/dev/urandom", O_RDONLY);
+
+    if (fd >= 0) {
+        if (read(fd, b, sizeof b) == (ssize_t)sizeof b)
+            s ^= (uint32_t)b[0] | (uint32_t)b[1] << 8
+               | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        close(fd);
+    }
+    s ^= s >> 16;
+    s *= 0x85ebca6bu;
+    s ^= s >> 13;
+    s *= 0xc2b2ae35u;
+    return s ^ (s >> 16);
+}
+
+/* ms with a uniform jitter of +-25% (xorshift32), so that components
+** restarted together do not reconnect in lockstep. */
+static int oi_d_jitter(int ms)
+{
+    oi_drng ^= oi_drng << 13;
+    oi_drng ^= oi_drng >> 17;
+    oi_drng ^= oi_drng << 5;
+    return ms - ms / 4 + (int)(oi_drng % ((uint32_t)ms / 2 + 1));
+}
+
+/* A poll timeout: ms capped to OI_D_POLL_MS; negative means no limit. */
+static int oi_d_cap(int64_t ms)
+{
+    return ms < 0 || ms > OI_D_POLL_MS ? OI_D_POLL_MS : (int)ms;
+}
+
+static void oi_d_on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        oi_dhup = 1;
+    else
+        oi_dstop = 1;
+}
+
+/* 1 when a failed read or write on the non-blocking socket is no error. */
+static int oi_d_again(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/* Connects socket fd to ai without blocking, waiting up to
+** OI_D_CONNECT_MS or until a stop signal.  Returns 0, or -1 with errno. */
+static int oi_d_connect_one(int fd, const struct addrinfo *ai)
+{
+    struct pollfd p;
+    uint64_t now, end = oi_d_now() + OI_D_CONNECT_MS;
+    socklen_t len = sizeof(int);
+    int err, n = 0, fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0
+        || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return -1;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return -1;
+    p.fd = fd;
+    p.events = POLLOUT;
+    while (n <= 0) {
+        now = oi_d_now();
+        if (oi_dstop || now >= end) {
+            errno = oi_dstop ? EINTR : ETIMEDOUT;
+            return -1;
+        }
+        n = poll(&p, 1, oi_d_cap((int64_t)(end - now)));
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -1;
+    errno = err;
+    return err == 0 ? 0 : -1;
+}
+
+/* Opens a TCP connection to host:port, trying each address in turn.
+** Returns the connected non-blocking socket, or -1 after logging why. */
+static int oi_d_dial(const char *host, const char *port)
+{
+    struct addrinfo hints, *res, *ai;
+    int fd = -1, rc, err = 0;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+        oi_d_log(OLPCIDX_LOG_WARN, "cannot resolve %s: %s", host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai != NULL && fd < 0 && !oi_dstop; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd >= 0 && oi_d_connect_one(fd, ai) != 0) {
+            err = errno;
+            close(fd);
+            fd = -1;
+        } else if (fd < 0) {
+            err = errno;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0 && !oi_dstop)
+        oi_d_log(OLPCIDX_LOG_WARN, "cannot connect: %s", strerror(err));
+    return fd;
+}
+
+/* Writes what the library has queued, for at most OI_D_FLUSH_MS: after a
+** stream error or olpcidx_close() the queue ends with <stream:error/>
+** and/or </stream:stream> (RFC 6120 sections 4.4 and 4.9), which the
+** server should see before the TCP connection closes. */
+static void oi_d_flush(olpcidx *x, int fd)
+{
+    struct pollfd p;
+    const void *buf;
+    uint64_t now, end = oi_d_now() + OI_D_FLUSH_MS;
+    size_t n;
+    ssize_t w;
+    int r;
+
+    p.fd = fd;
+    p.events = POLLOUT;
+    while ((n = olpcidx_pending(x, &buf)) > 0 && (now = oi_d_now()) < end) {
+        r = poll(&p, 1, oi_d_cap((int64_t)(end - now)));
+        if (r < 0 && errno != EINTR)
+            break;
+        if (r <= 0)
+            continue;
+        if ((w = write(fd, buf, n)) > 0)
+            olpcidx_sent(x, (size_t)w);
+        else if (w < 0 && !oi_d_again(errno))
+            break;
+    }
+}
+
+/* Results of oi_d_session() besides the library's negative codes. */
+#define OI_D_LOST 0             /* the TCP connection failed */
+#define OI_D_STOPPED 1          /* stopped by SIGTERM or SIGINT */
+
+static int oi_d_lost(const char *why)
+{
+    oi_d_log(OLPCIDX_LOG_WARN, "connection lost: %s", why);
+    return OI_D_LOST;
+}
+
+/* Runs one stream over the connected socket fd until it ends; sets
+** *online once the server has accepted the handshake.  Returns OI_D_LOST,
+** OI_D_STOPPED, or the library's negative code (last bytes flushed). */
+static int oi_d_session(olpcidx *x, int fd, int *online)
+{
+    struct pollfd p;
+    const void *buf;
+    size_t n;
+    ssize_t r;
+    int rc, wait;
+
+    p.fd = fd;
+    rc = olpcidx_connect(x, oi_d_now());
+    while (rc >= 0) {
+        if (oi_dstop) {
+            oi_d_log(OLPCIDX_LOG_INFO, "stopping");
+            olpcidx_close(x);
+            oi_d_flush(x, fd);
+            return OI_D_STOPPED;
+        }
+        if (oi_dhup)
+            oi_d_reload(x);
+        if ((rc = olpcidx_tick(x, oi_d_now(), &wait)) < 0)
+            break;
+        p.events = olpcidx_pending(x, &buf) > 0 ? POLLIN | POLLOUT : POLLIN;
+        if (poll(&p, 1, oi_d_cap(wait)) < 0) {
+            if (errno == EINTR)
+                continue;
+            return oi_d_lost(strerror(errno));
+        }
+        if (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
+            r = read(fd, oi_dbuf, sizeof oi_dbuf);
+            if (r == 0)
+                return oi_d_lost("the server closed the connection");
+            if (r < 0 && !oi_d_again(errno))
+                return oi_d_lost(strerror(errno));
+            if (r > 0 && (rc = olpcidx_feed(x, oi_dbuf, (size_t)r)) < 0)
+                break;
+            *online |= olpcidx_online(x);
+        }
+        if ((p.revents & POLLOUT) && (n = olpcidx_pending(x, &buf)) > 0) {
+            r = write(fd, buf, n);
+            if (r > 0)
+                olpcidx_sent(x, (size_t)r);
+            else if (r < 0 && !oi_d_again(errno))
+                return oi_d_lost(strerror(errno));
+        }
+    }
+    oi_d_flush(x, fd);
+    return rc;
+}
+
+/* Waits ms before reconnecting, in slices so that signals are acted
+** upon.  Returns 1 if a stop was requested. */
+static int oi_d_sleep(olpcidx *x, int ms)
+{
+    uint64_t now, end = oi_d_now() + (uint64_t)ms;
+
+    while (!oi_dstop && (now = oi_d_now()) < end) {
+        if (oi_dhup)
+            oi_d_reload(x);
+        (void)poll(NULL, 0, oi_d_cap((int64_t)(end - now)));
+    }
+    return oi_dstop != 0;
+}
+
+int main(int argc, char **argv)
+{
+    char err[512], host[OI_D_HOSTLEN], port[6];
+    const char *server;
+    struct sigaction sa;
+    olpcidx *x;
+    int fd, rc, online, backoff = OI_D_BACKOFF_MIN;
+
+    oi_d_parse_args(argc, argv);
+    if (oi_dargv[OI_D_CONFIG] != NULL && oi_d_read_config(
+            oi_dargv[OI_D_CONFIG], oi_dfile, err, sizeof err) != 0)
+        oi_d_die("%s", err);
+    oi_d_base(&oi_dcfg);
+    oi_d_apply(&oi_dcfg, oi_dfile, 1);
+    oi_dlevel = oi_dcfg.log_level;
+    if (oi_dcfg.jid == NULL)
+        oi_d_die("--domain JID is required (the component JID)");
+    if ((server = oi_d_get(oi_dfile, OI_D_SERVER)) == NULL)
+        server = OI_D_SERVER_DEFAULT;
+    (void)oi_d_split(server, host, port);
+    oi_d_pick_secret();
+    oi_dcfg.hash_seed = oi_d_seed();
+    oi_drng = oi_d_seed() | 1u;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = oi_d_on_signal;     /* no SA_RESTART: poll sees EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = olpcidx_new(&x, &oi_dcfg)) != 0) {
+        oi_d_log(OLPCIDX_LOG_ERROR, "cannot start: %s", olpcidx_strerror(rc));
+        oi_d_free_vals(oi_dfile);
+        return rc == OLPCIDX_EINVAL ? 2 : 1;
+    }
+    while (!oi_dstop) {
+        oi_d_log(OLPCIDX_LOG_INFO, "connecting to %s", server);
+        if ((fd = oi_d_dial(host, port)) >= 0) {
+            oi_d_log(OLPCIDX_LOG_INFO, "connected to %s", server);
+            online = 0;
+            rc = oi_d_session(x, fd, &online);
+            close(fd);
+            if (rc == OI_D_STOPPED)
+                break;
+            if (olpcidx_is_fatal(rc)) {
+                oi_d_log(OLPCIDX_LOG_ERROR, "%s (domain %s, server %s)",
+                         olpcidx_strerror(rc), oi_dcfg.jid, server);
+                olpcidx_free(x);
+                oi_d_free_vals(oi_dfile);
+                return 3;
+            }
+            if (rc < 0)
+                oi_d_log(OLPCIDX_LOG_WARN, "stream ended: %s",
+                         olpcidx_strerror(rc));
+            if (online)
+                backoff = OI_D_BACKOFF_MIN;
+        }
+        if (oi_dstop)
+            break;
+        rc = oi_d_jitter(backoff);
+        oi_d_log(OLPCIDX_LOG_INFO, "reconnecting in %d ms", rc);
+        if (oi_d_sleep(x, rc))
+            break;
+        backoff = backoff < OI_D_BACKOFF_MAX / 2 ? backoff * 2
+                                                 : OI_D_BACKOFF_MAX;
+    }
+    olpcidx_free(x);
+    oi_d_free_vals(oi_dfile);
+    oi_d_log(OLPCIDX_LOG_INFO, "stopped");
+    return 0;
+}
+
+#endif /* OLPCIDX_MAIN */

@@ -1,0 +1,132 @@
+/*
+** olpcidx.h -- the activity and buddy index for OLPC XO laptops, as an
+** XMPP server component (XEP-0114).  MIT licence, see LICENSE.
+**
+** The library does no I/O and reads no clock.  The embedder connects a
+** TCP socket to the server's component port, then loops:
+**
+**     olpcidx_connect(x, now)            once per new TCP connection
+**     olpcidx_feed(x, buf, n)            bytes received from the socket
+**     olpcidx_pending(x, &p) / _sent()   bytes to write to the socket
+**     olpcidx_tick(x, now, &wait_ms)     timers; poll() at most wait_ms
+**
+** A negative return from feed or tick means the stream is over: close the
+** socket, and reconnect unless olpcidx_is_fatal() says the server refused
+** the component's configuration.  The index survives reconnects.
+*/
+#ifndef OLPCIDX_H
+#define OLPCIDX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define OLPCIDX_VERSION "0.1.0"
+
+/* Result codes: 0 is success, every error is negative. */
+#define OLPCIDX_ERRORS(X)                                                   \
+    X(OK,       0,  "success")                                              \
+    X(ENOMEM,  -1,  "out of memory (allocator failed or memory cap hit)")   \
+    X(EINVAL,  -2,  "invalid argument or configuration")                    \
+    X(EXML,    -3,  "XML from the server is not well-formed")               \
+    X(ERESTRICTED, -4, "restricted XML (DTD, comment or PI) from the server") \
+    X(ELIMIT,  -5,  "a configured limit was exceeded")                      \
+    X(EPROTO,  -6,  "XMPP stream protocol violation by the server")         \
+    X(EAUTH,   -7,  "server refused the handshake (not-authorized): "       \
+                    "check the secret")                                     \
+    X(EHOST,   -8,  "server does not serve this component (host-unknown): " \
+                    "check the component domain and the server's "          \
+                    "Component declaration")                                \
+    X(ESTREAM, -9,  "the server ended the stream with a stream error")      \
+    X(ECLOSED, -10, "the stream is closed")                                 \
+    X(ETIMEOUT, -11, "the server did not answer in time")                   \
+    X(EFULL,   -12, "output queue full")                                    \
+    X(ESTATE,  -13, "call not valid in the current stream state")
+
+enum olpcidx_result {
+#define OLPCIDX_ENUM_(name, value, text) OLPCIDX_##name = value,
+    OLPCIDX_ERRORS(OLPCIDX_ENUM_)
+#undef OLPCIDX_ENUM_
+    OLPCIDX_ELAST_ = -14
+};
+
+enum olpcidx_level {            /* log levels, most severe first */
+    OLPCIDX_LOG_ERROR, OLPCIDX_LOG_WARN, OLPCIDX_LOG_INFO, OLPCIDX_LOG_DEBUG
+};
+
+/* The allocator, with lua_Alloc semantics: nsize 0 frees ptr (returns
+** NULL); otherwise behaves like realloc(ptr, nsize), osize being the size
+** ptr was allocated with (0 when ptr is NULL).  May return NULL. */
+typedef void *(*olpcidx_alloc)(void *ud, void *ptr, size_t osize,
+                               size_t nsize);
+
+/* Log sink.  msg is one line without newline, valid during the call. */
+typedef void (*olpcidx_log)(void *ud, int level, const char *msg);
+
+typedef struct olpcidx olpcidx;                 /* opaque handle */
+
+typedef struct olpcidx_config {
+    const char *jid;            /* component JID, e.g. index.jabber.test */
+    const char *secret;         /* shared secret of the XEP-0114 handshake */
+    const char *name;           /* disco identity name; NULL: "OLPC Gadget" */
+    olpcidx_alloc alloc;        /* NULL: realloc/free */
+    void *alloc_ud;
+    size_t mem_limit;           /* bytes the handle may hold; 0: no cap */
+    olpcidx_log log;            /* NULL: no logging */
+    void *log_ud;
+    int log_level;              /* most verbose level passed to log */
+    size_t max_stanza;          /* bytes of one incoming stanza */
+    size_t max_depth;           /* element nesting, stream root included */
+    size_t max_attrs;           /* attributes per element */
+    size_t max_name;            /* bytes of an element/attribute name */
+    size_t max_output;          /* bytes queued for sending */
+    uint32_t hash_seed;         /* per-process random seed for hashing */
+} olpcidx_config;
+
+/* Fills c with the defaults (all limits of PROTOCOL.md section 8). */
+void olpcidx_config_init(olpcidx_config *c);
+
+/* Creates a handle.  The strings in cfg are copied; cfg is not retained.
+** On success *out owns the handle until olpcidx_free. */
+int olpcidx_new(olpcidx **out, const olpcidx_config *cfg);
+void olpcidx_free(olpcidx *x);
+
+/* Applies new limits and log level (not jid/secret/alloc) to a live
+** handle, as after SIGHUP.  Takes effect from the next stanza. */
+int olpcidx_reconfigure(olpcidx *x, const olpcidx_config *cfg);
+
+/* Starts a new stream on a fresh connection: discards what was queued for
+** the old one and queues the stream header.  now_ms: any monotonic clock
+** in milliseconds, the same one passed to olpcidx_tick. */
+int olpcidx_connect(olpcidx *x, uint64_t now_ms);
+
+/* Feeds n received bytes; buf is only read during the call.  Returns 0,
+** or a negative code once the stream is over (the code stays sticky until
+** the next olpcidx_connect). */
+int olpcidx_feed(olpcidx *x, const void *buf, size_t n);
+
+/* Bytes waiting to be sent: *buf points at them, valid until the next
+** call on x.  Returns their count (0: nothing to send). */
+size_t olpcidx_pending(olpcidx *x, const void **buf);
+/* Marks the first n pending bytes as written. */
+void olpcidx_sent(olpcidx *x, size_t n);
+
+/* Runs timers at time now_ms (keepalive, ping, timeouts) and sets
+** *wait_ms to the longest the caller may wait before the next tick.
+** Returns 0 or a negative code as olpcidx_feed does. */
+int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms);
+
+/* Queues a clean end of stream (</stream:stream>).  Once the bytes are
+** sent the caller may close the socket. */
+int olpcidx_close(olpcidx *x);
+
+/* 1 once the server accepted the handshake on this connection. */
+int olpcidx_online(const olpcidx *x);
+
+/* 1 when err means the server refused our configuration (EAUTH, EHOST):
+** reconnecting would only be refused again. */
+int olpcidx_is_fatal(int err);
+
+/* A static English message for a result code. */
+const char *olpcidx_strerror(int err);
+
+#endif /* OLPCIDX_H */
