@@ -1750,11 +1750,12 @@ static int oi_stream_open(olpcidx *x, oi_str ns, oi_str name,
     for (i = 0; i < na; i++)
         if (a[i].ns.n == 0 && oi_eq(a[i].name, "id"))
             id = a[i].value;
-    if (id.n == 0 || id.n >= sizeof x->stream_id) {
-        oi_log(x, OLPCIDX_LOG_ERROR, "server stream header has %s id",
-               id.n ? "an oversized" : "no");
+    if (id.n == 0)      /* refusals come so (Prosody: id=''), then the */
+        return 0;       /* stream error: OPENING waits for it */
+    if (id.n >= sizeof x->stream_id) {
+        oi_log(x, OLPCIDX_LOG_ERROR, "server stream id is too long");
         return oi_stream_end(x, OLPCIDX_EPROTO, "invalid-xml",
-                             "stream id missing or too long");
+                             "stream id too long");
     }
     memcpy(x->stream_id, id.p, id.n);
     x->stream_id[id.n] = '\0';
@@ -1977,7 +1978,7 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
                (int)st->name.n, st->name.p, (int)st->ns.n, st->ns.p);
         return 0;
     }
-    if (oi_eq(st->name, "handshake")) {
+    if (oi_eq(st->name, "handshake") && x->state != OI_S_OPENING) {
         if (x->state != OI_S_HANDSHAKE) {
             oi_log(x, OLPCIDX_LOG_ERROR, "unexpected <handshake/>");
             return oi_stream_end(x, OLPCIDX_EPROTO, "not-authorized", NULL);
@@ -1990,6 +1991,11 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
     if (x->state != OI_S_ONLINE) {
         if (x->state == OI_S_CLOSING)
             return 0;
+        if (x->state == OI_S_OPENING) {
+            oi_log(x, OLPCIDX_LOG_ERROR, "server stream header had no id");
+            return oi_stream_end(x, OLPCIDX_EPROTO, "invalid-xml",
+                                 "stream header without id");
+        }
         oi_log(x, OLPCIDX_LOG_ERROR, "<%.*s> before the handshake completed",
                (int)st->name.n, st->name.p);
         return oi_stream_end(x, OLPCIDX_EPROTO, "not-authorized", NULL);

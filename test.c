@@ -18,6 +18,7 @@
 ** injected at every allocation of each fixture; serializer and timers.
 ** The last line is "N passed, N failed".
 */
+#define _POSIX_C_SOURCE 200809L       /* mkdtemp */
 #include "olpcidx.c"
 
 #include <dirent.h>
@@ -800,14 +801,1366 @@ static void t_offline(void)
     t_backpressure();
 }
 
-static void t_interop(void) {}
-static int t_demo(int argc, char **argv) { (void)argc; (void)argv; return 1; }
+/* ---- 5. a private Prosody and processes ------------------------------ */
+
+/*
+** The interop tests start everything they use and stop it again: a
+** Prosody (Debian's package) in a temporary directory, listening on
+** 127.0.0.1 only, on ports picked free at start; the olpcidx daemon built
+** beside this program; and c2s clients written here.  Every child is
+** killed and the directory removed on the way out, whatever happened.
+*/
+#define T_DOMAIN "jabber.test"
+#define T_COMP   "index.jabber.test"
+#define T_SECRET "secret"
+
+static char t_dir[64];                  /* temporary directory */
+static int t_c2s_port, t_comp_port;
+static pid_t t_children[16];
+static int t_verbose;                   /* demo: print the exchanges */
+
+static void t_cleanup(void)
+{
+    size_t i;
+    for (i = 0; i < sizeof t_children / sizeof t_children[0]; i++)
+        if (t_children[i] > 0) {
+            kill(t_children[i], SIGKILL);
+            waitpid(t_children[i], NULL, 0);
+            t_children[i] = 0;
+        }
+    if (t_dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", t_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "test: could not remove %s\n", t_dir);
+        t_dir[0] = '\0';
+    }
+}
+
+static void t_on_signal(int sig)
+{
+    (void)sig;
+    t_cleanup();
+    _exit(2);
+}
+
+static uint64_t t_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void t_sleep_ms(int ms)
+{
+    poll(NULL, 0, ms);
+}
+
+/* A TCP port on 127.0.0.1 that nobody listens on right now. */
+static int t_free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0
+        && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int t_dial(int port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+/* Starts argv[0] with stdout and stderr appended to logfile. */
+static pid_t t_spawn(char *const argv[], const char *logfile)
+{
+    pid_t pid = fork();
+    size_t i;
+    if (pid == 0) {
+        int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    for (i = 0; pid > 0 && i < sizeof t_children / sizeof t_children[0]; i++)
+        if (t_children[i] <= 0) {
+            t_children[i] = pid;
+            break;
+        }
+    return pid;
+}
+
+static void t_forget(pid_t pid)
+{
+    size_t i;
+    for (i = 0; i < sizeof t_children / sizeof t_children[0]; i++)
+        if (t_children[i] == pid)
+            t_children[i] = 0;
+}
+
+/* Waits up to ms for pid to exit; returns its exit status, 128+signal,
+** or -1 if it is still running. */
+static int t_wait_exit(pid_t pid, int ms)
+{
+    uint64_t end = t_now() + (uint64_t)ms;
+    int st;
+    do {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            t_forget(pid);
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        t_sleep_ms(20);
+    } while (t_now() < end);
+    return -1;
+}
+
+static void t_stop(pid_t pid, int sig)
+{
+    kill(pid, sig);
+    if (t_wait_exit(pid, 5000) < 0) {
+        kill(pid, SIGKILL);
+        t_wait_exit(pid, 5000);
+    }
+}
+
+/* Waits up to ms until file holds at least n copies of needle. */
+static int t_wait_log(const char *file, const char *needle, int n, int ms)
+{
+    uint64_t end = t_now() + (uint64_t)ms;
+    do {
+        size_t len;
+        char *p = t_readfile(file, &len);
+        int k = p ? t_count(p, needle) : 0;
+        free(p);
+        if (k >= n)
+            return 1;
+        t_sleep_ms(50);
+    } while (t_now() < end);
+    return 0;
+}
+
+static int t_file_has(const char *file, const char *needle)
+{
+    size_t len;
+    char *p = t_readfile(file, &len);
+    int k = p ? t_count(p, needle) : 0;
+    free(p);
+    return k > 0;
+}
+
+static void t_path(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", t_dir, name);
+}
+
+/* Writes the Prosody configuration and the test accounts.  Accounts are
+** internal_plain files, the format mod_storage_internal reads
+** (data/<host, dots as %2e>/accounts/<user>.dat), so no prosodyctl run
+** is needed. */
+static int t_prosody_setup(void)
+{
+    static const char *const users[] = {"alice", "bob", "carol"};
+    char path[256], cfg[2048];
+    size_t i;
+    t_path(path, sizeof path, "data");
+    mkdir(path, 0700);
+    t_path(path, sizeof path, "data/jabber%2etest");
+    mkdir(path, 0700);
+    t_path(path, sizeof path, "data/jabber%2etest/accounts");
+    mkdir(path, 0700);
+    for (i = 0; i < sizeof users / sizeof users[0]; i++) {
+        char file[300], body[128];
+        snprintf(file, sizeof file, "%s/%s.dat", path, users[i]);
+        snprintf(body, sizeof body, "return {\n\t[\"password\"] = \"pw-%s\";"
+                 "\n};\n", users[i]);
+        t_writefile(file, body, strlen(body));
+    }
+    snprintf(cfg, sizeof cfg,
+        "-- private test instance, generated by olpcidx-test\n"
+        "run_as_root = true\n"
+        "pidfile = \"%s/prosody.pid\"\n"
+        "data_path = \"%s/data\"\n"
+        "certificates = \"%s\"\n"
+        "log = { { levels = { min = \"info\" }, to = \"file\","
+        " filename = \"%s/prosody.log\" } }\n"
+        "plugin_paths = {}\n"
+        "interfaces = { \"127.0.0.1\" }\n"
+        "c2s_ports = { %d }\n"
+        "c2s_interfaces = { \"127.0.0.1\" }\n"
+        "c2s_direct_tls_ports = {}\n"
+        "legacy_ssl_ports = {}\n"
+        "component_ports = { %d }\n"
+        "component_interfaces = { \"127.0.0.1\" }\n"
+        "s2s_ports = {}\n"
+        "s2s_direct_tls_ports = {}\n"
+        "http_ports = {}\n"
+        "https_ports = {}\n"
+        "modules_enabled = { \"roster\"; \"saslauth\"; \"disco\";"
+        " \"ping\" }\n"
+        "modules_disabled = { \"s2s\"; \"s2s_auth_certs\"; \"offline\" }\n"
+        "c2s_require_encryption = false\n"
+        "allow_unencrypted_plain_auth = true\n"
+        "authentication = \"internal_plain\"\n"
+        "storage = \"internal\"\n"
+        "VirtualHost \"" T_DOMAIN "\"\n"
+        "Component \"" T_COMP "\"\n"
+        "\tcomponent_secret = \"" T_SECRET "\"\n",
+        t_dir, t_dir, t_dir, t_dir, t_c2s_port, t_comp_port);
+    t_path(path, sizeof path, "prosody.cfg.lua");
+    t_writefile(path, cfg, strlen(cfg));
+    return 0;
+}
+
+/* Starts Prosody and waits until its c2s port accepts connections. */
+static pid_t t_prosody_start(void)
+{
+    char cfg[256], log[256];
+    char *argv[5];
+    pid_t pid;
+    uint64_t end;
+    t_path(cfg, sizeof cfg, "prosody.cfg.lua");
+    t_path(log, sizeof log, "prosody.out");
+    argv[0] = (char *)"prosody";
+    argv[1] = (char *)"--config";
+    argv[2] = cfg;
+    argv[3] = (char *)"-F";             /* foreground */
+    argv[4] = NULL;
+    pid = t_spawn(argv, log);
+    end = t_now() + 15000;
+    while (pid > 0 && t_now() < end) {
+        int fd = t_dial(t_c2s_port), fd2;
+        if (fd >= 0) {
+            fd2 = t_dial(t_comp_port);
+            close(fd);
+            if (fd2 >= 0) {
+                close(fd2);
+                return pid;
+            }
+        }
+        if (t_wait_exit(pid, 50) >= 0)
+            break;
+    }
+    printf("FAIL prosody did not start; see its log:\n");
+    if (system("cat \"$OLPCIDX_TEST_DIR\"/prosody.out "
+               "\"$OLPCIDX_TEST_DIR\"/prosody.log 2>/dev/null | tail -20"))
+        printf("  (no log)\n");
+    t_failed++;
+    return -1;
+}
+
+/* Starts the daemon against the private server; extra arguments follow.
+** Its log goes to log. */
+static pid_t t_olpcidx_start(const char *domain, const char *secret,
+                             const char *log)
+{
+    char server[64], path[256];
+    char *argv[12];
+    snprintf(server, sizeof server, "127.0.0.1:%d", t_comp_port);
+    t_path(path, sizeof path, log);
+    argv[0] = (char *)"./olpcidx";
+    argv[1] = (char *)"--domain";
+    argv[2] = (char *)domain;
+    argv[3] = (char *)"--server";
+    argv[4] = server;
+    argv[5] = (char *)"--secret";
+    argv[6] = (char *)secret;
+    argv[7] = (char *)"--log-level";
+    argv[8] = (char *)"debug";
+    argv[9] = NULL;
+    return t_spawn(argv, path);
+}
+
+/* ---- 6. a small c2s client -------------------------------------------- */
+
+/*
+** Enough of RFC 6120 for tests: stream, SASL PLAIN (loopback only), resource
+** binding, then stanzas.  It reads with the olpcidx tokenizer and stanza
+** assembly; each stanza received is serialized back to a string and
+** queued, and tests wait for the one that contains some text (an id).
+*/
+typedef struct t_cl {
+    int fd;
+    olpcidx *x;                 /* storage for tokenizer and tree only */
+    char *queue[64];            /* stanzas received, not yet taken */
+    size_t nqueue;
+    int closed;
+    char jid[128];              /* full JID after binding */
+    char name[16];              /* for the demo's transcript */
+} t_cl;
+
+static int t_cl_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
+                      size_t na)
+{
+    olpcidx *x = ((t_cl *)ud)->x;
+    if (x->xml.depth >= 2 && !x->dropped
+        && oi_tree_start(x, ns, name, a, na) < 0)
+        x->dropped = 1;
+    return 0;
+}
+
+static int t_cl_text(void *ud, const char *p, size_t n)
+{
+    olpcidx *x = ((t_cl *)ud)->x;
+    if (x->xml.depth >= 2 && !x->dropped && oi_tree_text(x, p, n) < 0)
+        x->dropped = 1;
+    return 0;
+}
+
+static int t_cl_end(void *ud)
+{
+    t_cl *c = (t_cl *)ud;
+    olpcidx *x = c->x;
+    if (x->xml.depth == 0) {
+        c->closed = 1;
+        return 0;
+    }
+    if (x->xml.depth > 1) {
+        if (!x->dropped)
+            x->cur = x->cur->parent;
+        return 0;
+    }
+    if (x->root && !x->dropped && c->nqueue < 64) {
+        size_t mark = oi_out_begin(x);
+        char *s;
+        oi_out_node(x, x->root, OI_LIT("jabber:client"));
+        s = (char *)malloc(x->out.n - mark + 1);
+        if (s) {
+            memcpy(s, x->out.p + mark, x->out.n - mark);
+            s[x->out.n - mark] = '\0';
+            c->queue[c->nqueue++] = s;
+            if (t_verbose)
+                printf("  %-6s <- %s\n", c->name, s);
+        }
+        x->out.n = mark;
+    }
+    x->root = x->cur = NULL;
+    x->dropped = 0;
+    oi_arena_reset(&x->mem, &x->arena, 1);
+    return 0;
+}
+
+static const oi_xml_handler t_cl_handler = {
+    t_cl_start, t_cl_end, t_cl_text
+};
+
+static int t_cl_send(t_cl *c, const char *z)
+{
+    size_t n = strlen(z), off = 0;
+    if (t_verbose && z[0] == '<' && z[1] != '?' && strncmp(z, "<stream", 7))
+        printf("  %-6s -> %s\n", c->name, z);
+    while (off < n) {
+        ssize_t k = write(c->fd, z + off, n - off);
+        if (k <= 0)
+            return -1;
+        off += (size_t)k;
+    }
+    return 0;
+}
+
+/* Waits up to ms for a stanza containing needle; returns it (caller
+** frees) or NULL.  Other stanzas stay queued. */
+static char *t_cl_wait(t_cl *c, const char *needle, int ms)
+{
+    uint64_t end = t_now() + (uint64_t)ms;
+    for (;;) {
+        size_t i;
+        char buf[4096];
+        struct pollfd pfd;
+        uint64_t now;
+        ssize_t k;
+        for (i = 0; i < c->nqueue; i++)
+            if (strstr(c->queue[i], needle)) {
+                char *s = c->queue[i];
+                memmove(&c->queue[i], &c->queue[i + 1],
+                        (c->nqueue - i - 1) * sizeof c->queue[0]);
+                c->nqueue--;
+                return s;
+            }
+        now = t_now();
+        if (now >= end || c->closed || c->fd < 0)
+            return NULL;
+        pfd.fd = c->fd;
+        pfd.events = POLLIN;
+        if (poll(&pfd, 1, (int)(end - now)) <= 0)
+            continue;
+        k = read(c->fd, buf, sizeof buf);
+        if (k <= 0) {
+            c->closed = 1;
+            continue;
+        }
+        if (oi_xml_feed(&c->x->xml, buf, (size_t)k) != 0) {
+            printf("FAIL client %s: bad XML from the server: %s\n",
+                   c->name, c->x->xml.err_msg);
+            c->closed = 1;
+        }
+    }
+}
+
+static void t_cl_close(t_cl *c)
+{
+    size_t i;
+    if (c->fd >= 0) {
+        t_cl_send(c, "</stream:stream>");
+        close(c->fd);
+    }
+    c->fd = -1;
+    for (i = 0; i < c->nqueue; i++)
+        free(c->queue[i]);
+    c->nqueue = 0;
+    olpcidx_free(c->x);
+    c->x = NULL;
+}
+
+static void t_base64(const char *in, size_t n, char *out)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i;
+    for (i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)(unsigned char)in[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)(unsigned char)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)in[i + 2];
+        *out++ = b64[v >> 18];
+        *out++ = b64[(v >> 12) & 63];
+        *out++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+        *out++ = i + 2 < n ? b64[v & 63] : '=';
+    }
+    *out = '\0';
+}
+
+static int t_cl_stream(t_cl *c)
+{
+    char *s;
+    oi_xml_reset(&c->x->xml);
+    c->closed = 0;
+    if (t_cl_send(c, "<?xml version='1.0'?><stream:stream to='" T_DOMAIN
+                  "' xmlns='jabber:client' xmlns:stream='" OI_NS_STREAM
+                  "' version='1.0'>") != 0)
+        return -1;
+    s = t_cl_wait(c, "<features", 5000);
+    if (!s)
+        return -1;
+    free(s);
+    return 0;
+}
+
+/* Connects, authenticates user with SASL PLAIN and binds resource. */
+static int t_cl_open(t_cl *c, const char *user, const char *resource)
+{
+    olpcidx_config cfg;
+    char plain[64], auth[128], bind[256], *s;
+    int n;
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", user);
+    olpcidx_config_init(&cfg);
+    cfg.jid = "client.invalid";
+    cfg.secret = "";
+    if (olpcidx_new(&c->x, &cfg) != 0)
+        return -1;
+    c->x->xml.h = &t_cl_handler;
+    c->x->xml.ud = c;
+    c->fd = t_dial(t_c2s_port);
+    if (c->fd < 0 || t_cl_stream(c) != 0)
+        return -1;
+    n = snprintf(plain, sizeof plain, "%c%s%cpw-%s", 0, user, 0, user);
+    t_base64(plain, (size_t)n, auth);
+    snprintf(bind, sizeof bind, "<auth xmlns='urn:ietf:params:xml:ns:"
+             "xmpp-sasl' mechanism='PLAIN'>%s</auth>", auth);
+    t_cl_send(c, bind);
+    s = t_cl_wait(c, "xmpp-sasl", 5000);
+    if (!s || !strstr(s, "<success")) {
+        free(s);
+        return -1;
+    }
+    free(s);
+    if (t_cl_stream(c) != 0)
+        return -1;
+    snprintf(bind, sizeof bind, "<iq type='set' id='bind1'><bind xmlns="
+             "'urn:ietf:params:xml:ns:xmpp-bind'><resource>%s</resource>"
+             "</bind></iq>", resource);
+    t_cl_send(c, bind);
+    s = t_cl_wait(c, "id='bind1'", 5000);
+    if (!s || !strstr(s, "type='result'")) {
+        free(s);
+        return -1;
+    }
+    snprintf(c->jid, sizeof c->jid, "%s@" T_DOMAIN "/%s", user, resource);
+    free(s);
+    return 0;
+}
+
+/* Sends an iq to the component and returns the reply (caller frees). */
+static char *t_cl_iq(t_cl *c, const char *id, const char *type,
+                     const char *payload)
+{
+    char buf[2048], needle[64];
+    snprintf(buf, sizeof buf, "<iq type='%s' id='%s' to='" T_COMP "'>%s"
+             "</iq>", type, id, payload);
+    snprintf(needle, sizeof needle, "id='%s'", id);
+    t_cl_send(c, buf);
+    return t_cl_wait(c, needle, 5000);
+}
+
+/* Checks that reply exists and contains every string of want. */
+static void t_expect(const char *what, const char *reply,
+                     const char *const *want)
+{
+    int ok = reply != NULL;
+    for (; ok && *want; want++)
+        if (!strstr(reply, *want)) {
+            printf("FAIL %s: no \"%s\" in %s\n", what, *want, reply);
+            ok = 0;
+        }
+    if (!reply)
+        printf("FAIL %s: no reply\n", what);
+    if (ok)
+        t_passed++;
+    else
+        t_failed++;
+}
+
+/* The exchanges every client should see from a live component. */
+static void t_cl_basics(t_cl *c)
+{
+    static const char *const info[] = {
+        "type='result'", "from='" T_COMP "'",
+        "<identity ", "category='collaboration'", "type='gadget'",
+        "name='OLPC Gadget'",
+        "<feature var='" OI_NS_BUDDY "'/>", "<feature var='" OI_NS_ACT "'/>",
+        "<feature var='" OI_NS_RSM "'/>", "<feature var='" OI_NS_DINFO "'/>",
+        "<feature var='" OI_NS_PING "'/>", "<feature var='" OI_NS_VERSION "'/>",
+        NULL
+    };
+    static const char *const unknown[] = {
+        "type='error'", "from='" T_COMP "'", "<service-unavailable", NULL
+    };
+    static const char *const items[] = {
+        "type='result'", "<query xmlns='" OI_NS_DITEMS "'/>", NULL
+    };
+    static const char *const version[] = {
+        "type='result'", "<name>olpcidx</name>",
+        "<version>" OLPCIDX_VERSION "</version>", NULL
+    };
+    static const char *const pong[] = { "type='result'", NULL };
+    char *r;
+    r = t_cl_iq(c, "info1", "get", "<query xmlns='" OI_NS_DINFO "'/>");
+    t_expect("disco#info", r, info);
+    if (r && !CHECK(strstr(r, c->jid) != NULL))
+        printf("  reply not addressed to %s: %s\n", c->jid, r);
+    free(r);
+    r = t_cl_iq(c, "unk1", "get", "<query xmlns='urn:example:nothing'/>");
+    t_expect("unknown iq", r, unknown);
+    free(r);
+    r = t_cl_iq(c, "items1", "get", "<query xmlns='" OI_NS_DITEMS "'/>");
+    t_expect("disco#items", r, items);
+    free(r);
+    r = t_cl_iq(c, "ver1", "get", "<query xmlns='" OI_NS_VERSION "'/>");
+    t_expect("version", r, version);
+    free(r);
+    r = t_cl_iq(c, "ping1", "get", "<ping xmlns='" OI_NS_PING "'/>");
+    t_expect("ping", r, pong);
+    free(r);
+}
+
+/* Creates the directory, picks ports, writes the server configuration. */
+static int t_env_setup(void)
+{
+    strcpy(t_dir, "/tmp/olpcidx-test-XXXXXX");
+    if (!mkdtemp(t_dir)) {
+        t_dir[0] = '\0';
+        printf("FAIL mkdtemp: %s\n", strerror(errno));
+        t_failed++;
+        return -1;
+    }
+    setenv("OLPCIDX_TEST_DIR", t_dir, 1);
+    atexit(t_cleanup);
+    signal(SIGINT, t_on_signal);
+    signal(SIGTERM, t_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    t_c2s_port = t_free_port();
+    do
+        t_comp_port = t_free_port();
+    while (t_comp_port == t_c2s_port);
+    return t_prosody_setup();
+}
+
+static int t_have_prosody(void)
+{
+    if (system("command -v prosody >/dev/null 2>&1") == 0)
+        return 1;
+    printf("FAIL ============================================================\n"
+           "FAIL Prosody is not installed: the interop tests cannot run.\n"
+           "FAIL Install it (apt-get install prosody) or run the offline\n"
+           "FAIL tests alone with OLPCIDX_TEST_OFFLINE=1.\n"
+           "FAIL ============================================================\n");
+    t_failed++;
+    return 0;
+}
+
+static void t_interop(void)
+{
+    char log[256], refused[256];
+    pid_t server, comp;
+    t_cl alice, bob;
+    int rc;
+    if (!t_have_prosody() || t_env_setup() != 0)
+        return;
+    server = t_prosody_start();
+    if (server < 0)
+        return;
+    printf("interop: prosody on 127.0.0.1:%d (c2s) and :%d (component)\n",
+           t_c2s_port, t_comp_port);
+
+    /* A wrong secret is a configuration error: exit 3, and say so. */
+    comp = t_olpcidx_start(T_COMP, "wrong", "refused.log");
+    rc = t_wait_exit(comp, 15000);
+    t_path(refused, sizeof refused, "refused.log");
+    if (!CHECK(rc == 3) || !CHECK(t_file_has(refused, "check the secret")))
+        printf("  exit status %d; see %s\n", rc, refused);
+    if (rc < 0)
+        t_stop(comp, SIGKILL);
+
+    /* A domain the server does not serve: exit 3 too. */
+    comp = t_olpcidx_start("nothere." T_DOMAIN, T_SECRET, "refused2.log");
+    rc = t_wait_exit(comp, 15000);
+    t_path(refused, sizeof refused, "refused2.log");
+    if (!CHECK(rc == 3) || !CHECK(t_file_has(refused, "component domain")))
+        printf("  exit status %d; see %s\n", rc, refused);
+    if (rc < 0)
+        t_stop(comp, SIGKILL);
+
+    /* The component online, and two clients asking it things. */
+    comp = t_olpcidx_start(T_COMP, T_SECRET, "olpcidx.log");
+    t_path(log, sizeof log, "olpcidx.log");
+    CHECK(t_wait_log(log, "online as " T_COMP, 1, 10000));
+    if (!CHECK(t_cl_open(&alice, "alice", "xo") == 0))
+        printf("  alice could not log in\n");
+    if (!CHECK(t_cl_open(&bob, "bob", "xo") == 0))
+        printf("  bob could not log in\n");
+    t_cl_basics(&alice);
+    t_cl_basics(&bob);
+    t_cl_close(&alice);
+    t_cl_close(&bob);
+
+    /* Prosody stops and comes back: the component reconnects by itself. */
+    t_stop(server, SIGTERM);
+    CHECK(t_wait_exit(comp, 500) < 0);          /* still running */
+    server = t_prosody_start();
+    if (server < 0)
+        return;
+    if (!CHECK(t_wait_log(log, "online as " T_COMP, 2, 20000)))
+        printf("  no reconnect; see %s\n", log);
+    CHECK(t_file_has(log, "reconnecting"));
+    if (CHECK(t_cl_open(&alice, "alice", "xo2") == 0))
+        t_cl_basics(&alice);
+    t_cl_close(&alice);
+
+    /* SIGTERM: the stream is closed cleanly and the exit status is 0. */
+    kill(comp, SIGTERM);
+    rc = t_wait_exit(comp, 5000);
+    if (!CHECK(rc == 0))
+        printf("  exit status %d after SIGTERM\n", rc);
+    t_stop(server, SIGTERM);
+    t_cleanup();
+}
+
+/* make demo: the same scene, with the exchanges printed. */
+static int t_demo(int argc, char **argv)
+{
+    char log[256];
+    pid_t server, comp;
+    t_cl alice;
+    char *r;
+    (void)argc;
+    (void)argv;
+    if (!t_have_prosody() || t_env_setup() != 0)
+        return 1;
+    printf("demo: starting a private Prosody in %s\n", t_dir);
+    server = t_prosody_start();
+    if (server < 0)
+        return 1;
+    printf("demo: c2s on 127.0.0.1:%d, component port 127.0.0.1:%d\n",
+           t_c2s_port, t_comp_port);
+    comp = t_olpcidx_start(T_COMP, T_SECRET, "olpcidx.log");
+    t_path(log, sizeof log, "olpcidx.log");
+    if (!t_wait_log(log, "online as", 1, 10000)) {
+        printf("demo: olpcidx did not come online; its log:\n");
+        if (system("cat \"$OLPCIDX_TEST_DIR\"/olpcidx.log")) {}
+        return 1;
+    }
+    printf("demo: ./olpcidx --domain " T_COMP " --server 127.0.0.1:%d is "
+           "online\n\n", t_comp_port);
+    if (t_cl_open(&alice, "alice", "xo") != 0) {
+        printf("demo: alice could not log in\n");
+        return 1;
+    }
+    printf("alice@" T_DOMAIN "/xo asks the component what it is:\n");
+    t_verbose = 1;
+    free(t_cl_iq(&alice, "info1", "get", "<query xmlns='" OI_NS_DINFO "'/>"));
+    free(t_cl_iq(&alice, "ver1", "get", "<query xmlns='" OI_NS_VERSION
+                 "'/>"));
+    free(t_cl_iq(&alice, "ping1", "get", "<ping xmlns='" OI_NS_PING "'/>"));
+    r = t_cl_iq(&alice, "x1", "get", "<query xmlns='urn:example:other'/>");
+    free(r);
+    t_verbose = 0;
+    t_cl_close(&alice);
+    printf("\ndemo: the component's log:\n");
+    if (system("sed 's/^/  /' \"$OLPCIDX_TEST_DIR\"/olpcidx.log")) {}
+    t_stop(comp, SIGTERM);
+    t_stop(server, SIGTERM);
+    t_cleanup();
+    printf("demo: stopped everything\n");
+    return 0;
+}
+
+#ifdef OLPCIDX_BENCH
+/* ---- 7. the benchmark (make bench) ----------------------------------- */
+
+/*
+** Throughput of the XML tokenizer alone and of the whole component (feed,
+** dispatch, reply), next to a memchr scan (the ceiling) and, when compiled
+** in, expat with namespaces and libxml2's SAX2 push parser, all on the
+** same bytes in 64 KiB feeds: the file $BENCH_INPUT, or about 8 MiB of
+** generated component traffic (a live stream: the root is never closed).
+** Each figure is the best of BENCH_RUNS runs of at least BENCH_MIN_RUN
+** seconds.  MB is 10^6 bytes.  The last line is machine-readable.
+*/
+#ifdef HAVE_EXPAT
+#include <expat.h>
+#endif
+#ifdef HAVE_LIBXML2
+#include <libxml/parser.h>
+#endif
+
+#define BENCH_CHUNK     (64u * 1024)            /* bytes per feed */
+#define BENCH_GEN_SIZE  (8u * 1024 * 1024)      /* generated input size */
+#define BENCH_MIN_RUN   0.5                     /* seconds per run */
+#define BENCH_RUNS      3                       /* runs, best one kept */
+#define BENCH_JID       "index.jabber.test"
+
+/* What one pass over the input saw.  Parsers count their own events and
+** track depth themselves, so that stanza counts can be compared too. */
+typedef struct bench_count {
+    unsigned long start;        /* start-element events */
+    unsigned long end;          /* end-element events */
+    unsigned long text;         /* character-data events */
+    unsigned long stanzas;      /* start events at depth 2 */
+    unsigned long depth;        /* currently open elements */
+    unsigned long bytes;        /* memchr: '<' bytes; core: reply bytes */
+} bench_count;
+
+/* Parses the whole input once; 0 on success, -1 after printing why. */
+typedef int (*bench_pass_fn)(const char *p, size_t n, bench_count *c);
+
+typedef struct bench_result {
+    const char *name;
+    double mb_s;                /* best run */
+    double stanzas_s;           /* 0: not meaningful */
+    bench_count c;              /* counts of one pass */
+} bench_result;
+
+/* Keeps the memchr loop from being optimised away. */
+static volatile unsigned long bench_sink;
+
+/* Last error line logged by the core, for the failure message. */
+static char bench_log_line[512];
+
+static double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- Input ---------------------------------------------------------- */
+
+/* Reads a whole file; returns 0, or -1 after printing why. */
+static int bench_read_file(const char *path, t_str *b)
+{
+    size_t n;
+    char *p = t_readfile(path, &n);
+    if (!p) {
+        fprintf(stderr, "bench: cannot read %s\n", path);
+        return -1;
+    }
+    b->p = p;
+    b->n = b->cap = n;
+    return 0;
+}
+
+/* xorshift32: fixed seed, so every run measures the same bytes. */
+static uint32_t bench_rand(uint32_t *s)
+{
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *s = x;
+}
+
+static const char *bench_pick(uint32_t *s, const char *const *v, size_t n)
+{
+    return v[bench_rand(s) % n];
+}
+
+#define BENCH_PICK(s, v) bench_pick((s), (v), sizeof(v) / sizeof((v)[0]))
+
+/* Text as laptops send it: entities, character references, and
+** non-ASCII UTF-8 of two, three and four bytes. */
+static const char *const bench_bodies[] = {
+    "Tom &amp; Jerry &lt;3 the caf&#233; in the plaza",
+    "\xc2\xbfVamos a jugar? El \xc3\x91" "and\xc3\xba corre m\xc3\xa1s "
+    "r\xc3\xa1pido que t\xc3\xba",
+    "x &lt; y &amp;&amp; y &gt; z, so the turtle turns left",
+    "Ol\xc3\xa1! A reuni\xc3\xa3o \xc3\xa9 \xc3\xa0s 15h &#x263A;",
+    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\x86 and ASCII",
+    "Shall we share the Memorize activity with the whole class?",
+    "Nice drawing \xf0\x9f\x98\x80 can I join &quot;Paint&quot;?"
+};
+
+static const char *const bench_nicks[] = {
+    "\xc3\x91" "and\xc3\xba", "J\xc3\xbcrgen", "Zo\xc3\xab",
+    "Mar\xc3\xad" "a Jos\xc3\xa9", "Kofi", "\xe6\x9d\x8e\xe5\xb0\x8f"
+    "\xe9\xbe\x99", "Tom &amp; Co", "Ana"
+};
+
+static const char *const bench_acts[] = {
+    "org.laptop.Connect", "org.laptop.Chat", "org.laptop.WebActivity",
+    "org.laptop.Memorize", "org.laptop.TurtleArtActivity",
+    "org.laptop.AbiWordActivity"
+};
+
+static const char *const bench_status[] = {
+    "Jugando con el \xc3\x91" "and\xc3\xba &amp; amigos", "En clase",
+    "Writing a story &lt;draft&gt;", "Ausente", "Leyendo \xe2\x80\x9c"
+    "El Principito\xe2\x80\x9d"
+};
+
+/* Appends one stanza; the mix averages about 330 bytes. */
+static void bench_stanza(t_str *b, uint32_t *s, unsigned long id)
+{
+    char t[2048];
+    unsigned user = bench_rand(s) % 500, r = bench_rand(s) % 100;
+    char from[128];
+
+    snprintf(from, sizeof from, "from='user%u@jabber.test/xo' to='"
+             BENCH_JID "'", user);
+    if (r < 20) {                       /* disco#info: answered */
+        snprintf(t, sizeof t, "<iq type='get' id='%lu' %s><query xmlns="
+                 "'http://jabber.org/protocol/disco#info'/></iq>", id, from);
+    } else if (r < 28) {                /* unknown namespace: error */
+        snprintf(t, sizeof t, "<iq type='get' id='%lu' %s><query xmlns="
+                 "'urn:example:unknown:%u'><item name='x%u'/></query></iq>",
+                 id, from, r, user);
+    } else if (r < 53) {                /* OLPC activity query */
+        snprintf(t, sizeof t, "<iq type='get' id='%lu' %s><query xmlns="
+                 "'http://laptop.org/xmpp/activity'><activity><properties "
+                 "xmlns='http://laptop.org/xmpp/activity-properties'>"
+                 "<property type='str' name='type'>%s</property>"
+                 "</properties></activity><set xmlns="
+                 "'http://jabber.org/protocol/rsm'><max>20</max>%s</set>"
+                 "</query></iq>", id, from, BENCH_PICK(s, bench_acts),
+                 r & 1 ? "<after>activity-40</after>" : "");
+    } else if (r < 78) {                /* message with buddy properties */
+        snprintf(t, sizeof t, "<message type='normal' id='m%lu' %s><body>"
+                 "%s</body><properties xmlns="
+                 "'http://laptop.org/xmpp/buddy-properties'><property "
+                 "type='str' name='nick'>%s</property><property "
+                 "type='str' name='color'>#%06X,#%06X</property><property "
+                 "type='bytes' name='key'>AAAAB3NzaC1kc3MAAACBAN%08X"
+                 "</property></properties></message>", id, from,
+                 BENCH_PICK(s, bench_bodies), BENCH_PICK(s, bench_nicks),
+                 (unsigned)(bench_rand(s) & 0xFFFFFF),
+                 (unsigned)(bench_rand(s) & 0xFFFFFF),
+                 (unsigned)bench_rand(s));
+    } else if (r < 95) {                /* presence with caps */
+        snprintf(t, sizeof t, "<presence %s xml:lang='es'><show>chat"
+                 "</show><status>%s</status><priority>0</priority><c "
+                 "xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
+                 "node='http://sugarlabs.org/xmpp' ver='QgayPKawpkPSDYmw"
+                 "T/WM94u%04X='/></presence>", from,
+                 BENCH_PICK(s, bench_status),
+                 (unsigned)(bench_rand(s) & 0xFFFF));
+    } else if (r < 98) {
+        snprintf(t, sizeof t, "<presence type='unavailable' %s/>", from);
+    } else {                            /* the server's ping */
+        snprintf(t, sizeof t, "<iq type='get' id='s2c%lu' from='jabber.test'"
+                 " to='" BENCH_JID "'><ping xmlns='urn:xmpp:ping'/></iq>",
+                 id);
+    }
+    t_addz(b, t);
+    if (bench_rand(s) % 64 == 0)        /* whitespace keepalive */
+        t_addz(b, "\n");
+}
+
+static void bench_generate(t_str *b)
+{
+    uint32_t seed = 0x2545F491u;
+    unsigned long id = 1;
+    t_addz(b, "<?xml version='1.0'?><stream:stream "
+               "xmlns='jabber:component:accept' "
+               "xmlns:stream='http://etherx.jabber.org/streams' "
+               "from='" BENCH_JID "' id='3BF96D32'><handshake/>");
+    while (b->n < BENCH_GEN_SIZE)
+        bench_stanza(b, &seed, id++);
+}
+
+/* ---- Passes --------------------------------------------------------- */
+
+static size_t bench_chunk(size_t n, size_t off)
+{
+    return n - off < BENCH_CHUNK ? n - off : BENCH_CHUNK;
+}
+
+static void bench_on_start(bench_count *c)
+{
+    c->start++;
+    if (++c->depth == 2)
+        c->stanzas++;
+}
+
+static void bench_on_end(bench_count *c)
+{
+    c->end++;
+    c->depth--;
+}
+
+/* The tokenizer with callbacks that only count. */
+static int bench_tok_start(void *ud, oi_str ns, oi_str name,
+                           const oi_xattr *a, size_t na)
+{
+    (void)ns;
+    (void)name;
+    (void)a;
+    (void)na;
+    bench_on_start((bench_count *)ud);
+    return 0;
+}
+
+static int bench_tok_end(void *ud)
+{
+    bench_on_end((bench_count *)ud);
+    return 0;
+}
+
+static int bench_tok_text(void *ud, const char *p, size_t n)
+{
+    (void)p;
+    (void)n;
+    ((bench_count *)ud)->text++;
+    return 0;
+}
+
+static const oi_xml_handler bench_tok_handler = {
+    bench_tok_start, bench_tok_end, bench_tok_text
+};
+
+static int bench_tok_pass(const char *p, size_t n, bench_count *c)
+{
+    oi_mem m;
+    oi_xml x;
+    size_t off, k;
+    int rc = 0;
+
+    memset(&m, 0, sizeof m);
+    m.alloc = oi_default_alloc;
+    oi_xml_init(&x, &m, &bench_tok_handler, c);
+    for (off = 0; off < n && rc == 0; off += k) {
+        k = bench_chunk(n, off);
+        rc = oi_xml_feed(&x, p + off, k);
+    }
+    if (rc != 0)
+        fprintf(stderr, "bench: tokenizer: %s at byte %lu: %s\n",
+                olpcidx_strerror(rc), (unsigned long)x.err_off,
+                x.err_msg ? x.err_msg : "?");
+    oi_xml_release(&x);
+    return rc ? -1 : 0;
+}
+
+/* The core's log sink: keeps the last error line for the message. */
+static void bench_log(void *ud, int level, const char *msg)
+{
+    (void)ud;
+    (void)level;
+    snprintf(bench_log_line, sizeof bench_log_line, "%s", msg);
+}
+
+/* Reads and discards what the component queued, as a socket write of
+** everything would. */
+static void bench_drain(olpcidx *x, bench_count *c)
+{
+    const void *out;
+    size_t k;
+    while ((k = olpcidx_pending(x, &out)) > 0) {
+        c->bytes += k;
+        olpcidx_sent(x, k);
+    }
+}
+
+/* The whole component on a fresh handle.  Stanza counts come from the
+** tokenizer pass; this one only counts reply bytes. */
+static int bench_core_pass(const char *p, size_t n, bench_count *c)
+{
+    olpcidx_config cfg;
+    olpcidx *x;
+    size_t off, k;
+    int rc;
+
+    olpcidx_config_init(&cfg);
+    cfg.jid = BENCH_JID;
+    cfg.secret = "secret";
+    cfg.log = bench_log;                /* errors only: off the hot path */
+    cfg.log_level = OLPCIDX_LOG_ERROR;
+    rc = olpcidx_new(&x, &cfg);
+    if (rc != 0) {
+        fprintf(stderr, "bench: core: olpcidx_new: %s\n",
+                olpcidx_strerror(rc));
+        return -1;
+    }
+    rc = olpcidx_connect(x, 0);
+    bench_drain(x, c);
+    for (off = 0; off < n && rc == 0; off += k) {
+        k = bench_chunk(n, off);
+        rc = olpcidx_feed(x, p + off, k);
+        bench_drain(x, c);
+    }
+    if (rc == 0 && !olpcidx_online(x)) {
+        fprintf(stderr, "bench: core: the stream never went online\n");
+        rc = -1;
+    } else if (rc != 0) {
+        fprintf(stderr, "bench: core: %s (last error: %s)\n",
+                olpcidx_strerror(rc),
+                bench_log_line[0] ? bench_log_line : "none logged");
+    }
+    olpcidx_free(x);
+    return rc ? -1 : 0;
+}
+
+/* The ceiling: one memchr sweep for '<' over the same chunks. */
+static int bench_memchr_pass(const char *p, size_t n, bench_count *c)
+{
+    size_t off, k;
+    for (off = 0; off < n; off += k) {
+        const char *s = p + off, *e;
+        k = bench_chunk(n, off);
+        e = s + k;
+        while ((s = (const char *)memchr(s, '<', (size_t)(e - s))) != NULL) {
+            c->bytes++;
+            s++;
+        }
+    }
+    bench_sink += c->bytes;
+    return 0;
+}
+
+#ifdef HAVE_EXPAT
+static void XMLCALL bench_expat_start(void *ud, const XML_Char *name,
+                                      const XML_Char **atts)
+{
+    (void)name;
+    (void)atts;
+    bench_on_start((bench_count *)ud);
+}
+
+static void XMLCALL bench_expat_end(void *ud, const XML_Char *name)
+{
+    (void)name;
+    bench_on_end((bench_count *)ud);
+}
+
+static void XMLCALL bench_expat_text(void *ud, const XML_Char *s, int len)
+{
+    (void)s;
+    (void)len;
+    ((bench_count *)ud)->text++;
+}
+
+static int bench_expat_pass(const char *p, size_t n, bench_count *c)
+{
+    XML_Parser xp = XML_ParserCreateNS(NULL, ' ');
+    size_t off, k;
+    int rc = 0;
+
+    if (!xp) {
+        fprintf(stderr, "bench: expat: out of memory\n");
+        return -1;
+    }
+    XML_SetUserData(xp, c);
+    XML_SetElementHandler(xp, bench_expat_start, bench_expat_end);
+    XML_SetCharacterDataHandler(xp, bench_expat_text);
+#if XML_MAJOR_VERSION > 2 \
+    || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
+    /* Reparse deferral (2.6) may hold events back across feeds. */
+    XML_SetReparseDeferralEnabled(xp, XML_FALSE);
+#endif
+    for (off = 0; off < n; off += k) {
+        k = bench_chunk(n, off);
+        if (XML_Parse(xp, p + off, (int)k, 0) == XML_STATUS_ERROR) {
+            fprintf(stderr, "bench: expat: %s at line %lu\n",
+                    XML_ErrorString(XML_GetErrorCode(xp)),
+                    (unsigned long)XML_GetCurrentLineNumber(xp));
+            rc = -1;
+            break;
+        }
+    }
+    XML_ParserFree(xp);
+    return rc;
+}
+#endif /* HAVE_EXPAT */
+
+#ifdef HAVE_LIBXML2
+static void bench_lx_start(void *ud, const xmlChar *local,
+                           const xmlChar *prefix, const xmlChar *uri,
+                           int nns, const xmlChar **ns, int nattr,
+                           int ndefaulted, const xmlChar **attr)
+{
+    (void)local;
+    (void)prefix;
+    (void)uri;
+    (void)nns;
+    (void)ns;
+    (void)nattr;
+    (void)ndefaulted;
+    (void)attr;
+    bench_on_start((bench_count *)ud);
+}
+
+static void bench_lx_end(void *ud, const xmlChar *local,
+                         const xmlChar *prefix, const xmlChar *uri)
+{
+    (void)local;
+    (void)prefix;
+    (void)uri;
+    bench_on_end((bench_count *)ud);
+}
+
+static void bench_lx_text(void *ud, const xmlChar *s, int len)
+{
+    (void)s;
+    (void)len;
+    ((bench_count *)ud)->text++;
+}
+
+static int bench_lx_pass(const char *p, size_t n, bench_count *c)
+{
+    xmlSAXHandler sax;
+    xmlParserCtxtPtr ctx;
+    size_t off, k;
+    int rc = 0;
+
+    memset(&sax, 0, sizeof sax);
+    sax.initialized = XML_SAX2_MAGIC;
+    sax.startElementNs = bench_lx_start;
+    sax.endElementNs = bench_lx_end;
+    sax.characters = bench_lx_text;
+    ctx = xmlCreatePushParserCtxt(&sax, c, NULL, 0, NULL);
+    if (!ctx) {
+        fprintf(stderr, "bench: libxml2: cannot create a parser\n");
+        return -1;
+    }
+    for (off = 0; off < n; off += k) {
+        k = bench_chunk(n, off);
+        if (xmlParseChunk(ctx, p + off, (int)k, 0) != 0) {
+            fprintf(stderr, "bench: libxml2: parse error near byte %lu\n",
+                    (unsigned long)off);
+            rc = -1;
+            break;
+        }
+    }
+    xmlFreeParserCtxt(ctx);
+    return rc;
+}
+#endif /* HAVE_LIBXML2 */
+
+/* ---- Driver --------------------------------------------------------- */
+
+/* Times fn: one warm-up pass (which also fills r->c and sizes the runs),
+** then BENCH_RUNS runs of enough passes to last BENCH_MIN_RUN seconds;
+** the fastest run counts.  Returns 0, or -1 if any pass failed. */
+static int bench_measure(const char *name, bench_pass_fn fn, const char *p,
+                         size_t n, unsigned long stanzas, bench_result *r)
+{
+    bench_count scratch;
+    double t0, t, best = 0;
+    unsigned long reps, i;
+    int run;
+
+    memset(r, 0, sizeof *r);
+    r->name = name;
+    t0 = bench_now();
+    if (fn(p, n, &r->c) != 0)
+        return -1;
+    t = bench_now() - t0;
+    reps = t > 0 ? (unsigned long)(BENCH_MIN_RUN / t) + 1 : 1000;
+    for (run = 0; run < BENCH_RUNS; run++) {
+        t0 = bench_now();
+        for (i = 0; i < reps; i++) {
+            memset(&scratch, 0, sizeof scratch);
+            if (fn(p, n, &scratch) != 0)
+                return -1;
+        }
+        t = (bench_now() - t0) / (double)reps;
+        if (run == 0 || t < best)
+            best = t;
+    }
+    r->mb_s = (double)n / best / 1e6;
+    r->stanzas_s = stanzas ? (double)stanzas / best : 0;
+    return 0;
+}
+
+static void bench_row(const bench_result *r, const char *events)
+{
+    char ss[32];
+    if (r->stanzas_s > 0)
+        snprintf(ss, sizeof ss, "%.0f", r->stanzas_s);
+    else
+        snprintf(ss, sizeof ss, "-");
+    printf("%-12s %10.1f %12s  %s\n", r->name, r->mb_s, ss, events);
+}
+
+/* Prints the counts of a parser row. */
+static void bench_parser_row(const bench_result *r)
+{
+    char ev[96];
+    snprintf(ev, sizeof ev, "%lu start, %lu end, %lu text", r->c.start,
+             r->c.end, r->c.text);
+    bench_row(r, ev);
+}
+
+#if defined(HAVE_EXPAT) || defined(HAVE_LIBXML2)
+/* Warns when another parser disagrees with the tokenizer on what it
+** saw: then one of them is wrong and the comparison is unfair. */
+static void bench_agree(const bench_result *tok, const bench_result *r)
+{
+    if (r->c.start != tok->c.start || r->c.stanzas != tok->c.stanzas)
+        printf("WARNING: %s saw %lu start elements (%lu stanzas), the "
+               "tokenizer %lu (%lu)\n", r->name, r->c.start, r->c.stanzas,
+               tok->c.start, tok->c.stanzas);
+}
+#endif
+
+static int bench_main(int argc, char **argv)
+{
+    t_str in = {NULL, 0, 0};
+    const char *path = getenv("BENCH_INPUT");
+    bench_result tok, core, mc;
+#ifdef HAVE_EXPAT
+    bench_result ex;
+#endif
+#ifdef HAVE_LIBXML2
+    bench_result lx;
+#endif
+    char ev[96];
+    unsigned long stanzas;
+
+    (void)argc;
+    (void)argv;
+    if (path && *path) {
+        if (bench_read_file(path, &in) != 0)
+            return 1;
+    } else {
+        bench_generate(&in);
+    }
+    if (in.n == 0) {
+        fprintf(stderr, "bench: empty input\n");
+        return 1;
+    }
+#ifdef HAVE_LIBXML2
+    xmlInitParser();
+#endif
+
+    /* The tokenizer first: its pass also counts the stanzas. */
+    if (bench_measure("tokenizer", bench_tok_pass, in.p, in.n, 0, &tok))
+        return 1;
+    stanzas = tok.c.stanzas;
+    tok.stanzas_s = tok.mb_s * 1e6 / (double)in.n * (double)stanzas;
+    printf("input: %s, %lu bytes (%.2f MiB), %lu stanzas "
+           "(%.0f bytes each), fed in %u KiB chunks\n",
+           path && *path ? path : "generated", (unsigned long)in.n,
+           (double)in.n / 1048576.0, stanzas,
+           stanzas ? (double)in.n / (double)stanzas : 0.0,
+           BENCH_CHUNK / 1024);
+    if (bench_measure("core", bench_core_pass, in.p, in.n, stanzas, &core)
+        || bench_measure("strlen", bench_memchr_pass, in.p, in.n, 0, &mc))
+        return 1;
+#ifdef HAVE_EXPAT
+    if (bench_measure("expat_ns", bench_expat_pass, in.p, in.n, stanzas,
+                      &ex))
+        return 1;
+#endif
+#ifdef HAVE_LIBXML2
+    if (bench_measure("libxml2_sax", bench_lx_pass, in.p, in.n, stanzas,
+                      &lx))
+        return 1;
+#endif
+
+    printf("%-12s %10s %12s  %s\n", "name", "MB/s", "stanzas/s", "events");
+    bench_parser_row(&tok);
+    snprintf(ev, sizeof ev, "%lu reply bytes", core.c.bytes);
+    bench_row(&core, ev);
+    snprintf(ev, sizeof ev, "%lu '<' bytes (memchr)", mc.c.bytes);
+    bench_row(&mc, ev);
+#ifdef HAVE_EXPAT
+    bench_parser_row(&ex);
+    bench_agree(&tok, &ex);
+#endif
+#ifdef HAVE_LIBXML2
+    bench_parser_row(&lx);
+    bench_agree(&tok, &lx);
+#endif
+    if (core.c.bytes == 0)
+        printf("WARNING: the core sent no replies\n");
+
+    printf("tokenizer_mb_s=%.1f core_mb_s=%.1f core_stanzas_s=%.0f "
+           "strlen_mb_s=%.1f", tok.mb_s, core.mb_s, core.stanzas_s, mc.mb_s);
+#ifdef HAVE_EXPAT
+    printf(" expat_ns_mb_s=%.1f", ex.mb_s);
+#endif
+#ifdef HAVE_LIBXML2
+    printf(" libxml2_sax_mb_s=%.1f", lx.mb_s);
+#endif
+    printf("\n");
+#ifdef HAVE_LIBXML2
+    xmlCleanupParser();
+#endif
+    free(in.p);
+    return 0;
+}
+#endif /* OLPCIDX_BENCH */
 
 int main(int argc, char **argv)
 {
     const char *dir = getenv("OLPCIDX_FIXTURES");
     int offline = getenv("OLPCIDX_TEST_OFFLINE") != NULL;
     setvbuf(stdout, NULL, _IONBF, 0);
+#ifdef OLPCIDX_BENCH
+    return bench_main(argc, argv);
+#endif
     if (dir)
         t_fixdir = dir;
     if (argc > 1 && strcmp(argv[1], "demo") == 0)
