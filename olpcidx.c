@@ -587,6 +587,8 @@ enum oi_xml_state {
 typedef struct oi_xrec {        /* an attribute while its tag is read */
     size_t qoff, qlen;          /* qualified name in x->tag */
     size_t voff, vlen;          /* value in x->tag */
+    int decl;                   /* 0, or a namespace declaration: 1 for
+                                ** xmlns, 2 for xmlns:prefix */
 } oi_xrec;
 
 typedef struct oi_xbind {       /* a namespace declaration in scope */
@@ -784,9 +786,9 @@ static int oi_xml_start(oi_xml *x, int empty)
         oi_str q = oi_mkstr(x->tag.p + r[i].qoff, r[i].qlen);
         oi_str v = oi_mkstr(x->tag.p + r[i].voff, r[i].vlen);
         oi_xbind b;
-        if (oi_eq(q, "xmlns")) {
+        if (r[i].decl == 1) {
             b.plen = 0;
-        } else if (q.n > 6 && memcmp(q.p, "xmlns:", 6) == 0) {
+        } else if (r[i].decl == 2) {
             b.plen = q.n - 6;
             if (v.n == 0)
                 return oi_xml_fail(x, OLPCIDX_EXML,
@@ -794,6 +796,9 @@ static int oi_xml_start(oi_xml *x, int empty)
             if (oi_eq(oi_mkstr(q.p + 6, q.n - 6), "xmlns"))
                 return oi_xml_fail(x, OLPCIDX_EXML,
                                    "prefix xmlns cannot be declared");
+            if (memchr(q.p + 6, ':', q.n - 6))
+                return oi_xml_fail(x, OLPCIDX_EXML,
+                                   "malformed namespace prefix");
         } else {
             continue;
         }
@@ -815,7 +820,7 @@ static int oi_xml_start(oi_xml *x, int empty)
     a = (oi_xattr *)(void *)x->attrs.p;
     for (i = 0; i < nrec; i++) {        /* 2: other attributes */
         oi_str q = oi_mkstr(x->tag.p + r[i].qoff, r[i].qlen);
-        if (oi_eq(q, "xmlns") || (q.n > 6 && memcmp(q.p, "xmlns:", 6) == 0))
+        if (r[i].decl)
             continue;
         if (oi_xml_split(q, &prefix, &local) < 0)
             return oi_xml_fail(x, OLPCIDX_EXML, "malformed attribute name");
@@ -828,12 +833,12 @@ static int oi_xml_start(oi_xml *x, int empty)
         a[na].value = oi_mkstr(x->tag.p + r[i].voff, r[i].vlen);
         na++;
     }
-    for (i = 0; i < nrec; i++)          /* 3: uniqueness, both ways */
+    for (i = 0; i + 1 < nrec; i++)      /* 3: uniqueness, both ways */
         for (j = i + 1; j < nrec; j++)
             if (r[i].qlen == r[j].qlen && memcmp(x->tag.p + r[i].qoff,
                                      x->tag.p + r[j].qoff, r[i].qlen) == 0)
                 return oi_xml_fail(x, OLPCIDX_EXML, "duplicate attribute");
-    for (i = 0; i < na; i++)
+    for (i = 0; i + 1 < na; i++)
         for (j = i + 1; j < na; j++)
             if (oi_streq(a[i].name, a[j].name) && oi_streq(a[i].ns, a[j].ns))
                 return oi_xml_fail(x, OLPCIDX_EXML,
@@ -927,7 +932,15 @@ static int oi_xml_deref(oi_xml *x, char out[4])
 /* Appends to the current tag, enforcing the tag and name limits. */
 static int oi_xml_tagadd(oi_xml *x, const void *p, size_t n)
 {
-    int rc = oi_buf_add(x->m, &x->tag, p, n);
+    int rc;
+    if (n == 0)
+        return 0;
+    if (n <= x->tag.cap - x->tag.n) {   /* the common case: room enough */
+        memcpy(x->tag.p + x->tag.n, p, n);
+        x->tag.n += n;
+        return 0;
+    }
+    rc = oi_buf_add(x->m, &x->tag, p, n);
     if (rc == OLPCIDX_ELIMIT)
         return oi_xml_toobig(x);
     if (rc != OLPCIDX_OK)
@@ -1206,6 +1219,10 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 r.qoff = x->name_start;
                 r.qlen = x->tag.n - x->name_start;
                 r.voff = r.vlen = 0;
+                r.decl = 0;
+                if (r.qlen >= 5 && memcmp(x->tag.p + r.qoff, "xmlns", 5) == 0)
+                    r.decl = r.qlen == 5 ? 1
+                           : r.qlen > 6 && x->tag.p[r.qoff + 5] == ':' ? 2 : 0;
                 rc = oi_buf_add(x->m, &x->recs, &r, sizeof r);
                 if (rc != OLPCIDX_OK)
                     return oi_xml_bufrc(x, rc, "too many attributes");
