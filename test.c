@@ -1080,6 +1080,14 @@ static pid_t t_olpcidx_start(const char *domain, const char *secret,
     char *argv[12];
     snprintf(server, sizeof server, "127.0.0.1:%d", t_comp_port);
     argv[0] = (char *)"./olpcidx";
+    if (!domain) {                              /* all from the file */
+        t_path(file, sizeof file, "olpcidx.conf");
+        argv[1] = (char *)"--config";
+        argv[2] = file;
+        argv[3] = NULL;
+        t_path(path, sizeof path, log);
+        return t_spawn(argv, path);
+    }
     argv[1] = (char *)"--domain";
     argv[2] = (char *)domain;
     argv[3] = (char *)"--server";
@@ -1098,6 +1106,74 @@ static pid_t t_olpcidx_start(const char *domain, const char *secret,
     argv[8] = (char *)"debug";
     argv[9] = NULL;
     return t_spawn(argv, path);
+}
+
+/* Writes olpcidx.conf for the daemon: everything it needs, with the log
+** level and stanza limit given. */
+static void t_write_config(const char *level, int max_stanza)
+{
+    char path[256], secret[256], body[1024];
+    t_path(secret, sizeof secret, "secret");
+    t_writefile(secret, T_SECRET "\n", strlen(T_SECRET) + 1);
+    snprintf(body, sizeof body,
+             "# olpcidx test configuration\n"
+             "domain = " T_COMP "\n"
+             "server = 127.0.0.1:%d\n"
+             "secret-file = %s\n"
+             "\n"
+             "log-level = %s\n"
+             "max-stanza = %d\n", t_comp_port, secret, level, max_stanza);
+    t_path(path, sizeof path, "olpcidx.conf");
+    t_writefile(path, body, strlen(body));
+}
+
+/* Runs the daemon with args and returns its exit status. */
+static int t_run(const char *const *args, const char *log)
+{
+    char *argv[12], path[256];
+    size_t i;
+    pid_t pid;
+    argv[0] = (char *)"./olpcidx";
+    for (i = 0; args[i] && i < 10; i++)
+        argv[i + 1] = (char *)args[i];
+    argv[i + 1] = NULL;
+    t_path(path, sizeof path, log);
+    pid = t_spawn(argv, path);
+    return pid > 0 ? t_wait_exit(pid, 5000) : -1;
+}
+
+/* Usage and configuration errors: exit 2 and a message that names what
+** is wrong.  None of these connects anywhere. */
+static void t_usage_errors(void)
+{
+    static const char *const nodomain[] = { "--secret", "x", NULL };
+    static const char *const bogus[] = { "--domain", "a.b", "--bogus", NULL };
+    static const char *const depth[] = {
+        "--domain", "a.b", "--secret", "x", "--max-depth", "0", NULL };
+    static const char *const nosecret[] = { "--domain", "a.b", NULL };
+    static const char *const help[] = { "--help", NULL };
+    char path[256], conf[256];
+    const char *cargs[3];
+    t_path(path, sizeof path, "usage.log");
+    CHECK(t_run(nodomain, "usage.log") == 2);
+    CHECK(t_file_has(path, "--domain"));
+    CHECK(t_run(bogus, "usage.log") == 2);
+    CHECK(t_file_has(path, "--bogus"));
+    CHECK(t_run(depth, "usage.log") == 2);
+    CHECK(t_file_has(path, "max-depth"));
+    unsetenv("OLPCIDX_SECRET");
+    CHECK(t_run(nosecret, "usage.log") == 2);
+    CHECK(t_file_has(path, "OLPCIDX_SECRET"));
+    t_path(conf, sizeof conf, "bad.conf");
+    t_writefile(conf, "domain = a.b\nsecret = x\ncolour = blue\n", 35);
+    cargs[0] = "--config";
+    cargs[1] = conf;
+    cargs[2] = NULL;
+    CHECK(t_run(cargs, "usage.log") == 2);
+    CHECK(t_file_has(path, "bad.conf:3"));
+    CHECK(t_run(help, "help.log") == 0);
+    t_path(path, sizeof path, "help.log");
+    CHECK(t_file_has(path, "--max-stanza"));
 }
 
 /* ---- 6. a small c2s client -------------------------------------------- */
@@ -1434,6 +1510,7 @@ static void t_interop(void)
     char log[256], refused[256];
     pid_t server, comp;
     t_cl alice, bob;
+    char *r;
     int rc;
     if (!t_have_prosody() || t_env_setup() != 0)
         return;
@@ -1461,8 +1538,12 @@ static void t_interop(void)
     if (rc < 0)
         t_stop(comp, SIGKILL);
 
-    /* The component online, and two clients asking it things. */
-    comp = t_olpcidx_start(T_COMP, T_SECRET, "olpcidx.log");
+    t_usage_errors();
+
+    /* The component online, configured by a file, and two clients asking
+    ** it things. */
+    t_write_config("info", 65536);
+    comp = t_olpcidx_start(NULL, NULL, "olpcidx.log");
     t_path(log, sizeof log, "olpcidx.log");
     CHECK(t_wait_log(log, "online as " T_COMP, 1, 10000));
     if (!CHECK(t_cl_open(&alice, "alice", "xo") == 0))
@@ -1471,6 +1552,36 @@ static void t_interop(void)
         printf("  bob could not log in\n");
     t_cl_basics(&alice);
     t_cl_basics(&bob);
+
+    /* SIGHUP applies the file's new log level and limits: debug lines
+    ** appear, and a stanza over the new max-stanza ends that stream with
+    ** policy-violation; the component reconnects and bob, who sent it,
+    ** gets nothing back while alice's next query is answered. */
+    CHECK(!t_file_has(log, " debug: "));
+    t_write_config("debug", 1024);
+    kill(comp, SIGHUP);
+    CHECK(t_wait_log(log, "SIGHUP: re-read", 1, 5000));
+    CHECK(t_file_has(log, "log-level debug, max-stanza 1024"));
+    t_cl_send(&bob, "<message to='" T_COMP "'><body>hello</body></message>");
+    CHECK(t_wait_log(log, "debug: <message> ignored", 1, 5000));
+    {
+        char big[1600];
+        static const char *const pong[] = { "type='result'", NULL };
+        memset(big, 'x', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        t_cl_send(&bob, "<iq type='get' id='big1' to='" T_COMP "'>"
+                  "<query xmlns='urn:example:big'>");
+        t_cl_send(&bob, big);
+        t_cl_send(&bob, "</query></iq>");
+        CHECK(t_wait_log(log, "stanza too large", 1, 5000));
+        CHECK(t_wait_log(log, "online as " T_COMP, 2, 10000));
+        r = t_cl_iq(&alice, "ping2", "get", "<ping xmlns='" OI_NS_PING "'/>");
+        t_expect("ping after a reconnect", r, pong);
+        free(r);
+    }
+    t_write_config("info", 65536);
+    kill(comp, SIGHUP);
+    CHECK(t_wait_log(log, "SIGHUP: re-read", 2, 5000));
     t_cl_close(&alice);
     t_cl_close(&bob);
 
@@ -1480,7 +1591,7 @@ static void t_interop(void)
     server = t_prosody_start();
     if (server < 0)
         return;
-    if (!CHECK(t_wait_log(log, "online as " T_COMP, 2, 20000)))
+    if (!CHECK(t_wait_log(log, "online as " T_COMP, 3, 20000)))
         printf("  no reconnect; see %s\n", log);
     CHECK(t_file_has(log, "reconnecting"));
     if (CHECK(t_cl_open(&alice, "alice", "xo2") == 0))
