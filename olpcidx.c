@@ -117,7 +117,8 @@ enum {
     OI_CC_NAME  = 0x04,         /* may continue a name (ASCII part) */
     OI_CC_TSTOP = 0x08,         /* ends a text run: < & CR ctl >=0x80 */
     OI_CC_ASTOP = 0x10,         /* ends an attribute run: < & ' " ws ctl */
-    OI_CC_HIGH  = 0x20          /* byte >= 0x80: part of a UTF-8 sequence */
+    OI_CC_HIGH  = 0x20,         /* byte >= 0x80: part of a UTF-8 sequence */
+    OI_CC_NSTOP = 0x40          /* ends a name run: not [A-Za-z0-9._:-] */
 };
 
 static unsigned char oi_cc[256];
@@ -144,6 +145,8 @@ static void oi_cc_init(void)
             k |= OI_CC_ASTOP;
         if (c >= 0x80)
             k |= OI_CC_HIGH;
+        if (!(k & OI_CC_NAME))
+            k |= OI_CC_NSTOP;
         oi_cc[c] = k;
     }
 }
@@ -959,6 +962,38 @@ static int oi_xml_text(oi_xml *x, const void *p, size_t n)
     return 0;
 }
 
+/* Skips a run of bytes whose classes have none of the bits in stop,
+** validating UTF-8 on the way (bytes >= 0x80 continue the run when they
+** form valid sequences, and a sequence may straddle feeds).  Returns
+** where it stopped: end, or an ASCII byte with a stop bit; *bad is set,
+** and the return value points at the offending byte, on invalid UTF-8. */
+static const unsigned char *oi_xml_run(oi_u8 *u, const unsigned char *p,
+                                       const unsigned char *end,
+                                       unsigned char stop, int *bad)
+{
+    *bad = 0;
+    for (;;) {
+        while (u->need && p < end) {            /* continuation bytes */
+            if (oi_u8_step(u, *p) < 0) {
+                *bad = 1;
+                return p;
+            }
+            p++;
+        }
+        if (u->need)
+            return p;                           /* continues next feed */
+        while (p < end && !(oi_cc[*p] & stop))
+            p++;
+        if (p == end || *p < 0x80)
+            return p;
+        if (oi_u8_step(u, *p) < 0) {            /* a lead byte */
+            *bad = 1;
+            return p;
+        }
+        p++;
+    }
+}
+
 /*
 ** Feeds n bytes.  Returns 0 when all were consumed, or the sticky error.
 ** The offset of buf[0] in the stream is x->off on entry.
@@ -971,7 +1006,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
     unsigned c;
     oi_xrec *rec;
     char dec[4];
-    int rc;
+    int rc, bad;
 
 #define OI_POS() (x->off = base + (uint64_t)(p - b))
 #define OI_FAIL(code, msg) do { OI_POS(); return oi_xml_fail(x, code, msg); \
@@ -1010,18 +1045,9 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 p++;
             x->seq = 0;
             s = p;
-            OI_U8_FINISH();
-            for (;;) {
-                while (p < end && !(oi_cc[*p] & OI_CC_TSTOP))
-                    p++;
-                if (p == end || *p < 0x80)
-                    break;
-                do {
-                    if (oi_u8_step(&x->u8, *p) < 0)
-                        OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
-                    p++;
-                } while (x->u8.need && p < end);
-            }
+            p = oi_xml_run(&x->u8, p, end, OI_CC_TSTOP, &bad);
+            if (bad)
+                OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
             OI_POS();
             OI_TRY(oi_xml_text(x, s, (size_t)(p - s)));
             if (p == end)
@@ -1187,18 +1213,9 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 && !(oi_cc[*p] & OI_CC_NSTART) && *p < 0x80)
                 OI_FAIL(OLPCIDX_EXML, "invalid first character of a name");
             s = p;
-            OI_U8_FINISH();
-            for (;;) {
-                while (p < end && (oi_cc[*p] & OI_CC_NAME))
-                    p++;
-                if (p == end || *p < 0x80)
-                    break;
-                do {
-                    if (oi_u8_step(&x->u8, *p) < 0)
-                        OI_FAIL(OLPCIDX_EXML, "invalid UTF-8 in a name");
-                    p++;
-                } while (x->u8.need && p < end);
-            }
+            p = oi_xml_run(&x->u8, p, end, OI_CC_NSTOP, &bad);
+            if (bad)
+                OI_FAIL(OLPCIDX_EXML, "invalid UTF-8 in a name");
             OI_POS();
             if (x->tag.n - x->name_start + (size_t)(p - s) > x->max_name) {
                 /* offset of the name's first byte over the limit */
@@ -1284,18 +1301,9 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             ** TAB, LF, CR become spaces, CR LF one space.  seq is set
             ** when the previous feed ended on a CR. */
             s = p;
-            OI_U8_FINISH();
-            for (;;) {
-                while (p < end && !(oi_cc[*p] & OI_CC_ASTOP))
-                    p++;
-                if (p == end || *p < 0x80)
-                    break;
-                do {
-                    if (oi_u8_step(&x->u8, *p) < 0)
-                        OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
-                    p++;
-                } while (x->u8.need && p < end);
-            }
+            p = oi_xml_run(&x->u8, p, end, OI_CC_ASTOP, &bad);
+            if (bad)
+                OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
             OI_POS();
             OI_TRY(oi_xml_tagadd(x, s, (size_t)(p - s)));
             if (p == end)
