@@ -8,6 +8,8 @@
 #   make demo       a private Prosody, olpcidx, and clients talking to it
 #   make sanitize   the offline tests under ASan and UBSan
 #   make valgrind   the offline tests under valgrind
+#   make fuzz       libFuzzer over the component (FUZZ_SECONDS=60)
+#   make cross      offline tests for i586 (XO-1) and ARM under qemu
 
 CC      ?= cc
 CFLAGS  ?= -O2
@@ -77,12 +79,38 @@ sanitize: $(SRC) test.c
 	  -fno-sanitize-recover=all -o olpcidx-test-asan test.c
 	OLPCIDX_TEST_OFFLINE=1 ./olpcidx-test-asan
 
+# libFuzzer over the whole component (clang); FUZZ_SECONDS to taste
+fuzz: $(SRC) test.c
+	clang $(STD) -g -O1 -DOLPCIDX_FUZZ -fsanitize=fuzzer,address,undefined \
+	  -o olpcidx-fuzz test.c
+	mkdir -p fuzz-corpus && cp fixtures/core-*.xml fuzz-corpus/
+	./olpcidx-fuzz -max_total_time=$${FUZZ_SECONDS:-60} -max_len=8192 fuzz-corpus
+
+# Offline tests for the XO-1 (Geode: i586 with CMOV, no SSE) and an ARM
+# school server, run under qemu-user: needs gcc-i686-linux-gnu,
+# libc6-dev-i386-cross, gcc-arm-linux-gnueabihf, libc6-dev-armhf-cross and
+# qemu-user.  Prints the daemon's size for each.
+I586_CC  ?= i686-linux-gnu-gcc
+I586_RUN ?= qemu-i386 -cpu pentium2 -L /usr/i686-linux-gnu
+ARMHF_CC ?= arm-linux-gnueabihf-gcc
+ARMHF_RUN ?= qemu-arm -L /usr/arm-linux-gnueabihf
+cross: $(SRC) test.c
+	$(I586_CC) $(STRICT) -O2 -march=geode -mtune=geode -o olpcidx-test-i586 test.c
+	$(I586_CC) $(STRICT) -Os -march=geode -DOLPCIDX_MAIN -o olpcidx-i586 olpcidx.c
+	OLPCIDX_TEST_OFFLINE=1 $(I586_RUN) ./olpcidx-test-i586 | tail -1
+	$(ARMHF_CC) $(STRICT) -O2 -o olpcidx-test-armhf test.c
+	$(ARMHF_CC) $(STRICT) -Os -DOLPCIDX_MAIN -o olpcidx-armhf olpcidx.c
+	OLPCIDX_TEST_OFFLINE=1 $(ARMHF_RUN) ./olpcidx-test-armhf | tail -1
+	size olpcidx-i586 olpcidx-armhf
+
 valgrind: olpcidx-test
 	OLPCIDX_TEST_OFFLINE=1 valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=all ./olpcidx-test
 
 clean:
 	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
-	  olpcidx.strict
+	  olpcidx.strict olpcidx-fuzz olpcidx-test-i586 olpcidx-i586 \
+	  olpcidx-test-armhf olpcidx-armhf
+	rm -rf fuzz-corpus
 
-.PHONY: all strict test test-offline bench demo sanitize valgrind clean
+.PHONY: all strict test test-offline bench demo sanitize valgrind fuzz cross clean
