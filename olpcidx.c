@@ -21,11 +21,12 @@
 **     handle itself stays valid and keeps its state for the next stream.
 **
 ** Sections, each using only what is above it:
-**   1. Configuration and includes    6. Stanzas: handle, tree, output
-**   2. Small utilities, UTF-8        7. Stream and XEP-0114 handshake
-**   3. SHA-1                         8. Stanza handlers
-**   4. Memory: cap, buffers, arena   9. Public API
-**   5. XML tokenizer                10. Daemon (OLPCIDX_MAIN)
+**   1. Configuration and includes    7. Stanzas: handle, tree, output
+**   2. Small utilities, UTF-8        8. The index: buddies, activities
+**   3. SHA-1                         9. Stream and XEP-0114 handshake
+**   4. Memory: cap, buffers, arena  10. Stanza handlers, queries, RSM
+**   5. Hashing, maps, properties    11. Public API
+**   6. XML tokenizer                12. Daemon (OLPCIDX_MAIN)
 **
 ** Compile-time options:
 **   OLPCIDX_MAIN      also compile the daemon and main()
@@ -51,6 +52,10 @@
 #define OI_DEF_MAX_ATTRS    64
 #define OI_DEF_MAX_NAME     256
 #define OI_DEF_MAX_OUTPUT   (4u * 1024 * 1024)
+#define OI_DEF_MAX_PROPS    64      /* properties per item */
+#define OI_DEF_MAX_VALUE    4096    /* bytes of a property value */
+#define OI_DEF_MAX_ACTS     32      /* activities per buddy */
+#define OI_DEF_MAX_PAGE     100     /* items per result page */
 
 /* Timers of PROTOCOL.md section 1, in milliseconds. */
 #define OI_KEEPALIVE_MS     60000u  /* whitespace after outbound silence */
@@ -70,6 +75,9 @@
 #define OI_NS_RSM     "http://jabber.org/protocol/rsm"
 #define OI_NS_BUDDY   "http://laptop.org/xmpp/buddy"
 #define OI_NS_ACT     "http://laptop.org/xmpp/activity"
+#define OI_NS_BPROPS  "http://laptop.org/xmpp/buddy-properties"
+#define OI_NS_APROPS  "http://laptop.org/xmpp/activity-properties"
+#define OI_NS_CURACT  "http://laptop.org/xmpp/current-activity"
 
 /* "Cannot happen, but do not take the daemon down if it does" (SQLite's
 ** ALWAYS/NEVER): the condition is still tested in release builds. */
@@ -523,7 +531,485 @@ static void oi_arena_reset(oi_mem *m, oi_arena *a, int keep)
     a->last = NULL;
 }
 
-/* ==== 5. XML tokenizer =============================================== */
+/* ==== 5. Keyed hashing, hash map, property values ==================== */
+
+/*
+** SipHash (Aumasson and Bernstein, "SipHash: a fast short-input PRF",
+** 2012) with c compression rounds per 8-byte word and d finalization
+** rounds.  The maps use SipHash-1-3, as Rust's std and CPython do: the
+** keys hashed come from the network, and only a keyed PRF keeps a peer
+** from choosing keys that collide.  Words are loaded byte by byte, so the
+** result does not depend on the host's byte order or alignment.
+*/
+#define OI_ROL64(v, s) (((v) << (s)) | ((v) >> (64 - (s))))
+
+static uint64_t oi_le64(const unsigned char *p)
+{
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16
+         | (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32
+         | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48
+         | (uint64_t)p[7] << 56;
+}
+
+static void oi_sipround(uint64_t v[4], int rounds)
+{
+    while (rounds-- > 0) {
+        v[0] += v[1]; v[1] = OI_ROL64(v[1], 13); v[1] ^= v[0];
+        v[0] = OI_ROL64(v[0], 32);
+        v[2] += v[3]; v[3] = OI_ROL64(v[3], 16); v[3] ^= v[2];
+        v[0] += v[3]; v[3] = OI_ROL64(v[3], 21); v[3] ^= v[0];
+        v[2] += v[1]; v[1] = OI_ROL64(v[1], 17); v[1] ^= v[2];
+        v[2] = OI_ROL64(v[2], 32);
+    }
+}
+
+/* SipHash-c-d of the n bytes at p under key (key[0] is the first eight
+** key bytes read little-endian, key[1] the last eight). */
+static uint64_t oi_siphash_cr(const uint64_t key[2], const void *p,
+                              size_t n, int c, int d)
+{
+    const unsigned char *b = (const unsigned char *)p;
+    uint64_t v[4], m;
+    size_t i, tail = n % 8;
+    v[0] = key[0] ^ UINT64_C(0x736f6d6570736575);   /* "somepseu" */
+    v[1] = key[1] ^ UINT64_C(0x646f72616e646f6d);   /* "dorandom" */
+    v[2] = key[0] ^ UINT64_C(0x6c7967656e657261);   /* "lygenera" */
+    v[3] = key[1] ^ UINT64_C(0x7465646279746573);   /* "tedbytes" */
+    for (i = 0; i + 8 <= n; i += 8) {
+        m = oi_le64(b + i);
+        v[3] ^= m;
+        oi_sipround(v, c);
+        v[0] ^= m;
+    }
+    m = (uint64_t)(n & 0xFF) << 56;     /* length mod 256 in the top byte */
+    for (i = 0; i < tail; i++)
+        m |= (uint64_t)b[n - tail + i] << (8 * i);
+    v[3] ^= m;
+    oi_sipround(v, c);
+    v[0] ^= m;
+    v[2] ^= 0xFF;
+    oi_sipround(v, d);
+    return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+static uint64_t oi_siphash(const uint64_t key[2], const void *p, size_t n)
+{
+    return oi_siphash_cr(key, p, n, 1, 3);
+}
+
+/*
+** oi_map: byte-string keys to void * values.
+** open addressing, linear probing; deletion shifts entries back, no tombstones
+** 2^n slots, at least OI_MAP_MINCAP, at most OI_MAP_LOAD_NUM/DEN of them used
+** grows by doubling into a new table allocated before any entry moves
+** after a failed allocation (ENOMEM) the map is unchanged and usable
+** SipHash-1-3 under a per-table key; slots keep it, growth rehashes nothing
+** keyed since keys are JIDs and values from the network: no hash flooding
+**
+** Keys are borrowed: the map stores the pointer, never a copy, and the
+** caller keeps the bytes alive while the entry exists.  Values must not
+** be NULL, which get, del and next return for "none".
+*/
+typedef struct oi_mslot {
+    uint64_t hash;
+    oi_str key;                 /* key.p NULL: the slot is empty */
+    void *val;
+} oi_mslot;
+
+typedef struct oi_map {
+    oi_mslot *slot;
+    size_t cap;                 /* slots: 0 or a power of two */
+    size_t n;                   /* entries */
+    uint64_t key[2];            /* SipHash key of this table */
+} oi_map;
+
+#define OI_MAP_MINCAP   8
+#define OI_MAP_LOAD_NUM 3       /* at most NUM/DEN of the slots in use */
+#define OI_MAP_LOAD_DEN 4
+#define OI_MAP_MAXN(cap) ((cap) / OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM)
+
+static const oi_mslot oi_mslot_empty = { 0, { NULL, 0 }, NULL };
+
+/* splitmix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
+** generators", 2014): a bijective mixer, so distinct states give distinct
+** outputs. */
+static uint64_t oi_splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* An empty map; allocates nothing.  seed is the process's random seed,
+** salt tells the tables of one process apart: each (seed, salt) pair
+** gives a different key. */
+static void oi_map_init(oi_map *m, uint32_t seed, uint32_t salt)
+{
+    uint64_t s = (uint64_t)seed << 32 | salt;
+    m->slot = NULL;
+    m->cap = 0;
+    m->n = 0;
+    m->key[0] = oi_splitmix64(&s);
+    m->key[1] = oi_splitmix64(&s);
+}
+
+/* The slot holding key, or the empty slot where it would go.  The table
+** has slots, and always an empty one, so the probe ends. */
+static size_t oi_map_find(const oi_map *m, oi_str key, uint64_t h)
+{
+    size_t mask = m->cap - 1, i = (size_t)h & mask;
+    while (m->slot[i].key.p
+           && (m->slot[i].hash != h || !oi_streq(m->slot[i].key, key)))
+        i = (i + 1) & mask;
+    return i;
+}
+
+static void *oi_map_get(const oi_map *m, oi_str key)
+{
+    size_t i;
+    if (m->n == 0)
+        return NULL;
+    i = oi_map_find(m, key, oi_siphash(m->key, key.p, key.n));
+    return m->slot[i].key.p ? m->slot[i].val : NULL;
+}
+
+/* Moves every entry into a new table of ncap slots.  The new table is
+** complete before the old one is freed, so failure changes nothing. */
+static int oi_map_resize(oi_mem *mem, oi_map *m, size_t ncap)
+{
+    oi_mslot *ns;
+    size_t i, j, mask = ncap - 1;
+    ns = (oi_mslot *)oi_realloc(mem, NULL, 0, ncap * sizeof *ns);
+    if (!ns)
+        return OLPCIDX_ENOMEM;
+    for (i = 0; i < ncap; i++)
+        ns[i] = oi_mslot_empty;
+    for (i = 0; i < m->cap; i++) {
+        if (!m->slot[i].key.p)
+            continue;
+        j = (size_t)m->slot[i].hash & mask;
+        while (ns[j].key.p)
+            j = (j + 1) & mask;
+        ns[j] = m->slot[i];
+    }
+    oi_free(mem, m->slot, m->cap * sizeof *m->slot);
+    m->slot = ns;
+    m->cap = ncap;
+    return OLPCIDX_OK;
+}
+
+/* Makes room for extra more entries: once this returned OLPCIDX_OK, the
+** next extra puts of new keys do not allocate and cannot fail (deletions
+** in between only add room).  Growth at least doubles the table. */
+static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
+{
+    size_t need, ncap;
+    if (extra > SIZE_MAX - m->n)
+        return OLPCIDX_ENOMEM;
+    need = m->n + extra;
+    if (need <= OI_MAP_MAXN(m->cap))
+        return OLPCIDX_OK;
+    ncap = m->cap ? m->cap : OI_MAP_MINCAP / 2;
+    do {
+        if (ncap > SIZE_MAX / 2 / sizeof(oi_mslot))
+            return OLPCIDX_ENOMEM;
+        ncap *= 2;
+    } while (OI_MAP_MAXN(ncap) < need);
+    return oi_map_resize(mem, m, ncap);
+}
+
+/* Inserts key, or replaces the value (and the stored key pointer) of an
+** equal key.  Replacing never allocates; inserting grows the table first
+** when it is full.  Returns OLPCIDX_OK or OLPCIDX_ENOMEM (map unchanged). */
+static int oi_map_put(oi_mem *mem, oi_map *m, oi_str key, void *val)
+{
+    uint64_t h = oi_siphash(m->key, key.p, key.n);
+    size_t i = 0;
+    int rc;
+    if (!key.p)
+        key.p = "";             /* NULL marks empty slots; key.n is 0 */
+    if (m->cap > 0) {
+        i = oi_map_find(m, key, h);
+        if (m->slot[i].key.p) {
+            m->slot[i].key = key;
+            m->slot[i].val = val;
+            return OLPCIDX_OK;
+        }
+    }
+    if (m->n >= OI_MAP_MAXN(m->cap)) {
+        rc = oi_map_reserve(mem, m, 1);
+        if (rc != OLPCIDX_OK)
+            return rc;
+        i = oi_map_find(m, key, h);
+    }
+    m->slot[i].hash = h;
+    m->slot[i].key = key;
+    m->slot[i].val = val;
+    m->n++;
+    return OLPCIDX_OK;
+}
+
+/* Removes key; returns its value, or NULL if it was absent.  The hole is
+** refilled by Knuth's Algorithm R (TAOCP vol. 3, 6.4): each later entry
+** of the run whose home slot is not cyclically in (hole, entry] moves
+** back into the hole, which then moves to where that entry was.  Only
+** the run from the deleted slot up to the next empty slot is touched.
+** Never allocates, never shrinks the table. */
+static void *oi_map_del(oi_map *m, oi_str key)
+{
+    size_t mask, i, j, home;
+    void *val;
+    if (m->n == 0)
+        return NULL;
+    i = oi_map_find(m, key, oi_siphash(m->key, key.p, key.n));
+    if (!m->slot[i].key.p)
+        return NULL;
+    val = m->slot[i].val;
+    mask = m->cap - 1;
+    j = i;
+    for (;;) {
+        m->slot[i] = oi_mslot_empty;
+        do {
+            j = (j + 1) & mask;
+            if (!m->slot[j].key.p) {
+                m->n--;
+                return val;
+            }
+            home = (size_t)m->slot[j].hash & mask;
+        } while (i <= j ? i < home && home <= j : i < home || home <= j);
+        m->slot[i] = m->slot[j];
+        i = j;
+    }
+}
+
+/*
+** Iteration: set *i = 0, then each call returns the next value, and NULL
+** once every entry has been returned.  While a walk is in progress:
+**   - oi_map_del of the entry just returned, or of any entry returned
+**     earlier, is allowed: every other entry is still returned exactly
+**     once;
+**   - oi_map_put of a key already present (a replacement) is allowed;
+**   - inserting a new key, oi_map_reserve, or deleting an entry not yet
+**     returned may make the walk skip or repeat entries.
+**
+** Why the deletions are safe: the walk goes down from the highest empty
+** slot e to slot 0 (phase 1), then down from the top slot until it meets
+** an empty slot, which is e (phase 2: slots above e were all full).  A
+** deletion at slot s only moves entries within the run from s up to the
+** next empty slot, wrapping; when s has been visited, that run lies in
+** visited slots, and e, empty, bounds it.  No deletion fills an empty
+** slot, so e and the end of phase 2 stay where they were.
+**
+** *i: 0 before the start; in phase 1, 1 + the number of slots still to
+** look at (slots *i - 2 down to 0); in phase 2, cap + 1 + the next slot.
+*/
+static void *oi_map_next(const oi_map *m, size_t *i)
+{
+    size_t s;
+    if (m->n == 0 || *i > 2 * m->cap)
+        return NULL;            /* empty, or *i of a table since freed */
+    if (*i == 0) {
+        s = m->cap - 1;
+        while (m->slot[s].key.p)
+            s--;
+        *i = s + 1;
+    }
+    while (*i > 1 && *i <= m->cap) {
+        s = *i - 2;
+        --*i;
+        if (m->slot[s].key.p)
+            return m->slot[s].val;
+    }
+    if (*i == 1)
+        *i = 2 * m->cap;        /* phase 2, from the top slot */
+    s = *i - m->cap - 1;
+    if (!m->slot[s].key.p)
+        return NULL;            /* slot e: the end; stays the end */
+    --*i;
+    return m->slot[s].val;
+}
+
+/* Frees the table; the map is then empty and may be used again. */
+static void oi_map_free(oi_mem *mem, oi_map *m)
+{
+    oi_free(mem, m->slot, m->cap * sizeof *m->slot);
+    m->slot = NULL;
+    m->cap = 0;
+    m->n = 0;
+}
+
+/*
+** Property values (PROTOCOL.md section 2): <property type='T' name='N'>
+** carries a value of one of five types, stored in one canonical text
+** form per type so that equal values compare equal byte for byte:
+**   str    the text exactly as given;
+**   int    decimal int32, optional sign, no '+' or leading zeros out,
+**          "-0" is "0";
+**   uint   decimal uint32, optional '+';
+**   bool   "1" or "0"; "true" and "false" are accepted on input;
+**   bytes  standard base64 with padding (RFC 4648 section 4).
+** XML whitespace around an int, uint or bool, and anywhere in bytes, is
+** not part of the value (a str keeps all of its bytes).
+*/
+enum { OI_PT_STR, OI_PT_INT, OI_PT_UINT, OI_PT_BOOL, OI_PT_BYTES,
+       OI_PT_COUNT };
+
+static const char *const oi_ptype_names[OI_PT_COUNT] = {
+    "str", "int", "uint", "bool", "bytes"
+};
+
+/* The type called name, or -1. */
+static int oi_ptype(oi_str name)
+{
+    int t;
+    for (t = 0; t < OI_PT_COUNT; t++)
+        if (oi_eq(name, oi_ptype_names[t]))
+            return t;
+    return -1;
+}
+
+/* The name of type t, or NULL if t is not a type. */
+static const char *oi_ptype_name(int t)
+{
+    return t >= 0 && t < OI_PT_COUNT ? oi_ptype_names[t] : NULL;
+}
+
+/* The XML S production (XML 1.0 section 2.3): space, tab, CR, LF. */
+static int oi_isxmlws(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* v without XML whitespace at either end. */
+static oi_str oi_trimws(oi_str v)
+{
+    while (v.n > 0 && oi_isxmlws((unsigned char)v.p[0])) {
+        v.p++;
+        v.n--;
+    }
+    while (v.n > 0 && oi_isxmlws((unsigned char)v.p[v.n - 1]))
+        v.n--;
+    return v;
+}
+
+/* A decimal integer: optional '+' (and '-' when neg_ok), then one or
+** more digits.  Writes its canonical form; -1 if outside [-2^31, 2^31-1]
+** (neg_ok) or [0, 2^32-1]. */
+static long oi_canon_int(oi_str v, int neg_ok, char *out)
+{
+    char tmp[10];
+    unsigned long val = 0, lim = neg_ok ? 2147483647ul : 4294967295ul;
+    size_t i = 0, k = 0;
+    int neg = 0;
+    v = oi_trimws(v);
+    if (v.n > 0 && (v.p[0] == '+' || (neg_ok && v.p[0] == '-'))) {
+        neg = v.p[0] == '-';
+        i = 1;
+    }
+    if (neg)
+        lim = 2147483648ul;
+    if (i == v.n)
+        return -1;              /* empty, or a sign alone */
+    for (; i < v.n; i++) {
+        unsigned d = (unsigned char)v.p[i] - (unsigned)'0';
+        if (d > 9 || val > (lim - d) / 10)
+            return -1;
+        val = val * 10 + d;
+    }
+    do {
+        tmp[k++] = (char)('0' + val % 10);
+        val /= 10;
+    } while (val > 0);
+    i = 0;
+    if (neg && !(k == 1 && tmp[0] == '0'))
+        out[i++] = '-';
+    while (k > 0)
+        out[i++] = tmp[--k];
+    return (long)i;
+}
+
+/* The 6-bit value of base64 symbol c (RFC 4648 table 1), or -1. */
+static int oi_b64_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Base64 with whitespace anywhere.  Valid when, whitespace removed, the
+** length is a multiple of 4, at most two '=' end it (RFC 4648 section
+** 3.2), and the bits of the last symbol beyond the data are zero (section
+** 3.5: otherwise two texts would decode to the same bytes).  Such a text
+** is what encoding its bytes again gives, so the canonical form is the
+** text without its whitespace. */
+static long oi_canon_b64(oi_str v, char *out)
+{
+    size_t i, n = 0, pad = 0;
+    int last = 0;
+    for (i = 0; i < v.n; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (oi_isxmlws(c))
+            continue;
+        n++;
+        if (c == '=') {
+            if (++pad > 2)
+                return -1;
+        } else if (pad > 0 || (last = oi_b64_val(c)) < 0) {
+            return -1;
+        }
+    }
+    if (n % 4 != 0 || (pad == 1 && (last & 3)) || (pad == 2 && (last & 15)))
+        return -1;
+    for (i = n = 0; i < v.n; i++)
+        if (!oi_isxmlws((unsigned char)v.p[i]))
+            out[n++] = v.p[i];
+    return (long)n;
+}
+
+/* Writes the canonical form of v, a value of type t, into out and
+** returns its length, or returns -1 if v is not a valid value of type t
+** (or t is not a type).  At most v.n bytes are written (callers give
+** room for v.n + 4).  out may be v.p itself; otherwise they must not
+** overlap.  On -1, out is untouched. */
+static long oi_prop_canon(int t, oi_str v, char *out)
+{
+    oi_str w;
+    if (v.n > (size_t)LONG_MAX)
+        return -1;
+    switch (t) {
+    case OI_PT_STR:
+        if (v.n > 0)
+            memmove(out, v.p, v.n);
+        return (long)v.n;
+    case OI_PT_INT:
+        return oi_canon_int(v, 1, out);
+    case OI_PT_UINT:
+        return oi_canon_int(v, 0, out);
+    case OI_PT_BOOL:
+        w = oi_trimws(v);
+        if (oi_eq(w, "1") || oi_eq(w, "true"))
+            out[0] = '1';
+        else if (oi_eq(w, "0") || oi_eq(w, "false"))
+            out[0] = '0';
+        else
+            return -1;
+        return 1;
+    case OI_PT_BYTES:
+        return oi_canon_b64(v, out);
+    }
+    return -1;
+}
+
+/* ==== 6. XML tokenizer =============================================== */
 
 /*
 ** A push tokenizer for the XML subset XMPP allows (RFC 6120 section 11):
@@ -1381,7 +1867,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 #undef OI_U8_FINISH
 }
 
-/* ==== 6. Stanzas: the handle, tree assembly, output ================== */
+/* ==== 7. Stanzas: the handle, tree assembly, output ================== */
 
 /*
 ** Each top-level element of the stream (a stanza, or <handshake/>,
@@ -1441,6 +1927,11 @@ struct olpcidx {
     int ping_out;               /* a keepalive ping awaits any byte */
     unsigned long nping;
     char stream_id[128];        /* server's stream id, NUL-terminated */
+    oi_map buddies;             /* bare JID -> oi_buddy */
+    oi_map acts;                /* activity id -> oi_act */
+    oi_map rooms;               /* room JID -> oi_act */
+    oi_map bposts;              /* posting key -> oi_post of buddies */
+    oi_map aposts;              /* posting key -> oi_post of activities */
 };
 
 /* Writes one log line, replacing control bytes so that text from the
@@ -1714,7 +2205,465 @@ static void oi_out_head(olpcidx *x, const char *elem, const char *type,
     oi_out(x, ">", 1);
 }
 
-/* ==== 7. Stream and XEP-0114 handshake =============================== */
+/* ==== 8. The index: buddies, activities, properties ================== */
+
+/*
+** What clients told the component (PROTOCOL.md section 2):
+**   buddies     by bare JID, with typed properties and a current activity;
+**   activities  by id and by room, with typed properties and participants
+**               (bare JIDs of buddies, linked both ways).
+** Properties are stored canonically (oi_prop_canon), sorted by name, in
+** one block per item.  Every (name, type, value) of every item is also
+** posted in a per-kind map from "name NUL type value" to the list of
+** items holding it, so a query by properties starts from the shortest
+** list instead of scanning every item.
+**
+** Updates are failure-atomic: everything an update needs (new blocks,
+** posting lists, map and vector room) is allocated first; only when all of
+** it succeeded is anything changed, and that part cannot fail.
+*/
+typedef struct oi_vec {         /* a growable array of pointers */
+    void **v;
+    size_t n;
+    size_t cap;
+} oi_vec;
+
+static int oi_vec_reserve(oi_mem *m, oi_vec *a, size_t extra)
+{
+    size_t cap;
+    void **v;
+    if (extra <= a->cap - a->n)
+        return OLPCIDX_OK;
+    cap = a->cap ? a->cap * 2 : 4;
+    while (cap - a->n < extra)
+        cap *= 2;
+    v = (void **)oi_realloc(m, a->v, a->cap * sizeof *v, cap * sizeof *v);
+    if (!v)
+        return OLPCIDX_ENOMEM;
+    a->v = v;
+    a->cap = cap;
+    return OLPCIDX_OK;
+}
+
+/* Appends p; the caller reserved room. */
+static void oi_vec_push(oi_vec *a, void *p)
+{
+    a->v[a->n++] = p;
+}
+
+static int oi_vec_has(const oi_vec *a, const void *p)
+{
+    size_t i;
+    for (i = 0; i < a->n; i++)
+        if (a->v[i] == p)
+            return 1;
+    return 0;
+}
+
+/* Removes p (order is not kept). */
+static void oi_vec_drop(oi_vec *a, const void *p)
+{
+    size_t i;
+    for (i = 0; i < a->n; i++)
+        if (a->v[i] == p) {
+            a->v[i] = a->v[--a->n];
+            return;
+        }
+}
+
+static void oi_vec_free(oi_mem *m, oi_vec *a)
+{
+    oi_free(m, a->v, a->cap * sizeof *a->v);
+    a->v = NULL;
+    a->n = a->cap = 0;
+}
+
+typedef struct oi_prop {
+    oi_str name;
+    oi_str value;               /* canonical */
+    int type;                   /* OI_PT_* */
+} oi_prop;
+
+typedef struct oi_props {       /* sorted by name, names unique */
+    oi_prop *v;
+    size_t n;
+    size_t size;                /* bytes of the owned block; 0: borrowed */
+} oi_props;
+
+static int oi_str_cmp(oi_str a, oi_str b)
+{
+    int c = memcmp(a.p, b.p, a.n < b.n ? a.n : b.n);
+    return c ? c : a.n < b.n ? -1 : a.n > b.n;
+}
+
+static int oi_prop_cmp(const void *a, const void *b)
+{
+    return oi_str_cmp(((const oi_prop *)a)->name, ((const oi_prop *)b)->name);
+}
+
+/* Copies a property set into one owned block. */
+static int oi_props_own(oi_mem *m, const oi_props *src, oi_props *dst)
+{
+    size_t size = src->n * sizeof(oi_prop), i;
+    char *s;
+    dst->v = NULL;
+    dst->n = dst->size = 0;
+    if (src->n == 0)
+        return OLPCIDX_OK;
+    for (i = 0; i < src->n; i++)
+        size += src->v[i].name.n + src->v[i].value.n;
+    dst->v = (oi_prop *)oi_realloc(m, NULL, 0, size);
+    if (!dst->v)
+        return OLPCIDX_ENOMEM;
+    s = (char *)(dst->v + src->n);
+    for (i = 0; i < src->n; i++) {
+        const oi_prop *p = &src->v[i];
+        dst->v[i].type = p->type;
+        memcpy(s, p->name.p, p->name.n);
+        dst->v[i].name = oi_mkstr(s, p->name.n);
+        s += p->name.n;
+        if (p->value.n)
+            memcpy(s, p->value.p, p->value.n);
+        dst->v[i].value = oi_mkstr(s, p->value.n);
+        s += p->value.n;
+    }
+    dst->n = src->n;
+    dst->size = size;
+    return OLPCIDX_OK;
+}
+
+static void oi_props_free(oi_mem *m, oi_props *p)
+{
+    if (p->size)
+        oi_free(m, p->v, p->size);
+    p->v = NULL;
+    p->n = p->size = 0;
+}
+
+static const oi_prop *oi_props_getn(const oi_props *ps, oi_str name)
+{
+    size_t i;
+    for (i = 0; i < ps->n; i++)
+        if (oi_streq(ps->v[i].name, name))
+            return &ps->v[i];
+    return NULL;
+}
+
+static const oi_prop *oi_props_get(const oi_props *ps, const char *name)
+{
+    return oi_props_getn(ps, oi_zstr(name));
+}
+
+static int oi_prop_same(const oi_prop *a, const oi_prop *b)
+{
+    return a->type == b->type && oi_streq(a->name, b->name)
+        && oi_streq(a->value, b->value);
+}
+
+/* Whether ps holds every property of want (same name, type and value). */
+static int oi_props_match(const oi_props *ps, const oi_props *want)
+{
+    size_t i;
+    for (i = 0; i < want->n; i++) {
+        const oi_prop *p = oi_props_getn(ps, want->v[i].name);
+        if (!p || !oi_prop_same(p, &want->v[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* A posting list: the items holding one (name, type, value).  The key,
+** "name NUL type-digit value", is stored right after the struct. */
+typedef struct oi_post {
+    oi_str key;
+    oi_vec items;
+} oi_post;
+
+/* Writes the posting key of p into out (room for name + value + 2). */
+static oi_str oi_post_key(const oi_prop *p, char *out)
+{
+    memcpy(out, p->name.p, p->name.n);
+    out[p->name.n] = '\0';
+    out[p->name.n + 1] = (char)('0' + p->type);
+    if (p->value.n)
+        memcpy(out + p->name.n + 2, p->value.p, p->value.n);
+    return oi_mkstr(out, p->name.n + 2 + p->value.n);
+}
+
+static void oi_post_free(oi_mem *m, oi_post *p)
+{
+    oi_vec_free(m, &p->items);
+    oi_free(m, p, sizeof *p + p->key.n);
+}
+
+/* What buddies and activities have in common: a UID (bare JID or
+** activity id) and posted properties. */
+typedef struct oi_item {
+    oi_str uid;                 /* bytes right after the containing struct */
+    oi_props props;
+    oi_post **post;             /* post[i]: the list holding props.v[i] */
+} oi_item;
+
+typedef struct oi_buddy {
+    oi_item it;                 /* uid: the bare JID */
+    oi_str cur_id;              /* current activity (owned block cur) */
+    oi_str cur_room;
+    char *cur;
+    oi_vec acts;                /* oi_act * it participates in */
+} oi_buddy;
+
+typedef struct oi_act {
+    oi_item it;                 /* uid: the activity id */
+    oi_str room;                /* after the id; may be empty */
+    oi_vec parts;               /* oi_buddy * participants */
+} oi_act;
+
+/* An activity is private when its "private" property is bool true
+** (PROTOCOL.md 2): never returned, never notified. */
+static int oi_act_private(const oi_act *a)
+{
+    const oi_prop *p = oi_props_get(&a->it.props, "private");
+    return p && p->type == OI_PT_BOOL && oi_eq(p->value, "1");
+}
+
+/* Posts it under each property of ps.  Makes sure every list exists and
+** has room first (creating the missing ones), then adds; *out gets the
+** lists, parallel to ps.  On ENOMEM nothing is posted and the lists
+** created here are gone again. */
+static int oi_post_add(oi_mem *m, oi_arena *ar, oi_map *map,
+                       const oi_props *ps, oi_item *it, oi_post ***out)
+{
+    oi_post **made, **lists;
+    size_t i, nmade = 0;
+    *out = NULL;
+    if (ps->n == 0)
+        return OLPCIDX_OK;
+    made = (oi_post **)oi_arena_alloc(m, ar, ps->n * sizeof *made);
+    lists = (oi_post **)oi_realloc(m, NULL, 0, ps->n * sizeof *lists);
+    if (!made || !lists || oi_map_reserve(m, map, ps->n) != OLPCIDX_OK)
+        goto fail;
+    for (i = 0; i < ps->n; i++) {
+        const oi_prop *p = &ps->v[i];
+        size_t nkey = p->name.n + 2 + p->value.n;
+        char *kb = (char *)oi_arena_alloc(m, ar, nkey);
+        oi_post *post;
+        if (!kb)
+            goto fail;
+        post = (oi_post *)oi_map_get(map, oi_post_key(p, kb));
+        if (!post) {
+            post = (oi_post *)oi_realloc(m, NULL, 0, sizeof *post + nkey);
+            if (!post)
+                goto fail;
+            memcpy(post + 1, kb, nkey);
+            post->key = oi_mkstr((const char *)(post + 1), nkey);
+            memset(&post->items, 0, sizeof post->items);
+            oi_map_put(m, map, post->key, post);        /* reserved */
+            made[nmade++] = post;
+        }
+        if (oi_vec_reserve(m, &post->items, 1) != OLPCIDX_OK)
+            goto fail;
+        lists[i] = post;
+    }
+    for (i = 0; i < ps->n; i++)
+        oi_vec_push(&lists[i]->items, it);
+    *out = lists;
+    return OLPCIDX_OK;
+fail:
+    while (nmade > 0) {
+        oi_post *post = made[--nmade];
+        oi_map_del(map, post->key);
+        oi_post_free(m, post);
+    }
+    if (lists)
+        oi_free(m, lists, ps->n * sizeof *lists);
+    return OLPCIDX_ENOMEM;
+}
+
+/* Takes it out of every list it is posted in; empty lists go. */
+static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
+{
+    size_t i;
+    for (i = 0; i < it->props.n; i++) {
+        oi_post *post = it->post[i];
+        oi_vec_drop(&post->items, it);
+        if (post->items.n == 0) {
+            oi_map_del(map, post->key);
+            oi_post_free(m, post);
+        }
+    }
+    if (it->post)
+        oi_free(m, it->post, it->props.n * sizeof *it->post);
+    it->post = NULL;
+}
+
+/* Replaces the properties of it by a copy of ps, re-posting it. */
+static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
+                             oi_item *it, const oi_props *ps)
+{
+    oi_props np;
+    oi_post **lists;
+    if (oi_props_own(m, ps, &np) != OLPCIDX_OK)
+        return OLPCIDX_ENOMEM;
+    if (oi_post_add(m, ar, map, &np, it, &lists) != OLPCIDX_OK) {
+        oi_props_free(m, &np);
+        return OLPCIDX_ENOMEM;
+    }
+    oi_post_remove(m, map, it);
+    oi_props_free(m, &it->props);
+    it->props = np;
+    it->post = lists;
+    return OLPCIDX_OK;
+}
+
+/* The buddy with that bare JID; created (with nothing announced yet) when
+** create is set.  NULL: absent, or out of memory when creating. */
+static oi_buddy *oi_buddy_get(olpcidx *x, oi_str jid, int create)
+{
+    oi_buddy *b = (oi_buddy *)oi_map_get(&x->buddies, jid);
+    if (b || !create)
+        return b;
+    if (oi_map_reserve(&x->mem, &x->buddies, 1) != OLPCIDX_OK)
+        return NULL;
+    b = (oi_buddy *)oi_realloc(&x->mem, NULL, 0, sizeof *b + jid.n);
+    if (!b)
+        return NULL;
+    memset(b, 0, sizeof *b);
+    memcpy(b + 1, jid.p, jid.n);
+    b->it.uid = oi_mkstr((const char *)(b + 1), jid.n);
+    oi_map_put(&x->mem, &x->buddies, b->it.uid, b);
+    return b;
+}
+
+/* Forgets a buddy that holds nothing any more. */
+static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
+{
+    if (b->it.props.n || b->cur || b->acts.n)
+        return;
+    oi_map_del(&x->buddies, b->it.uid);
+    oi_vec_free(&x->mem, &b->acts);
+    oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
+}
+
+/* Sets the buddy's current activity (both empty: none). */
+static int oi_buddy_set_cur(olpcidx *x, oi_buddy *b, oi_str id, oi_str room)
+{
+    char *cur = NULL;
+    if (id.n + room.n) {
+        cur = (char *)oi_realloc(&x->mem, NULL, 0, id.n + room.n);
+        if (!cur)
+            return OLPCIDX_ENOMEM;
+        memcpy(cur, id.p, id.n);
+        if (room.n)
+            memcpy(cur + id.n, room.p, room.n);
+    }
+    if (b->cur)
+        oi_free(&x->mem, b->cur, b->cur_id.n + b->cur_room.n);
+    b->cur = cur;
+    b->cur_id = oi_mkstr(cur, id.n);
+    b->cur_room = oi_mkstr(cur ? cur + id.n : NULL, room.n);
+    return OLPCIDX_OK;
+}
+
+static oi_act *oi_act_find(olpcidx *x, oi_str id, oi_str room)
+{
+    if (id.n)
+        return (oi_act *)oi_map_get(&x->acts, id);
+    return room.n ? (oi_act *)oi_map_get(&x->rooms, room) : NULL;
+}
+
+/* A new activity with no participant yet.  id must not be known; a room
+** already bound to another activity is left to that one. */
+static oi_act *oi_act_new(olpcidx *x, oi_str id, oi_str room)
+{
+    oi_act *a;
+    if (room.n && oi_map_get(&x->rooms, room))
+        room.n = 0;
+    if (oi_map_reserve(&x->mem, &x->acts, 1) != OLPCIDX_OK
+        || (room.n && oi_map_reserve(&x->mem, &x->rooms, 1) != OLPCIDX_OK))
+        return NULL;
+    a = (oi_act *)oi_realloc(&x->mem, NULL, 0, sizeof *a + id.n + room.n);
+    if (!a)
+        return NULL;
+    memset(a, 0, sizeof *a);
+    memcpy(a + 1, id.p, id.n);
+    if (room.n)
+        memcpy((char *)(a + 1) + id.n, room.p, room.n);
+    a->it.uid = oi_mkstr((const char *)(a + 1), id.n);
+    a->room = oi_mkstr((const char *)(a + 1) + id.n, room.n);
+    oi_map_put(&x->mem, &x->acts, a->it.uid, a);
+    if (room.n)
+        oi_map_put(&x->mem, &x->rooms, a->room, a);
+    return a;
+}
+
+/* Forgets an activity: out of the maps and the posting lists, and out of
+** its participants' lists. */
+static void oi_act_free(olpcidx *x, oi_act *a)
+{
+    size_t i;
+    for (i = 0; i < a->parts.n; i++) {
+        oi_buddy *b = (oi_buddy *)a->parts.v[i];
+        oi_vec_drop(&b->acts, a);
+    }
+    oi_map_del(&x->acts, a->it.uid);
+    if (a->room.n)
+        oi_map_del(&x->rooms, a->room);
+    oi_post_remove(&x->mem, &x->aposts, &a->it);
+    oi_props_free(&x->mem, &a->it.props);
+    oi_vec_free(&x->mem, &a->parts);
+    oi_free(&x->mem, a, sizeof *a + a->it.uid.n + a->room.n);
+}
+
+/* Makes b a participant of a (nothing if it is one already). */
+static int oi_join(olpcidx *x, oi_act *a, oi_buddy *b)
+{
+    if (oi_vec_has(&a->parts, b))
+        return OLPCIDX_OK;
+    if (b->acts.n >= x->cfg.max_activities)
+        return OLPCIDX_ELIMIT;
+    if (oi_vec_reserve(&x->mem, &a->parts, 1) != OLPCIDX_OK
+        || oi_vec_reserve(&x->mem, &b->acts, 1) != OLPCIDX_OK)
+        return OLPCIDX_ENOMEM;
+    oi_vec_push(&a->parts, b);
+    oi_vec_push(&b->acts, a);
+    return OLPCIDX_OK;
+}
+
+/* b leaves a; an activity without participants is closed and forgotten
+** (PROTOCOL.md 2).  Returns 1 if it was closed. */
+static int oi_leave(olpcidx *x, oi_act *a, oi_buddy *b)
+{
+    oi_vec_drop(&a->parts, b);
+    oi_vec_drop(&b->acts, a);
+    if (a->parts.n > 0)
+        return 0;
+    oi_act_free(x, a);
+    return 1;
+}
+
+/* Frees the whole index (olpcidx_free). */
+static void oi_index_free(olpcidx *x)
+{
+    size_t i = 0;
+    void *p;
+    while ((p = oi_map_next(&x->acts, &i)) != NULL)
+        oi_act_free(x, (oi_act *)p);
+    i = 0;
+    while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
+        oi_buddy *b = (oi_buddy *)p;
+        oi_post_remove(&x->mem, &x->bposts, &b->it);
+        oi_props_free(&x->mem, &b->it.props);
+        oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
+        oi_buddy_trim(x, b);
+    }
+    oi_map_free(&x->mem, &x->buddies);
+    oi_map_free(&x->mem, &x->acts);
+    oi_map_free(&x->mem, &x->rooms);
+    oi_map_free(&x->mem, &x->bposts);
+    oi_map_free(&x->mem, &x->aposts);
+}
+
+/* ==== 9. Stream and XEP-0114 handshake =============================== */
 
 /*
 ** XEP-0114 section 3, component side:
@@ -1883,7 +2832,7 @@ static const oi_xml_handler oi_stream_handler = {
     oi_on_start, oi_on_end, oi_on_text
 };
 
-/* ==== 8. Stanza handlers ============================================= */
+/* ==== 10. Stanza handlers ============================================ */
 
 /*
 ** What the component answers (PROTOCOL.md sections 1, 6 and 8):
@@ -1915,6 +2864,672 @@ static void oi_iq_error(olpcidx *x, oi_str to, const oi_str *id,
     oi_outz(x, cond);
     oi_outz(x, " xmlns='" OI_NS_XSTANZA "'/></error></iq>");
     oi_out_commit(x, mark, "error reply");
+}
+
+/* ---- the seed protocol: properties from stanzas ---------------------- */
+
+/* Reads the <property type name>value</property> children of n into a
+** canonical set sorted by name, in the arena.  Returns NULL, or the
+** stanza error condition that refuses it (RFC 6120 8.3.3). */
+static const char *oi_props_parse(olpcidx *x, const oi_node *n,
+                                  oi_props *out)
+{
+    const oi_node *c;
+    size_t k = 0, i;
+    out->n = out->size = 0;
+    out->v = NULL;
+    for (c = n->child; c; c = c->next)
+        if (oi_eq(c->name, "property"))
+            k++;
+    if (k == 0)
+        return NULL;
+    if (k > x->cfg.max_props)
+        return "not-acceptable";
+    out->v = (oi_prop *)oi_arena_alloc(&x->mem, &x->arena, k * sizeof *out->v);
+    if (!out->v)
+        return "resource-constraint";
+    for (c = n->child; c; c = c->next) {
+        oi_prop *p = &out->v[out->n];
+        oi_str type;
+        char *buf;
+        long len;
+        if (!oi_eq(c->name, "property"))
+            continue;
+        oi_attr(c, "type", &type);
+        if ((p->type = oi_ptype(type)) < 0 || !oi_attr(c, "name", &p->name)
+            || p->name.n == 0)
+            return "bad-request";
+        if (c->ntext > x->cfg.max_value)
+            return "not-acceptable";
+        buf = (char *)oi_arena_alloc(&x->mem, &x->arena, c->ntext + 4);
+        if (!buf)
+            return "resource-constraint";
+        len = oi_prop_canon(p->type, oi_mkstr(c->text, c->ntext), buf);
+        if (len < 0)
+            return "bad-request";
+        p->value = oi_mkstr(buf, (size_t)len);
+        out->n++;
+    }
+    qsort(out->v, out->n, sizeof *out->v, oi_prop_cmp);
+    for (i = 1; i < out->n; i++)
+        if (oi_streq(out->v[i - 1].name, out->v[i].name))
+            return "bad-request";
+    return NULL;
+}
+
+/* The properties of an item element: in a <properties> wrapper of
+** namespace ns, or (the seed's first shape) directly inside. */
+static const char *oi_props_of(olpcidx *x, const oi_node *n, const char *ns,
+                               oi_props *out)
+{
+    const oi_node *w = oi_child(n, ns, "properties");
+    return oi_props_parse(x, w ? w : n, out);
+}
+
+static void oi_out_props(olpcidx *x, const oi_props *ps, const char *ns)
+{
+    size_t i;
+    oi_outz(x, "<properties xmlns='");
+    oi_outz(x, ns);
+    if (ps->n == 0) {
+        oi_outz(x, "'/>");
+        return;
+    }
+    oi_outz(x, "'>");
+    for (i = 0; i < ps->n; i++) {
+        oi_outz(x, "<property");
+        oi_out_attr(x, "type", oi_zstr(oi_ptype_name(ps->v[i].type)));
+        oi_out_attr(x, "name", ps->v[i].name);
+        oi_out(x, ">", 1);
+        oi_out_esc(x, ps->v[i].value, 0);
+        oi_outz(x, "</property>");
+    }
+    oi_outz(x, "</properties>");
+}
+
+/* The bare JID of a full one: everything before the first '/'. */
+static oi_str oi_bare(oi_str jid)
+{
+    const char *slash = (const char *)memchr(jid.p, '/', jid.n);
+    return slash ? oi_mkstr(jid.p, (size_t)(slash - jid.p)) : jid;
+}
+
+/* ---- the seed protocol: announcements (PROTOCOL.md 4) ----------------- */
+
+/* The error type that goes with a stanza error condition (RFC 6120
+** 8.3.3). */
+static const char *oi_err_type(const char *cond)
+{
+    if (strcmp(cond, "resource-constraint") == 0)
+        return "wait";
+    if (strcmp(cond, "forbidden") == 0)
+        return "auth";
+    if (strcmp(cond, "service-unavailable") == 0
+        || strcmp(cond, "item-not-found") == 0)
+        return "cancel";
+    return "modify";
+}
+
+/* Refuses an announcement: <message type='error'> back to the sender with
+** the offending child and the condition (RFC 6120 8.3). */
+static void oi_msg_error(olpcidx *x, const oi_node *msg, const oi_node *child,
+                         const char *cond)
+{
+    oi_str from, id;
+    int has_id = oi_attr(msg, "id", &id);
+    size_t mark = oi_out_begin(x);
+    oi_attr(msg, "from", &from);
+    oi_out_head(x, "message", "error", from, has_id ? &id : NULL);
+    oi_out_node(x, child, OI_LIT(OI_NS_ACCEPT));
+    oi_outz(x, "<error type='");
+    oi_outz(x, oi_err_type(cond));
+    oi_outz(x, "'><");
+    oi_outz(x, cond);
+    oi_outz(x, " xmlns='" OI_NS_XSTANZA "'/></error></message>");
+    oi_out_commit(x, mark, "error message");
+}
+
+/* Own buddy properties: a full replacement set. */
+static const char *oi_ann_buddy_props(olpcidx *x, oi_str bare,
+                                      const oi_node *wrapper)
+{
+    oi_props ps;
+    oi_buddy *b;
+    const char *err = oi_props_parse(x, wrapper, &ps);
+    if (err)
+        return err;
+    if (!(b = oi_buddy_get(x, bare, 1)))
+        return "resource-constraint";
+    if (oi_item_set_props(&x->mem, &x->arena, &x->bposts, &b->it, &ps)) {
+        oi_buddy_trim(x, b);
+        return "resource-constraint";
+    }
+    oi_buddy_trim(x, b);
+    return NULL;
+}
+
+/* Own current activity: id (or the PEP form's type) and room; both empty
+** clears it. */
+static const char *oi_ann_current(olpcidx *x, oi_str bare, const oi_node *n)
+{
+    oi_str id, room;
+    oi_buddy *b;
+    if (!oi_attr(n, "id", &id))
+        oi_attr(n, "type", &id);
+    oi_attr(n, "room", &room);
+    if (!(b = oi_buddy_get(x, bare, id.n + room.n > 0)))
+        return NULL;                    /* nothing to clear */
+    if (oi_buddy_set_cur(x, b, id, room) != OLPCIDX_OK) {
+        oi_buddy_trim(x, b);
+        return "resource-constraint";
+    }
+    oi_buddy_trim(x, b);
+    return NULL;
+}
+
+/* The activity an announcement names by id (or the seed's activity
+** attribute) and/or room. */
+static void oi_ann_ids(const oi_node *n, oi_str *id, oi_str *room)
+{
+    if (!oi_attr(n, "id", id))
+        oi_attr(n, "activity", id);
+    oi_attr(n, "room", room);
+}
+
+/* Activity properties: creates the activity (the sender its first
+** participant) or, from a participant, replaces its properties. */
+static const char *oi_ann_act_props(olpcidx *x, oi_str bare,
+                                    const oi_node *n, const oi_node *wrapper)
+{
+    oi_str id, room;
+    oi_props ps;
+    oi_act *a;
+    oi_buddy *b;
+    const char *err;
+    int created = 0, rc;
+    oi_ann_ids(n, &id, &room);
+    if (id.n == 0 && wrapper != n)
+        oi_ann_ids(wrapper, &id, &room);
+    if (id.n == 0)
+        return "bad-request";
+    if ((err = oi_props_parse(x, wrapper, &ps)) != NULL)
+        return err;
+    if (!(b = oi_buddy_get(x, bare, 1)))
+        return "resource-constraint";
+    a = oi_act_find(x, id, room);
+    if (a && !oi_vec_has(&a->parts, b)) {
+        oi_buddy_trim(x, b);
+        return "forbidden";
+    }
+    if (!a) {
+        if (b->acts.n >= x->cfg.max_activities) {
+            oi_buddy_trim(x, b);
+            return "not-acceptable";
+        }
+        if (!(a = oi_act_new(x, id, room))) {
+            oi_buddy_trim(x, b);
+            return "resource-constraint";
+        }
+        created = 1;
+        if ((rc = oi_join(x, a, b)) != OLPCIDX_OK) {
+            oi_act_free(x, a);
+            oi_buddy_trim(x, b);
+            return "resource-constraint";
+        }
+    }
+    if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, &ps)) {
+        if (created)
+            oi_leave(x, a, b);
+        oi_buddy_trim(x, b);
+        return "resource-constraint";
+    }
+    return NULL;
+}
+
+/* Joined or left, for the sender's bare JID only (never a jid attribute
+** from the client). */
+static const char *oi_ann_member(olpcidx *x, oi_str bare, const oi_node *n,
+                                 int joined)
+{
+    oi_str id, room;
+    oi_act *a;
+    oi_buddy *b;
+    int rc;
+    oi_ann_ids(n, &id, &room);
+    if (id.n == 0 && room.n == 0)
+        return "bad-request";
+    a = oi_act_find(x, id, room);
+    if (!joined) {
+        b = oi_buddy_get(x, bare, 0);
+        if (a && b && oi_vec_has(&a->parts, b)) {
+            oi_leave(x, a, b);
+            oi_buddy_trim(x, b);
+        }
+        return NULL;
+    }
+    if (id.n == 0)                      /* a new activity needs its id */
+        return a ? NULL : "bad-request";
+    if (!(b = oi_buddy_get(x, bare, 1)))
+        return "resource-constraint";
+    if (!a && !(a = oi_act_new(x, id, room))) {
+        oi_buddy_trim(x, b);
+        return "resource-constraint";
+    }
+    rc = oi_join(x, a, b);
+    if (rc != OLPCIDX_OK) {
+        if (a->parts.n == 0)
+            oi_act_free(x, a);
+        oi_buddy_trim(x, b);
+        return rc == OLPCIDX_ELIMIT ? "not-acceptable" : "resource-constraint";
+    }
+    return NULL;
+}
+
+/* A message to the component: every child it understands is an
+** announcement, applied in order; a refused one is answered and leaves
+** the index as it was. */
+static void oi_message(olpcidx *x, const oi_node *msg)
+{
+    oi_str from, type, jid;
+    oi_str bare;
+    const oi_node *c, *w;
+    if (!oi_attr(msg, "from", &from) || from.n == 0)
+        return;
+    oi_attr(msg, "type", &type);
+    if (oi_eq(type, "error"))
+        return;                         /* bounces: liveness, later */
+    bare = oi_bare(from);
+    for (c = msg->child; c; c = c->next) {
+        const char *err = NULL;
+        if (oi_eq(c->ns, OI_NS_BPROPS) && oi_eq(c->name, "properties")) {
+            err = oi_ann_buddy_props(x, bare, c);
+        } else if (oi_eq(c->ns, OI_NS_BUDDY) && oi_eq(c->name, "change")) {
+            if (oi_attr(c, "jid", &jid) && !oi_streq(jid, bare))
+                err = "forbidden";
+            else if ((w = oi_child(c, OI_NS_BPROPS, "properties")) != NULL)
+                err = oi_ann_buddy_props(x, bare, w);
+            else
+                err = "bad-request";
+        } else if (oi_eq(c->ns, OI_NS_CURACT) && oi_eq(c->name, "activity")) {
+            err = oi_ann_current(x, bare, c);
+        } else if (oi_eq(c->ns, OI_NS_APROPS) && oi_eq(c->name, "properties")) {
+            err = oi_ann_act_props(x, bare, c, c);
+        } else if (oi_eq(c->ns, OI_NS_ACT) && oi_eq(c->name, "change")) {
+            w = oi_child(c, OI_NS_APROPS, "properties");
+            err = w ? oi_ann_act_props(x, bare, c, w) : "bad-request";
+        } else if (oi_eq(c->ns, OI_NS_ACT) && oi_eq(c->name, "activity")) {
+            if (oi_child(c, NULL, "joined"))
+                err = oi_ann_member(x, bare, c, 1);
+            else if (oi_child(c, NULL, "left"))
+                err = oi_ann_member(x, bare, c, 0);
+            else
+                err = "bad-request";
+        } else {
+            continue;                   /* <body/> and the like */
+        }
+        if (err)
+            oi_msg_error(x, msg, c, err);
+    }
+}
+
+/* ---- the seed protocol: queries and RSM (PROTOCOL.md 3) --------------- */
+
+static int oi_item_cmp(const void *a, const void *b)
+{
+    return oi_str_cmp((*(oi_item *const *)a)->uid, (*(oi_item *const *)b)->uid);
+}
+
+/* Reads a non-negative decimal <max>/<index>; -1 if malformed. */
+static long oi_rsm_num(const oi_node *n)
+{
+    long v = 0;
+    size_t i;
+    if (n->ntext == 0 || n->ntext > 9)
+        return -1;
+    for (i = 0; i < n->ntext; i++) {
+        if (n->text[i] < '0' || n->text[i] > '9')
+            return -1;
+        v = v * 10 + (n->text[i] - '0');
+    }
+    return v;
+}
+
+/* The first position in the sorted items whose UID is > uid (after) or
+** >= uid (before): positional, so a vanished UID still has its place
+** (XEP-0059 2.6). */
+static size_t oi_rsm_pos(oi_item **v, size_t n, oi_str uid, int after)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = oi_str_cmp(v[mid]->uid, uid);
+        if (c < 0 || (after && c == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void oi_out_act(olpcidx *x, const oi_act *a)
+{
+    size_t i;
+    oi_outz(x, "<activity");
+    oi_out_attr(x, "id", a->it.uid);
+    oi_out_attr(x, "activity", a->it.uid);
+    if (a->room.n)
+        oi_out_attr(x, "room", a->room);
+    oi_out(x, ">", 1);
+    oi_out_props(x, &a->it.props, OI_NS_APROPS);
+    for (i = 0; i < a->parts.n; i++) {
+        const oi_buddy *b = (const oi_buddy *)a->parts.v[i];
+        oi_outz(x, "<buddy");
+        oi_out_attr(x, "jid", b->it.uid);
+        oi_out(x, ">", 1);
+        oi_out_props(x, &b->it.props, OI_NS_BPROPS);
+        oi_outz(x, "</buddy>");
+    }
+    oi_outz(x, "</activity>");
+}
+
+/* A buddy's current activity is shown unless the index knows it to be
+** private. */
+static void oi_out_cur(olpcidx *x, const oi_buddy *b)
+{
+    const oi_act *a;
+    if (!b->cur)
+        return;
+    a = b->cur_id.n ? (const oi_act *)oi_map_get(&x->acts, b->cur_id) : NULL;
+    if (a && oi_act_private(a))
+        return;
+    oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
+    oi_out_attr(x, "id", b->cur_id);
+    if (b->cur_room.n)
+        oi_out_attr(x, "room", b->cur_room);
+    oi_outz(x, "/>");
+}
+
+static void oi_out_buddy(olpcidx *x, const oi_buddy *b)
+{
+    oi_outz(x, "<buddy");
+    oi_out_attr(x, "jid", b->it.uid);
+    oi_out(x, ">", 1);
+    oi_out_props(x, &b->it.props, OI_NS_BPROPS);
+    oi_out_cur(x, b);
+    oi_outz(x, "</buddy>");
+}
+
+/* Sorts the matches by UID, cuts the page the <set> asks for and replies
+** (XEP-0059 as PROTOCOL.md 3 decides).  Returns the stanza error for a
+** malformed <set>, else NULL. */
+static const char *oi_reply_page(olpcidx *x, oi_str to, const oi_str *id,
+                                 const char *ns, const oi_node *set,
+                                 oi_item **v, size_t n, int buddies)
+{
+    const oi_node *c;
+    long max = 20, index = -1;
+    size_t start = 0, end = n, i, mark;
+    int before = 0, after = 0, empty_before = 0;
+    oi_str before_uid = OI_LIT(""), after_uid = OI_LIT("");
+    if (set) {
+        for (c = set->child; c; c = c->next) {
+            if (oi_eq(c->name, "max")) {
+                if ((max = oi_rsm_num(c)) < 0)
+                    return "bad-request";
+            } else if (oi_eq(c->name, "index")) {
+                if ((index = oi_rsm_num(c)) < 0)
+                    return "bad-request";
+            } else if (oi_eq(c->name, "after")) {
+                after = 1;
+                after_uid = oi_mkstr(c->text, c->ntext);
+                if (c->ntext == 0)
+                    return "bad-request";
+            } else if (oi_eq(c->name, "before")) {
+                before = 1;
+                before_uid = oi_mkstr(c->text, c->ntext);
+                empty_before = c->ntext == 0;
+            }
+        }
+    }
+    if ((size_t)max > x->cfg.max_page)
+        max = (long)x->cfg.max_page;
+    qsort(v, n, sizeof *v, oi_item_cmp);
+    if (index >= 0) {
+        start = (size_t)index < n ? (size_t)index : n;
+    } else if (after) {
+        start = oi_rsm_pos(v, n, after_uid, 1);
+    } else if (before) {
+        end = empty_before ? n : oi_rsm_pos(v, n, before_uid, 0);
+        start = end > (size_t)max ? end - (size_t)max : 0;
+    }
+    if (end - start > (size_t)max)
+        end = start + (size_t)max;
+    mark = oi_out_begin(x);
+    oi_out_head(x, "iq", "result", to, id);
+    oi_outz(x, "<query xmlns='");
+    oi_outz(x, ns);
+    oi_outz(x, "'>");
+    for (i = start; i < end; i++) {
+        if (buddies)
+            oi_out_buddy(x, (const oi_buddy *)(void *)v[i]);
+        else
+            oi_out_act(x, (const oi_act *)(void *)v[i]);
+    }
+    if (n > 0 && (set || end - start < n)) {
+        char num[24];
+        oi_outz(x, "<set xmlns='" OI_NS_RSM "'>");
+        if (end > start) {
+            snprintf(num, sizeof num, "%lu", (unsigned long)start);
+            oi_outz(x, "<first index='");
+            oi_outz(x, num);
+            oi_outz(x, "'>");
+            oi_out_esc(x, v[start]->uid, 0);
+            oi_outz(x, "</first><last>");
+            oi_out_esc(x, v[end - 1]->uid, 0);
+            oi_outz(x, "</last>");
+        }
+        snprintf(num, sizeof num, "%lu", (unsigned long)n);
+        oi_outz(x, "<count>");
+        oi_outz(x, num);
+        oi_outz(x, "</count></set>");
+    } else if (n == 0 && set && max == 0) {
+        oi_outz(x, "<set xmlns='" OI_NS_RSM "'><count>0</count></set>");
+    }
+    oi_outz(x, "</query></iq>");
+    oi_out_commit(x, mark, "query result");
+    return NULL;
+}
+
+/* Appends every item of list that passes keep() to out (arena). */
+typedef int (*oi_keep_fn)(olpcidx *x, const oi_item *it, const void *crit);
+
+/* Collects candidate items: the shortest posting list among the wanted
+** properties, or the whole map.  Returns the number kept in *out (an
+** arena array), or -1 when out of memory. */
+static long oi_collect(olpcidx *x, oi_map *all, oi_map *posts,
+                       const oi_props *want, oi_keep_fn keep,
+                       const void *crit, oi_item ***out)
+{
+    const oi_post *best = NULL;
+    size_t i, n = 0, cap;
+    oi_item **v;
+    for (i = 0; i < want->n; i++) {
+        char *kb = (char *)oi_arena_alloc(&x->mem, &x->arena,
+                                          want->v[i].name.n + 2
+                                          + want->v[i].value.n);
+        const oi_post *p;
+        if (!kb)
+            return -1;
+        p = (const oi_post *)oi_map_get(posts, oi_post_key(&want->v[i], kb));
+        if (!p) {
+            *out = NULL;
+            return 0;                   /* nobody has that property */
+        }
+        if (!best || p->items.n < best->items.n)
+            best = p;
+    }
+    cap = best ? best->items.n : all->n;
+    v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, (cap ? cap : 1)
+                                   * sizeof *v);
+    if (!v)
+        return -1;
+    if (best) {
+        for (i = 0; i < best->items.n; i++)
+            if (keep(x, (const oi_item *)best->items.v[i], crit))
+                v[n++] = (oi_item *)best->items.v[i];
+    } else {
+        void *it;
+        i = 0;
+        while ((it = oi_map_next(all, &i)) != NULL)
+            if (keep(x, (const oi_item *)it, crit))
+                v[n++] = (oi_item *)it;
+    }
+    *out = v;
+    return (long)n;
+}
+
+typedef struct oi_acrit {       /* an activity query's criteria */
+    oi_props props;
+    const oi_node *q;           /* for its <buddy jid> children */
+} oi_acrit;
+
+static int oi_keep_act(olpcidx *x, const oi_item *it, const void *crit)
+{
+    const oi_act *a = (const oi_act *)(const void *)it;
+    const oi_acrit *c = (const oi_acrit *)crit;
+    const oi_node *b;
+    oi_str jid;
+    if (oi_act_private(a) || !oi_props_match(&it->props, &c->props))
+        return 0;
+    for (b = c->q->child; b; b = b->next) {
+        const oi_buddy *bd;
+        if (!oi_eq(b->name, "buddy") || !oi_attr(b, "jid", &jid))
+            continue;
+        bd = (const oi_buddy *)oi_map_get(&x->buddies, oi_bare(jid));
+        if (!bd || !oi_vec_has(&a->parts, bd))
+            return 0;
+    }
+    return 1;
+}
+
+/* <query xmlns=A><activity ...criteria/></query> */
+static const char *oi_query_acts(olpcidx *x, oi_str from, const oi_str *id,
+                                 const oi_node *q)
+{
+    const oi_node *crit = oi_child(q, NULL, "activity");
+    const oi_node *set = oi_child(q, OI_NS_RSM, "set");
+    oi_acrit c;
+    oi_str aid;
+    oi_item **v = NULL;
+    long n;
+    const char *err;
+    if (!crit)
+        return "bad-request";
+    if ((err = oi_props_of(x, crit, OI_NS_APROPS, &c.props)) != NULL)
+        return err;
+    c.q = crit;
+    if (oi_attr(crit, "id", &aid) || oi_attr(crit, "activity", &aid)) {
+        oi_act *a = (oi_act *)oi_map_get(&x->acts, aid);
+        v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, sizeof *v);
+        if (!v)
+            return "resource-constraint";
+        n = a && oi_keep_act(x, &a->it, &c) ? 1 : 0;
+        if (n)
+            v[0] = &a->it;
+    } else {
+        n = oi_collect(x, &x->acts, &x->aposts, &c.props, oi_keep_act, &c,
+                       &v);
+        if (n < 0)
+            return "resource-constraint";
+    }
+    return oi_reply_page(x, from, id, OI_NS_ACT, set, v, (size_t)n, 0);
+}
+
+typedef struct oi_bcrit {       /* a buddy query's criteria */
+    oi_props props;
+    oi_str alias;               /* substring of the nick, any case */
+} oi_bcrit;
+
+/* Case-insensitive (ASCII) substring test. */
+static int oi_has_ci(oi_str hay, oi_str needle)
+{
+    size_t i, j;
+    if (needle.n == 0)
+        return 1;
+    for (i = 0; i + needle.n <= hay.n; i++) {
+        for (j = 0; j < needle.n; j++) {
+            int a = (unsigned char)hay.p[i + j], b = (unsigned char)needle.p[j];
+            if (a >= 'A' && a <= 'Z')
+                a += 32;
+            if (b >= 'A' && b <= 'Z')
+                b += 32;
+            if (a != b)
+                break;
+        }
+        if (j == needle.n)
+            return 1;
+    }
+    return 0;
+}
+
+static int oi_keep_buddy(olpcidx *x, const oi_item *it, const void *crit)
+{
+    const oi_bcrit *c = (const oi_bcrit *)crit;
+    const oi_prop *nick;
+    (void)x;
+    if (!oi_props_match(&it->props, &c->props))
+        return 0;
+    if (c->alias.n == 0)
+        return 1;
+    nick = oi_props_get(&it->props, "nick");
+    return nick && oi_has_ci(nick->value, c->alias);
+}
+
+/* <query xmlns=B> with <buddy jid/> children, or one <buddy> holding
+** properties and/or an alias; or the seed's bare <buddy xmlns=B jid/>. */
+static const char *oi_query_buddies(olpcidx *x, oi_str from, const oi_str *id,
+                                    const oi_node *q)
+{
+    const oi_node *set = oi_child(q, OI_NS_RSM, "set"), *b;
+    oi_bcrit c;
+    oi_str jid;
+    oi_item **v = NULL;
+    size_t k = 0;
+    long n = 0;
+    const char *err;
+    int bare_form = oi_eq(q->name, "buddy");
+    for (b = bare_form ? q : q->child; b; b = bare_form ? NULL : b->next)
+        if (oi_eq(b->name, "buddy") && oi_attr(b, "jid", &jid))
+            k++;
+    if (k > 0) {                        /* lookup by JID */
+        v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, k * sizeof *v);
+        if (!v)
+            return "resource-constraint";
+        for (b = bare_form ? q : q->child; b; b = bare_form ? NULL : b->next) {
+            oi_buddy *bd;
+            size_t i;
+            if (!oi_eq(b->name, "buddy") || !oi_attr(b, "jid", &jid))
+                continue;
+            bd = (oi_buddy *)oi_map_get(&x->buddies, oi_bare(jid));
+            for (i = 0; bd && i < (size_t)n; i++)
+                if (v[i] == &bd->it)
+                    bd = NULL;          /* asked twice */
+            if (bd)
+                v[n++] = &bd->it;
+        }
+    } else {
+        b = oi_child(q, NULL, "buddy");
+        if (!b)
+            return "bad-request";
+        if ((err = oi_props_of(x, b, OI_NS_BPROPS, &c.props)) != NULL)
+            return err;
+        oi_attr(b, "alias", &c.alias);
+        n = oi_collect(x, &x->buddies, &x->bposts, &c.props, oi_keep_buddy,
+                       &c, &v);
+        if (n < 0)
+            return "resource-constraint";
+    }
+    return oi_reply_page(x, from, id, OI_NS_BUDDY, set, v, (size_t)n, 1);
 }
 
 static void oi_iq_get(olpcidx *x, oi_str from, const oi_str *id,
@@ -1963,6 +3578,8 @@ static void oi_iq_get(olpcidx *x, oi_str from, const oi_str *id,
 
 static void oi_iq(olpcidx *x, const oi_node *iq)
 {
+    const oi_node *q;
+    const char *err = NULL;
     oi_str from, type, id;
     int has_id = oi_attr(iq, "id", &id);
     if (!oi_attr(iq, "from", &from) || from.n == 0) {
@@ -1983,11 +3600,18 @@ static void oi_iq(olpcidx *x, const oi_node *iq)
                     "bad-request");
         return;
     }
-    if (oi_eq(type, "get"))
-        oi_iq_get(x, from, &id, iq->child);
+    q = iq->child;
+    if (oi_eq(q->ns, OI_NS_ACT) && oi_eq(q->name, "query"))
+        err = oi_query_acts(x, from, &id, q);
+    else if (oi_eq(q->ns, OI_NS_BUDDY)
+             && (oi_eq(q->name, "query") || oi_eq(q->name, "buddy")))
+        err = oi_query_buddies(x, from, &id, q);
+    else if (oi_eq(type, "get"))
+        oi_iq_get(x, from, &id, q);
     else
-        oi_iq_error(x, from, &id, iq->child, "cancel",
-                    "service-unavailable");
+        err = "service-unavailable";
+    if (err)
+        oi_iq_error(x, from, &id, q, oi_err_type(err), err);
 }
 
 /* A complete top-level element of the stream. */
@@ -2027,13 +3651,15 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
     }
     if (oi_eq(st->name, "iq"))
         oi_iq(x, st);
+    else if (oi_eq(st->name, "message"))
+        oi_message(x, st);
     else
         oi_log(x, OLPCIDX_LOG_DEBUG, "<%.*s> ignored", (int)st->name.n,
                st->name.p);
     return 0;
 }
 
-/* ==== 9. Public API ================================================== */
+/* ==== 11. Public API ================================================= */
 
 const char *olpcidx_strerror(int err)
 {
@@ -2060,6 +3686,10 @@ void olpcidx_config_init(olpcidx_config *c)
     c->max_attrs = OI_DEF_MAX_ATTRS;
     c->max_name = OI_DEF_MAX_NAME;
     c->max_output = OI_DEF_MAX_OUTPUT;
+    c->max_props = OI_DEF_MAX_PROPS;
+    c->max_value = OI_DEF_MAX_VALUE;
+    c->max_activities = OI_DEF_MAX_ACTS;
+    c->max_page = OI_DEF_MAX_PAGE;
 }
 
 /* Limits must be usable: non-zero, and small enough that the products
@@ -2070,7 +3700,9 @@ static int oi_check_limits(const olpcidx_config *c)
         || c->max_depth < 3 || c->max_depth > 1024
         || c->max_attrs < 1 || c->max_attrs > 4096
         || c->max_name < 8 || c->max_name > 4096
-        || c->max_output < 4096)
+        || c->max_output < 4096
+        || c->max_props < 1 || c->max_value < 1 || c->max_activities < 1
+        || c->max_page < 1)
         return OLPCIDX_EINVAL;
     return OLPCIDX_OK;
 }
@@ -2141,6 +3773,11 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
                   cfg->max_stanza);
     x->arena.max = cfg->max_stanza * 32;
     x->out.max = (size_t)-1;
+    oi_map_init(&x->buddies, cfg->hash_seed, 1);
+    oi_map_init(&x->acts, cfg->hash_seed, 2);
+    oi_map_init(&x->rooms, cfg->hash_seed, 3);
+    oi_map_init(&x->bposts, cfg->hash_seed, 4);
+    oi_map_init(&x->aposts, cfg->hash_seed, 5);
     x->state = OI_S_IDLE;
     *out = x;
     return OLPCIDX_OK;
@@ -2151,6 +3788,7 @@ void olpcidx_free(olpcidx *x)
     oi_mem m;
     if (!x)
         return;
+    oi_index_free(x);
     oi_xml_release(&x->xml);
     oi_arena_reset(&x->mem, &x->arena, 0);
     oi_buf_free(&x->mem, &x->out);
@@ -2171,6 +3809,10 @@ int olpcidx_reconfigure(olpcidx *x, const olpcidx_config *cfg)
     x->cfg.max_attrs = cfg->max_attrs;
     x->cfg.max_name = cfg->max_name;
     x->cfg.max_output = cfg->max_output;
+    x->cfg.max_props = cfg->max_props;
+    x->cfg.max_value = cfg->max_value;
+    x->cfg.max_activities = cfg->max_activities;
+    x->cfg.max_page = cfg->max_page;
     x->mem.limit = cfg->mem_limit;
     oi_xml_limits(&x->xml, cfg->max_depth, cfg->max_attrs, cfg->max_name,
                   cfg->max_stanza);
@@ -2320,7 +3962,7 @@ int olpcidx_online(const olpcidx *x)
     return x->state == OI_S_ONLINE;
 }
 
-/* ==== 10. Daemon (OLPCIDX_MAIN) ===================================== */
+/* ==== 12. Daemon (OLPCIDX_MAIN) ===================================== */
 
 #ifdef OLPCIDX_MAIN
 /*

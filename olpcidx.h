@@ -79,6 +79,10 @@ typedef struct olpcidx_config {
     size_t max_attrs;           /* attributes per element */
     size_t max_name;            /* bytes of an element/attribute name */
     size_t max_output;          /* bytes queued for sending */
+    size_t max_props;           /* properties per buddy or activity */
+    size_t max_value;           /* bytes of one property value */
+    size_t max_activities;      /* activities one buddy may be in */
+    size_t max_page;            /* items per result page (XEP-0059) */
     uint32_t hash_seed;         /* per-process random seed for hashing */
 } olpcidx_config;
 
