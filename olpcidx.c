@@ -1932,6 +1932,10 @@ struct olpcidx {
     oi_map rooms;               /* room JID -> oi_act */
     oi_map bposts;              /* posting key -> oi_post of buddies */
     oi_map aposts;              /* posting key -> oi_post of activities */
+    oi_map clients;             /* full JID -> oi_client */
+    unsigned long event;        /* notification events so far */
+    oi_str cause;               /* full JID whose stanza is being handled */
+    const char *notify_type;    /* message type of notifications */
 };
 
 /* Writes one log line, replacing control bytes so that text from the
@@ -2402,7 +2406,28 @@ typedef struct oi_item {
     oi_str uid;                 /* bytes right after the containing struct */
     oi_props props;
     oi_post **post;             /* post[i]: the list holding props.v[i] */
+    oi_vec watch;               /* oi_client * whose result set holds it */
 } oi_item;
+
+/* A client: one full JID that queried or announced (PROTOCOL.md 3, 5). */
+typedef struct oi_client {
+    oi_str jid;                 /* full JID; bytes right after the struct */
+    oi_vec rs[2];               /* current result sets: OI_RS_ACT, _BUDDY */
+    unsigned long stamp;        /* last event it was notified of */
+    int available;              /* sent available presence */
+} oi_client;
+
+enum { OI_RS_ACT, OI_RS_BUDDY };
+
+/* Takes an item out of the result sets that hold it (it is going away or
+** becoming invisible). */
+static void oi_unwatch(oi_mem *m, oi_item *it, int k)
+{
+    size_t i;
+    for (i = 0; i < it->watch.n; i++)
+        oi_vec_drop(&((oi_client *)it->watch.v[i])->rs[k], it);
+    oi_vec_free(m, &it->watch);
+}
 
 typedef struct oi_buddy {
     oi_item it;                 /* uid: the bare JID */
@@ -2539,6 +2564,7 @@ static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
 {
     if (b->it.props.n || b->cur || b->acts.n)
         return;
+    oi_unwatch(&x->mem, &b->it, OI_RS_BUDDY);
     oi_map_del(&x->buddies, b->it.uid);
     oi_vec_free(&x->mem, &b->acts);
     oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
@@ -2610,6 +2636,7 @@ static void oi_act_free(olpcidx *x, oi_act *a)
         oi_map_del(&x->rooms, a->room);
     oi_post_remove(&x->mem, &x->aposts, &a->it);
     oi_props_free(&x->mem, &a->it.props);
+    oi_unwatch(&x->mem, &a->it, OI_RS_ACT);
     oi_vec_free(&x->mem, &a->parts);
     oi_free(&x->mem, a, sizeof *a + a->it.uid.n + a->room.n);
 }
@@ -2641,11 +2668,85 @@ static int oi_leave(olpcidx *x, oi_act *a, oi_buddy *b)
     return 1;
 }
 
+/* The client with that full JID, created when create is set.  NULL:
+** absent, or out of memory. */
+static oi_client *oi_client_get(olpcidx *x, oi_str jid, int create)
+{
+    oi_client *c = (oi_client *)oi_map_get(&x->clients, jid);
+    if (c || !create)
+        return c;
+    if (oi_map_reserve(&x->mem, &x->clients, 1) != OLPCIDX_OK)
+        return NULL;
+    c = (oi_client *)oi_realloc(&x->mem, NULL, 0, sizeof *c + jid.n);
+    if (!c)
+        return NULL;
+    memset(c, 0, sizeof *c);
+    memcpy(c + 1, jid.p, jid.n);
+    c->jid = oi_mkstr((const char *)(c + 1), jid.n);
+    oi_map_put(&x->mem, &x->clients, c->jid, c);
+    return c;
+}
+
+/* Drops the client's result set k (PROTOCOL.md 3: close, a new query,
+** going offline). */
+static void oi_rs_drop(olpcidx *x, oi_client *c, int k)
+{
+    size_t i;
+    for (i = 0; i < c->rs[k].n; i++)
+        oi_vec_drop(&((oi_item *)c->rs[k].v[i])->watch, c);
+    oi_vec_free(&x->mem, &c->rs[k]);
+}
+
+/* Forgets a client that has neither result sets nor presence. */
+static void oi_client_trim(olpcidx *x, oi_client *c)
+{
+    if (c->rs[0].n || c->rs[1].n || c->available)
+        return;
+    oi_vec_free(&x->mem, &c->rs[0]);
+    oi_vec_free(&x->mem, &c->rs[1]);
+    oi_map_del(&x->clients, c->jid);
+    oi_free(&x->mem, c, sizeof *c + c->jid.n);
+}
+
+static void oi_client_free(olpcidx *x, oi_client *c)
+{
+    c->available = 0;
+    oi_rs_drop(x, c, OI_RS_ACT);
+    oi_rs_drop(x, c, OI_RS_BUDDY);
+    oi_client_trim(x, c);
+}
+
+/* Makes items v[0..n) the client's result set k, replacing the old one.
+** Failure-atomic: all room is reserved before anything changes. */
+static int oi_rs_set(olpcidx *x, oi_client *c, int k, oi_item **v, size_t n)
+{
+    oi_vec nv;
+    size_t i;
+    memset(&nv, 0, sizeof nv);
+    if (n && oi_vec_reserve(&x->mem, &nv, n) != OLPCIDX_OK)
+        return OLPCIDX_ENOMEM;
+    for (i = 0; i < n; i++)
+        if (oi_vec_reserve(&x->mem, &v[i]->watch, 1) != OLPCIDX_OK) {
+            oi_vec_free(&x->mem, &nv);
+            return OLPCIDX_ENOMEM;
+        }
+    oi_rs_drop(x, c, k);
+    for (i = 0; i < n; i++) {
+        oi_vec_push(&nv, v[i]);
+        oi_vec_push(&v[i]->watch, c);
+    }
+    c->rs[k] = nv;
+    return OLPCIDX_OK;
+}
+
 /* Frees the whole index (olpcidx_free). */
 static void oi_index_free(olpcidx *x)
 {
     size_t i = 0;
     void *p;
+    while ((p = oi_map_next(&x->clients, &i)) != NULL)
+        oi_client_free(x, (oi_client *)p);
+    i = 0;
     while ((p = oi_map_next(&x->acts, &i)) != NULL)
         oi_act_free(x, (oi_act *)p);
     i = 0;
@@ -2661,6 +2762,7 @@ static void oi_index_free(olpcidx *x)
     oi_map_free(&x->mem, &x->rooms);
     oi_map_free(&x->mem, &x->bposts);
     oi_map_free(&x->mem, &x->aposts);
+    oi_map_free(&x->mem, &x->clients);
 }
 
 /* ==== 9. Stream and XEP-0114 handshake =============================== */
@@ -2926,16 +3028,30 @@ static const char *oi_props_of(olpcidx *x, const oi_node *n, const char *ns,
     return oi_props_parse(x, w ? w : n, out);
 }
 
-static void oi_out_props(olpcidx *x, const oi_props *ps, const char *ns)
+/* Writes " activity='X' room='R'" (room only when known). */
+static void oi_out_act_ids(olpcidx *x, oi_str id, oi_str room)
+{
+    oi_out_attr(x, "activity", id);
+    if (room.n)
+        oi_out_attr(x, "room", room);
+}
+
+/* Writes <properties xmlns=ns>, with the activity's ids when a is given
+** (the form of change notifications, PROTOCOL.md 3). */
+static void oi_out_props(olpcidx *x, const oi_props *ps, const char *ns,
+                         const oi_act *a)
 {
     size_t i;
     oi_outz(x, "<properties xmlns='");
     oi_outz(x, ns);
+    oi_out(x, "'", 1);
+    if (a)
+        oi_out_act_ids(x, a->it.uid, a->room);
     if (ps->n == 0) {
-        oi_outz(x, "'/>");
+        oi_outz(x, "/>");
         return;
     }
-    oi_outz(x, "'>");
+    oi_out(x, ">", 1);
     for (i = 0; i < ps->n; i++) {
         oi_outz(x, "<property");
         oi_out_attr(x, "type", oi_zstr(oi_ptype_name(ps->v[i].type)));
@@ -2955,6 +3071,145 @@ static oi_str oi_bare(oi_str jid)
 }
 
 /* ---- the seed protocol: announcements (PROTOCOL.md 4) ----------------- */
+
+/* A buddy's current activity is shown unless the index knows it to be
+** private. */
+static void oi_out_cur(olpcidx *x, const oi_buddy *b)
+{
+    const oi_act *a;
+    if (!b->cur)
+        return;
+    a = b->cur_id.n ? (const oi_act *)oi_map_get(&x->acts, b->cur_id) : NULL;
+    if (a && oi_act_private(a))
+        return;
+    oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
+    oi_out_attr(x, "id", b->cur_id);
+    if (b->cur_room.n)
+        oi_out_attr(x, "room", b->cur_room);
+    oi_outz(x, "/>");
+}
+
+/* ---- the seed protocol: notifications (PROTOCOL.md 3) ---------------- */
+
+/*
+** Every event gets a number; a client notified of it carries that number,
+** so that one reached through several paths (the buddy in its result set
+** and an activity of that buddy in the other) hears of it once.  The
+** client whose stanza caused the event (x->cause) hears nothing.
+*/
+
+/* Starts a notification message to c, or returns 0 if c is not to get
+** this event. */
+static int oi_note_open(olpcidx *x, oi_client *c, size_t *mark)
+{
+    if (c->stamp == x->event || oi_streq(c->jid, x->cause))
+        return 0;
+    c->stamp = x->event;
+    *mark = oi_out_begin(x);
+    oi_out_head(x, "message", x->notify_type, c->jid, NULL);
+    return 1;
+}
+
+/* Ends it with the AMP rule of PROTOCOL.md 3: deliver now or bounce. */
+static void oi_note_close(olpcidx *x, size_t mark)
+{
+    oi_outz(x, "<amp xmlns='http://jabber.org/protocol/amp'><rule "
+            "condition='deliver-at' value='stored' action='error'/></amp>"
+            "</message>");
+    oi_out_commit(x, mark, "notification");
+}
+
+/* The properties of activity a changed. */
+static void oi_note_act_change(olpcidx *x, const oi_act *a)
+{
+    size_t i, mark;
+    x->event++;
+    for (i = 0; i < a->it.watch.n; i++) {
+        if (!oi_note_open(x, (oi_client *)a->it.watch.v[i], &mark))
+            continue;
+        oi_outz(x, "<change xmlns='" OI_NS_ACT "'");
+        oi_out_act_ids(x, a->it.uid, a->room);
+        oi_out(x, ">", 1);
+        oi_out_props(x, &a->it.props, OI_NS_APROPS, a);
+        oi_outz(x, "</change>");
+        oi_note_close(x, mark);
+    }
+}
+
+/* b joined or left a, or a closed (b NULL): what is "joined", "left" or
+** "closed". */
+static void oi_note_member(olpcidx *x, const oi_act *a, const oi_buddy *b,
+                           const char *what)
+{
+    size_t i, mark;
+    x->event++;
+    for (i = 0; i < a->it.watch.n; i++) {
+        if (!oi_note_open(x, (oi_client *)a->it.watch.v[i], &mark))
+            continue;
+        oi_outz(x, "<activity xmlns='" OI_NS_ACT "'");
+        oi_out_act_ids(x, a->it.uid, a->room);
+        oi_outz(x, "><");
+        oi_outz(x, what);
+        if (b) {
+            oi_out_attr(x, "jid", b->it.uid);
+            if (what[0] == 'j') {
+                oi_out(x, ">", 1);
+                oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+                oi_outz(x, "</joined>");
+            } else {
+                oi_outz(x, "/>");
+            }
+        } else {
+            oi_outz(x, "/>");
+        }
+        oi_outz(x, "</activity>");
+        oi_note_close(x, mark);
+    }
+}
+
+/* Activity a closed (last participant gone, or it became private): the
+** watchers are told, and it leaves their result sets. */
+static void oi_note_closed(olpcidx *x, oi_act *a)
+{
+    oi_note_member(x, a, NULL, "closed");
+    oi_unwatch(&x->mem, &a->it, OI_RS_ACT);
+}
+
+/* Writes a buddy change to every client that watches b or a public
+** activity of b. */
+static void oi_note_buddy_to(olpcidx *x, const oi_buddy *b, const oi_vec *w,
+                             int props, int cur)
+{
+    size_t i, mark;
+    for (i = 0; i < w->n; i++) {
+        if (!oi_note_open(x, (oi_client *)w->v[i], &mark))
+            continue;
+        oi_outz(x, "<change xmlns='" OI_NS_BUDDY "'");
+        oi_out_attr(x, "jid", b->it.uid);
+        oi_out(x, ">", 1);
+        if (props)
+            oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+        if (cur && b->cur)
+            oi_out_cur(x, b);
+        else if (cur)
+            oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'/>");
+        oi_outz(x, "</change>");
+        oi_note_close(x, mark);
+    }
+}
+
+/* b's properties (props) and/or current activity (cur) changed. */
+static void oi_note_buddy(olpcidx *x, const oi_buddy *b, int props, int cur)
+{
+    size_t i;
+    x->event++;
+    oi_note_buddy_to(x, b, &b->it.watch, props, cur);
+    for (i = 0; i < b->acts.n; i++) {
+        const oi_act *a = (const oi_act *)b->acts.v[i];
+        if (!oi_act_private(a))
+            oi_note_buddy_to(x, b, &a->it.watch, props, cur);
+    }
+}
 
 /* The error type that goes with a stanza error condition (RFC 6120
 ** 8.3.3). */
@@ -3004,6 +3259,7 @@ static const char *oi_ann_buddy_props(olpcidx *x, oi_str bare,
         oi_buddy_trim(x, b);
         return "resource-constraint";
     }
+    oi_note_buddy(x, b, 1, 0);
     oi_buddy_trim(x, b);
     return NULL;
 }
@@ -3023,6 +3279,7 @@ static const char *oi_ann_current(olpcidx *x, oi_str bare, const oi_node *n)
         oi_buddy_trim(x, b);
         return "resource-constraint";
     }
+    oi_note_buddy(x, b, 0, 1);
     oi_buddy_trim(x, b);
     return NULL;
 }
@@ -3046,7 +3303,7 @@ static const char *oi_ann_act_props(olpcidx *x, oi_str bare,
     oi_act *a;
     oi_buddy *b;
     const char *err;
-    int created = 0, rc;
+    int created = 0, rc, was_private;
     oi_ann_ids(n, &id, &room);
     if (id.n == 0 && wrapper != n)
         oi_ann_ids(wrapper, &id, &room);
@@ -3077,13 +3334,32 @@ static const char *oi_ann_act_props(olpcidx *x, oi_str bare,
             return "resource-constraint";
         }
     }
+    was_private = oi_act_private(a);
     if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, &ps)) {
         if (created)
             oi_leave(x, a, b);
         oi_buddy_trim(x, b);
         return "resource-constraint";
     }
+    if (oi_act_private(a)) {
+        if (!was_private)
+            oi_note_closed(x, a);       /* PROTOCOL.md 2: closed to all */
+    } else if (!created) {
+        oi_note_act_change(x, a);
+    }
     return NULL;
+}
+
+/* b leaves a, and the watchers of a are told; when b was the last one,
+** a closes. */
+static void oi_depart(olpcidx *x, oi_act *a, oi_buddy *b)
+{
+    if (!oi_act_private(a)) {
+        oi_note_member(x, a, b, "left");
+        if (a->parts.n == 1)
+            oi_note_closed(x, a);
+    }
+    oi_leave(x, a, b);
 }
 
 /* Joined or left, for the sender's bare JID only (never a jid attribute
@@ -3094,7 +3370,7 @@ static const char *oi_ann_member(olpcidx *x, oi_str bare, const oi_node *n,
     oi_str id, room;
     oi_act *a;
     oi_buddy *b;
-    int rc;
+    int rc, fresh;
     oi_ann_ids(n, &id, &room);
     if (id.n == 0 && room.n == 0)
         return "bad-request";
@@ -3102,7 +3378,7 @@ static const char *oi_ann_member(olpcidx *x, oi_str bare, const oi_node *n,
     if (!joined) {
         b = oi_buddy_get(x, bare, 0);
         if (a && b && oi_vec_has(&a->parts, b)) {
-            oi_leave(x, a, b);
+            oi_depart(x, a, b);
             oi_buddy_trim(x, b);
         }
         return NULL;
@@ -3115,6 +3391,7 @@ static const char *oi_ann_member(olpcidx *x, oi_str bare, const oi_node *n,
         oi_buddy_trim(x, b);
         return "resource-constraint";
     }
+    fresh = !oi_vec_has(&a->parts, b);
     rc = oi_join(x, a, b);
     if (rc != OLPCIDX_OK) {
         if (a->parts.n == 0)
@@ -3122,6 +3399,8 @@ static const char *oi_ann_member(olpcidx *x, oi_str bare, const oi_node *n,
         oi_buddy_trim(x, b);
         return rc == OLPCIDX_ELIMIT ? "not-acceptable" : "resource-constraint";
     }
+    if (fresh && !oi_act_private(a))
+        oi_note_member(x, a, b, "joined");
     return NULL;
 }
 
@@ -3139,9 +3418,19 @@ static void oi_message(olpcidx *x, const oi_node *msg)
     if (oi_eq(type, "error"))
         return;                         /* bounces: liveness, later */
     bare = oi_bare(from);
+    x->cause = from;
     for (c = msg->child; c; c = c->next) {
         const char *err = NULL;
-        if (oi_eq(c->ns, OI_NS_BPROPS) && oi_eq(c->name, "properties")) {
+        if (oi_eq(c->name, "close")
+            && (oi_eq(c->ns, OI_NS_ACT) || oi_eq(c->ns, OI_NS_BUDDY))) {
+            oi_client *cl = oi_client_get(x, from, 0);
+            if (cl) {
+                oi_rs_drop(x, cl, oi_eq(c->ns, OI_NS_ACT) ? OI_RS_ACT
+                                                          : OI_RS_BUDDY);
+                oi_client_trim(x, cl);
+            }
+        } else if (oi_eq(c->ns, OI_NS_BPROPS)
+                   && oi_eq(c->name, "properties")) {
             err = oi_ann_buddy_props(x, bare, c);
         } else if (oi_eq(c->ns, OI_NS_BUDDY) && oi_eq(c->name, "change")) {
             if (oi_attr(c, "jid", &jid) && !oi_streq(jid, bare))
@@ -3170,6 +3459,7 @@ static void oi_message(olpcidx *x, const oi_node *msg)
         if (err)
             oi_msg_error(x, msg, c, err);
     }
+    x->cause = oi_mkstr("", 0);
 }
 
 /* ---- the seed protocol: queries and RSM (PROTOCOL.md 3) --------------- */
@@ -3220,33 +3510,16 @@ static void oi_out_act(olpcidx *x, const oi_act *a)
     if (a->room.n)
         oi_out_attr(x, "room", a->room);
     oi_out(x, ">", 1);
-    oi_out_props(x, &a->it.props, OI_NS_APROPS);
+    oi_out_props(x, &a->it.props, OI_NS_APROPS, NULL);
     for (i = 0; i < a->parts.n; i++) {
         const oi_buddy *b = (const oi_buddy *)a->parts.v[i];
         oi_outz(x, "<buddy");
         oi_out_attr(x, "jid", b->it.uid);
         oi_out(x, ">", 1);
-        oi_out_props(x, &b->it.props, OI_NS_BPROPS);
+        oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
         oi_outz(x, "</buddy>");
     }
     oi_outz(x, "</activity>");
-}
-
-/* A buddy's current activity is shown unless the index knows it to be
-** private. */
-static void oi_out_cur(olpcidx *x, const oi_buddy *b)
-{
-    const oi_act *a;
-    if (!b->cur)
-        return;
-    a = b->cur_id.n ? (const oi_act *)oi_map_get(&x->acts, b->cur_id) : NULL;
-    if (a && oi_act_private(a))
-        return;
-    oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
-    oi_out_attr(x, "id", b->cur_id);
-    if (b->cur_room.n)
-        oi_out_attr(x, "room", b->cur_room);
-    oi_outz(x, "/>");
 }
 
 static void oi_out_buddy(olpcidx *x, const oi_buddy *b)
@@ -3254,7 +3527,7 @@ static void oi_out_buddy(olpcidx *x, const oi_buddy *b)
     oi_outz(x, "<buddy");
     oi_out_attr(x, "jid", b->it.uid);
     oi_out(x, ">", 1);
-    oi_out_props(x, &b->it.props, OI_NS_BPROPS);
+    oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
     oi_out_cur(x, b);
     oi_outz(x, "</buddy>");
 }
@@ -3267,6 +3540,7 @@ static const char *oi_reply_page(olpcidx *x, oi_str to, const oi_str *id,
                                  oi_item **v, size_t n, int buddies)
 {
     const oi_node *c;
+    oi_client *cl;
     long max = 20, index = -1;
     size_t start = 0, end = n, i, mark;
     int before = 0, after = 0, empty_before = 0;
@@ -3304,6 +3578,15 @@ static const char *oi_reply_page(olpcidx *x, oi_str to, const oi_str *id,
     }
     if (end - start > (size_t)max)
         end = start + (size_t)max;
+    /* The page becomes the client's current result set (PROTOCOL.md 3). */
+    if (!(cl = oi_client_get(x, to, 1)))
+        return "resource-constraint";
+    if (oi_rs_set(x, cl, buddies ? OI_RS_BUDDY : OI_RS_ACT, v + start,
+                  end - start) != OLPCIDX_OK) {
+        oi_client_trim(x, cl);
+        return "resource-constraint";
+    }
+    oi_client_trim(x, cl);
     mark = oi_out_begin(x);
     oi_out_head(x, "iq", "result", to, id);
     oi_outz(x, "<query xmlns='");
@@ -3778,6 +4061,9 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
     oi_map_init(&x->rooms, cfg->hash_seed, 3);
     oi_map_init(&x->bposts, cfg->hash_seed, 4);
     oi_map_init(&x->aposts, cfg->hash_seed, 5);
+    oi_map_init(&x->clients, cfg->hash_seed, 6);
+    x->notify_type = cfg->notify_type && strcmp(cfg->notify_type, "notice") == 0
+                     ? "notice" : "headline";
     x->state = OI_S_IDLE;
     *out = x;
     return OLPCIDX_OK;

@@ -83,6 +83,7 @@ typedef struct olpcidx_config {
     size_t max_value;           /* bytes of one property value */
     size_t max_activities;      /* activities one buddy may be in */
     size_t max_page;            /* items per result page (XEP-0059) */
+    const char *notify_type;    /* "headline" (NULL) or the seed's "notice" */
     uint32_t hash_seed;         /* per-process random seed for hashing */
 } olpcidx_config;
 
