@@ -56,11 +56,15 @@
 #define OI_DEF_MAX_VALUE    4096    /* bytes of a property value */
 #define OI_DEF_MAX_ACTS     32      /* activities per buddy */
 #define OI_DEF_MAX_PAGE     100     /* items per result page */
+#define OI_DEF_RATE_BURST   100     /* stanzas per full JID at once */
+#define OI_DEF_RATE         50      /* and per second sustained */
+#define OI_DEF_IDLE         300     /* seconds before pinging a participant */
 
 /* Timers of PROTOCOL.md section 1, in milliseconds. */
 #define OI_KEEPALIVE_MS     60000u  /* whitespace after outbound silence */
 #define OI_READ_TIMEOUT_MS  (3 * OI_KEEPALIVE_MS)
 #define OI_HANDSHAKE_MS     30000u  /* stream open to <handshake/> */
+#define OI_PING_TIMEOUT_MS  30000u  /* idle participant's ping (PROTOCOL 5) */
 
 /* Namespaces. */
 #define OI_NS_ACCEPT  "jabber:component:accept"
@@ -1936,6 +1940,8 @@ struct olpcidx {
     unsigned long event;        /* notification events so far */
     oi_str cause;               /* full JID whose stanza is being handled */
     const char *notify_type;    /* message type of notifications */
+    oi_str allow;               /* allowed domains, space-separated */
+    uint64_t live_at;           /* last liveness sweep */
 };
 
 /* Writes one log line, replacing control bytes so that text from the
@@ -2415,6 +2421,8 @@ typedef struct oi_client {
     oi_vec rs[2];               /* current result sets: OI_RS_ACT, _BUDDY */
     unsigned long stamp;        /* last event it was notified of */
     int available;              /* sent available presence */
+    uint64_t tokens;            /* rate limit bucket, in 1/1000 stanza */
+    uint64_t filled;            /* when it was last refilled, ms */
 } oi_client;
 
 enum { OI_RS_ACT, OI_RS_BUDDY };
@@ -2435,6 +2443,9 @@ typedef struct oi_buddy {
     oi_str cur_room;
     char *cur;
     oi_vec acts;                /* oi_act * it participates in */
+    char last[256];             /* last full JID heard from (NUL-ended) */
+    uint64_t seen;              /* when, in ms */
+    uint64_t ping_at;           /* idle ping sent then; 0: none */
 } oi_buddy;
 
 typedef struct oi_act {
@@ -2555,6 +2566,7 @@ static oi_buddy *oi_buddy_get(olpcidx *x, oi_str jid, int create)
     memset(b, 0, sizeof *b);
     memcpy(b + 1, jid.p, jid.n);
     b->it.uid = oi_mkstr((const char *)(b + 1), jid.n);
+    b->seen = x->now;
     oi_map_put(&x->mem, &x->buddies, b->it.uid, b);
     return b;
 }
@@ -2683,6 +2695,8 @@ static oi_client *oi_client_get(olpcidx *x, oi_str jid, int create)
     memset(c, 0, sizeof *c);
     memcpy(c + 1, jid.p, jid.n);
     c->jid = oi_mkstr((const char *)(c + 1), jid.n);
+    c->tokens = x->cfg.rate_burst * 1000;
+    c->filled = x->now;
     oi_map_put(&x->mem, &x->clients, c->jid, c);
     return c;
 }
@@ -2700,7 +2714,8 @@ static void oi_rs_drop(olpcidx *x, oi_client *c, int k)
 /* Forgets a client that has neither result sets nor presence. */
 static void oi_client_trim(olpcidx *x, oi_client *c)
 {
-    if (c->rs[0].n || c->rs[1].n || c->available)
+    if (c->rs[0].n || c->rs[1].n || c->available
+        || c->tokens < x->cfg.rate_burst * 1000)
         return;
     oi_vec_free(&x->mem, &c->rs[0]);
     oi_vec_free(&x->mem, &c->rs[1]);
@@ -2711,6 +2726,7 @@ static void oi_client_trim(olpcidx *x, oi_client *c)
 static void oi_client_free(olpcidx *x, oi_client *c)
 {
     c->available = 0;
+    c->tokens = x->cfg.rate_burst * 1000;
     oi_rs_drop(x, c, OI_RS_ACT);
     oi_rs_drop(x, c, OI_RS_BUDDY);
     oi_client_trim(x, c);
@@ -3070,7 +3086,64 @@ static oi_str oi_bare(oi_str jid)
     return slash ? oi_mkstr(jid.p, (size_t)(slash - jid.p)) : jid;
 }
 
-/* ---- the seed protocol: announcements (PROTOCOL.md 4) ----------------- */
+/* ---- access and rate (PROTOCOL.md 8), signs of life (5) ------------- */
+
+/* The domain part of a JID (RFC 7622 3.2): after the '@' of the bare
+** JID, or all of it. */
+static oi_str oi_domain(oi_str jid)
+{
+    oi_str bare = oi_bare(jid);
+    const char *at = (const char *)memchr(bare.p, '@', bare.n);
+    return at ? oi_mkstr(at + 1, bare.n - (size_t)(at + 1 - bare.p)) : bare;
+}
+
+/* Whether jid belongs to one of the allowed domains (x->allow: names
+** separated by spaces). */
+static int oi_allowed(olpcidx *x, oi_str jid)
+{
+    oi_str d = oi_domain(jid);
+    const char *p = x->allow.p, *end = p + x->allow.n;
+    while (p < end) {
+        const char *sp = (const char *)memchr(p, ' ', (size_t)(end - p));
+        oi_str name = oi_mkstr(p, sp ? (size_t)(sp - p) : (size_t)(end - p));
+        if (name.n && oi_streq(name, d))
+            return 1;
+        p += name.n + 1;
+    }
+    return 0;
+}
+
+/* Takes one stanza from full JID's token bucket (burst rate_burst,
+** refilled at rate_per_sec).  Returns 0 when the bucket is empty. */
+static int oi_rate_take(olpcidx *x, oi_str jid)
+{
+    oi_client *c = oi_client_get(x, jid, 1);
+    uint64_t full = (uint64_t)x->cfg.rate_burst * 1000;
+    if (!c)
+        return 1;                       /* no memory to track: let it be */
+    c->tokens += (x->now - c->filled) * x->cfg.rate_per_sec;
+    c->filled = x->now;
+    if (c->tokens > full)
+        c->tokens = full;
+    if (c->tokens < 1000)
+        return 0;
+    c->tokens -= 1000;
+    return 1;
+}
+
+/* A stanza came from jid: a sign of life of its buddy (PROTOCOL.md 5). */
+static void oi_seen(olpcidx *x, oi_str jid)
+{
+    oi_buddy *b = oi_buddy_get(x, oi_bare(jid), 0);
+    if (!b)
+        return;
+    b->seen = x->now;
+    b->ping_at = 0;
+    if (jid.n < sizeof b->last) {
+        memcpy(b->last, jid.p, jid.n);
+        b->last[jid.n] = '\0';
+    }
+}
 
 /* A buddy's current activity is shown unless the index knows it to be
 ** private. */
@@ -3210,6 +3283,8 @@ static void oi_note_buddy(olpcidx *x, const oi_buddy *b, int props, int cur)
             oi_note_buddy_to(x, b, &a->it.watch, props, cur);
     }
 }
+
+/* ---- the seed protocol: announcements (PROTOCOL.md 4) ----------------- */
 
 /* The error type that goes with a stanza error condition (RFC 6120
 ** 8.3.3). */
@@ -3412,16 +3487,35 @@ static void oi_message(olpcidx *x, const oi_node *msg)
     oi_str from, type, jid;
     oi_str bare;
     const oi_node *c, *w;
+    int denied;
     if (!oi_attr(msg, "from", &from) || from.n == 0)
         return;
     oi_attr(msg, "type", &type);
-    if (oi_eq(type, "error"))
-        return;                         /* bounces: liveness, later */
+    if (oi_eq(type, "error")) {
+        /* a notification bounced (AMP rule or offline): the full JID's
+        ** result sets go (PROTOCOL.md 5) */
+        oi_client *cl = oi_client_get(x, from, 0);
+        if (cl) {
+            oi_rs_drop(x, cl, OI_RS_ACT);
+            oi_rs_drop(x, cl, OI_RS_BUDDY);
+            oi_client_trim(x, cl);
+        }
+        return;
+    }
+    if (!oi_rate_take(x, from))
+        return;                         /* PROTOCOL.md 8: dropped silently */
+    oi_seen(x, from);
+    denied = !oi_allowed(x, from);
     bare = oi_bare(from);
     x->cause = from;
     for (c = msg->child; c; c = c->next) {
         const char *err = NULL;
-        if (oi_eq(c->name, "close")
+        if (denied) {
+            if (oi_eq(c->ns, OI_NS_ACT) || oi_eq(c->ns, OI_NS_BUDDY)
+                || oi_eq(c->ns, OI_NS_APROPS) || oi_eq(c->ns, OI_NS_BPROPS)
+                || oi_eq(c->ns, OI_NS_CURACT))
+                err = "forbidden";
+        } else if (oi_eq(c->name, "close")
             && (oi_eq(c->ns, OI_NS_ACT) || oi_eq(c->ns, OI_NS_BUDDY))) {
             oi_client *cl = oi_client_get(x, from, 0);
             if (cl) {
@@ -3460,6 +3554,86 @@ static void oi_message(olpcidx *x, const oi_node *msg)
             oi_msg_error(x, msg, c, err);
     }
     x->cause = oi_mkstr("", 0);
+}
+
+/* ---- liveness (PROTOCOL.md 5) ------------------------------------------ */
+
+/* Full JID went offline: its result sets go; when it was its buddy's last
+** online resource, the buddy leaves its activities and its current
+** activity is cleared, with the notifications these cause. */
+static void oi_offline(olpcidx *x, oi_str full)
+{
+    oi_client *c = oi_client_get(x, full, 0), *o;
+    oi_str bare = oi_bare(full);
+    oi_buddy *b;
+    size_t i = 0;
+    if (c)
+        oi_client_free(x, c);
+    while ((o = (oi_client *)oi_map_next(&x->clients, &i)) != NULL)
+        if (o->available && oi_streq(oi_bare(o->jid), bare))
+            return;                     /* another resource is online */
+    if (!(b = oi_buddy_get(x, bare, 0)))
+        return;
+    x->cause = oi_mkstr("", 0);
+    while (b->acts.n > 0)
+        oi_depart(x, (oi_act *)b->acts.v[0], b);
+    if (b->cur) {
+        oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
+        oi_note_buddy(x, b, 0, 1);
+    }
+    b->ping_at = 0;
+    oi_buddy_trim(x, b);
+}
+
+/* Directed presence (PROTOCOL.md 5): available marks the full JID
+** online, unavailable takes it offline; other types are not for us. */
+static void oi_presence(olpcidx *x, const oi_node *p)
+{
+    oi_str from, type;
+    oi_client *c;
+    if (!oi_attr(p, "from", &from) || !oi_allowed(x, from))
+        return;
+    oi_attr(p, "type", &type);
+    if (type.n == 0) {
+        if ((c = oi_client_get(x, from, 1)) != NULL)
+            c->available = 1;
+    } else if (oi_eq(type, "unavailable")) {
+        oi_offline(x, from);
+    }
+}
+
+/* Once a second: pings participants silent for idle seconds at their
+** last full JID (XEP-0199), takes offline those whose ping went
+** unanswered for 30 s, and forgets clients that hold nothing. */
+static void oi_liveness(olpcidx *x)
+{
+    uint64_t idle = (uint64_t)x->cfg.idle * 1000;
+    size_t i = 0;
+    void *p;
+    while ((p = oi_map_next(&x->clients, &i)) != NULL)
+        oi_client_trim(x, (oi_client *)p);
+    if (idle == 0)
+        return;
+    i = 0;
+    while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
+        oi_buddy *b = (oi_buddy *)p;
+        if (b->acts.n == 0 || !b->last[0])
+            continue;
+        if (b->ping_at && x->now - b->ping_at >= OI_PING_TIMEOUT_MS) {
+            oi_log(x, OLPCIDX_LOG_INFO, "%s did not answer a ping: offline",
+                   b->last);
+            oi_offline(x, oi_zstr(b->last));
+            i = 0;                      /* the maps changed: start again */
+        } else if (!b->ping_at && x->now - b->seen >= idle) {
+            size_t mark = oi_out_begin(x);
+            oi_outz(x, "<iq type='get'");
+            oi_out_attr(x, "from", x->jid);
+            oi_out_attr(x, "to", oi_zstr(b->last));
+            oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
+            if (oi_out_commit(x, mark, "idle ping") == 0)
+                b->ping_at = x->now;
+        }
+    }
 }
 
 /* ---- the seed protocol: queries and RSM (PROTOCOL.md 3) --------------- */
@@ -3863,6 +4037,7 @@ static void oi_iq(olpcidx *x, const oi_node *iq)
 {
     const oi_node *q;
     const char *err = NULL;
+    int seed;
     oi_str from, type, id;
     int has_id = oi_attr(iq, "id", &id);
     if (!oi_attr(iq, "from", &from) || from.n == 0) {
@@ -3870,8 +4045,16 @@ static void oi_iq(olpcidx *x, const oi_node *iq)
         return;
     }
     oi_attr(iq, "type", &type);
-    if (oi_eq(type, "result") || oi_eq(type, "error"))
-        return;                         /* never answered (RFC 6120 8.2.3) */
+    if (oi_eq(type, "result") || oi_eq(type, "error")) {
+        /* never answered (RFC 6120 8.2.3); an error to an idle ping
+        ** means the client is gone (PROTOCOL.md 5) */
+        if (oi_eq(type, "error") && oi_eq(id, "idle"))
+            oi_offline(x, from);
+        else
+            oi_seen(x, from);
+        return;
+    }
+    oi_seen(x, from);
     if (!oi_eq(type, "get") && !oi_eq(type, "set")) {
         oi_iq_error(x, from, has_id ? &id : NULL, NULL, "modify",
                     "bad-request");
@@ -3884,7 +4067,14 @@ static void oi_iq(olpcidx *x, const oi_node *iq)
         return;
     }
     q = iq->child;
-    if (oi_eq(q->ns, OI_NS_ACT) && oi_eq(q->name, "query"))
+    seed = (oi_eq(q->ns, OI_NS_ACT) && oi_eq(q->name, "query"))
+        || (oi_eq(q->ns, OI_NS_BUDDY)
+            && (oi_eq(q->name, "query") || oi_eq(q->name, "buddy")));
+    if (seed && !oi_allowed(x, from))
+        err = "forbidden";              /* PROTOCOL.md 8 */
+    else if (!oi_rate_take(x, from))
+        err = "resource-constraint";
+    else if (oi_eq(q->ns, OI_NS_ACT) && oi_eq(q->name, "query"))
         err = oi_query_acts(x, from, &id, q);
     else if (oi_eq(q->ns, OI_NS_BUDDY)
              && (oi_eq(q->name, "query") || oi_eq(q->name, "buddy")))
@@ -3936,6 +4126,8 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
         oi_iq(x, st);
     else if (oi_eq(st->name, "message"))
         oi_message(x, st);
+    else if (oi_eq(st->name, "presence"))
+        oi_presence(x, st);
     else
         oi_log(x, OLPCIDX_LOG_DEBUG, "<%.*s> ignored", (int)st->name.n,
                st->name.p);
@@ -3973,6 +4165,9 @@ void olpcidx_config_init(olpcidx_config *c)
     c->max_value = OI_DEF_MAX_VALUE;
     c->max_activities = OI_DEF_MAX_ACTS;
     c->max_page = OI_DEF_MAX_PAGE;
+    c->rate_burst = OI_DEF_RATE_BURST;
+    c->rate_per_sec = OI_DEF_RATE;
+    c->idle = OI_DEF_IDLE;
 }
 
 /* Limits must be usable: non-zero, and small enough that the products
@@ -3985,7 +4180,9 @@ static int oi_check_limits(const olpcidx_config *c)
         || c->max_name < 8 || c->max_name > 4096
         || c->max_output < 4096
         || c->max_props < 1 || c->max_value < 1 || c->max_activities < 1
-        || c->max_page < 1)
+        || c->max_page < 1 || c->rate_burst < 1 || c->rate_burst > 1000000
+        || c->rate_per_sec < 1 || c->rate_per_sec > 1000000
+        || c->idle > 86400)
         return OLPCIDX_EINVAL;
     return OLPCIDX_OK;
 }
@@ -4051,6 +4248,11 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
     x->cfg.name = x->name.p;
     dot = strchr(x->jid.p, '.');
     x->server = dot ? oi_zstr(dot + 1) : oi_mkstr("", 0);
+    if (oi_dupstr(&x->mem, cfg->allow_domains ? cfg->allow_domains
+                  : x->server.p, &x->allow)) {
+        olpcidx_free(x);
+        return OLPCIDX_ENOMEM;
+    }
     oi_xml_init(&x->xml, &x->mem, &oi_stream_handler, x);
     oi_xml_limits(&x->xml, cfg->max_depth, cfg->max_attrs, cfg->max_name,
                   cfg->max_stanza);
@@ -4081,6 +4283,7 @@ void olpcidx_free(olpcidx *x)
     oi_freestr(&x->mem, &x->jid);
     oi_freestr(&x->mem, &x->secret);
     oi_freestr(&x->mem, &x->name);
+    oi_freestr(&x->mem, &x->allow);
     m = x->mem;
     oi_free(&m, x, sizeof *x);
 }
@@ -4099,6 +4302,9 @@ int olpcidx_reconfigure(olpcidx *x, const olpcidx_config *cfg)
     x->cfg.max_value = cfg->max_value;
     x->cfg.max_activities = cfg->max_activities;
     x->cfg.max_page = cfg->max_page;
+    x->cfg.rate_burst = cfg->rate_burst;
+    x->cfg.rate_per_sec = cfg->rate_per_sec;
+    x->cfg.idle = cfg->idle;
     x->mem.limit = cfg->mem_limit;
     oi_xml_limits(&x->xml, cfg->max_depth, cfg->max_attrs, cfg->max_name,
                   cfg->max_stanza);
@@ -4218,7 +4424,13 @@ int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms)
             oi_out(x, " ", 1);
             oi_out_commit(x, mark, "keepalive");
         }
+        if (now_ms - x->live_at >= 1000) {
+            x->live_at = now_ms;
+            oi_liveness(x);
+        }
         next = x->last_out + OI_KEEPALIVE_MS;
+        if (x->live_at + 1000 < next)
+            next = x->live_at + 1000;
         if (x->ping_out && x->last_in + OI_READ_TIMEOUT_MS < next)
             next = x->last_in + OI_READ_TIMEOUT_MS;
         else if (!x->ping_out && x->last_in + OI_KEEPALIVE_MS < next)

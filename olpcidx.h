@@ -84,6 +84,13 @@ typedef struct olpcidx_config {
     size_t max_activities;      /* activities one buddy may be in */
     size_t max_page;            /* items per result page (XEP-0059) */
     const char *notify_type;    /* "headline" (NULL) or the seed's "notice" */
+    const char *allow_domains;  /* who may query and announce: domains
+                                ** separated by spaces; NULL: the parent
+                                ** domain of jid */
+    size_t rate_burst;          /* stanzas a full JID may send at once */
+    size_t rate_per_sec;        /* and per second, sustained */
+    size_t idle;                /* seconds of silence before a participant
+                                ** is pinged; 0: never */
     uint32_t hash_seed;         /* per-process random seed for hashing */
 } olpcidx_config;
 
