@@ -3504,7 +3504,6 @@ static void oi_message(olpcidx *x, const oi_node *msg)
     }
     if (!oi_rate_take(x, from))
         return;                         /* PROTOCOL.md 8: dropped silently */
-    oi_seen(x, from);
     denied = !oi_allowed(x, from);
     bare = oi_bare(from);
     x->cause = from;
@@ -3554,6 +3553,7 @@ static void oi_message(olpcidx *x, const oi_node *msg)
             oi_msg_error(x, msg, c, err);
     }
     x->cause = oi_mkstr("", 0);
+    oi_seen(x, from);                   /* after: it may be a new buddy */
 }
 
 /* ---- liveness (PROTOCOL.md 5) ------------------------------------------ */

@@ -796,6 +796,262 @@ static void t_backpressure(void)
     CHECK(t.alloc.live == 0);
 }
 
+/* ---- 5. the index: rate, idle pings, failure atomicity --------------- */
+
+#define T_HDR "<stream:stream xmlns:stream='" OI_NS_STREAM "' xmlns='" \
+              OI_NS_ACCEPT "' id='abc'><handshake/>"
+#define T_TO  " to='index.jabber.test'"
+
+/* A component online at time now, with the config tweaked by the caller
+** beforehand through c. */
+static void t_core_online(t_core *t, olpcidx_config *c, uint64_t now)
+{
+    CHECK(olpcidx_new(&t->x, c) == 0);
+    CHECK(olpcidx_connect(t->x, now) == 0);
+    CHECK(olpcidx_feed(t->x, T_HDR, strlen(T_HDR)) == 0);
+    t_core_drain(t);
+    t->out.n = 0;
+}
+
+static void t_core_done(t_core *t)
+{
+    olpcidx_free(t->x);
+    CHECK(t->alloc.live == 0);
+    free(t->out.p);
+    free(t->log.p);
+    memset(t, 0, sizeof *t);
+}
+
+static void t_send(t_core *t, uint64_t now, const char *z)
+{
+    int wait;
+    olpcidx_tick(t->x, now, &wait);
+    CHECK(olpcidx_feed(t->x, z, strlen(z)) == 0);
+    t_core_drain(t);
+}
+
+static void t_rate(void)
+{
+    static const char iq[] = "<iq type='get' id='p' from='a@jabber.test/x'"
+        T_TO "><ping xmlns='urn:xmpp:ping'/></iq>";
+    t_core t;
+    olpcidx_config c;
+    int i;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.rate_burst = 3;
+    c.rate_per_sec = 2;
+    t_core_online(&t, &c, 1000);
+    for (i = 0; i < 5; i++)
+        t_send(&t, 1000, iq);
+    CHECK(t_count(t.out.p, "type='result'") == 3);
+    CHECK(t_count(t.out.p, "<resource-constraint") == 2);
+    t.out.n = 0;
+    t_send(&t, 1500, iq);               /* 500 ms: one stanza's worth */
+    t_send(&t, 1500, iq);
+    CHECK(t_count(t.out.p, "type='result'") == 1);
+    CHECK(t_count(t.out.p, "<resource-constraint") == 1);
+    /* announcements beyond the rate are dropped without an answer */
+    t.out.n = 0;
+    t_send(&t, 1500, "<message from='a@jabber.test/x'" T_TO "><properties "
+           "xmlns='" OI_NS_APROPS "' activity='z'/></message>");
+    CHECK(t.out.n == 0);
+    CHECK(oi_map_get(&t.x->acts, OI_LIT("z")) == NULL);
+    /* another full JID has its own bucket */
+    t_send(&t, 1500, "<iq type='get' id='q' from='b@jabber.test/x'" T_TO
+           "><ping xmlns='urn:xmpp:ping'/></iq>");
+    CHECK(t_count(t.out.p, "type='result'") == 1);
+    t_core_done(&t);
+}
+
+static void t_idle(void)
+{
+    t_core t;
+    olpcidx_config c;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.idle = 300;
+    t_core_online(&t, &c, 0);
+    t_send(&t, 1000, "<message from='a@jabber.test/xo'" T_TO "><properties "
+           "xmlns='" OI_NS_APROPS "' activity='a1'/></message>");
+    t_send(&t, 2000, "<message from='b@jabber.test/xo'" T_TO "><activity "
+           "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>");
+    t_send(&t, 3000, "<iq type='get' id='c' from='c@jabber.test/xo'" T_TO
+           "><query xmlns='" OI_NS_ACT "'><activity/></query></iq>");
+    t.out.n = 0;
+    t_send(&t, 300999, " ");            /* liveness runs once a second */
+    CHECK(t_count(t.out.p, "id='idle'") == 0);
+    t_send(&t, 302500, " ");            /* a and b: 300 s silent */
+    CHECK(t_count(t.out.p, "to='a@jabber.test/xo' id='idle'") == 1);
+    CHECK(t_count(t.out.p, "to='b@jabber.test/xo' id='idle'") == 1);
+    CHECK(t_count(t.out.p, "to='c@jabber.test/xo' id='idle'") == 0);
+    t_send(&t, 310000, "<iq type='result' id='idle' from='b@jabber.test/xo'"
+           T_TO "/>");                  /* b answers, a does not */
+    t.out.n = 0;
+    t_send(&t, 332000, " ");
+    CHECK(t_count(t.out.p, "<left") == 0);
+    t_send(&t, 333500, " ");            /* 30 s after the ping */
+    CHECK(t_count(t.out.p, "<left jid='a@jabber.test'/>") == 1);
+    CHECK(t_count(t.out.p, "<closed/>") == 0);
+    CHECK(strstr(t.log.p, "a@jabber.test/xo did not answer a ping") != NULL);
+    /* b pinged again after its next 300 s; an error answer is offline */
+    t.out.n = 0;
+    t_send(&t, 610500, " ");
+    CHECK(t_count(t.out.p, "to='b@jabber.test/xo' id='idle'") == 1);
+    t_send(&t, 611000, "<iq type='error' id='idle' from='b@jabber.test/xo'"
+           T_TO "/>");
+    CHECK(t_count(t.out.p, "<left jid='b@jabber.test'/>") == 1);
+    CHECK(t_count(t.out.p, "<closed/>") == 1);
+    CHECK(t.x->acts.n == 0 && t.x->buddies.n == 0);
+    t_core_done(&t);
+}
+
+/* A canonical dump of the index, to compare states. */
+static int t_cmpstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void t_dump_props(t_str *s, const oi_props *ps)
+{
+    size_t i;
+    for (i = 0; i < ps->n; i++)
+        t_addf(s, " %.*s:%d=%.*s", (int)ps->v[i].name.n, ps->v[i].name.p,
+               ps->v[i].type, (int)ps->v[i].value.n, ps->v[i].value.p);
+}
+
+static char *t_dump(olpcidx *x)
+{
+    char *lines[512];
+    size_t n = 0, i = 0, j;
+    void *p;
+    t_str s, all;
+    memset(&all, 0, sizeof all);
+    t_add(&all, "", 0);
+    while ((p = oi_map_next(&x->buddies, &i)) != NULL && n < 512) {
+        oi_buddy *b = (oi_buddy *)p;
+        memset(&s, 0, sizeof s);
+        t_addf(&s, "buddy %.*s cur=%.*s/%.*s acts=%lu watch=%lu",
+               (int)b->it.uid.n, b->it.uid.p, (int)b->cur_id.n,
+               b->cur_id.p ? b->cur_id.p : "", (int)b->cur_room.n,
+               b->cur_room.p ? b->cur_room.p : "", (unsigned long)b->acts.n,
+               (unsigned long)b->it.watch.n);
+        t_dump_props(&s, &b->it.props);
+        lines[n++] = s.p;
+    }
+    i = 0;
+    while ((p = oi_map_next(&x->acts, &i)) != NULL && n < 512) {
+        oi_act *a = (oi_act *)p;
+        memset(&s, 0, sizeof s);
+        t_addf(&s, "act %.*s room=%.*s watch=%lu", (int)a->it.uid.n,
+               a->it.uid.p, (int)a->room.n, a->room.n ? a->room.p : "",
+               (unsigned long)a->it.watch.n);
+        t_dump_props(&s, &a->it.props);
+        for (j = 0; j < a->parts.n; j++)
+            t_addf(&s, " part=%.*s", (int)((oi_buddy *)a->parts.v[j])->it.uid.n,
+                   ((oi_buddy *)a->parts.v[j])->it.uid.p);
+        lines[n++] = s.p;
+    }
+    i = 0;
+    while ((p = oi_map_next(&x->clients, &i)) != NULL && n < 512) {
+        oi_client *c = (oi_client *)p;
+        if (!c->rs[0].n && !c->rs[1].n && !c->available)
+            continue;                   /* a rate bucket only */
+        memset(&s, 0, sizeof s);
+        t_addf(&s, "client %.*s rs=%lu/%lu avail=%d", (int)c->jid.n, c->jid.p,
+               (unsigned long)c->rs[0].n, (unsigned long)c->rs[1].n,
+               c->available);
+        lines[n++] = s.p;
+    }
+    t_addf(&all, "posts %lu/%lu\n", (unsigned long)x->aposts.n,
+           (unsigned long)x->bposts.n);
+    qsort(lines, n, sizeof *lines, t_cmpstr);
+    for (i = 0; i < n; i++) {
+        t_addz(&all, lines[i]);
+        t_addz(&all, "\n");
+        free(lines[i]);
+    }
+    return all.p;
+}
+
+/* Every update is all or nothing: with allocation k failing during one
+** stanza, the index afterwards equals either the state before it or the
+** state a faultless run reaches.  The stanzas are applied one after the
+** other on top of those before them. */
+static void t_atomic(void)
+{
+    static const char *const steps[] = {
+        "<presence from='a@jabber.test/xo'" T_TO "/>",
+        "<message from='a@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_BPROPS "'><property type='str' name='nick'>A</property>"
+        "<property type='int' name='n'>7</property></properties></message>",
+        "<message from='a@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a1' room='r1@c.jabber.test'><property "
+        "type='str' name='type'>Connect</property></properties></message>",
+        "<iq type='get' id='q' from='c@jabber.test/xo'" T_TO "><query xmlns='"
+        OI_NS_ACT "'><activity/></query></iq>",
+        "<iq type='get' id='q' from='c@jabber.test/xo'" T_TO "><query xmlns='"
+        OI_NS_BUDDY "'><buddy jid='a@jabber.test'/></query></iq>",
+        "<message from='b@jabber.test/xo'" T_TO "><activity xmlns='" OI_NS_ACT
+        "' id='a1'><joined/></activity></message>",
+        "<message from='b@jabber.test/xo'" T_TO "><activity xmlns='"
+        OI_NS_CURACT "' id='a1'/></message>",
+        "<message from='a@jabber.test/xo'" T_TO "><change xmlns='" OI_NS_ACT
+        "' activity='a1'><properties xmlns='" OI_NS_APROPS "'><property "
+        "type='str' name='type'>Chess</property><property type='bool' "
+        "name='x'>1</property></properties></change></message>",
+        "<message from='b@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a2'><property type='str' name='type'>"
+        "Chess</property></properties></message>",
+        "<message from='a@jabber.test/xo'" T_TO "><activity xmlns='" OI_NS_ACT
+        "' id='a1'><left/></activity></message>",
+        "<presence type='unavailable' from='b@jabber.test/xo'" T_TO "/>",
+        NULL
+    };
+    size_t s, j;
+    long k;
+    int ok = 1;
+    for (s = 0; steps[s] && ok; s++) {
+        t_core t;
+        olpcidx_config c;
+        char *before, *good, *got;
+        long calls0, calls1;
+        memset(&t, 0, sizeof t);
+        t_core_config(&c, &t);
+        t_core_online(&t, &c, 0);
+        for (j = 0; j < s; j++)
+            t_send(&t, 1, steps[j]);
+        before = t_dump(t.x);
+        calls0 = t.alloc.calls;
+        t_send(&t, 1, steps[s]);
+        good = t_dump(t.x);
+        calls1 = t.alloc.calls;
+        t_core_done(&t);
+        for (k = 1; k <= calls1 - calls0 && ok; k++) {
+            memset(&t, 0, sizeof t);
+            t_core_config(&c, &t);
+            t_core_online(&t, &c, 0);
+            for (j = 0; j < s; j++)
+                t_send(&t, 1, steps[j]);
+            t.alloc.fail_at = t.alloc.calls + k;
+            olpcidx_feed(t.x, steps[s], strlen(steps[s]));
+            t_core_drain(&t);
+            got = t_dump(t.x);
+            if (strcmp(got, before) != 0 && strcmp(got, good) != 0) {
+                printf("FAIL step %lu, allocation %ld failing: state is\n%s"
+                       "before:\n%sgood:\n%s", (unsigned long)s, k, got,
+                       before, good);
+                ok = 0;
+            }
+            free(got);
+            t_core_done(&t);
+        }
+        free(before);
+        free(good);
+    }
+    CHECK(ok);
+}
+
 static void t_offline(void)
 {
     t_sha1();
@@ -805,6 +1061,9 @@ static void t_offline(void)
     t_timers();
     t_api();
     t_backpressure();
+    t_rate();
+    t_idle();
+    t_atomic();
 }
 
 /* ---- 5. a private Prosody and processes ------------------------------ */
