@@ -4122,6 +4122,14 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
                (int)st->name.n, st->name.p);
         return oi_stream_end(x, OLPCIDX_EPROTO, "not-authorized", NULL);
     }
+    if (x->cfg.log_level >= OLPCIDX_LOG_DEBUG) {
+        oi_str from, type;
+        oi_attr(st, "from", &from);
+        oi_attr(st, "type", &type);
+        oi_log(x, OLPCIDX_LOG_DEBUG, "%.*s%s%.*s from %.*s", (int)st->name.n,
+               st->name.p, type.n ? " " : "", (int)type.n, type.p,
+               (int)from.n, from.p);
+    }
     if (oi_eq(st->name, "iq"))
         oi_iq(x, st);
     else if (oi_eq(st->name, "message"))
@@ -4499,9 +4507,11 @@ int olpcidx_online(const olpcidx *x)
 ** option names, except config itself. */
 enum {
     OI_D_DOMAIN, OI_D_SERVER, OI_D_SECRET_FILE, OI_D_SECRET,
+    OI_D_ALLOW, OI_D_NOTIFY,
     OI_D_LOG_LEVEL,             /* from here on: applied on SIGHUP */
     OI_D_MAX_STANZA, OI_D_MAX_DEPTH, OI_D_MAX_ATTRS, OI_D_MAX_NAME,
-    OI_D_MAX_OUTPUT, OI_D_MEM_LIMIT,
+    OI_D_MAX_OUTPUT, OI_D_MEM_LIMIT, OI_D_MAX_PROPS, OI_D_MAX_VALUE,
+    OI_D_MAX_ACTS, OI_D_MAX_PAGE, OI_D_RATE_BURST, OI_D_RATE, OI_D_IDLE,
     OI_D_NKEYS,
     OI_D_CONFIG = OI_D_NKEYS    /* command line only */
 };
@@ -4513,12 +4523,17 @@ static const struct oi_d_opt {
 } oi_dopts[OI_D_NKEYS + 1] = {
     { "domain", "JID", "component JID (required)" },
     { "server", "HOST:PORT", "the server's component port, an IPv6 "
-      "address as\n                       [addr]:PORT (default "
+      "address as\n                           [addr]:PORT (default "
       OI_D_SERVER_DEFAULT ")" },
     { "secret-file", "FILE", "read the shared secret from the first line "
-      "of FILE\n                       (default: the OLPCIDX_SECRET "
+      "of FILE\n                           (default: the OLPCIDX_SECRET "
       "environment variable)" },
     { "secret", "S", "the shared secret; for tests only, visible to ps" },
+    { "allow-domain", "DOMAIN", "a domain whose users may query and "
+      "announce;\n                           repeat for more (default: the "
+      "parent domain\n                           of --domain)" },
+    { "notify-type", "TYPE", "message type of notifications: headline "
+      "or\n                           the seed's notice (default headline)" },
     { "log-level", "LEVEL", "error, warn, info or debug (default info)" },
     { "max-stanza", "N", "bytes of one incoming stanza" },
     { "max-depth", "N", "element nesting, stream root included" },
@@ -4526,9 +4541,17 @@ static const struct oi_d_opt {
     { "max-name", "N", "bytes of an element or attribute name" },
     { "max-output", "N", "bytes queued for sending" },
     { "mem-limit", "N", "bytes the index may hold, 0: no cap" },
+    { "max-props", "N", "properties per buddy or activity" },
+    { "max-value", "N", "bytes of one property value" },
+    { "max-activities", "N", "activities one buddy may be in" },
+    { "max-page", "N", "items per result page (XEP-0059)" },
+    { "rate-burst", "N", "stanzas one client may send at once" },
+    { "rate", "N", "stanzas per second per client, sustained" },
+    { "idle", "SECONDS", "silence before a participant is pinged,\n"
+      "                           0: never" },
     { "config", "FILE", "read \"key = value\" lines, keys being the long "
-      "option\n                       names; the command line wins; "
-      "SIGHUP re-reads it\n                       for log-level and limits "
+      "option\n                           names; the command line wins; "
+      "SIGHUP re-reads it\n                           for log-level and limits "
       "(default: none)" }
 };
 
@@ -4542,6 +4565,7 @@ static const char *oi_dargv[OI_D_NKEYS + 1];    /* from argv, not owned */
 static char *oi_dfile[OI_D_NKEYS];      /* from --config, malloc'd */
 static olpcidx_config oi_dcfg;          /* the running configuration */
 static char oi_dsecret[1024];           /* first line of the secret file */
+static char oi_dallow[1024];            /* --allow-domain values, joined */
 static unsigned char oi_dbuf[65536];    /* socket reads */
 
 static uint64_t oi_d_now(void)
@@ -4625,8 +4649,22 @@ static size_t *oi_d_field(olpcidx_config *c, int k)
     case OI_D_MAX_NAME:   return &c->max_name;
     case OI_D_MAX_OUTPUT: return &c->max_output;
     case OI_D_MEM_LIMIT:  return &c->mem_limit;
+    case OI_D_MAX_PROPS:  return &c->max_props;
+    case OI_D_MAX_VALUE:  return &c->max_value;
+    case OI_D_MAX_ACTS:   return &c->max_activities;
+    case OI_D_MAX_PAGE:   return &c->max_page;
+    case OI_D_RATE_BURST: return &c->rate_burst;
+    case OI_D_RATE:       return &c->rate_per_sec;
+    case OI_D_IDLE:       return &c->idle;
     }
     return NULL;
+}
+
+/* Whether key k is a byte size (takes k, m, g) rather than a count. */
+static int oi_d_bytes(int k)
+{
+    return k == OI_D_MAX_STANZA || k == OI_D_MAX_NAME || k == OI_D_MAX_OUTPUT
+        || k == OI_D_MEM_LIMIT || k == OI_D_MAX_VALUE;
 }
 
 /* Parses a decimal count or, with bytes set, a byte size with an optional
@@ -4700,6 +4738,13 @@ static const char *oi_d_set(olpcidx_config *c, int k, const char *v)
         return "empty value";
     if (k == OI_D_DOMAIN)
         c->jid = v;
+    else if (k == OI_D_ALLOW)
+        c->allow_domains = v;
+    else if (k == OI_D_NOTIFY) {
+        if (strcmp(v, "headline") != 0 && strcmp(v, "notice") != 0)
+            e = "expected headline or notice";
+        c->notify_type = v;
+    }
     else if (k == OI_D_SERVER)
         e = oi_d_split(v, host, port);
     else if (k == OI_D_LOG_LEVEL) {
@@ -4710,8 +4755,8 @@ static const char *oi_d_set(olpcidx_config *c, int k, const char *v)
                 e = NULL;
             }
     } else if (oi_d_field(c, k) != NULL) {
-        e = oi_d_size(v, k != OI_D_MAX_DEPTH && k != OI_D_MAX_ATTRS, &n);
-        if (e == NULL && n == 0 && k != OI_D_MEM_LIMIT)
+        e = oi_d_size(v, oi_d_bytes(k), &n);
+        if (e == NULL && n == 0 && k != OI_D_MEM_LIMIT && k != OI_D_IDLE)
             e = "must be at least 1";
         if (e == NULL)
             *oi_d_field(c, k) = n;
@@ -4796,11 +4841,19 @@ static int oi_d_read_config(const char *path, char **vals, char *err,
         if ((i = oi_d_key(k, strlen(k), OI_D_NKEYS)) < 0)
             e = "unknown key";
         else if ((e = oi_d_set(&scratch, i, v)) == NULL) {
-            free(vals[i]);
-            if ((vals[i] = malloc(strlen(v) + 1)) != NULL)
-                strcpy(vals[i], v);
-            else
+            /* the last line of a key wins; allow-domain lines add up */
+            size_t keep = i == OI_D_ALLOW && vals[i] ? strlen(vals[i]) : 0;
+            char *nv = (char *)malloc(keep + 1 + strlen(v) + 1);
+            if (nv == NULL) {
                 e = "out of memory";
+            } else {
+                if (keep)
+                    memcpy(nv, vals[i], keep);
+                nv[keep] = ' ';
+                strcpy(nv + (keep ? keep + 1 : 0), v);
+                free(vals[i]);
+                vals[i] = nv;
+            }
         }
     }
     if (e == NULL && ferror(f))
@@ -4873,14 +4926,14 @@ static void oi_d_help(void)
            "(XEP-0114).\n\n");
     for (k = 0; k <= OI_D_CONFIG; k++) {
         printf("  --%s %-*s%s", oi_dopts[k].name,
-               (int)(18 - strlen(oi_dopts[k].name)), oi_dopts[k].arg,
+               (int)(22 - strlen(oi_dopts[k].name)), oi_dopts[k].arg,
                oi_dopts[k].help);
         if (oi_d_field(&c, k) != NULL)
             printf(" (default %zu)", *oi_d_field(&c, k));
         putchar('\n');
     }
-    printf("  --help               print this text and exit\n"
-           "  --version            print the version and exit\n\n"
+    printf("  --help                   print this text and exit\n"
+           "  --version                print the version and exit\n\n"
            "Byte sizes take a k, m or g suffix (powers of 1024).  Both "
            "--opt value\nand --opt=value work.  Exit status: 0 stopped by "
            "SIGTERM or SIGINT,\n1 startup failure, 2 usage or configuration "
@@ -4917,6 +4970,14 @@ static void oi_d_parse_args(int argc, char **argv)
             oi_d_die("--%s needs a value", oi_dopts[k].name);
         if ((e = oi_d_set(&scratch, k, v)) != NULL)
             oi_d_die("--%s: %s", oi_dopts[k].name, e);
+        if (k == OI_D_ALLOW) {          /* repeatable: accumulate */
+            if (strlen(oi_dallow) + strlen(v) + 2 > sizeof oi_dallow)
+                oi_d_die("--allow-domain: too many domains");
+            if (oi_dallow[0])
+                strcat(oi_dallow, " ");
+            strcat(oi_dallow, v);
+            v = oi_dallow;
+        }
         oi_dargv[k] = v;
     }
 }

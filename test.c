@@ -1828,7 +1828,7 @@ static void t_interop(void)
     CHECK(t_wait_log(log, "SIGHUP: re-read", 1, 5000));
     CHECK(t_file_has(log, "log-level debug, max-stanza 1024"));
     t_cl_send(&bob, "<message to='" T_COMP "'><body>hello</body></message>");
-    CHECK(t_wait_log(log, "debug: <message> ignored", 1, 5000));
+    CHECK(t_wait_log(log, "debug: message from bob@" T_DOMAIN "/xo", 1, 5000));
     {
         char big[1600];
         static const char *const pong[] = { "type='result'", NULL };
