@@ -3458,8 +3458,8 @@ static const char *oi_ann_member(olpcidx *x, oi_str bare, const oi_node *n,
         }
         return NULL;
     }
-    if (id.n == 0)                      /* a new activity needs its id */
-        return a ? NULL : "bad-request";
+    if (id.n == 0 && !a)                /* a new activity needs its id */
+        return "bad-request";
     if (!(b = oi_buddy_get(x, bare, 1)))
         return "resource-constraint";
     if (!a && !(a = oi_act_new(x, id, room))) {
