@@ -3310,7 +3310,8 @@ static void oi_msg_error(olpcidx *x, const oi_node *msg, const oi_node *child,
     size_t mark = oi_out_begin(x);
     oi_attr(msg, "from", &from);
     oi_out_head(x, "message", "error", from, has_id ? &id : NULL);
-    oi_out_node(x, child, OI_LIT(OI_NS_ACCEPT));
+    if (strcmp(cond, "resource-constraint") != 0)   /* short of memory: */
+        oi_out_node(x, child, OI_LIT(OI_NS_ACCEPT)); /* the error alone */
     oi_outz(x, "<error type='");
     oi_outz(x, oi_err_type(cond));
     oi_outz(x, "'><");
@@ -4084,7 +4085,8 @@ static void oi_iq(olpcidx *x, const oi_node *iq)
     else
         err = "service-unavailable";
     if (err)
-        oi_iq_error(x, from, &id, q, oi_err_type(err), err);
+        oi_iq_error(x, from, &id, strcmp(err, "resource-constraint") ? q : NULL,
+                    oi_err_type(err), err);
 }
 
 /* A complete top-level element of the stream. */

@@ -200,6 +200,7 @@ typedef struct t_alloc {
     long blocks;
     size_t live;
     long bad_osize;
+    int fail_all;               /* every allocation fails */
 } t_alloc;
 
 typedef union t_hdr {
@@ -222,7 +223,7 @@ static void *t_alloc_fn(void *ud, void *p, size_t osize, size_t nsize)
         return NULL;
     }
     a->calls++;
-    if (a->fail_at && a->calls == a->fail_at) {
+    if (a->fail_all || (a->fail_at && a->calls == a->fail_at)) {
         a->failed++;
         return NULL;
     }
@@ -796,7 +797,1335 @@ static void t_backpressure(void)
     CHECK(t.alloc.live == 0);
 }
 
-/* ---- 5. the index: rate, idle pings, failure atomicity --------------- */
+/* ---- 5. keyed hashing, the hash map, property values ---------------- */
+
+/*
+** Unit tests of section 5 of olpcidx.c: SipHash against the reference
+** vectors (SipHash-2-4: the reference implementation's; SipHash-1-3:
+** an independent implementation's), the map against a plain array under
+** random operations, growth, reservation, allocation failure at every
+** growth and walks with deletions, and every rule of the property types.
+*/
+static void tu_mem_init(oi_mem *mem, t_alloc *a)
+{
+    memset(a, 0, sizeof *a);
+    memset(mem, 0, sizeof *mem);
+    mem->alloc = t_alloc_fn;
+    mem->ud = a;
+}
+
+/* SipHash-2-4, key 00..0f, message 00..i-1: the 64 vectors_sip64 of
+** the reference implementation (veorq/SipHash, vectors.h). */
+static const unsigned char tu_sip24_ref[64][8] = {
+    { 0x31, 0x0e, 0x0e, 0xdd, 0x47, 0xdb, 0x6f, 0x72 },
+    { 0xfd, 0x67, 0xdc, 0x93, 0xc5, 0x39, 0xf8, 0x74 },
+    { 0x5a, 0x4f, 0xa9, 0xd9, 0x09, 0x80, 0x6c, 0x0d },
+    { 0x2d, 0x7e, 0xfb, 0xd7, 0x96, 0x66, 0x67, 0x85 },
+    { 0xb7, 0x87, 0x71, 0x27, 0xe0, 0x94, 0x27, 0xcf },
+    { 0x8d, 0xa6, 0x99, 0xcd, 0x64, 0x55, 0x76, 0x18 },
+    { 0xce, 0xe3, 0xfe, 0x58, 0x6e, 0x46, 0xc9, 0xcb },
+    { 0x37, 0xd1, 0x01, 0x8b, 0xf5, 0x00, 0x02, 0xab },
+    { 0x62, 0x24, 0x93, 0x9a, 0x79, 0xf5, 0xf5, 0x93 },
+    { 0xb0, 0xe4, 0xa9, 0x0b, 0xdf, 0x82, 0x00, 0x9e },
+    { 0xf3, 0xb9, 0xdd, 0x94, 0xc5, 0xbb, 0x5d, 0x7a },
+    { 0xa7, 0xad, 0x6b, 0x22, 0x46, 0x2f, 0xb3, 0xf4 },
+    { 0xfb, 0xe5, 0x0e, 0x86, 0xbc, 0x8f, 0x1e, 0x75 },
+    { 0x90, 0x3d, 0x84, 0xc0, 0x27, 0x56, 0xea, 0x14 },
+    { 0xee, 0xf2, 0x7a, 0x8e, 0x90, 0xca, 0x23, 0xf7 },
+    { 0xe5, 0x45, 0xbe, 0x49, 0x61, 0xca, 0x29, 0xa1 },
+    { 0xdb, 0x9b, 0xc2, 0x57, 0x7f, 0xcc, 0x2a, 0x3f },
+    { 0x94, 0x47, 0xbe, 0x2c, 0xf5, 0xe9, 0x9a, 0x69 },
+    { 0x9c, 0xd3, 0x8d, 0x96, 0xf0, 0xb3, 0xc1, 0x4b },
+    { 0xbd, 0x61, 0x79, 0xa7, 0x1d, 0xc9, 0x6d, 0xbb },
+    { 0x98, 0xee, 0xa2, 0x1a, 0xf2, 0x5c, 0xd6, 0xbe },
+    { 0xc7, 0x67, 0x3b, 0x2e, 0xb0, 0xcb, 0xf2, 0xd0 },
+    { 0x88, 0x3e, 0xa3, 0xe3, 0x95, 0x67, 0x53, 0x93 },
+    { 0xc8, 0xce, 0x5c, 0xcd, 0x8c, 0x03, 0x0c, 0xa8 },
+    { 0x94, 0xaf, 0x49, 0xf6, 0xc6, 0x50, 0xad, 0xb8 },
+    { 0xea, 0xb8, 0x85, 0x8a, 0xde, 0x92, 0xe1, 0xbc },
+    { 0xf3, 0x15, 0xbb, 0x5b, 0xb8, 0x35, 0xd8, 0x17 },
+    { 0xad, 0xcf, 0x6b, 0x07, 0x63, 0x61, 0x2e, 0x2f },
+    { 0xa5, 0xc9, 0x1d, 0xa7, 0xac, 0xaa, 0x4d, 0xde },
+    { 0x71, 0x65, 0x95, 0x87, 0x66, 0x50, 0xa2, 0xa6 },
+    { 0x28, 0xef, 0x49, 0x5c, 0x53, 0xa3, 0x87, 0xad },
+    { 0x42, 0xc3, 0x41, 0xd8, 0xfa, 0x92, 0xd8, 0x32 },
+    { 0xce, 0x7c, 0xf2, 0x72, 0x2f, 0x51, 0x27, 0x71 },
+    { 0xe3, 0x78, 0x59, 0xf9, 0x46, 0x23, 0xf3, 0xa7 },
+    { 0x38, 0x12, 0x05, 0xbb, 0x1a, 0xb0, 0xe0, 0x12 },
+    { 0xae, 0x97, 0xa1, 0x0f, 0xd4, 0x34, 0xe0, 0x15 },
+    { 0xb4, 0xa3, 0x15, 0x08, 0xbe, 0xff, 0x4d, 0x31 },
+    { 0x81, 0x39, 0x62, 0x29, 0xf0, 0x90, 0x79, 0x02 },
+    { 0x4d, 0x0c, 0xf4, 0x9e, 0xe5, 0xd4, 0xdc, 0xca },
+    { 0x5c, 0x73, 0x33, 0x6a, 0x76, 0xd8, 0xbf, 0x9a },
+    { 0xd0, 0xa7, 0x04, 0x53, 0x6b, 0xa9, 0x3e, 0x0e },
+    { 0x92, 0x59, 0x58, 0xfc, 0xd6, 0x42, 0x0c, 0xad },
+    { 0xa9, 0x15, 0xc2, 0x9b, 0xc8, 0x06, 0x73, 0x18 },
+    { 0x95, 0x2b, 0x79, 0xf3, 0xbc, 0x0a, 0xa6, 0xd4 },
+    { 0xf2, 0x1d, 0xf2, 0xe4, 0x1d, 0x45, 0x35, 0xf9 },
+    { 0x87, 0x57, 0x75, 0x19, 0x04, 0x8f, 0x53, 0xa9 },
+    { 0x10, 0xa5, 0x6c, 0xf5, 0xdf, 0xcd, 0x9a, 0xdb },
+    { 0xeb, 0x75, 0x09, 0x5c, 0xcd, 0x98, 0x6c, 0xd0 },
+    { 0x51, 0xa9, 0xcb, 0x9e, 0xcb, 0xa3, 0x12, 0xe6 },
+    { 0x96, 0xaf, 0xad, 0xfc, 0x2c, 0xe6, 0x66, 0xc7 },
+    { 0x72, 0xfe, 0x52, 0x97, 0x5a, 0x43, 0x64, 0xee },
+    { 0x5a, 0x16, 0x45, 0xb2, 0x76, 0xd5, 0x92, 0xa1 },
+    { 0xb2, 0x74, 0xcb, 0x8e, 0xbf, 0x87, 0x87, 0x0a },
+    { 0x6f, 0x9b, 0xb4, 0x20, 0x3d, 0xe7, 0xb3, 0x81 },
+    { 0xea, 0xec, 0xb2, 0xa3, 0x0b, 0x22, 0xa8, 0x7f },
+    { 0x99, 0x24, 0xa4, 0x3c, 0xc1, 0x31, 0x57, 0x24 },
+    { 0xbd, 0x83, 0x8d, 0x3a, 0xaf, 0xbf, 0x8d, 0xb7 },
+    { 0x0b, 0x1a, 0x2a, 0x32, 0x65, 0xd5, 0x1a, 0xea },
+    { 0x13, 0x50, 0x79, 0xa3, 0x23, 0x1c, 0xe6, 0x60 },
+    { 0x93, 0x2b, 0x28, 0x46, 0xe4, 0xd7, 0x06, 0x66 },
+    { 0xe1, 0x91, 0x5f, 0x5c, 0xb1, 0xec, 0xa4, 0x6c },
+    { 0xf3, 0x25, 0x96, 0x5c, 0xa1, 0x6d, 0x62, 0x9f },
+    { 0x57, 0x5f, 0xf2, 0x8e, 0x60, 0x38, 0x1b, 0xe5 },
+    { 0x72, 0x45, 0x06, 0xeb, 0x4c, 0x32, 0x8a, 0x95 },
+};
+
+/* SipHash-1-3 outputs from sipvec.py: an independent Python SipHash-c-d
+** that agrees with CPython's own SipHash-1-3 (hash() of bytes under
+** PYTHONHASHSEED=0, a zero key) and with the vectors above. */
+static const uint64_t tu_sip13_ref[64] = {
+    UINT64_C(0xabac0158050fc4dc),
+    UINT64_C(0xc9f49bf37d57ca93),
+    UINT64_C(0x82cb9b024dc7d44d),
+    UINT64_C(0x8bf80ab8e7ddf7fb),
+    UINT64_C(0xcf75576088d38328),
+    UINT64_C(0xdef9d52f49533b67),
+    UINT64_C(0xc50d2b50c59f22a7),
+    UINT64_C(0xd3927d989bb11140),
+    UINT64_C(0x369095118d299a8e),
+    UINT64_C(0x25a48eb36c063de4),
+    UINT64_C(0x79de85ee92ff097f),
+    UINT64_C(0x70c118c1f94dc352),
+    UINT64_C(0x78a384b157b4d9a2),
+    UINT64_C(0x306f760c1229ffa7),
+    UINT64_C(0x605aa111c0f95d34),
+    UINT64_C(0xd320d86d2a519956),
+    UINT64_C(0xcc4fdd1a7d908b66),
+    UINT64_C(0x9cf2689063dbd80c),
+    UINT64_C(0x8ffc389cb473e63e),
+    UINT64_C(0xf21f9de58d297d1c),
+    UINT64_C(0xc0dc2f46a6cce040),
+    UINT64_C(0xb992abfe2b45f844),
+    UINT64_C(0x7ffe7b9ba320872e),
+    UINT64_C(0x525a0e7fdae6c123),
+    UINT64_C(0xf464aeb267349c8c),
+    UINT64_C(0x45cd5928705b0979),
+    UINT64_C(0x3a3e35e3ca9913a5),
+    UINT64_C(0xa91dc74e4ade3b35),
+    UINT64_C(0xfb0bed02ef6cd00d),
+    UINT64_C(0x88d93cb44ab1e1f4),
+    UINT64_C(0x540f11d643c5e663),
+    UINT64_C(0x2370dd1f8c21d1bc),
+    UINT64_C(0x81157b6c16a7b60d),
+    UINT64_C(0x4d54b9e57a8ff9bf),
+    UINT64_C(0x759f12781f2a753e),
+    UINT64_C(0xcea1a3bebf186b91),
+    UINT64_C(0x2cf508d3ada26206),
+    UINT64_C(0xb6101c2da3c33057),
+    UINT64_C(0xb3f47496ae3a36a1),
+    UINT64_C(0x626b57547b108392),
+    UINT64_C(0xc1d2363299e41531),
+    UINT64_C(0x667cc1923f1ad944),
+    UINT64_C(0x65704ffec8138825),
+    UINT64_C(0x24f280d1c28949a6),
+    UINT64_C(0xc2ca1cedfaf8876b),
+    UINT64_C(0xc2164bfc9f042196),
+    UINT64_C(0xa16e9c9368b1d623),
+    UINT64_C(0x49fb169c8b5114fd),
+    UINT64_C(0x9f3143f8df074c46),
+    UINT64_C(0xc6fdaf2412cc86b3),
+    UINT64_C(0x7eaf49d10a52098f),
+    UINT64_C(0x1cf313559d292f9a),
+    UINT64_C(0xc44a30dda2f41f12),
+    UINT64_C(0x36fae98943a71ed0),
+    UINT64_C(0x318fb34c73f0bce6),
+    UINT64_C(0xa27abf3670a7e980),
+    UINT64_C(0xb4bcc0db243c6d75),
+    UINT64_C(0x23f8d852fdb71513),
+    UINT64_C(0x8f035f4da67d8a08),
+    UINT64_C(0xd89cd0e5b7e8f148),
+    UINT64_C(0xf6f4e6bcf7a644ee),
+    UINT64_C(0xaec59ad80f1837f2),
+    UINT64_C(0xc3b2f6154b6694e0),
+    UINT64_C(0x9d199062b7bbb3a8),
+};
+static const struct {
+    uint64_t k0, k1;
+    const char *hex;
+    uint64_t h13, h24;
+} tu_sip_rand[] = {
+    { UINT64_C(0xb3fb93918ff9c5c2), UINT64_C(0xfd8e3257d4cd0d50),
+      "536ed022293ff187",
+      UINT64_C(0xf28fac29ae9b28b1), UINT64_C(0xc18b1894f4a964be) },
+    { UINT64_C(0xb5eab57b8aa48b5d), UINT64_C(0xa551adba6f7493cd),
+      "6a8e87ba0a4c053c8a0058cd4b55d39e314c1c4b7b09e304dac685533cc6b724"
+      "b30719edd925",
+      UINT64_C(0xaceb0cc65325ccaf), UINT64_C(0x69fbd27a28e512a0) },
+    { UINT64_C(0x2a3ccc1cbfa6c15b), UINT64_C(0xe3780c97f0512bc4),
+      "aaec769a7003b361ebe52ba6b462eb9b04ecde1e939fba88dac2ad3ace47783a",
+      UINT64_C(0x6fb6c0a94e0ac2f8), UINT64_C(0xeb38c9c2921b8837) },
+    { UINT64_C(0xd0172336f0e6deda), UINT64_C(0x66ae03329a6f5c5b),
+      "6392d376c6",
+      UINT64_C(0xaae107dc71642f83), UINT64_C(0xd481d169902dfc91) },
+    { UINT64_C(0x2963fb2fcb1a1978), UINT64_C(0xcbb9300a8b429662),
+      "134a7f60066ed6dd7e4a4c7b0939",
+      UINT64_C(0x31ef9d438240b5c5), UINT64_C(0xe7b252437b82a72f) },
+    { UINT64_C(0x37b9d117123b7ae4), UINT64_C(0xf3ba9e54a56feead),
+      "24",
+      UINT64_C(0x1a2e0d0f7465dbf0), UINT64_C(0xde29ed53cb5857ad) },
+    { UINT64_C(0x9bd774a17d6d0485), UINT64_C(0x0c30f5b57022a6e4),
+      "a467d657895e46e0511c0636c47decbeb5de",
+      UINT64_C(0x42b7b2088fcf40f4), UINT64_C(0x832904c46f2d49fb) },
+    { UINT64_C(0xa00ffa758df3b314), UINT64_C(0x6ff9826fdbc360bf),
+      "ec9f8ba9cf0f10f2d85b0fa475184ec5aaa82abc53d03e5d",
+      UINT64_C(0x23d13d36fbdc0975), UINT64_C(0x61ae82dcf9913827) },
+    { UINT64_C(0xc3d4788b567cc3d8), UINT64_C(0xcc11b19088ec5b14),
+      "df48f0ee6ccb259ed5d9c9c166c7516080e112982a89e1d5489b747d5774",
+      UINT64_C(0xf0a5a792732746e9), UINT64_C(0x968de58dbabcfeae) },
+    { UINT64_C(0x855cf68769429451), UINT64_C(0xce80a465c59ef759),
+      "172b0436003403fe",
+      UINT64_C(0x32e4870479b14763), UINT64_C(0x31dbcc514bd1ff69) },
+    { UINT64_C(0xc277d02e64b39a62), UINT64_C(0x9fd0b9ce8aeac986),
+      "c71a9a239051",
+      UINT64_C(0xec1af8fadc0bd95b), UINT64_C(0xec4f50be81406e83) },
+    { UINT64_C(0x3eca7bb8b3a0381e), UINT64_C(0x42ab8c66214abd83),
+      "32d956ebb9fa3a1eaf925a2b383743587d4f5982ffb5e858f5a5138162604d2d"
+      "293c178e044a61",
+      UINT64_C(0xb4a9aefc750de53e), UINT64_C(0xe795c26636c5e6a6) },
+    { UINT64_C(0xdfe5c58b37635e41), UINT64_C(0x596d72c2bcfc49a0),
+      "17911831b71b1e3cbb46842d4c3e76dcda46966ea97610313092f0c7b3b655e6",
+      UINT64_C(0x7ba53e9f96353759), UINT64_C(0x1ca7b8885869aa3e) },
+    { UINT64_C(0x226daf5d3a391643), UINT64_C(0x1818ee299c386bee),
+      "3ea18ec5c34a39f94b69dcbc428ce1a67dd09a5e088c4059387449eb04527020"
+      "befbbb",
+      UINT64_C(0x858f60da75edefaf), UINT64_C(0x9016b68bd356d4d0) },
+    { UINT64_C(0x9058cf0baaa51a5e), UINT64_C(0xd7626a5df556c230),
+      "340b96d73933c311e11043dac17c5f95bb600cd8ab484f4d6e07e6ca",
+      UINT64_C(0x260585d669fc9cad), UINT64_C(0xea301daa494eaaa8) },
+    { UINT64_C(0xc7999a70465a28f3), UINT64_C(0xbb19dabef0755932),
+      "",
+      UINT64_C(0xfcd3c5f5f1d92815), UINT64_C(0xf788e850eda9eb15) },
+    { UINT64_C(0xdc5f5aa12e9cd255), UINT64_C(0x293ff3d9dcefaf43),
+      "30a7e5c49552d0e1cc0914f932cf119bbf754f02d3",
+      UINT64_C(0xde6c207c8c8f6cb6), UINT64_C(0x3987f96d5f1f733d) },
+    { UINT64_C(0xff9ecfa3d4210f23), UINT64_C(0xac05832ec258fe1f),
+      "caf1230717c87ca78b82bff81b921b8c63a66386782c0813d090d1868bb9b5f0",
+      UINT64_C(0x18ff833c93447624), UINT64_C(0x232e20551e14d647) },
+    { UINT64_C(0x124acf381ca84efa), UINT64_C(0xc8ee46f80103d797),
+      "813ecb76c1f2730ce6cfa6491bdea813e946f1c324",
+      UINT64_C(0xbe6261f9a60ac7a9), UINT64_C(0x969c42dbad8cfa82) },
+    { UINT64_C(0x4ce5aa7f1b855f92), UINT64_C(0xd1daa1e50edf5a99),
+      "3996ce",
+      UINT64_C(0xfe85a76593b921fe), UINT64_C(0x36fe94961ac1f41d) },
+    { UINT64_C(0x4c58fcf96228a4b5), UINT64_C(0x1ea56ec6f1f64152),
+      "3c10dc6600657e43bbf6937dd9754f278b74c3c3efb8533b94f44cc86a471e03"
+      "d451c79f26",
+      UINT64_C(0x577431d98b2be293), UINT64_C(0xe5186a86376d83a7) },
+    { UINT64_C(0x40221b64b6b4c38b), UINT64_C(0x94872f846a943c7d),
+      "17bbb6c988518887cdbcf9128a47277acf035d6a0f",
+      UINT64_C(0x2fb77cf4595abe25), UINT64_C(0x2be5e6973a68b825) },
+    { UINT64_C(0x9a72674e6700a253), UINT64_C(0x176461597110f441),
+      "efe2497f8db03e1ddbcba7caedcc4379",
+      UINT64_C(0x86cac4d052d4f190), UINT64_C(0xf7db3ec074594b6a) },
+    { UINT64_C(0x41af23003e133a58), UINT64_C(0xf3f3c949b5426cc5),
+      "46422bb1f42b0a1e41367e7454ca1c77f525285f95fb58cd134f246791802e2f"
+      "ea28c7e7",
+      UINT64_C(0xd4ff215ebd3d6782), UINT64_C(0x6171242155ce62f9) },
+    { UINT64_C(0x733028dcebd762c1), UINT64_C(0xb23a3b3e3518ed54),
+      "15ef5323042a602fc36cb96992c559f85cd38d",
+      UINT64_C(0x6fa7d308a9c0dc63), UINT64_C(0xf7689861d1dac720) },
+    { UINT64_C(0x29598fa645fbd5a1), UINT64_C(0x981e8bc44f7e3ef8),
+      "360578e7a6019d62617c06c34aaa",
+      UINT64_C(0xae28be136c4c2698), UINT64_C(0xfa56b015d65b5fbd) },
+    { UINT64_C(0x45beeb427275ff23), UINT64_C(0x804b81f49f0a9703),
+      "096dc86943e463c2b4c2b31041968669626ecf02c6dd5566",
+      UINT64_C(0x6855c1782a83d342), UINT64_C(0xb929c86ecfae53bb) },
+    { UINT64_C(0x3e2e7f8627ba91a7), UINT64_C(0xd46e0c20be39406f),
+      "f59cc0f1164910b90b5ac213271a2ff578261d276a265e92c0fe4d97ff98c995"
+      "8d5225c943",
+      UINT64_C(0x969eb7c3865b9cbd), UINT64_C(0x3f3393b2d7bf8987) },
+    { UINT64_C(0xa29bdcd106e0653e), UINT64_C(0x587a6995f5fa40f3),
+      "a320d85d",
+      UINT64_C(0x50462731e4810215), UINT64_C(0x3f162e84e998a8f3) },
+    { UINT64_C(0x733a5a65d7fc939e), UINT64_C(0x95ef6cb02edd9d05),
+      "006b04d92870ec4df97a57b6a7e33746a2d3a2de899e58a0746a0e6cb95a39c8"
+      "6596b5",
+      UINT64_C(0xd773f86f9d3d5dab), UINT64_C(0x4d612673e27898b7) },
+    { UINT64_C(0xbc920edacc369879), UINT64_C(0x2f48c1d93b7b7424),
+      "e164a1d9e668ac2fcb4f1afcc4b471d2c328342e86d9af886326829a1e0f2ba8"
+      "c1b9e826",
+      UINT64_C(0xbb5b274efe1ae670), UINT64_C(0x0bdc8bdcf2e44b4e) },
+    { UINT64_C(0xc03f302bf466569c), UINT64_C(0xe4cca77b779c42fc),
+      "3b9d0bfe385d847d2470fcd9879127a6db3198",
+      UINT64_C(0xb19ea8ce3960a31b), UINT64_C(0xe2103f5b5e146f82) },
+    { UINT64_C(0xb479ef27512bc551), UINT64_C(0xca08536898dc1181),
+      "3fdccfa015ac4bef",
+      UINT64_C(0xd4cc72db2f89ced5), UINT64_C(0x65772c8f28ba52cb) },
+    { UINT64_C(0xd7a424d1f9c9031f), UINT64_C(0x89f4a8b95cfdbbd4),
+      "b2f99ffefe1347fe",
+      UINT64_C(0x4214e4667f1a185c), UINT64_C(0xa0f6c618f80d2a6b) },
+    { UINT64_C(0xe670352d81413043), UINT64_C(0x7b5a8b5ead02e89a),
+      "e6ef2136bc881de7bbcc2936e083e83bf37efb40aafeeff85849e4c3a9a9d75e"
+      "3593a43304",
+      UINT64_C(0x9de8ceb2edde04f0), UINT64_C(0xc2d299da418fbc8e) },
+    { UINT64_C(0xfd8ddbe323e342d9), UINT64_C(0x7cdc1aef9c32cac9),
+      "7e5906128a6092674dc4430b318846c088e64f849bd81941e026d441ef99a01b"
+      "aed8188bf61a9c",
+      UINT64_C(0xf08263b8bd6ebe25), UINT64_C(0xba219a3cb6053f68) },
+    { UINT64_C(0x2ed9d331a3551c43), UINT64_C(0x03f7a82ce364d76a),
+      "ebda05452f26de78a3f7ced1ecf4fb01d080dcf5044430a727622d2bea2758b6"
+      "d0ae800e19",
+      UINT64_C(0x695405ba592e26a5), UINT64_C(0xee4e448b0f232242) },
+    { UINT64_C(0x70eb72f4ab830bff), UINT64_C(0xe9e70290bc4db604),
+      "1a",
+      UINT64_C(0x27fb8783f6667978), UINT64_C(0x4cd285c86b9d3dfb) },
+    { UINT64_C(0xb1f241d78194960c), UINT64_C(0x7a14704248a13dec),
+      "21b519ab392d25",
+      UINT64_C(0xc7ce88d248d17db8), UINT64_C(0xcc919bfc66b57a86) },
+    { UINT64_C(0x555a4fc32b6bbcc2), UINT64_C(0x4148641a901f9e9b),
+      "a4eac6b896d8297a4e542de22669f603f62ff5afb1",
+      UINT64_C(0x24d6a363d2825b87), UINT64_C(0xf32c39ccc56a2989) },
+};
+static const uint64_t tu_sip13_cpython[16] = {
+    0, /* CPython hashes b'' to 0 by definition: not compared */
+    UINT64_C(0x68a914128e01e473),  /* 1 bytes */
+    UINT64_C(0x010bac45c41e3669),  /* 2 bytes */
+    UINT64_C(0x4d4c9a4a8ef6e0ad),  /* 3 bytes */
+    UINT64_C(0x7cc43f98813e4dbd),  /* 4 bytes */
+    UINT64_C(0x5abe2169dff36275),  /* 5 bytes */
+    UINT64_C(0xe3c25f87624f1cdb),  /* 6 bytes */
+    UINT64_C(0x2f098ab0c751325a),  /* 7 bytes */
+    UINT64_C(0xead411e67ebe2eea),  /* 8 bytes */
+    UINT64_C(0x75927f9d95124362),  /* 9 bytes */
+    UINT64_C(0xaf9f77a65ab51a1d),  /* 10 bytes */
+    UINT64_C(0xfe64ce8b6617fcff),  /* 11 bytes */
+    UINT64_C(0xa6baf4fb0f9fe1c2),  /* 12 bytes */
+    UINT64_C(0xa0cf3211850f8e0d),  /* 13 bytes */
+    UINT64_C(0x7f86049379fbfe67),  /* 14 bytes */
+    UINT64_C(0xf30eb725bb91c9ea),  /* 15 bytes */
+};
+
+/* xorshift64*: deterministic, so failures reproduce. */
+static uint64_t tu_rng = UINT64_C(0x853c49e6748fea9b);
+
+static uint64_t tu_rand(void)
+{
+    tu_rng ^= tu_rng >> 12;
+    tu_rng ^= tu_rng << 25;
+    tu_rng ^= tu_rng >> 27;
+    return tu_rng * UINT64_C(2685821657736338717);
+}
+
+static size_t tu_below(size_t n)
+{
+    return (size_t)(tu_rand() % n);
+}
+
+static void tu_siphash(void)
+{
+    uint64_t key[2], k0[2] = { 0, 0 };
+    unsigned char msg[80], *buf;
+    char hex[3];
+    size_t i, j, n;
+    /* key bytes 00..0f, read little-endian */
+    key[0] = UINT64_C(0x0706050403020100);
+    key[1] = UINT64_C(0x0f0e0d0c0b0a0908);
+    for (i = 0; i < sizeof msg; i++)
+        msg[i] = (unsigned char)i;
+    for (i = 0; i < 64; i++) {
+        uint64_t want = 0;
+        for (j = 0; j < 8; j++)
+            want |= (uint64_t)tu_sip24_ref[i][j] << (8 * j);
+        CHECK(oi_siphash_cr(key, msg, i, 2, 4) == want);
+        CHECK(oi_siphash(key, msg, i) == tu_sip13_ref[i]);
+        CHECK(oi_siphash_cr(key, msg, i, 1, 3) == tu_sip13_ref[i]);
+    }
+    /* the paper's example: 15 bytes, appendix A */
+    CHECK(oi_siphash_cr(key, msg, 15, 2, 4) == UINT64_C(0xa129ca6149be45e5));
+    for (i = 1; i < 16; i++)
+        CHECK(oi_siphash(k0, msg, i) == tu_sip13_cpython[i]);
+    for (i = 0; i < sizeof tu_sip_rand / sizeof tu_sip_rand[0]; i++) {
+        const char *h = tu_sip_rand[i].hex;
+        key[0] = tu_sip_rand[i].k0;
+        key[1] = tu_sip_rand[i].k1;
+        for (n = 0; h[2 * n]; n++) {
+            hex[0] = h[2 * n];
+            hex[1] = h[2 * n + 1];
+            hex[2] = '\0';
+            msg[n] = (unsigned char)strtoul(hex, NULL, 16);
+        }
+        CHECK(oi_siphash(key, msg, n) == tu_sip_rand[i].h13);
+        CHECK(oi_siphash_cr(key, msg, n, 2, 4) == tu_sip_rand[i].h24);
+    }
+    /* loads are bytewise: any alignment gives the same result */
+    buf = (unsigned char *)malloc(sizeof msg + 8);
+    for (i = 0; i < 8; i++) {
+        memcpy(buf + i, msg, sizeof msg);
+        CHECK(oi_siphash(key, buf + i, 77) == oi_siphash(key, msg, 77));
+    }
+    free(buf);
+    /* every input byte and the length matter */
+    CHECK(oi_siphash(key, "a", 1) != oi_siphash(key, "b", 1));
+    CHECK(oi_siphash(key, "a", 1) != oi_siphash(key, "a\0", 2));
+    CHECK(oi_siphash(key, "", 0) != oi_siphash(key, "\0", 1));
+    CHECK(oi_siphash(key, NULL, 0) == oi_siphash(key, "", 0));
+}
+
+/* ==== Map ============================================================ */
+
+/* Structural check: capacity a power of two, load within bounds, each
+** stored hash right, each entry reachable from its home slot without
+** crossing an empty slot, n the number of entries. */
+static int tu_map_ok(const oi_map *m)
+{
+    size_t i, j, n = 0, mask;
+    if (m->cap == 0)
+        return m->n == 0 && m->slot == NULL;
+    if ((m->cap & (m->cap - 1)) != 0 || m->cap < OI_MAP_MINCAP
+        || m->n > m->cap / 4 * 3)
+        return 0;
+    mask = m->cap - 1;
+    for (i = 0; i < m->cap; i++) {
+        const oi_mslot *s = &m->slot[i];
+        if (!s->key.p)
+            continue;
+        n++;
+        if (s->hash != oi_siphash(m->key, s->key.p, s->key.n) || !s->val)
+            return 0;
+        for (j = (size_t)s->hash & mask; j != i; j = (j + 1) & mask)
+            if (!m->slot[j].key.p)
+                return 0;
+    }
+    return n == m->n;
+}
+
+/* The slot holding key, for checks of what the map stores. */
+static const oi_mslot *tu_map_slot(const oi_map *m, oi_str key)
+{
+    size_t i;
+    for (i = 0; i < m->cap; i++)
+        if (m->slot[i].key.p && oi_streq(m->slot[i].key, key))
+            return &m->slot[i];
+    return NULL;
+}
+
+#define TU_NKEYS 4000
+
+static char *tu_kbuf[TU_NKEYS];          /* key bytes, owned by the test */
+static size_t tu_klen[TU_NKEYS];
+static int tu_tag[TU_NKEYS][2];           /* values: &tu_tag[k][0 or 1] */
+
+static oi_str tu_key(size_t k)
+{
+    return oi_mkstr(tu_kbuf[k], tu_klen[k]);
+}
+
+/* Key k: 0 is the empty key; every fifth is binary with NUL bytes; the
+** rest look like JIDs. */
+static void tu_make_key(size_t k)
+{
+    char tmp[64];
+    size_t n;
+    if (k == 0) {
+        n = 0;
+    } else if (k % 5 == 1) {
+        tmp[0] = '\0';
+        tmp[1] = (char)(k & 0xFF);
+        tmp[2] = '\0';
+        tmp[3] = (char)(k >> 8);
+        tmp[4] = '\0';
+        n = 5 + k % 3;
+        tmp[5] = tmp[6] = '\0';
+    } else {
+        n = (size_t)sprintf(tmp, "buddy%lu@school.lan", (unsigned long)k);
+    }
+    tu_kbuf[k] = (char *)malloc(n ? n : 1);
+    memcpy(tu_kbuf[k], tmp, n);
+    tu_klen[k] = n;
+}
+
+/* Replaces key k's bytes by a fresh copy and returns the old one, for
+** the caller to free once the map holds the new one (ASan then catches
+** any later use of the old pointer by the map). */
+static char *tu_recopy_key(size_t k)
+{
+    char *old = tu_kbuf[k];
+    tu_kbuf[k] = (char *)malloc(tu_klen[k] ? tu_klen[k] : 1);
+    memcpy(tu_kbuf[k], old, tu_klen[k]);
+    return old;
+}
+
+static size_t tu_val_key(void *v)
+{
+    return (size_t)((int *)v - &tu_tag[0][0]) / 2;
+}
+
+static void tu_map_basic(void)
+{
+    oi_mem mem;
+    t_alloc a;
+    oi_map m, m2;
+    size_t it = 0;
+    int x, y, z, w;
+    char nul3[3] = { 'a', '\0', 'b' }, nul3c[3] = { 'a', '\0', 'c' };
+    tu_mem_init(&mem, &a);
+    oi_map_init(&m, 1, 2);
+    CHECK(m.cap == 0 && m.n == 0 && m.slot == NULL && a.calls == 0);
+    CHECK(oi_map_get(&m, OI_LIT("x")) == NULL);
+    CHECK(oi_map_del(&m, OI_LIT("x")) == NULL);
+    CHECK(oi_map_next(&m, &it) == NULL);
+    /* the per-table key: equal for equal (seed, salt), else different */
+    oi_map_init(&m2, 1, 2);
+    CHECK(m2.key[0] == m.key[0] && m2.key[1] == m.key[1]);
+    oi_map_init(&m2, 1, 3);
+    CHECK(m2.key[0] != m.key[0] && m2.key[1] != m.key[1]);
+    oi_map_init(&m2, 2, 2);
+    CHECK(m2.key[0] != m.key[0] && m2.key[1] != m.key[1]);
+    oi_map_init(&m2, 0, 0);
+    CHECK(m2.key[0] != 0 && m2.key[1] != 0 && m2.key[0] != m2.key[1]);
+
+    /* empty key, NUL bytes, prefixes */
+    CHECK(oi_map_put(&mem, &m, OI_LIT(""), &x) == OLPCIDX_OK);
+    CHECK(m.cap == OI_MAP_MINCAP && m.n == 1 && a.calls == 1);
+    CHECK(oi_map_get(&m, OI_LIT("")) == &x);
+    CHECK(oi_map_get(&m, oi_mkstr(NULL, 0)) == &x);
+    CHECK(oi_map_put(&mem, &m, oi_mkstr(nul3, 3), &y) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, oi_mkstr(nul3c, 3), &z) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, oi_mkstr(nul3, 2), &w) == OLPCIDX_OK);
+    CHECK(oi_map_get(&m, oi_mkstr(nul3, 3)) == &y);
+    CHECK(oi_map_get(&m, oi_mkstr(nul3c, 3)) == &z);
+    CHECK(oi_map_get(&m, oi_mkstr(nul3, 2)) == &w);
+    CHECK(oi_map_get(&m, oi_mkstr(nul3, 1)) == NULL);
+    CHECK(oi_map_get(&m, OI_LIT("\0")) == NULL);
+    CHECK(m.n == 4 && tu_map_ok(&m));
+    /* a NULL-pointer empty key is stored as a non-NULL one */
+    CHECK(oi_map_put(&mem, &m, oi_mkstr(NULL, 0), &z) == OLPCIDX_OK);
+    CHECK(m.n == 4 && oi_map_get(&m, OI_LIT("")) == &z);
+    CHECK(tu_map_slot(&m, OI_LIT("")) && tu_map_slot(&m, OI_LIT(""))->key.p);
+    CHECK(oi_map_del(&m, oi_mkstr(NULL, 0)) == &z);
+    CHECK(oi_map_get(&m, OI_LIT("")) == NULL && m.n == 3);
+    CHECK(oi_map_del(&m, OI_LIT("")) == NULL);
+    CHECK(oi_map_del(&m, oi_mkstr(nul3, 2)) == &w);
+    CHECK(oi_map_get(&m, oi_mkstr(nul3, 3)) == &y);
+    CHECK(tu_map_ok(&m) && m.n == 2);
+    /* deletion never allocates or shrinks */
+    CHECK(oi_map_del(&m, oi_mkstr(nul3, 3)) == &y);
+    CHECK(oi_map_del(&m, oi_mkstr(nul3c, 3)) == &z);
+    CHECK(m.n == 0 && m.cap == OI_MAP_MINCAP && a.calls == 1);
+    it = 0;
+    CHECK(oi_map_next(&m, &it) == NULL);
+    oi_map_free(&mem, &m);
+    CHECK(m.cap == 0 && m.slot == NULL && mem.used == 0 && a.blocks == 0);
+    /* usable again after free */
+    CHECK(oi_map_put(&mem, &m, OI_LIT("again"), &x) == OLPCIDX_OK);
+    CHECK(oi_map_get(&m, OI_LIT("again")) == &x);
+    oi_map_free(&mem, &m);
+    oi_map_free(&mem, &m);
+    CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
+}
+
+/* Random puts, replacements, deletes and gets of TU_NKEYS keys, checked
+** against an array. */
+static void tu_map_random(void)
+{
+    static unsigned char present[TU_NKEYS], gen[TU_NKEYS], seen[TU_NKEYS];
+    oi_mem mem;
+    t_alloc a;
+    oi_map m;
+    size_t k, i, op, nref = 0, it;
+    long bad = 0, bad_iter = 0, replaced_ptr_ok = 0, replaced = 0;
+    void *v;
+    tu_mem_init(&mem, &a);
+    oi_map_init(&m, 0x12345678u, 7);
+    memset(present, 0, sizeof present);
+    memset(gen, 0, sizeof gen);
+    for (op = 0; op < 400000; op++) {
+        k = tu_below(TU_NKEYS);
+        switch (tu_below(10)) {
+        case 0: case 1: case 2: case 3:
+            if (present[k]) {
+                /* replace, under a new pointer to equal bytes */
+                char *old = tu_recopy_key(k);
+                gen[k] ^= 1;
+                if (oi_map_put(&mem, &m, tu_key(k), &tu_tag[k][gen[k]]))
+                    bad++;
+                free(old);
+                replaced++;
+                if (tu_map_slot(&m, tu_key(k))->key.p == tu_kbuf[k])
+                    replaced_ptr_ok++;
+            } else {
+                if (oi_map_put(&mem, &m, tu_key(k), &tu_tag[k][gen[k]]))
+                    bad++;
+                present[k] = 1;
+                nref++;
+            }
+            break;
+        case 4: case 5: case 6:
+            v = oi_map_del(&m, tu_key(k));
+            if (v != (present[k] ? (void *)&tu_tag[k][gen[k]] : NULL))
+                bad++;
+            if (present[k])
+                nref--;
+            present[k] = 0;
+            break;
+        default:
+            v = oi_map_get(&m, tu_key(k));
+            if (v != (present[k] ? (void *)&tu_tag[k][gen[k]] : NULL))
+                bad++;
+        }
+        if (m.n != nref)
+            bad++;
+        if (op % 20000 == 0 || op == 399999) {
+            for (i = 0; i < TU_NKEYS; i++) {
+                v = oi_map_get(&m, tu_key(i));
+                if (v != (present[i] ? (void *)&tu_tag[i][gen[i]] : NULL))
+                    bad++;
+            }
+            CHECK(tu_map_ok(&m));
+            /* a plain walk returns each entry once */
+            memset(seen, 0, sizeof seen);
+            it = 0;
+            while ((v = oi_map_next(&m, &it)) != NULL)
+                seen[tu_val_key(v)]++;
+            for (i = 0; i < TU_NKEYS; i++)
+                if (seen[i] != present[i])
+                    bad_iter++;
+        }
+    }
+    CHECK(bad == 0);
+    CHECK(bad_iter == 0);
+    CHECK(replaced > 0 && replaced_ptr_ok == replaced);
+    CHECK(m.n == nref && nref > 1000);
+    /* delete everything that is left */
+    for (i = 0; i < TU_NKEYS; i++)
+        if (present[i] && oi_map_del(&m, tu_key(i)) != &tu_tag[i][gen[i]])
+            bad++;
+    CHECK(bad == 0 && m.n == 0 && tu_map_ok(&m));
+    for (i = 0; i < m.cap; i++)
+        if (m.slot[i].key.p)
+            bad++;
+    CHECK(bad == 0);
+    oi_map_free(&mem, &m);
+    CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
+}
+
+/* Growth from empty through many doublings. */
+static void tu_map_growth(void)
+{
+    oi_mem mem;
+    t_alloc a;
+    oi_map m;
+    char key[32];
+    size_t i, n, lastcap = 0, doublings = 0, bad = 0;
+    static char keys[100000][12];
+    tu_mem_init(&mem, &a);
+    oi_map_init(&m, 99, 1);
+    for (i = 0; i < 100000; i++) {
+        n = (size_t)sprintf(keys[i], "k%lu", (unsigned long)i);
+        if (oi_map_put(&mem, &m, oi_mkstr(keys[i], n), keys[i]))
+            bad++;
+        if (m.cap != lastcap) {
+            /* first table of OI_MAP_MINCAP, then doubling exactly when
+            ** one more entry would pass 3/4 */
+            if (lastcap == 0 ? m.cap != OI_MAP_MINCAP
+                : m.cap != 2 * lastcap || m.n != lastcap / 4 * 3 + 1)
+                bad++;
+            if (lastcap)
+                doublings++;
+            lastcap = m.cap;
+        }
+        if (m.n * 4 > m.cap * 3)
+            bad++;
+    }
+    CHECK(bad == 0);
+    /* 100000 > 3/4 of 2^17: 2^18 slots, 15 doublings from 8 */
+    CHECK(doublings == 15 && m.cap == 262144 && m.n == 100000);
+    CHECK(a.calls == 16);
+    CHECK(mem.used == m.cap * sizeof(oi_mslot));
+    CHECK(tu_map_ok(&m));
+    for (i = 0; i < 100000; i++) {
+        n = (size_t)sprintf(key, "k%lu", (unsigned long)i);
+        if (oi_map_get(&m, oi_mkstr(key, n)) != keys[i])
+            bad++;
+    }
+    CHECK(bad == 0);
+    CHECK(oi_map_get(&m, OI_LIT("k100000")) == NULL);
+    oi_map_free(&mem, &m);
+    CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
+}
+
+static void tu_map_reserve(void)
+{
+    oi_mem mem;
+    t_alloc a;
+    oi_map m;
+    oi_mslot *slot;
+    size_t i, cap;
+    long bad = 0, count;
+    tu_mem_init(&mem, &a);
+    oi_map_init(&m, 5, 5);
+    CHECK(oi_map_reserve(&mem, &m, 0) == OLPCIDX_OK && a.calls == 0);
+    CHECK(m.cap == 0);
+    CHECK(oi_map_reserve(&mem, &m, 6) == OLPCIDX_OK && m.cap == 8);
+    CHECK(oi_map_reserve(&mem, &m, 6) == OLPCIDX_OK && a.calls == 1);
+    CHECK(oi_map_reserve(&mem, &m, 7) == OLPCIDX_OK && m.cap == 16);
+    CHECK(oi_map_reserve(&mem, &m, 1000) == OLPCIDX_OK);
+    CHECK(m.cap == 2048);       /* 3/4 of 1024 is 768 < 1000 <= 1536 */
+    CHECK(tu_map_ok(&m));
+    /* the promised puts need no allocator at all */
+    a.fail_all = 1;
+    for (i = 0; i < 1000; i++)
+        if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) != OLPCIDX_OK)
+            bad++;
+    CHECK(bad == 0 && m.n == 1000 && m.cap == 2048);
+    /* deletions in between only add room */
+    for (i = 0; i < 100; i++)
+        oi_map_del(&m, tu_key(i));
+    for (i = 1000; i < 1636; i++)
+        if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) != OLPCIDX_OK)
+            bad++;
+    CHECK(bad == 0 && m.n == 1536 && m.cap == 2048);
+    /* full: the next new key needs growth, which fails cleanly */
+    slot = m.slot;
+    cap = m.cap;
+    CHECK(oi_map_put(&mem, &m, tu_key(1636), &tu_tag[1636][0])
+          == OLPCIDX_ENOMEM);
+    CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_ENOMEM);
+    /* a replacement still succeeds: it never allocates */
+    CHECK(oi_map_put(&mem, &m, tu_key(1500), &tu_tag[1500][1]) == OLPCIDX_OK);
+    CHECK(oi_map_get(&m, tu_key(1500)) == &tu_tag[1500][1]);
+    CHECK(oi_map_reserve(&mem, &m, 0) == OLPCIDX_OK);
+    CHECK(m.slot == slot && m.cap == cap && m.n == 1536 && tu_map_ok(&m));
+    CHECK(oi_map_get(&m, tu_key(1636)) == NULL);
+    /* sizes that cannot be represented fail before calling the allocator */
+    a.fail_all = 0;
+    count = a.calls;
+    CHECK(oi_map_reserve(&mem, &m, SIZE_MAX) == OLPCIDX_ENOMEM);
+    CHECK(oi_map_reserve(&mem, &m, SIZE_MAX - m.n) == OLPCIDX_ENOMEM);
+    CHECK(oi_map_reserve(&mem, &m, SIZE_MAX / 2) == OLPCIDX_ENOMEM);
+    CHECK(oi_map_reserve(&mem, &m, SIZE_MAX / sizeof(oi_mslot))
+          == OLPCIDX_ENOMEM);
+    CHECK(a.calls == count && m.slot == slot && m.cap == cap);
+    /* the memory cap refuses growth like a failing allocator */
+    mem.limit = mem.used + 2 * cap * sizeof(oi_mslot) - 1;
+    CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_ENOMEM);
+    CHECK(a.calls == count && m.slot == slot && tu_map_ok(&m));
+    mem.limit = mem.used + 2 * cap * sizeof(oi_mslot);
+    CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_OK && m.cap == 2 * cap);
+    CHECK(mem.used == m.cap * sizeof(oi_mslot));
+    for (i = 100; i < 1636; i++)
+        if (oi_map_get(&m, tu_key(i)) != &tu_tag[i][i == 1500])
+            bad++;
+    CHECK(bad == 0 && tu_map_ok(&m));
+    oi_map_free(&mem, &m);
+    CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
+}
+
+/* Fails allocation number k, for every k an insertion of 3000 keys makes,
+** and checks each failure left the map exactly as it was. */
+static void tu_map_enomem(void)
+{
+    oi_mem mem;
+    t_alloc a;
+    oi_map m;
+    oi_mslot *slot;
+    size_t i, j, cap, n;
+    long k, failures = 0, bad = 0;
+    int done = 0;
+    for (k = 1; !done; k++) {
+        int failed = 0;
+        tu_mem_init(&mem, &a);
+        a.fail_at = k;
+        oi_map_init(&m, 3, (uint32_t)k);
+        for (i = 0; i < 3000; i++) {
+            slot = m.slot;
+            cap = m.cap;
+            n = m.n;
+            if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) == OLPCIDX_OK)
+                continue;
+            failed = 1;
+            failures++;
+            /* the k-th allocation was a growth: from a full table */
+            if (a.calls != k || n != OI_MAP_MAXN(cap))
+                bad++;
+            if (m.slot != slot || m.cap != cap || m.n != n || !tu_map_ok(&m))
+                bad++;
+            if (mem.used != cap * sizeof(oi_mslot))
+                bad++;
+            for (j = 0; j < i; j++)
+                if (oi_map_get(&m, tu_key(j)) != &tu_tag[j][0])
+                    bad++;
+            if (oi_map_get(&m, tu_key(i)) != NULL)
+                bad++;
+            /* the next try succeeds */
+            if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) != OLPCIDX_OK)
+                bad++;
+        }
+        for (j = 0; j < 3000; j++)
+            if (oi_map_get(&m, tu_key(j)) != &tu_tag[j][0])
+                bad++;
+        if (!tu_map_ok(&m) || m.n != 3000)
+            bad++;
+        oi_map_free(&mem, &m);
+        if (mem.used != 0 || a.blocks != 0 || a.bad_osize != 0)
+            bad++;
+        done = !failed;
+    }
+    CHECK(bad == 0);
+    CHECK(failures == 10);      /* tables of 8, 16, ..., 4096 slots */
+}
+
+/* A walk with deletions of returned entries: every entry is returned
+** exactly once.  Small tables, so that runs wrapping from the last slot
+** to the first are common. */
+static void tu_map_walk(void)
+{
+    static unsigned char seen[TU_NKEYS], present[TU_NKEYS], was[TU_NKEYS];
+    size_t returned[TU_NKEYS], ins[TU_NKEYS];
+    oi_mem mem;
+    t_alloc a;
+    oi_map m;
+    size_t trial, i, n, k, it, nret;
+    long bad = 0, wraps = 0, dels = 0, older = 0, repl = 0;
+    void *v;
+    tu_mem_init(&mem, &a);
+    for (trial = 0; trial < 20000; trial++) {
+        int mode = (int)(trial % 4);
+        oi_map_init(&m, (uint32_t)trial, 11);
+        memset(present, 0, sizeof present);
+        n = 1 + tu_below(trial % 10 == 0 ? 3000 : 90);
+        for (i = 0; i < n; i++) {
+            k = tu_below(TU_NKEYS);
+            if (oi_map_put(&mem, &m, tu_key(k), &tu_tag[k][0]))
+                bad++;
+            present[k] = 1;
+            ins[i] = k;
+        }
+        memcpy(was, present, sizeof was);
+        /* does a run wrap from the last slot to slot 0? */
+        if (m.slot[m.cap - 1].key.p && m.slot[0].key.p
+            && (m.slot[0].hash & (m.cap - 1)) != 0)
+            wraps++;
+        memset(seen, 0, sizeof seen);
+        nret = 0;
+        it = 0;
+        while ((v = oi_map_next(&m, &it)) != NULL) {
+            k = tu_val_key(v);
+            seen[k]++;
+            returned[nret++] = k;
+            /* mode 0: delete nothing; 1: delete every entry returned;
+            ** 2, 3: random mixes of the entry just returned, earlier
+            ** ones and replacements */
+            if (mode == 1 || ((mode >= 2) && tu_below(2))) {
+                if (oi_map_del(&m, tu_key(k)) != v)
+                    bad++;
+                present[k] = 0;
+                dels++;
+            }
+            if (mode == 3 && tu_below(3) == 0) {
+                size_t e = returned[tu_below(nret)];
+                if (present[e]) {
+                    if (oi_map_del(&m, tu_key(e)) != &tu_tag[e][0])
+                        bad++;
+                    present[e] = 0;
+                    older++;
+                }
+            }
+            if (mode == 3 && tu_below(4) == 0) {
+                size_t r = ins[tu_below(n)];
+                if (present[r]) {
+                    if (oi_map_put(&mem, &m, tu_key(r), &tu_tag[r][0]))
+                        bad++;
+                    repl++;
+                }
+            }
+        }
+        /* the end stays the end */
+        if (oi_map_next(&m, &it) != NULL || oi_map_next(&m, &it) != NULL)
+            bad++;
+        for (k = 0; k < TU_NKEYS; k++)
+            if (seen[k] != was[k])
+                bad++;
+        for (i = 0; i < n; i++) {
+            k = ins[i];
+            if (oi_map_get(&m, tu_key(k)) != (present[k] ? &tu_tag[k][0] : 0))
+                bad++;
+        }
+        if (!tu_map_ok(&m) || (mode == 1 && m.n != 0))
+            bad++;
+        oi_map_free(&mem, &m);
+    }
+    CHECK(bad == 0);
+    CHECK(wraps > 1000);        /* the hard case was exercised */
+    CHECK(dels > 100000 && older > 10000 && repl > 10000);
+    if (t_failed)
+        printf("  walk: %ld wraps, %ld dels, %ld older, %ld replaced\n",
+               wraps, dels, older, repl);
+    CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
+}
+
+/* A stale *i from a freed, larger table returns NULL, reading nothing
+** out of bounds; a walk restarted with *i = 0 sees the new table. */
+static void tu_map_walk_stale(void)
+{
+    oi_mem mem;
+    t_alloc a;
+    oi_map m;
+    size_t i, it = 0, cnt = 0;
+    tu_mem_init(&mem, &a);
+    oi_map_init(&m, 1, 1);
+    for (i = 0; i < 100; i++)
+        oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]);
+    while (oi_map_next(&m, &it))
+        ;
+    CHECK(it > 2 * OI_MAP_MINCAP);
+    oi_map_free(&mem, &m);
+    CHECK(oi_map_next(&m, &it) == NULL);
+    oi_map_put(&mem, &m, tu_key(1), &tu_tag[1][0]);
+    CHECK(oi_map_next(&m, &it) == NULL);
+    it = 0;
+    while (oi_map_next(&m, &it))
+        cnt++;
+    CHECK(cnt == 1);
+    oi_map_free(&mem, &m);
+    CHECK(mem.used == 0 && a.blocks == 0);
+}
+
+/* ==== Property values ================================================ */
+
+typedef struct tu_prop {
+    int type;
+    const char *in;
+    size_t n;                   /* 0: strlen(in) */
+    const char *want;           /* NULL: invalid */
+} tu_prop;
+
+static const tu_prop tu_props[] = {
+    /* str: any bytes, kept exactly */
+    { OI_PT_STR, "", 0, "" },
+    { OI_PT_STR, " a b ", 0, " a b " },
+    { OI_PT_STR, "x\0y", 3, "x\0y" },
+    { OI_PT_STR, " 7 ", 0, " 7 " },
+    /* int */
+    { OI_PT_INT, "0", 0, "0" },
+    { OI_PT_INT, "7", 0, "7" },
+    { OI_PT_INT, "+5", 0, "5" },
+    { OI_PT_INT, "-5", 0, "-5" },
+    { OI_PT_INT, "-0", 0, "0" },
+    { OI_PT_INT, "+0", 0, "0" },
+    { OI_PT_INT, "-000", 0, "0" },
+    { OI_PT_INT, "007", 0, "7" },
+    { OI_PT_INT, "-007", 0, "-7" },
+    { OI_PT_INT, "+0042", 0, "42" },
+    { OI_PT_INT, " 7 ", 0, "7" },
+    { OI_PT_INT, "\t\r\n-12 \n", 0, "-12" },
+    { OI_PT_INT, "2147483647", 0, "2147483647" },
+    { OI_PT_INT, "+2147483647", 0, "2147483647" },
+    { OI_PT_INT, "0002147483647", 0, "2147483647" },
+    { OI_PT_INT, "2147483648", 0, NULL },
+    { OI_PT_INT, "-2147483648", 0, "-2147483648" },
+    { OI_PT_INT, "-0002147483648", 0, "-2147483648" },
+    { OI_PT_INT, "-2147483649", 0, NULL },
+    { OI_PT_INT, "4294967295", 0, NULL },
+    { OI_PT_INT, "4294967296", 0, NULL },
+    { OI_PT_INT, "18446744073709551616", 0, NULL },
+    { OI_PT_INT, "99999999999999999999999", 0, NULL },
+    { OI_PT_INT, "", 0, NULL },
+    { OI_PT_INT, " ", 0, NULL },
+    { OI_PT_INT, "+", 0, NULL },
+    { OI_PT_INT, "-", 0, NULL },
+    { OI_PT_INT, "--1", 0, NULL },
+    { OI_PT_INT, "+-1", 0, NULL },
+    { OI_PT_INT, "- 1", 0, NULL },
+    { OI_PT_INT, "1 2", 0, NULL },
+    { OI_PT_INT, "0x10", 0, NULL },
+    { OI_PT_INT, "1e3", 0, NULL },
+    { OI_PT_INT, "1.0", 0, NULL },
+    { OI_PT_INT, "12a", 0, NULL },
+    { OI_PT_INT, "\v1", 0, NULL },
+    { OI_PT_INT, "1\f", 0, NULL },
+    { OI_PT_INT, "\xc2\xa0" "1", 0, NULL },
+    { OI_PT_INT, "1\0", 2, NULL },
+    { OI_PT_INT, "\xd9\xa1", 0, NULL },     /* ARABIC-INDIC DIGIT ONE */
+    /* uint */
+    { OI_PT_UINT, "0", 0, "0" },
+    { OI_PT_UINT, "+5", 0, "5" },
+    { OI_PT_UINT, "00", 0, "0" },
+    { OI_PT_UINT, " 7 ", 0, "7" },
+    { OI_PT_UINT, "4294967295", 0, "4294967295" },
+    { OI_PT_UINT, "+04294967295", 0, "4294967295" },
+    { OI_PT_UINT, "4294967296", 0, NULL },
+    { OI_PT_UINT, "2147483648", 0, "2147483648" },
+    { OI_PT_UINT, "-0", 0, NULL },
+    { OI_PT_UINT, "-1", 0, NULL },
+    { OI_PT_UINT, "", 0, NULL },
+    { OI_PT_UINT, "+", 0, NULL },
+    { OI_PT_UINT, "0x10", 0, NULL },
+    /* bool */
+    { OI_PT_BOOL, "1", 0, "1" },
+    { OI_PT_BOOL, "0", 0, "0" },
+    { OI_PT_BOOL, "true", 0, "1" },
+    { OI_PT_BOOL, "false", 0, "0" },
+    { OI_PT_BOOL, " true\n", 0, "1" },
+    { OI_PT_BOOL, "\t0 ", 0, "0" },
+    { OI_PT_BOOL, "True", 0, NULL },
+    { OI_PT_BOOL, "TRUE", 0, NULL },
+    { OI_PT_BOOL, "FALSE", 0, NULL },
+    { OI_PT_BOOL, "yes", 0, NULL },
+    { OI_PT_BOOL, "no", 0, NULL },
+    { OI_PT_BOOL, "2", 0, NULL },
+    { OI_PT_BOOL, "01", 0, NULL },
+    { OI_PT_BOOL, "00", 0, NULL },
+    { OI_PT_BOOL, "+1", 0, NULL },
+    { OI_PT_BOOL, "-0", 0, NULL },
+    { OI_PT_BOOL, "", 0, NULL },
+    { OI_PT_BOOL, " ", 0, NULL },
+    { OI_PT_BOOL, "t", 0, NULL },
+    { OI_PT_BOOL, "truex", 0, NULL },
+    { OI_PT_BOOL, "tru e", 0, NULL },
+    { OI_PT_BOOL, "1\0", 2, NULL },
+    /* bytes */
+    { OI_PT_BYTES, "", 0, "" },
+    { OI_PT_BYTES, " \n", 0, "" },
+    { OI_PT_BYTES, "Zg==", 0, "Zg==" },
+    { OI_PT_BYTES, "Zm8=", 0, "Zm8=" },
+    { OI_PT_BYTES, "Zm9v", 0, "Zm9v" },
+    { OI_PT_BYTES, "Zm 9v\n", 0, "Zm9v" },
+    { OI_PT_BYTES, " Z\tm\r9\nv ", 0, "Zm9v" },
+    { OI_PT_BYTES, "Zm9vYg==", 0, "Zm9vYg==" },
+    { OI_PT_BYTES, "Zm9vYmE=", 0, "Zm9vYmE=" },
+    { OI_PT_BYTES, "Zm9vYmFy", 0, "Zm9vYmFy" },
+    { OI_PT_BYTES, "Zg= =", 0, "Zg==" },
+    { OI_PT_BYTES, "Zg==\n", 0, "Zg==" },
+    { OI_PT_BYTES, "+/+/", 0, "+/+/" },
+    { OI_PT_BYTES, "AA==", 0, "AA==" },
+    { OI_PT_BYTES, "AAA=", 0, "AAA=" },
+    { OI_PT_BYTES, "Zg=", 0, NULL },
+    { OI_PT_BYTES, "Zg", 0, NULL },
+    { OI_PT_BYTES, "Z", 0, NULL },
+    { OI_PT_BYTES, "Z===", 0, NULL },
+    { OI_PT_BYTES, "====", 0, NULL },
+    { OI_PT_BYTES, "=", 0, NULL },
+    { OI_PT_BYTES, "Zh==", 0, NULL },      /* trailing bits 0001 */
+    { OI_PT_BYTES, "Zm9=", 0, NULL },      /* trailing bits 01 */
+    { OI_PT_BYTES, "Zm+=", 0, NULL },
+    { OI_PT_BYTES, "AB==", 0, NULL },
+    { OI_PT_BYTES, "AAB=", 0, NULL },
+    { OI_PT_BYTES, "Zm9v====", 0, NULL },
+    { OI_PT_BYTES, "Zm9v=", 0, NULL },
+    { OI_PT_BYTES, "Zg==Zg==", 0, NULL },
+    { OI_PT_BYTES, "Zm=v", 0, NULL },
+    { OI_PT_BYTES, "Z=g=", 0, NULL },
+    { OI_PT_BYTES, "Zm9v-_==", 0, NULL },   /* base64url alphabet */
+    { OI_PT_BYTES, "Zm9v\v", 0, NULL },
+    { OI_PT_BYTES, "Zm9\0v", 5, NULL },
+    { OI_PT_BYTES, "Zm9v.", 0, NULL },
+};
+
+/* Runs one case with an output buffer of exactly v.n bytes (so ASan sees
+** any write beyond), then in place. */
+static int tu_prop_one(int t, oi_str v, const char *want)
+{
+    size_t room = v.n ? v.n : 1, wn = want ? strlen(want) : 0;
+    char *out = (char *)malloc(room), *in = (char *)malloc(room);
+    long r, r2;
+    int ok;
+    if (t == OI_PT_STR && want)
+        wn = v.n;
+    memset(out, 0xAA, room);
+    r = oi_prop_canon(t, v, out);
+    if (want)
+        ok = r == (long)wn && memcmp(out, want, wn) == 0;
+    else {
+        size_t i;
+        ok = r == -1;
+        for (i = 0; i < room; i++)
+            ok = ok && (unsigned char)out[i] == 0xAA;
+    }
+    if (v.n)
+        memcpy(in, v.p, v.n);
+    r2 = oi_prop_canon(t, oi_mkstr(in, v.n), in);
+    ok = ok && r2 == r;
+    if (want)
+        ok = ok && memcmp(in, want, wn) == 0;
+    else
+        ok = ok && (v.n == 0 || memcmp(in, v.p, v.n) == 0);
+    free(out);
+    free(in);
+    return ok;
+}
+
+static void tu_ptype(void)
+{
+    int t;
+    for (t = 0; t < OI_PT_COUNT; t++) {
+        CHECK(oi_ptype_name(t) != NULL);
+        CHECK(oi_ptype(oi_zstr(oi_ptype_name(t))) == t);
+    }
+    CHECK(oi_ptype(OI_LIT("str")) == OI_PT_STR);
+    CHECK(oi_ptype(OI_LIT("int")) == OI_PT_INT);
+    CHECK(oi_ptype(OI_LIT("uint")) == OI_PT_UINT);
+    CHECK(oi_ptype(OI_LIT("bool")) == OI_PT_BOOL);
+    CHECK(oi_ptype(OI_LIT("bytes")) == OI_PT_BYTES);
+    CHECK(oi_ptype(OI_LIT("")) == -1);
+    CHECK(oi_ptype(OI_LIT("Str")) == -1);
+    CHECK(oi_ptype(OI_LIT("string")) == -1);
+    CHECK(oi_ptype(OI_LIT("st")) == -1);
+    CHECK(oi_ptype(OI_LIT("int ")) == -1);
+    CHECK(oi_ptype(OI_LIT("int32")) == -1);
+    CHECK(oi_ptype(OI_LIT("byte")) == -1);
+    CHECK(oi_ptype(oi_mkstr("int\0", 4)) == -1);
+    CHECK(oi_ptype(oi_mkstr(NULL, 0)) == -1);
+    CHECK(oi_ptype_name(-1) == NULL);
+    CHECK(oi_ptype_name(OI_PT_COUNT) == NULL);
+    CHECK(oi_prop_canon(-1, OI_LIT("1"), (char[4]){ 0 }) == -1);
+    CHECK(oi_prop_canon(OI_PT_COUNT, OI_LIT("1"), (char[4]){ 0 }) == -1);
+}
+
+static void tu_prop_table(void)
+{
+    size_t i;
+    for (i = 0; i < sizeof tu_props / sizeof tu_props[0]; i++) {
+        const tu_prop *c = &tu_props[i];
+        oi_str v = oi_mkstr(c->in, c->n ? c->n : strlen(c->in));
+        if (!tu_prop_one(c->type, v, c->want))
+            printf("  prop case %lu: type %s, input \"%s\"\n",
+                   (unsigned long)i, oi_ptype_name(c->type), c->in);
+        CHECK(tu_prop_one(c->type, v, c->want));
+    }
+}
+
+/* Reference for int/uint: strtoll on a string checked by hand. */
+static int tu_int_ref(const char *s, size_t n, int neg_ok, char *out)
+{
+    size_t a = 0, b = n, i;
+    char digits[64];
+    long long val;
+    int neg = 0;
+    while (a < b && strchr(" \t\r\n", s[a]) && s[a])
+        a++;
+    while (b > a && strchr(" \t\r\n", s[b - 1]) && s[b - 1])
+        b--;
+    if (a < b && (s[a] == '+' || (neg_ok && s[a] == '-')))
+        neg = s[a++] == '-';
+    if (a == b)
+        return -1;
+    for (i = a; i < b; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+    while (a + 1 < b && s[a] == '0')
+        a++;
+    if (b - a > 10)
+        return -1;
+    memcpy(digits, s + a, b - a);
+    digits[b - a] = '\0';
+    val = strtoll(digits, NULL, 10);
+    if (neg)
+        val = -val;
+    if (neg_ok ? val < -2147483648LL || val > 2147483647LL
+        : val > 4294967295LL)
+        return -1;
+    return sprintf(out, "%lld", val);
+}
+
+static void tu_prop_int_random(void)
+{
+    static const char alpha[] = " \t\n+-00001234567899x";
+    static const char *near[] = {
+        "2147483647", "2147483648", "2147483646", "4294967295",
+        "4294967296", "4294967294", "9999999999", "10000000000", "0", "1"
+    };
+    char s[40], want[40];
+    size_t i, j, n;
+    long bad = 0;
+    int t;
+    for (i = 0; i < 300000; i++) {
+        if (i % 2) {
+            n = tu_below(14);
+            for (j = 0; j < n; j++)
+                s[j] = alpha[tu_below(sizeof alpha - 1)];
+        } else {
+            n = 0;
+            if (tu_below(3) == 0)
+                s[n++] = ' ';
+            if (tu_below(2))
+                s[n++] = "+-"[tu_below(2)];
+            j = tu_below(4);
+            while (j-- > 0)
+                s[n++] = '0';
+            strcpy(s + n, near[tu_below(10)]);
+            n += strlen(s + n);
+            if (tu_below(3) == 0)
+                s[n++] = '\n';
+        }
+        s[n] = '\0';
+        for (t = 0; t < 2; t++) {
+            int r = tu_int_ref(s, n, t == 0, want);
+            if (!tu_prop_one(t == 0 ? OI_PT_INT : OI_PT_UINT, oi_mkstr(s, n),
+                            r < 0 ? NULL : want))
+                bad++;
+        }
+    }
+    CHECK(bad == 0);
+}
+
+static const char tu_b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static size_t tu_b64_enc(const unsigned char *p, size_t n, char *out)
+{
+    size_t i, o = 0;
+    for (i = 0; i + 3 <= n; i += 3) {
+        unsigned long w = (unsigned long)p[i] << 16 | p[i + 1] << 8
+                        | p[i + 2];
+        out[o++] = tu_b64[w >> 18];
+        out[o++] = tu_b64[(w >> 12) & 63];
+        out[o++] = tu_b64[(w >> 6) & 63];
+        out[o++] = tu_b64[w & 63];
+    }
+    if (n - i == 1) {
+        out[o++] = tu_b64[p[i] >> 2];
+        out[o++] = tu_b64[(p[i] & 3) << 4];
+        out[o++] = '=';
+        out[o++] = '=';
+    } else if (n - i == 2) {
+        out[o++] = tu_b64[p[i] >> 2];
+        out[o++] = tu_b64[(p[i] & 3) << 4 | p[i + 1] >> 4];
+        out[o++] = tu_b64[(p[i + 1] & 15) << 2];
+        out[o++] = '=';
+    }
+    return o;
+}
+
+/* Reference validity: decode leniently (ignoring unused bits), encode
+** again; valid iff that gives the same text. */
+static int tu_b64_ref_valid(const char *s, size_t n)
+{
+    unsigned char bytes[64];
+    char again[96];
+    size_t i, pad = 0, nb = 0;
+    unsigned long acc = 0;
+    int bits = 0;
+    if (n % 4 != 0)
+        return 0;
+    while (pad < n && s[n - 1 - pad] == '=')
+        pad++;
+    if (pad > 2)
+        return 0;
+    for (i = 0; i < n - pad; i++) {
+        const char *q = s[i] ? strchr(tu_b64, s[i]) : NULL;
+        if (!q)
+            return 0;
+        acc = (acc << 6 | (unsigned long)(q - tu_b64)) & 0xFFFFFF;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            bytes[nb++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return tu_b64_enc(bytes, nb, again) == n && memcmp(again, s, n) == 0;
+}
+
+static void tu_prop_b64(void)
+{
+    static const char quad[] = "AQgwZh/+=-";    /* 10 symbols */
+    static const char oct[] = "AQZ=";
+    unsigned char bytes[64];
+    char s[256], enc[128];
+    size_t i, j, n, k;
+    long bad = 0, valid = 0;
+    /* every quad over quad[] */
+    for (i = 0; i < 10000; i++) {
+        k = i;
+        for (j = 0; j < 4; j++, k /= 10)
+            s[j] = quad[k % 10];
+        s[4] = '\0';
+        if (!tu_prop_one(OI_PT_BYTES, oi_mkstr(s, 4),
+                        tu_b64_ref_valid(s, 4) ? s : NULL))
+            bad++;
+    }
+    /* every 8-symbol text over oct[], with and without whitespace */
+    for (i = 0; i < 65536; i++) {
+        char ws[24];
+        k = i;
+        for (j = 0; j < 8; j++, k /= 4)
+            s[j] = oct[k % 4];
+        s[8] = '\0';
+        n = 0;
+        for (j = 0; j < 8; j++) {
+            if (tu_below(4) == 0)
+                ws[n++] = " \t\r\n"[tu_below(4)];
+            ws[n++] = s[j];
+        }
+        if (tu_b64_ref_valid(s, 8))
+            valid++;
+        if (!tu_prop_one(OI_PT_BYTES, oi_mkstr(s, 8),
+                        tu_b64_ref_valid(s, 8) ? s : NULL))
+            bad++;
+        if (!tu_prop_one(OI_PT_BYTES, oi_mkstr(ws, n),
+                        tu_b64_ref_valid(s, 8) ? s : NULL))
+            bad++;
+    }
+    CHECK(valid > 100);
+    /* random bytes, encoded, whitespace sprinkled in */
+    for (i = 0; i < 20000; i++) {
+        size_t nb = tu_below(50), ne;
+        for (j = 0; j < nb; j++)
+            bytes[j] = (unsigned char)tu_rand();
+        ne = tu_b64_enc(bytes, nb, enc);
+        enc[ne] = '\0';
+        for (j = n = 0; j < ne; j++) {
+            if (tu_below(5) == 0)
+                s[n++] = " \t\r\n"[tu_below(4)];
+            if (tu_below(9) == 0)
+                s[n++] = " \t\r\n"[tu_below(4)];
+            s[n++] = enc[j];
+        }
+        if (!tu_prop_one(OI_PT_BYTES, oi_mkstr(s, n), enc))
+            bad++;
+        /* one symbol changed: valid only if the reference says so */
+        if (ne > 0) {
+            char mut[128];
+            memcpy(mut, enc, ne);
+            mut[tu_below(ne)] = "A=-Zh/ "[tu_below(7)];
+            mut[ne] = '\0';
+            if (!strchr(mut, ' ')
+                && !tu_prop_one(OI_PT_BYTES, oi_mkstr(mut, ne),
+                               tu_b64_ref_valid(mut, ne) ? mut : NULL))
+                bad++;
+        }
+    }
+    CHECK(bad == 0);
+}
+
+/* All of the above, in order. */
+static void tu_all(void)
+{
+    size_t k;
+    for (k = 0; k < TU_NKEYS; k++) {
+        tu_make_key(k);
+        tu_tag[k][0] = tu_tag[k][1] = 0;
+    }
+    tu_siphash();
+    tu_map_basic();
+    tu_map_random();
+    tu_map_growth();
+    tu_map_reserve();
+    tu_map_enomem();
+    tu_map_walk();
+    tu_map_walk_stale();
+    tu_ptype();
+    tu_prop_table();
+    tu_prop_int_random();
+    tu_prop_b64();
+    for (k = 0; k < TU_NKEYS; k++)
+        free(tu_kbuf[k]);
+}
+
+/* ---- 6. the index: rate, idle pings, failure atomicity --------------- */
 
 #define T_HDR "<stream:stream xmlns:stream='" OI_NS_STREAM "' xmlns='" \
               OI_NS_ACCEPT "' id='abc'><handshake/>"
@@ -903,6 +2232,70 @@ static void t_idle(void)
     CHECK(t_count(t.out.p, "<left jid='b@jabber.test'/>") == 1);
     CHECK(t_count(t.out.p, "<closed/>") == 1);
     CHECK(t.x->acts.n == 0 && t.x->buddies.n == 0);
+    t_core_done(&t);
+}
+
+/* The positional cursor of XEP-0059 paging (PROTOCOL.md 3): where after
+** and before UIDs fall in the sorted items, present or not. */
+static void t_rsm_pos(void)
+{
+    oi_item a, b, c, *v[3];
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    memset(&c, 0, sizeof c);
+    a.uid = OI_LIT("a1");
+    b.uid = OI_LIT("a2");
+    c.uid = OI_LIT("a3");
+    v[0] = &a;
+    v[1] = &b;
+    v[2] = &c;
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 1) == 1);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a15"), 1) == 1);     /* vanished */
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a3"), 1) == 3);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("0"), 1) == 0);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 0) == 0);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a2"), 0) == 1);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a25"), 0) == 2);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("zz"), 0) == 3);
+    CHECK(oi_rsm_pos(v, 0, OI_LIT("a1"), 1) == 0);
+}
+
+/* With the memory cap reached, announcements are refused with
+** resource-constraint, the index stays whole and the stream goes on. */
+static void t_memcap(void)
+{
+    char msg[2048], big[1025];
+    t_core t;
+    olpcidx_config c;
+    int i, refused = 0;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.mem_limit = 160 * 1024;
+    t_core_online(&t, &c, 0);
+    memset(big, 'v', 1024);
+    big[1024] = '\0';
+    t_send(&t, 1, "<iq type='get' id='d' from='a@jabber.test/x'" T_TO "><query"
+           " xmlns='" OI_NS_DINFO "'/></iq>");
+    for (i = 0; i < 400 && !refused; i++) {
+        snprintf(msg, sizeof msg, "<message from='u%d@jabber.test/x'" T_TO
+                 "><properties xmlns='" OI_NS_APROPS "' activity='act%d'>"
+                 "<property type='str' name='blob'>%s</property></properties>"
+                 "</message>", i, i, big);
+        t.out.n = 0;
+        t_send(&t, 1, msg);
+        refused = t_count(t.out.p, "<resource-constraint") > 0;
+    }
+    CHECK(refused);
+    CHECK(t.x->mem.used <= c.mem_limit);
+    CHECK(oi_map_get(&t.x->acts, OI_LIT("act0")) != NULL);
+    /* everything before the refusal is there, the refused one is not */
+    snprintf(msg, sizeof msg, "act%d", i - 1);
+    CHECK(oi_map_get(&t.x->acts, oi_zstr(msg)) == NULL);
+    CHECK((int)t.x->acts.n == i - 1);
+    t.out.n = 0;
+    t_send(&t, 2, "<iq type='get' id='p' from='a@jabber.test/x'" T_TO "><ping"
+           " xmlns='urn:xmpp:ping'/></iq>");
+    CHECK(t_count(t.out.p, "type='result'") == 1);
     t_core_done(&t);
 }
 
@@ -1061,12 +2454,15 @@ static void t_offline(void)
     t_timers();
     t_api();
     t_backpressure();
+    tu_all();
+    t_rsm_pos();
+    t_memcap();
     t_rate();
     t_idle();
     t_atomic();
 }
 
-/* ---- 5. a private Prosody and processes ------------------------------ */
+/* ---- 7. a private Prosody and processes ------------------------------ */
 
 /*
 ** The interop tests start everything they use and stop it again: a
@@ -1458,7 +2854,7 @@ static void t_usage_errors(void)
     CHECK(t_file_has(path, "--max-stanza"));
 }
 
-/* ---- 6. a small c2s client -------------------------------------------- */
+/* ---- 8. a small c2s client -------------------------------------------- */
 
 /*
 ** Enough of RFC 6120 for tests: stream, SASL PLAIN (loopback only), resource
@@ -2375,7 +3771,7 @@ static int t_demo(int argc, char **argv)
 }
 
 #ifdef OLPCIDX_BENCH
-/* ---- 7. the benchmark (make bench) ----------------------------------- */
+/* ---- 9. the benchmark (make bench) ----------------------------------- */
 
 /*
 ** Throughput of the XML tokenizer alone and of the whole component (feed,
@@ -2990,7 +4386,7 @@ static int bench_main(int argc, char **argv)
 #endif /* OLPCIDX_BENCH */
 
 #ifdef OLPCIDX_FUZZ
-/* ---- 8. fuzzing (make fuzz) ------------------------------------------ */
+/* ---- 10. fuzzing (make fuzz) ------------------------------------------ */
 
 /*
 ** libFuzzer entry: the input is what a server sends, fed to a component
