@@ -3270,8 +3270,11 @@ static void t_cl_sync(t_cl *c)
 {
     static int n;
     char id[32], *r;
+    int verbose = t_verbose;
     snprintf(id, sizeof id, "sync%d", ++n);
+    t_verbose = 0;                      /* not part of the demo's story */
     r = t_cl_iq(c, id, "get", "<ping xmlns='" OI_NS_PING "'/>");
+    t_verbose = verbose;
     if (!CHECK(r != NULL))
         printf("  %s: no answer to %s\n", c->name, id);
     free(r);
@@ -3724,10 +3727,11 @@ static void t_interop(void)
 /* make demo: the same scene, with the exchanges printed. */
 static int t_demo(int argc, char **argv)
 {
-    char log[256];
+    static const char *const paint =
+        "<property type='str' name='type'>org.laptop.Paint</property>";
+    char log[256], buf[1024];
     pid_t server, comp;
-    t_cl alice;
-    char *r;
+    t_cl alice, bob, carol;
     (void)argc;
     (void)argv;
     if (!t_have_prosody() || t_env_setup() != 0)
@@ -3746,21 +3750,71 @@ static int t_demo(int argc, char **argv)
         return 1;
     }
     printf("demo: ./olpcidx --domain " T_COMP " --server 127.0.0.1:%d is "
-           "online\n\n", t_comp_port);
-    if (t_cl_open(&alice, "alice", "xo") != 0) {
-        printf("demo: alice could not log in\n");
+           "online\n", t_comp_port);
+    if (t_cl_open(&alice, "alice", "xo") || t_cl_open(&bob, "bob", "xo")
+        || t_cl_open(&carol, "carol", "xo")) {
+        printf("demo: the laptops could not log in\n");
         return 1;
     }
-    printf("alice@" T_DOMAIN "/xo asks the component what it is:\n");
     t_verbose = 1;
-    free(t_cl_iq(&alice, "info1", "get", "<query xmlns='" OI_NS_DINFO "'/>"));
-    free(t_cl_iq(&alice, "ver1", "get", "<query xmlns='" OI_NS_VERSION
+    printf("\n== three XOs log in and tell the index they are there\n");
+    t_cl_send(&alice, "<presence to='" T_COMP "'/>");
+    t_cl_send(&bob, "<presence to='" T_COMP "'/>");
+    t_cl_send(&carol, "<presence to='" T_COMP "'/>");
+    printf("\n== carol's XO checks that the index is what it looks for\n");
+    free(t_cl_iq(&carol, "disco", "get", "<query xmlns='" OI_NS_DINFO
                  "'/>"));
-    free(t_cl_iq(&alice, "ping1", "get", "<ping xmlns='" OI_NS_PING "'/>"));
-    r = t_cl_iq(&alice, "x1", "get", "<query xmlns='urn:example:other'/>");
-    free(r);
-    t_verbose = 0;
+
+    printf("\n== alice shares a drawing; bob shares two\n");
+    t_cl_msg(&alice, "<properties " T_BP "><property type='str' name='nick'>"
+             "Alice</property><property type='str' name='color'>#FF8F00,"
+             "#00A0FF</property></properties>");
+    snprintf(buf, sizeof buf, "<properties " T_AP " activity='p1' room='p1@"
+             "conference." T_DOMAIN "'>%s<property type='str' name='title'>"
+             "Our school</property></properties>", paint);
+    t_cl_msg(&alice, buf);
+    t_cl_msg(&bob, "<properties " T_BP "><property type='str' name='nick'>"
+             "Bob</property></properties>");
+    snprintf(buf, sizeof buf, "<properties " T_AP " activity='p2'>%s"
+             "</properties>", paint);
+    t_cl_msg(&bob, buf);
+    snprintf(buf, sizeof buf, "<properties " T_AP " activity='p3'>%s"
+             "</properties>", paint);
+    t_cl_msg(&bob, buf);
+    t_cl_sync(&alice);
+    t_cl_sync(&bob);
+
+    printf("\n== carol searches drawings, two at a time (XEP-0059)\n");
+    snprintf(buf, sizeof buf, T_Q_A "<activity>%s</activity>" T_RSM
+             "<max>2</max></set></query>", paint);
+    free(t_cl_iq(&carol, "page1", "get", buf));
+    snprintf(buf, sizeof buf, T_Q_A "<activity>%s</activity>" T_RSM
+             "<max>2</max><after>p2</after></set></query>", paint);
+    free(t_cl_iq(&carol, "page2", "get", buf));
+    printf("\n== carol looks at all of them: her current result set\n");
+    snprintf(buf, sizeof buf, T_Q_A "<activity>%s</activity></query>", paint);
+    free(t_cl_iq(&carol, "all", "get", buf));
+
+    printf("\n== bob joins alice's drawing: carol is told\n");
+    t_cl_msg(&bob, "<activity xmlns='" OI_NS_ACT "' id='p1'><joined/>"
+             "</activity>");
+    free(t_cl_wait(&carol, "<joined", 5000));
+    printf("\n== alice renames it: carol is told\n");
+    snprintf(buf, sizeof buf, "<change xmlns='" OI_NS_ACT "' activity='p1'>"
+             "<properties " T_AP ">%s<property type='str' name='title'>"
+             "Our school, in spring</property></properties></change>", paint);
+    t_cl_msg(&alice, buf);
+    free(t_cl_wait(&carol, "<change", 5000));
+    printf("\n== bob leaves, then alice's XO goes offline: left, closed\n");
+    t_cl_msg(&bob, "<activity xmlns='" OI_NS_ACT "' id='p1'><left/>"
+             "</activity>");
+    free(t_cl_wait(&carol, "<left jid='bob@", 5000));
     t_cl_close(&alice);
+    free(t_cl_wait(&carol, "<closed/>", 5000));
+    t_cl_sync(&carol);
+    t_verbose = 0;
+    t_cl_close(&bob);
+    t_cl_close(&carol);
     printf("\ndemo: the component's log:\n");
     if (system("sed 's/^/  /' \"$OLPCIDX_TEST_DIR\"/olpcidx.log")) {}
     t_stop(comp, SIGTERM);
