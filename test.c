@@ -2193,6 +2193,27 @@ static void t_rate(void)
     t_core_done(&t);
 }
 
+/* --notify-type notice: the seed's literal message type. */
+static void t_notice(void)
+{
+    t_core t;
+    olpcidx_config c;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.notify_type = "notice";
+    t_core_online(&t, &c, 0);
+    t_send(&t, 1, "<message from='a@jabber.test/xo'" T_TO "><properties "
+           "xmlns='" OI_NS_APROPS "' activity='a1'/></message>");
+    t_send(&t, 1, "<iq type='get' id='c' from='c@jabber.test/xo'" T_TO
+           "><query xmlns='" OI_NS_ACT "'><activity/></query></iq>");
+    t.out.n = 0;
+    t_send(&t, 1, "<message from='b@jabber.test/xo'" T_TO "><activity "
+           "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>");
+    CHECK(strstr(t.out.p, "<message type='notice' from='index.jabber.test' "
+                 "to='c@jabber.test/xo'><activity") != NULL);
+    t_core_done(&t);
+}
+
 static void t_idle(void)
 {
     t_core t;
@@ -2458,6 +2479,7 @@ static void t_offline(void)
     t_rsm_pos();
     t_memcap();
     t_rate();
+    t_notice();
     t_idle();
     t_atomic();
 }
@@ -3410,6 +3432,13 @@ static void t_interop_seed(void)
                     "' jid='alice@" T_DOMAIN "'/>");
         t_expect("the seed's bare buddy query", r, alias);
         free(r);
+        r = t_cl_iq(&carol, "qa", "get", "<query xmlns='" OI_NS_BUDDY "'>"
+                    "<buddy><properties " T_BP "><property type='str' "
+                    "name='color'>#005FE4,#00A0FF</property></properties>"
+                    "</buddy></query>");
+        t_expect("buddies by properties", r, alias);
+        CHECK(r && !strstr(r, "bob@"));
+        free(r);
     }
     /* D.12 53: RSM over the three public activities a1 a2 a3 */
     {
@@ -3465,6 +3494,10 @@ static void t_interop_seed(void)
         r = t_cl_iq(&carol, "r8", "get", T_Q_A "<activity/>" T_RSM
                     "<max>1</max><before>a3</before></set></query>");
         t_expect("before a UID", r, idx);
+        free(r);
+        r = t_cl_iq(&carol, "r8", "get", T_Q_A "<activity/>" T_RSM
+                    "<max>1</max><index>1</index></set></query>");
+        t_expect("index", r, idx);
         free(r);
     }
 
@@ -3527,6 +3560,20 @@ static void t_interop_seed(void)
         t_cl_msg(&carol, "<change xmlns='" OI_NS_BUDDY "' jid='alice@"
                  T_DOMAIN "'><properties " T_BP "/></change>");
         t_cl_expect(&carol, "refused: another's JID", forb + 2);
+        {
+            static const char *const over[] = { "type='error'",
+                "<not-acceptable", NULL };
+            t_str many;
+            memset(&many, 0, sizeof many);
+            t_addz(&many, "<properties " T_BP ">");
+            for (i = 0; i < 65; i++)          /* max-props is 64 */
+                t_addf(&many, "<property type='int' name='p%d'>%d"
+                       "</property>", i, i);
+            t_addz(&many, "</properties>");
+            t_cl_msg(&carol, many.p);
+            free(many.p);
+            t_cl_expect(&carol, "refused: over a limit", over);
+        }
         r = t_cl_iq(&carol, "ref", "get", T_Q_A "<activity id='a3'/></query>");
         CHECK(r && strstr(r, "org.laptop.Chess") && !strstr(r, "Connect"));
         free(r);
@@ -3547,6 +3594,19 @@ static void t_interop_seed(void)
     t_cl_sync(&carol);
     t_cl_none(&carol, "closed result set", "<change");
 
+    /* an explicit departure */
+    {
+        static const char *const left[] = {
+            "activity='a1'", "<left jid='alice@" T_DOMAIN "'/>", NULL };
+        free(t_cl_iq(&carol, "ql", "get", T_Q_A "<activity id='a1'/>"
+                     "</query>"));
+        t_cl_msg(&alice, "<activity xmlns='" OI_NS_ACT "' id='a1'><left/>"
+                 "</activity>");
+        t_cl_expect(&carol, "left announcement", left);
+        t_cl_msg(&alice, "<activity xmlns='" OI_NS_ACT "' id='a1'><joined/>"
+                 "</activity>");
+        free(t_cl_wait(&carol, "<joined jid='alice@", 5000));
+    }
     /* D.12 56 and presence: carol watches a1, a2; bob goes offline: he
     ** leaves a1, and a2, his alone, closes */
     {
