@@ -2551,23 +2551,40 @@ static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
     return OLPCIDX_OK;
 }
 
+/* A new zeroed object of size bytes followed by a copy of key, entered in
+** map under that copy (*copy).  NULL, and nothing changed, when out of
+** memory. */
+static void *oi_keyed_new(oi_mem *m, oi_map *map, size_t size, oi_str key,
+                          oi_str *copy)
+{
+    char *p;
+    if (oi_map_reserve(m, map, 1) != OLPCIDX_OK)
+        return NULL;
+    p = (char *)oi_realloc(m, NULL, 0, size + key.n);
+    if (!p)
+        return NULL;
+    memset(p, 0, size);
+    if (key.n)
+        memcpy(p + size, key.p, key.n);
+    *copy = oi_mkstr(p + size, key.n);
+    oi_map_put(m, map, *copy, p);       /* room reserved above */
+    return p;
+}
+
 /* The buddy with that bare JID; created (with nothing announced yet) when
 ** create is set.  NULL: absent, or out of memory when creating. */
 static oi_buddy *oi_buddy_get(olpcidx *x, oi_str jid, int create)
 {
     oi_buddy *b = (oi_buddy *)oi_map_get(&x->buddies, jid);
+    oi_str key;
     if (b || !create)
         return b;
-    if (oi_map_reserve(&x->mem, &x->buddies, 1) != OLPCIDX_OK)
-        return NULL;
-    b = (oi_buddy *)oi_realloc(&x->mem, NULL, 0, sizeof *b + jid.n);
-    if (!b)
-        return NULL;
-    memset(b, 0, sizeof *b);
-    memcpy(b + 1, jid.p, jid.n);
-    b->it.uid = oi_mkstr((const char *)(b + 1), jid.n);
-    b->seen = x->now;
-    oi_map_put(&x->mem, &x->buddies, b->it.uid, b);
+    b = (oi_buddy *)oi_keyed_new(&x->mem, &x->buddies, sizeof *b, jid,
+                                 &key);
+    if (b) {
+        b->it.uid = key;
+        b->seen = x->now;
+    }
     return b;
 }
 
@@ -2685,19 +2702,16 @@ static int oi_leave(olpcidx *x, oi_act *a, oi_buddy *b)
 static oi_client *oi_client_get(olpcidx *x, oi_str jid, int create)
 {
     oi_client *c = (oi_client *)oi_map_get(&x->clients, jid);
+    oi_str key;
     if (c || !create)
         return c;
-    if (oi_map_reserve(&x->mem, &x->clients, 1) != OLPCIDX_OK)
-        return NULL;
-    c = (oi_client *)oi_realloc(&x->mem, NULL, 0, sizeof *c + jid.n);
-    if (!c)
-        return NULL;
-    memset(c, 0, sizeof *c);
-    memcpy(c + 1, jid.p, jid.n);
-    c->jid = oi_mkstr((const char *)(c + 1), jid.n);
-    c->tokens = x->cfg.rate_burst * 1000;
-    c->filled = x->now;
-    oi_map_put(&x->mem, &x->clients, c->jid, c);
+    c = (oi_client *)oi_keyed_new(&x->mem, &x->clients, sizeof *c, jid,
+                                  &key);
+    if (c) {
+        c->jid = key;
+        c->tokens = x->cfg.rate_burst * 1000;
+        c->filled = x->now;
+    }
     return c;
 }
 

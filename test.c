@@ -3442,63 +3442,43 @@ static void t_interop_seed(void)
     }
     /* D.12 53: RSM over the three public activities a1 a2 a3 */
     {
-        static const char *const p1[] = { "id='r1'", "id='a1'",
-            "<first index='0'>a1</first><last>a1</last><count>3</count>",
-            NULL };
-        static const char *const p2[] = { "id='r2'", "id='a2'",
-            "<first index='1'>a2</first><last>a2</last><count>3</count>",
-            NULL };
-        static const char *const last[] = { "id='r3'", "id='a3'",
-            "<first index='2'>a3</first><last>a3</last><count>3</count>",
-            NULL };
-        static const char *const count[] = { "id='r4'",
-            "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
-            "<count>3</count></set></query>", NULL };
-        static const char *const beyond[] = { "id='r5'",
-            "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
-            "<count>3</count></set></query>", NULL };
-        static const char *const gone[] = { "id='r6'", "id='a2'",
-            "<first index='1'>a2</first><last>a3</last>", NULL };
-        static const char *const bad[] = { "id='r7'", "type='error'",
-            "<bad-request", NULL };
-        static const char *const idx[] = { "id='r8'", "id='a2'",
-            "<first index='1'>a2</first><last>a2</last>", NULL };
-        r = t_cl_iq(&carol, "r1", "get", T_Q_A "<activity/>" T_RSM
-                    "<max>1</max></set></query>");
-        t_expect("D.12 53 first page", r, p1);
-        free(r);
-        r = t_cl_iq(&carol, "r2", "get", T_Q_A "<activity/>" T_RSM
-                    "<max>1</max><after>a1</after></set></query>");
-        t_expect("D.12 53 after", r, p2);
-        free(r);
-        r = t_cl_iq(&carol, "r3", "get", T_Q_A "<activity/>" T_RSM
-                    "<max>1</max><before/></set></query>");
-        t_expect("D.12 53 empty before: last page", r, last);
-        free(r);
-        r = t_cl_iq(&carol, "r4", "get", T_Q_A "<activity/>" T_RSM
-                    "<max>0</max></set></query>");
-        t_expect("D.12 53 max 0: count only", r, count);
-        free(r);
-        r = t_cl_iq(&carol, "r5", "get", T_Q_A "<activity/>" T_RSM
-                    "<index>5</index></set></query>");
-        t_expect("D.12 53 index beyond count: empty page", r, beyond);
-        free(r);
-        r = t_cl_iq(&carol, "r6", "get", T_Q_A "<activity/>" T_RSM
-                    "<after>a15</after></set></query>");
-        t_expect("after a vanished UID: positional", r, gone);
-        free(r);
-        r = t_cl_iq(&carol, "r7", "get", T_Q_A "<activity/>" T_RSM
-                    "<max>ten</max></set></query>");
-        t_expect("malformed max", r, bad);
-        free(r);
-        r = t_cl_iq(&carol, "r8", "get", T_Q_A "<activity/>" T_RSM
-                    "<max>1</max><before>a3</before></set></query>");
-        t_expect("before a UID", r, idx);
-        free(r);
-        r = t_cl_iq(&carol, "r8", "get", T_Q_A "<activity/>" T_RSM
-                    "<max>1</max><index>1</index></set></query>");
-        t_expect("index", r, idx);
-        free(r);
+        static const struct { const char *what, *set, *want[4]; } rsm[] = {
+            { "D.12 53 first page", "<max>1</max>",
+              { "id='a1'", "<first index='0'>a1</first><last>a1</last>"
+                "<count>3</count>", NULL } },
+            { "D.12 53 after", "<max>1</max><after>a1</after>",
+              { "id='a2'", "<first index='1'>a2</first><last>a2</last>"
+                "<count>3</count>", NULL } },
+            { "D.12 53 empty before: last page", "<max>1</max><before/>",
+              { "id='a3'", "<first index='2'>a3</first><last>a3</last>"
+                "<count>3</count>", NULL } },
+            { "D.12 53 max 0: count only", "<max>0</max>",
+              { "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
+                "<count>3</count></set></query>", NULL } },
+            { "D.12 53 index beyond count: empty page", "<index>5</index>",
+              { "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
+                "<count>3</count></set></query>", NULL } },
+            { "after a vanished UID: positional", "<after>a15</after>",
+              { "id='a2'", "<first index='1'>a2</first><last>a3</last>",
+                NULL } },
+            { "malformed max", "<max>ten</max>",
+              { "type='error'", "<bad-request", NULL } },
+            { "before a UID", "<max>1</max><before>a3</before>",
+              { "id='a2'", "<first index='1'>a2</first><last>a2</last>",
+                NULL } },
+            { "index", "<max>1</max><index>1</index>",
+              { "id='a2'", "<first index='1'>a2</first><last>a2</last>",
+                NULL } }
+        };
+        char q[512];
+        size_t k;
+        for (k = 0; k < sizeof rsm / sizeof rsm[0]; k++) {
+            snprintf(q, sizeof q, T_Q_A "<activity/>" T_RSM "%s</set>"
+                     "</query>", rsm[k].set);
+            r = t_cl_iq(&carol, "rsm", "get", q);
+            t_expect(rsm[k].what, r, rsm[k].want);
+            free(r);
+        }
     }
 
     /* D.12 54: carol's current result set is {a1, a2}; a change of a1
