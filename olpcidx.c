@@ -1942,6 +1942,13 @@ struct olpcidx {
     const char *notify_type;    /* message type of notifications */
     oi_str allow;               /* allowed domains, space-separated */
     uint64_t live_at;           /* last liveness sweep */
+    oi_buf rec;                 /* journal records being written */
+    size_t rec_start;           /* where the current record starts */
+    int rec_err;                /* writing a record ran out of memory */
+    int jbehind;                /* the storage missed changes */
+    int junsynced;              /* appended since the last sync */
+    size_t jbytes;              /* journal bytes since the snapshot */
+    size_t snap_bytes;          /* size of the last snapshot */
 };
 
 /* Writes one log line, replacing control bytes so that text from the
@@ -2446,6 +2453,7 @@ typedef struct oi_buddy {
     char last[256];             /* last full JID heard from (NUL-ended) */
     uint64_t seen;              /* when, in ms */
     uint64_t ping_at;           /* idle ping sent then; 0: none */
+    int restored;               /* from storage: to be pinged at once */
 } oi_buddy;
 
 typedef struct oi_act {
@@ -2769,6 +2777,17 @@ static int oi_rs_set(olpcidx *x, oi_client *c, int k, oi_item **v, size_t n)
     return OLPCIDX_OK;
 }
 
+/* An empty index; each map has its own hash key. */
+static void oi_index_init(olpcidx *x)
+{
+    oi_map_init(&x->buddies, x->cfg.hash_seed, 1);
+    oi_map_init(&x->acts, x->cfg.hash_seed, 2);
+    oi_map_init(&x->rooms, x->cfg.hash_seed, 3);
+    oi_map_init(&x->bposts, x->cfg.hash_seed, 4);
+    oi_map_init(&x->aposts, x->cfg.hash_seed, 5);
+    oi_map_init(&x->clients, x->cfg.hash_seed, 6);
+}
+
 /* Frees the whole index (olpcidx_free). */
 static void oi_index_free(olpcidx *x)
 {
@@ -2793,6 +2812,443 @@ static void oi_index_free(olpcidx *x)
     oi_map_free(&x->mem, &x->bposts);
     oi_map_free(&x->mem, &x->aposts);
     oi_map_free(&x->mem, &x->clients);
+}
+
+/* ---- persistence: journal and snapshot (PROTOCOL.md 7) ---------------- */
+
+/*
+** What clients announced is kept as records, each
+**     u32 length | u32 CRC-32 of the rest | u8 type | fields
+** (integers big-endian; a string is u16 length and bytes; a property set
+** is u16 count and, per property, u8 type, name, value):
+**     BUDDY  jid, properties, current activity id, room
+**     ACT    id, room, properties, full JID of the announcer
+**     JOIN   id, bare JID, full JID            LEAVE  id, bare JID
+** The journal is such records appended one per change, written through
+** the embedder's storage (olpcidx_storage) before the notifications the
+** change causes are queued.  A snapshot is the magic "OLPCIDX1", the
+** records that rebuild the whole index, and an END record holding their
+** count; it replaces the journal when that grows past twice the last
+** snapshot (and 1 MiB).  When the storage fails, nothing is buffered:
+** the journal is marked behind, and a snapshot, which holds everything,
+** is retried every second until one succeeds.
+*/
+enum { OI_REC_BUDDY = 1, OI_REC_ACT, OI_REC_JOIN, OI_REC_LEAVE,
+       OI_REC_END = 255 };
+
+#define OI_SNAP_MAGIC "OLPCIDX1"
+#define OI_REC_HDR 9                    /* length, CRC, type */
+
+static uint32_t oi_crc_table[256];
+
+/* CRC-32 of IEEE 802.3 (as zlib), table built on first use. */
+static uint32_t oi_crc32(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    size_t i;
+    if (!oi_crc_table[1]) {
+        uint32_t k, v;
+        int b;
+        for (k = 0; k < 256; k++) {
+            for (v = k, b = 0; b < 8; b++)
+                v = v & 1 ? 0xEDB88320u ^ (v >> 1) : v >> 1;
+            oi_crc_table[k] = v;
+        }
+    }
+    for (i = 0; i < n; i++)
+        c = oi_crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+static void oi_rec_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static uint32_t oi_rec_get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8
+         | p[3];
+}
+
+/* Record writing into x->rec: begin, fields, end (which seals length and
+** CRC).  Failures are sticky in x->rec_err. */
+static void oi_rec_bytes(olpcidx *x, const void *p, size_t n)
+{
+    if (!x->rec_err && oi_buf_add(&x->mem, &x->rec, p, n) != OLPCIDX_OK)
+        x->rec_err = 1;
+}
+
+static void oi_rec_begin(olpcidx *x, int type)
+{
+    unsigned char h[OI_REC_HDR];
+    memset(h, 0, sizeof h);
+    h[8] = (unsigned char)type;
+    x->rec_start = x->rec.n;
+    oi_rec_bytes(x, h, sizeof h);
+}
+
+static void oi_rec_str(olpcidx *x, oi_str s)
+{
+    unsigned char h[2];
+    if (s.n > 0xFFFF) {
+        x->rec_err = 1;
+        return;
+    }
+    h[0] = (unsigned char)(s.n >> 8);
+    h[1] = (unsigned char)s.n;
+    oi_rec_bytes(x, h, 2);
+    oi_rec_bytes(x, s.p, s.n);
+}
+
+static void oi_rec_props(olpcidx *x, const oi_props *ps)
+{
+    unsigned char h[2];
+    size_t i;
+    h[0] = (unsigned char)(ps->n >> 8);
+    h[1] = (unsigned char)ps->n;
+    oi_rec_bytes(x, h, 2);
+    for (i = 0; i < ps->n; i++) {
+        h[0] = (unsigned char)ps->v[i].type;
+        oi_rec_bytes(x, h, 1);
+        oi_rec_str(x, ps->v[i].name);
+        oi_rec_str(x, ps->v[i].value);
+    }
+}
+
+static void oi_rec_end(olpcidx *x)
+{
+    unsigned char *r;
+    size_t n;
+    if (x->rec_err)
+        return;
+    r = (unsigned char *)x->rec.p + x->rec_start;
+    n = x->rec.n - x->rec_start;
+    oi_rec_u32(r, (uint32_t)(n - 8));
+    oi_rec_u32(r + 4, oi_crc32(r + 8, n - 8));
+}
+
+static void oi_rec_buddy(olpcidx *x, const oi_buddy *b)
+{
+    if (!x->cfg.storage)
+        return;                         /* nothing is persisted */
+    oi_rec_begin(x, OI_REC_BUDDY);
+    oi_rec_str(x, b->it.uid);
+    oi_rec_props(x, &b->it.props);
+    oi_rec_str(x, b->cur_id);
+    oi_rec_str(x, b->cur_room);
+    oi_rec_end(x);
+}
+
+static void oi_rec_act(olpcidx *x, const oi_act *a, oi_str by)
+{
+    if (!x->cfg.storage)
+        return;                         /* nothing is persisted */
+    oi_rec_begin(x, OI_REC_ACT);
+    oi_rec_str(x, a->it.uid);
+    oi_rec_str(x, a->room);
+    oi_rec_props(x, &a->it.props);
+    oi_rec_str(x, by);
+    oi_rec_end(x);
+}
+
+static void oi_rec_member(olpcidx *x, int type, const oi_act *a,
+                          const oi_buddy *b)
+{
+    if (!x->cfg.storage)
+        return;                         /* nothing is persisted */
+    oi_rec_begin(x, type);
+    oi_rec_str(x, a->it.uid);
+    oi_rec_str(x, b->it.uid);
+    if (type == OI_REC_JOIN)
+        oi_rec_str(x, oi_zstr(b->last));
+    oi_rec_end(x);
+}
+
+/* Hands the records written since the last call to the storage, and
+** syncs them when the storage wants every change durable at once.  Called
+** before the notifications of a change are queued. */
+static void oi_journal(olpcidx *x)
+{
+    const olpcidx_storage *st = x->cfg.storage;
+    int rc;
+    if (!st || x->rec.n == 0) {
+        x->rec.n = 0;
+        x->rec_err = 0;
+        return;
+    }
+    if (x->rec_err) {
+        oi_log(x, OLPCIDX_LOG_ERROR, "journal record lost: out of memory; "
+               "a snapshot will follow");
+        x->jbehind = 1;
+    }
+    if (!x->jbehind) {
+        rc = st->append(st->ud, x->rec.p, x->rec.n);
+        if (rc == 0 && st->sync_always)
+            rc = st->sync(st->ud);
+        if (rc != 0) {
+            oi_log(x, OLPCIDX_LOG_ERROR, "cannot write the journal; serving "
+                   "from memory, retrying every second");
+            x->jbehind = 1;
+        } else {
+            x->jbytes += x->rec.n;
+            x->junsynced = !st->sync_always;
+        }
+    }
+    x->rec.n = 0;
+    x->rec_err = 0;
+}
+
+/* Writes the whole index as a snapshot through the storage.  Returns 0 or
+** non-zero (storage or memory failure; nothing changed then). */
+static int oi_snapshot(olpcidx *x)
+{
+    const olpcidx_storage *st = x->cfg.storage;
+    size_t i = 0, j, count = 0;
+    unsigned char end[4];
+    void *p;
+    int rc;
+    x->rec.n = 0;
+    x->rec_err = 0;
+    oi_rec_bytes(x, OI_SNAP_MAGIC, 8);
+    while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
+        oi_rec_buddy(x, (const oi_buddy *)p);
+        count++;
+    }
+    i = 0;
+    while ((p = oi_map_next(&x->acts, &i)) != NULL) {
+        const oi_act *a = (const oi_act *)p;
+        oi_rec_act(x, a, OI_LIT(""));
+        count++;
+        for (j = 0; j < a->parts.n; j++, count++)
+            oi_rec_member(x, OI_REC_JOIN, a, (const oi_buddy *)a->parts.v[j]);
+    }
+    oi_rec_begin(x, OI_REC_END);
+    oi_rec_u32(end, (uint32_t)count);
+    oi_rec_bytes(x, end, 4);
+    oi_rec_end(x);
+    rc = x->rec_err ? -1 : st->snapshot(st->ud, x->rec.p, x->rec.n);
+    if (rc == 0) {
+        x->snap_bytes = x->rec.n;
+        x->jbytes = 0;
+        x->junsynced = 0;
+    }
+    x->rec.n = 0;
+    x->rec_err = 0;
+    oi_buf_free(&x->mem, &x->rec);      /* snapshots are large: give back */
+    return rc;
+}
+
+/* Once a second: batch sync, catching up after a failure, and replacing
+** a long journal by a snapshot. */
+static void oi_persist_tick(olpcidx *x)
+{
+    const olpcidx_storage *st = x->cfg.storage;
+    if (!st)
+        return;
+    if (x->jbehind) {
+        if (oi_snapshot(x) == 0) {
+            x->jbehind = 0;
+            oi_log(x, OLPCIDX_LOG_INFO, "storage writable again: snapshot "
+                   "of the whole index written");
+        }
+        return;
+    }
+    if (x->junsynced) {
+        if (st->sync(st->ud) == 0)
+            x->junsynced = 0;
+        else if (!x->jbehind) {
+            oi_log(x, OLPCIDX_LOG_ERROR, "cannot sync the journal; serving "
+                   "from memory, retrying every second");
+            x->jbehind = 1;
+        }
+    }
+    if (x->jbytes > 1024 * 1024 && x->jbytes > 2 * x->snap_bytes
+        && oi_snapshot(x) != 0) {
+        oi_log(x, OLPCIDX_LOG_ERROR, "cannot write a snapshot; retrying");
+        x->jbehind = 1;
+    }
+}
+
+/* ---- restoring ------------------------------------------------------ */
+
+typedef struct oi_rd {          /* a record being read */
+    const unsigned char *p, *end;
+    int bad;
+} oi_rd;
+
+static oi_str oi_rd_str(oi_rd *r)
+{
+    size_t n;
+    oi_str s = OI_LIT("");
+    if (r->bad || r->end - r->p < 2) {
+        r->bad = 1;
+        return s;
+    }
+    n = (size_t)r->p[0] << 8 | r->p[1];
+    r->p += 2;
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return s;
+    }
+    s = oi_mkstr((const char *)r->p, n);
+    r->p += n;
+    return s;
+}
+
+/* Reads a property set into the arena. */
+static void oi_rd_props(olpcidx *x, oi_rd *r, oi_props *ps)
+{
+    size_t n, i;
+    memset(ps, 0, sizeof *ps);
+    if (r->bad || r->end - r->p < 2) {
+        r->bad = 1;
+        return;
+    }
+    n = (size_t)r->p[0] << 8 | r->p[1];
+    r->p += 2;
+    if (n == 0)
+        return;
+    ps->v = (oi_prop *)oi_arena_alloc(&x->mem, &x->arena, n * sizeof *ps->v);
+    if (!ps->v) {
+        r->bad = 1;
+        return;
+    }
+    for (i = 0; i < n && !r->bad; i++) {
+        if (r->p >= r->end || *r->p >= OI_PT_COUNT) {
+            r->bad = 1;
+            break;
+        }
+        ps->v[i].type = *r->p++;
+        ps->v[i].name = oi_rd_str(r);
+        ps->v[i].value = oi_rd_str(r);
+    }
+    ps->n = r->bad ? 0 : n;
+}
+
+/* Applies one record to the index.  Returns 0, 1 for a malformed record,
+** or OLPCIDX_ENOMEM. */
+static int oi_apply(olpcidx *x, int type, oi_rd *r)
+{
+    oi_str id, room, jid, full, cur_id, cur_room;
+    oi_props ps;
+    oi_buddy *b;
+    oi_act *a;
+    switch (type) {
+    case OI_REC_BUDDY:
+        jid = oi_rd_str(r);
+        oi_rd_props(x, r, &ps);
+        cur_id = oi_rd_str(r);
+        cur_room = oi_rd_str(r);
+        if (r->bad || jid.n == 0)
+            return 1;
+        if (!(b = oi_buddy_get(x, jid, 1))
+            || oi_item_set_props(&x->mem, &x->arena, &x->bposts, &b->it, &ps)
+            || oi_buddy_set_cur(x, b, cur_id, cur_room))
+            return OLPCIDX_ENOMEM;
+        oi_buddy_trim(x, b);
+        return 0;
+    case OI_REC_ACT:
+        id = oi_rd_str(r);
+        room = oi_rd_str(r);
+        oi_rd_props(x, r, &ps);
+        full = oi_rd_str(r);
+        (void)full;
+        if (r->bad || id.n == 0)
+            return 1;
+        if (!(a = oi_act_find(x, id, OI_LIT(""))) && !(a = oi_act_new(x, id, room)))
+            return OLPCIDX_ENOMEM;
+        if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, &ps))
+            return OLPCIDX_ENOMEM;
+        return 0;
+    case OI_REC_JOIN:
+    case OI_REC_LEAVE:
+        id = oi_rd_str(r);
+        jid = oi_rd_str(r);
+        full = type == OI_REC_JOIN ? oi_rd_str(r) : OI_LIT("");
+        if (r->bad || id.n == 0 || jid.n == 0)
+            return 1;
+        a = oi_act_find(x, id, OI_LIT(""));
+        if (type == OI_REC_LEAVE) {
+            b = oi_buddy_get(x, jid, 0);
+            if (a && b && oi_vec_has(&a->parts, b)) {
+                oi_leave(x, a, b);
+                oi_buddy_trim(x, b);
+            }
+            return 0;
+        }
+        if (!a && !(a = oi_act_new(x, id, OI_LIT(""))))
+            return OLPCIDX_ENOMEM;
+        if (!(b = oi_buddy_get(x, jid, 1)) || oi_join(x, a, b) == OLPCIDX_ENOMEM)
+            return OLPCIDX_ENOMEM;
+        if (full.n && full.n < sizeof b->last) {
+            memcpy(b->last, full.p, full.n);
+            b->last[full.n] = '\0';
+        }
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+/* Reads records from p..p+n; stops at the first torn or corrupt one.
+** Returns the bytes of whole records applied, and the number of records
+** in *count; *end is set when an END record was met (snapshots). */
+static size_t oi_replay(olpcidx *x, const unsigned char *p, size_t n,
+                        unsigned long *count, int *end, int *rc)
+{
+    size_t off = 0;
+    *count = 0;
+    *rc = 0;
+    while (n - off >= OI_REC_HDR && !*end) {
+        uint32_t len = oi_rec_get32(p + off);
+        const unsigned char *body = p + off + 8;
+        oi_rd r;
+        int type;
+        if (len < 1 || len > n - off - 8
+            || oi_rec_get32(p + off + 4) != oi_crc32(body, len))
+            break;                      /* torn or corrupt: stop here */
+        type = body[0];
+        r.p = body + 1;
+        r.end = body + len;
+        r.bad = 0;
+        if (type == OI_REC_END) {
+            *end = 1;
+        } else {
+            int a = oi_apply(x, type, &r);
+            oi_arena_reset(&x->mem, &x->arena, 1);
+            if (a == OLPCIDX_ENOMEM) {
+                *rc = a;
+                break;
+            }
+            if (a != 0)
+                break;                  /* checksummed but malformed */
+        }
+        off += 8 + len;
+        (*count)++;
+    }
+    return off;
+}
+
+/* After a restore: activities nobody is in are gone, and every
+** participant is to be pinged before it is trusted (PROTOCOL.md 7). */
+static void oi_restore_finish(olpcidx *x)
+{
+    size_t i = 0;
+    void *p;
+    while ((p = oi_map_next(&x->acts, &i)) != NULL)
+        if (((oi_act *)p)->parts.n == 0)
+            oi_act_free(x, (oi_act *)p);
+    i = 0;
+    while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
+        oi_buddy *b = (oi_buddy *)p;
+        b->seen = 0;                    /* idle: pinged at the first sweep */
+        b->ping_at = 0;
+        b->restored = 1;
+    }
 }
 
 /* ==== 9. Stream and XEP-0114 handshake =============================== */
@@ -3153,6 +3609,7 @@ static void oi_seen(olpcidx *x, oi_str jid)
         return;
     b->seen = x->now;
     b->ping_at = 0;
+    b->restored = 0;
     if (jid.n < sizeof b->last) {
         memcpy(b->last, jid.p, jid.n);
         b->last[jid.n] = '\0';
@@ -3349,6 +3806,8 @@ static const char *oi_ann_buddy_props(olpcidx *x, oi_str bare,
         oi_buddy_trim(x, b);
         return "resource-constraint";
     }
+    oi_rec_buddy(x, b);
+    oi_journal(x);
     oi_note_buddy(x, b, 1, 0);
     oi_buddy_trim(x, b);
     return NULL;
@@ -3369,6 +3828,8 @@ static const char *oi_ann_current(olpcidx *x, oi_str bare, const oi_node *n)
         oi_buddy_trim(x, b);
         return "resource-constraint";
     }
+    oi_rec_buddy(x, b);
+    oi_journal(x);
     oi_note_buddy(x, b, 0, 1);
     oi_buddy_trim(x, b);
     return NULL;
@@ -3431,6 +3892,12 @@ static const char *oi_ann_act_props(olpcidx *x, oi_str bare,
         oi_buddy_trim(x, b);
         return "resource-constraint";
     }
+    oi_rec_act(x, a, x->cause);
+    if (created) {
+        oi_seen(x, x->cause);           /* the JOIN record names it */
+        oi_rec_member(x, OI_REC_JOIN, a, b);
+    }
+    oi_journal(x);
     if (oi_act_private(a)) {
         if (!was_private)
             oi_note_closed(x, a);       /* PROTOCOL.md 2: closed to all */
@@ -3444,6 +3911,8 @@ static const char *oi_ann_act_props(olpcidx *x, oi_str bare,
 ** a closes. */
 static void oi_depart(olpcidx *x, oi_act *a, oi_buddy *b)
 {
+    oi_rec_member(x, OI_REC_LEAVE, a, b);
+    oi_journal(x);
     if (!oi_act_private(a)) {
         oi_note_member(x, a, b, "left");
         if (a->parts.n == 1)
@@ -3488,6 +3957,13 @@ static const char *oi_ann_member(olpcidx *x, oi_str bare, const oi_node *n,
             oi_act_free(x, a);
         oi_buddy_trim(x, b);
         return rc == OLPCIDX_ELIMIT ? "not-acceptable" : "resource-constraint";
+    }
+    if (fresh) {
+        oi_seen(x, x->cause);           /* the JOIN record names it */
+        if (a->parts.n == 1)            /* created by this join */
+            oi_rec_act(x, a, x->cause);
+        oi_rec_member(x, OI_REC_JOIN, a, b);
+        oi_journal(x);
     }
     if (fresh && !oi_act_private(a))
         oi_note_member(x, a, b, "joined");
@@ -3594,6 +4070,8 @@ static void oi_offline(olpcidx *x, oi_str full)
         oi_depart(x, (oi_act *)b->acts.v[0], b);
     if (b->cur) {
         oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
+        oi_rec_buddy(x, b);
+        oi_journal(x);
         oi_note_buddy(x, b, 0, 1);
     }
     b->ping_at = 0;
@@ -3627,8 +4105,6 @@ static void oi_liveness(olpcidx *x)
     void *p;
     while ((p = oi_map_next(&x->clients, &i)) != NULL)
         oi_client_trim(x, (oi_client *)p);
-    if (idle == 0)
-        return;
     i = 0;
     while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
         oi_buddy *b = (oi_buddy *)p;
@@ -3639,7 +4115,9 @@ static void oi_liveness(olpcidx *x)
                    b->last);
             oi_offline(x, oi_zstr(b->last));
             i = 0;                      /* the maps changed: start again */
-        } else if (!b->ping_at && x->now - b->seen >= idle) {
+        } else if (!b->ping_at && (b->restored
+                                   || (idle && x->now - b->seen >= idle))) {
+            b->restored = 0;
             size_t mark = oi_out_begin(x);
             oi_outz(x, "<iq type='get'");
             oi_out_attr(x, "from", x->jid);
@@ -4282,12 +4760,8 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
                   cfg->max_stanza);
     x->arena.max = cfg->max_stanza * 32;
     x->out.max = (size_t)-1;
-    oi_map_init(&x->buddies, cfg->hash_seed, 1);
-    oi_map_init(&x->acts, cfg->hash_seed, 2);
-    oi_map_init(&x->rooms, cfg->hash_seed, 3);
-    oi_map_init(&x->bposts, cfg->hash_seed, 4);
-    oi_map_init(&x->aposts, cfg->hash_seed, 5);
-    oi_map_init(&x->clients, cfg->hash_seed, 6);
+    x->rec.max = (size_t)-1;
+    oi_index_init(x);
     x->notify_type = cfg->notify_type && strcmp(cfg->notify_type, "notice") == 0
                      ? "notice" : "headline";
     x->state = OI_S_IDLE;
@@ -4301,6 +4775,7 @@ void olpcidx_free(olpcidx *x)
     if (!x)
         return;
     oi_index_free(x);
+    oi_buf_free(&x->mem, &x->rec);
     oi_xml_release(&x->xml);
     oi_arena_reset(&x->mem, &x->arena, 0);
     oi_buf_free(&x->mem, &x->out);
@@ -4451,6 +4926,7 @@ int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms)
         if (now_ms - x->live_at >= 1000) {
             x->live_at = now_ms;
             oi_liveness(x);
+            oi_persist_tick(x);
         }
         next = x->last_out + OI_KEEPALIVE_MS;
         if (x->live_at + 1000 < next)
@@ -4479,6 +4955,48 @@ int olpcidx_close(olpcidx *x)
     return OLPCIDX_OK;
 }
 
+int olpcidx_restore(olpcidx *x, const void *snap, size_t nsnap,
+                    const void *journal, size_t njournal, size_t *journal_ok)
+{
+    unsigned long count = 0, jcount = 0;
+    int end = 0, rc = OLPCIDX_OK, corrupt = 0;
+    *journal_ok = 0;
+    if (x->state != OI_S_IDLE)
+        return OLPCIDX_ESTATE;
+    if (nsnap > 0) {
+        const unsigned char *p = (const unsigned char *)snap;
+        size_t used = 0;
+        if (nsnap >= 8 && memcmp(p, OI_SNAP_MAGIC, 8) == 0)
+            used = 8 + oi_replay(x, p + 8, nsnap - 8, &count, &end, &rc);
+        if (rc)
+            return rc;
+        if (!end || used != nsnap) {
+            /* nothing of a damaged snapshot is trusted */
+            oi_index_free(x);
+            oi_index_init(x);
+            corrupt = 1;
+            count = 0;
+        }
+        x->snap_bytes = nsnap;
+    }
+    end = 0;
+    *journal_ok = oi_replay(x, (const unsigned char *)journal, njournal,
+                            &jcount, &end, &rc);
+    x->jbytes = *journal_ok;
+    if (rc)
+        return rc;
+    oi_restore_finish(x);
+    oi_log(x, OLPCIDX_LOG_INFO, "restored %lu buddies and %lu activities "
+           "(%lu snapshot records, %lu journal records)",
+           (unsigned long)x->buddies.n, (unsigned long)x->acts.n, count,
+           jcount);
+    if (*journal_ok < njournal)
+        oi_log(x, OLPCIDX_LOG_WARN, "journal: %lu bytes after record %lu are "
+               "torn or corrupt and were dropped",
+               (unsigned long)(njournal - *journal_ok), jcount);
+    return corrupt ? OLPCIDX_ECORRUPT : OLPCIDX_OK;
+}
+
 int olpcidx_online(const olpcidx *x)
 {
     return x->state == OI_S_ONLINE;
@@ -4499,6 +5017,7 @@ int olpcidx_online(const olpcidx *x)
 */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -4512,6 +5031,7 @@ int olpcidx_online(const olpcidx *x)
 #include <unistd.h>
 
 #define OI_D_SERVER_DEFAULT "127.0.0.1:5347"
+#define OI_D_STATE_DEFAULT "/var/lib/olpcidx"
 #define OI_D_CONNECT_MS 10000   /* bound on one non-blocking connect */
 #define OI_D_FLUSH_MS 2000      /* bound on writing the last bytes */
 #define OI_D_POLL_MS 1000       /* longest poll, so flags are seen */
@@ -4523,7 +5043,7 @@ int olpcidx_online(const olpcidx *x)
 ** option names, except config itself. */
 enum {
     OI_D_DOMAIN, OI_D_SERVER, OI_D_SECRET_FILE, OI_D_SECRET,
-    OI_D_ALLOW, OI_D_NOTIFY,
+    OI_D_ALLOW, OI_D_STATE, OI_D_SYNC, OI_D_NOTIFY,
     OI_D_LOG_LEVEL,             /* from here on: applied on SIGHUP */
     OI_D_MAX_STANZA, OI_D_MAX_DEPTH, OI_D_MAX_ATTRS, OI_D_MAX_NAME,
     OI_D_MAX_OUTPUT, OI_D_MEM_LIMIT, OI_D_MAX_PROPS, OI_D_MAX_VALUE,
@@ -4548,6 +5068,11 @@ static const struct oi_d_opt {
     { "allow-domain", "DOMAIN", "a domain whose users may query and "
       "announce;\n                           repeat for more (default: the "
       "parent domain\n                           of --domain)" },
+    { "state", "DIR", "where announcements are kept (created 0700, "
+      "locked)\n                           (default " OI_D_STATE_DEFAULT ")" },
+    { "sync", "MODE", "always: fsync before notifications leave; batch: "
+      "at\n                           most 1 s apart; off: never (default "
+      "batch)" },
     { "notify-type", "TYPE", "message type of notifications: headline "
       "or\n                           the seed's notice (default headline)" },
     { "log-level", "LEVEL", "error, warn, info or debug (default info)" },
@@ -4756,7 +5281,11 @@ static const char *oi_d_set(olpcidx_config *c, int k, const char *v)
         c->jid = v;
     else if (k == OI_D_ALLOW)
         c->allow_domains = v;
-    else if (k == OI_D_NOTIFY) {
+    else if (k == OI_D_SYNC) {
+        if (strcmp(v, "always") != 0 && strcmp(v, "batch") != 0
+            && strcmp(v, "off") != 0)
+            e = "expected always, batch or off";
+    } else if (k == OI_D_NOTIFY) {
         if (strcmp(v, "headline") != 0 && strcmp(v, "notice") != 0)
             e = "expected headline or notice";
         c->notify_type = v;
@@ -5255,6 +5784,196 @@ static int oi_d_sleep(olpcidx *x, int ms)
     return oi_dstop != 0;
 }
 
+/*
+** The state directory (PROTOCOL.md 7): "snapshot" and "journal", written
+** through olpcidx_storage, and "lock", held with fcntl() so that two
+** daemons never share one.  A write that fails is cut back to the
+** journal's previous length, so no half record stays behind for the next
+** start to misread.  A snapshot is written to "snapshot.tmp", synced,
+** renamed over "snapshot" and the directory synced; only then is the
+** journal emptied.
+*/
+typedef struct oi_d_store {
+    const char *dir;
+    int dirfd;
+    int jfd;                    /* journal, opened for appending */
+    off_t jlen;                 /* its length: what is whole */
+    int sync;                   /* 0 off, 1 batch, 2 always */
+} oi_d_store;
+
+static oi_d_store oi_dstore;
+
+static int oi_d_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = (const char *)p;
+    while (n > 0) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int oi_d_st_append(void *ud, const void *p, size_t n)
+{
+    oi_d_store *st = (oi_d_store *)ud;
+    if (oi_d_write_all(st->jfd, p, n) != 0) {
+        int e = errno;
+        if (ftruncate(st->jfd, st->jlen) != 0 || lseek(st->jfd, st->jlen,
+                                                       SEEK_SET) < 0)
+            oi_d_log(OLPCIDX_LOG_ERROR, "journal: cannot cut back a failed "
+                     "write: %s", strerror(errno));
+        oi_d_log(OLPCIDX_LOG_DEBUG, "journal write: %s", strerror(e));
+        return -1;
+    }
+    st->jlen += (off_t)n;
+    return 0;
+}
+
+static int oi_d_st_sync(void *ud)
+{
+    oi_d_store *st = (oi_d_store *)ud;
+    return st->sync ? fsync(st->jfd) : 0;
+}
+
+static int oi_d_path(char *out, size_t n, const char *name)
+{
+    return snprintf(out, n, "%s/%s", oi_dstore.dir, name) < (int)n ? 0 : -1;
+}
+
+static int oi_d_st_snapshot(void *ud, const void *p, size_t n)
+{
+    oi_d_store *st = (oi_d_store *)ud;
+    char tmp[1100], fin[1100];
+    int fd;
+    if (oi_d_path(tmp, sizeof tmp, "snapshot.tmp")
+        || oi_d_path(fin, sizeof fin, "snapshot"))
+        return -1;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    if (oi_d_write_all(fd, p, n) != 0 || (st->sync && fsync(fd) != 0)) {
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    if (close(fd) != 0 || rename(tmp, fin) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    if (st->sync)
+        fsync(st->dirfd);
+    if (ftruncate(st->jfd, 0) == 0 && lseek(st->jfd, 0, SEEK_SET) == 0)
+        st->jlen = 0;
+    return 0;
+}
+
+/* Reads a whole file into a malloc'd buffer; a missing file is empty. */
+static char *oi_d_slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    char *p = NULL, *q;
+    size_t cap = 0, k;
+    *n = 0;
+    if (!f)
+        return NULL;
+    for (;;) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            if (!(q = (char *)realloc(p, cap))) {
+                free(p);
+                fclose(f);
+                oi_d_die("%s: out of memory reading it", path);
+            }
+            p = q;
+        }
+        k = fread(p + *n, 1, cap - *n, f);
+        if (k == 0)
+            break;
+        *n += k;
+    }
+    fclose(f);
+    return p;
+}
+
+/* Opens and locks the state directory and sets up the storage in
+** oi_dcfg.  Exits 2 when the directory cannot be used. */
+static void oi_d_open_state(const char *dir, const char *sync)
+{
+    static olpcidx_storage storage;
+    char path[1100];
+    struct flock lk;
+    struct stat sb;
+    int fd;
+    oi_dstore.dir = dir;
+    oi_dstore.sync = strcmp(sync, "off") == 0 ? 0
+                   : strcmp(sync, "always") == 0 ? 2 : 1;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        oi_d_die("--state %s: cannot create it: %s", dir, strerror(errno));
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        oi_d_die("--state %s: not a directory", dir);
+    if (oi_d_path(path, sizeof path, "lock"))
+        oi_d_die("--state %s: path too long", dir);
+    fd = open(path, O_RDWR | O_CREAT, 0600);
+    if (fd < 0)
+        oi_d_die("--state %s: cannot write there: %s", dir, strerror(errno));
+    memset(&lk, 0, sizeof lk);
+    lk.l_type = F_WRLCK;
+    lk.l_whence = SEEK_SET;
+    if (fcntl(fd, F_SETLK, &lk) != 0)
+        oi_d_die("--state %s is in use by another olpcidx", dir);
+    oi_dstore.dirfd = open(dir, O_RDONLY);
+    oi_d_path(path, sizeof path, "journal");
+    oi_dstore.jfd = open(path, O_WRONLY | O_CREAT, 0600);
+    if (oi_dstore.jfd < 0)
+        oi_d_die("--state %s: cannot write the journal: %s", dir,
+                 strerror(errno));
+    storage.append = oi_d_st_append;
+    storage.sync = oi_d_st_sync;
+    storage.snapshot = oi_d_st_snapshot;
+    storage.ud = &oi_dstore;
+    storage.sync_always = oi_dstore.sync == 2;
+    oi_dcfg.storage = &storage;
+}
+
+/* Loads the snapshot and the journal into x: a damaged snapshot is moved
+** aside, a torn or corrupt journal tail cut away (PROTOCOL.md 7). */
+static void oi_d_load_state(olpcidx *x)
+{
+    char path[1100], aside[1200];
+    size_t nsnap, njour, ok;
+    char *snap, *jour;
+    int rc;
+    oi_d_path(path, sizeof path, "snapshot");
+    snap = oi_d_slurp(path, &nsnap);
+    oi_d_path(path, sizeof path, "journal");
+    jour = oi_d_slurp(path, &njour);
+    rc = olpcidx_restore(x, snap, nsnap, jour, njour, &ok);
+    free(snap);
+    free(jour);
+    if (rc == OLPCIDX_ECORRUPT) {
+        oi_d_path(path, sizeof path, "snapshot");
+        snprintf(aside, sizeof aside, "%s.corrupt-%ld", path,
+                 (long)time(NULL));
+        if (rename(path, aside) != 0)
+            oi_d_die("%s is damaged and cannot be moved aside: %s", path,
+                     strerror(errno));
+        oi_d_log(OLPCIDX_LOG_ERROR, "%s is damaged and was not used; moved "
+                 "aside to %s", path, aside);
+    } else if (rc != 0) {
+        oi_d_die("--state %s: %s", oi_dstore.dir, olpcidx_strerror(rc));
+    }
+    if (ok < njour && ftruncate(oi_dstore.jfd, (off_t)ok) != 0)
+        oi_d_die("--state %s: cannot cut the damaged journal: %s",
+                 oi_dstore.dir, strerror(errno));
+    oi_dstore.jlen = (off_t)ok;
+    lseek(oi_dstore.jfd, oi_dstore.jlen, SEEK_SET);
+}
+
 int main(int argc, char **argv)
 {
     char err[512], host[OI_D_HOSTLEN], port[6];
@@ -5287,11 +6006,16 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    oi_d_open_state(oi_d_get(oi_dfile, OI_D_STATE)
+                    ? oi_d_get(oi_dfile, OI_D_STATE) : OI_D_STATE_DEFAULT,
+                    oi_d_get(oi_dfile, OI_D_SYNC)
+                    ? oi_d_get(oi_dfile, OI_D_SYNC) : "batch");
     if ((rc = olpcidx_new(&x, &oi_dcfg)) != 0) {
         oi_d_log(OLPCIDX_LOG_ERROR, "cannot start: %s", olpcidx_strerror(rc));
         oi_d_free_vals(oi_dfile);
         return rc == OLPCIDX_EINVAL ? 2 : 1;
     }
+    oi_d_load_state(x);
     while (!oi_dstop) {
         oi_d_log(OLPCIDX_LOG_INFO, "connecting to %s", server);
         if ((fd = oi_d_dial(host, port)) >= 0) {

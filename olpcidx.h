@@ -40,13 +40,14 @@
     X(ECLOSED, -10, "the stream is closed")                                 \
     X(ETIMEOUT, -11, "the server did not answer in time")                   \
     X(EFULL,   -12, "output queue full")                                    \
-    X(ESTATE,  -13, "call not valid in the current stream state")
+    X(ESTATE,  -13, "call not valid in the current stream state")        \
+    X(ECORRUPT, -14, "the snapshot is damaged; it was not used")
 
 enum olpcidx_result {
 #define OLPCIDX_ENUM_(name, value, text) OLPCIDX_##name = value,
     OLPCIDX_ERRORS(OLPCIDX_ENUM_)
 #undef OLPCIDX_ENUM_
-    OLPCIDX_ELAST_ = -14
+    OLPCIDX_ELAST_ = -15
 };
 
 enum olpcidx_level {            /* log levels, most severe first */
@@ -63,6 +64,21 @@ typedef void *(*olpcidx_alloc)(void *ud, void *ptr, size_t osize,
 typedef void (*olpcidx_log)(void *ud, int level, const char *msg);
 
 typedef struct olpcidx olpcidx;                 /* opaque handle */
+
+/* Where what clients announced is kept (PROTOCOL.md 7): the library hands
+** over journal records and snapshots as bytes, the embedder stores them.
+** Each function returns 0, or non-zero when it failed (nothing, or
+** nothing whole, was stored); the library then retries with a snapshot
+** every second.  The bytes are valid during the call only. */
+typedef struct olpcidx_storage {
+    int (*append)(void *ud, const void *p, size_t n);  /* to the journal */
+    int (*sync)(void *ud);              /* make appended bytes durable */
+    int (*snapshot)(void *ud, const void *p, size_t n); /* replace the
+                                ** snapshot durably, then empty the journal */
+    void *ud;
+    int sync_always;            /* sync each change before notifications
+                                ** leave; else at most 1 s later */
+} olpcidx_storage;
 
 typedef struct olpcidx_config {
     const char *jid;            /* component JID, e.g. index.jabber.test */
@@ -91,6 +107,8 @@ typedef struct olpcidx_config {
     size_t rate_per_sec;        /* and per second, sustained */
     size_t idle;                /* seconds of silence before a participant
                                 ** is pinged; 0: never */
+    const olpcidx_storage *storage; /* NULL: nothing is persisted; else
+                                ** retained, must outlive the handle */
     uint32_t hash_seed;         /* per-process random seed for hashing */
 } olpcidx_config;
 
@@ -130,6 +148,14 @@ int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms);
 /* Queues a clean end of stream (</stream:stream>).  Once the bytes are
 ** sent the caller may close the socket. */
 int olpcidx_close(olpcidx *x);
+
+/* Rebuilds the index from a snapshot and a journal (either may be empty),
+** before the first olpcidx_connect.  *journal_ok gets the bytes of whole,
+** valid journal records; the embedder cuts the journal there.  Returns 0,
+** OLPCIDX_ECORRUPT when the snapshot is damaged (it was ignored: move it
+** aside; the journal was still replayed), or ENOMEM. */
+int olpcidx_restore(olpcidx *x, const void *snap, size_t nsnap,
+                    const void *journal, size_t njournal, size_t *journal_ok);
 
 /* 1 once the server accepted the handshake on this connection. */
 int olpcidx_online(const olpcidx *x);

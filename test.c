@@ -2775,7 +2775,7 @@ static pid_t t_prosody_start(void)
 static pid_t t_olpcidx_start(const char *domain, const char *secret,
                              const char *log)
 {
-    char server[64], path[256], file[256];
+    char server[64], path[256], file[256], state[300];
     char *argv[12];
     snprintf(server, sizeof server, "127.0.0.1:%d", t_comp_port);
     argv[0] = (char *)"./olpcidx";
@@ -2791,6 +2791,10 @@ static pid_t t_olpcidx_start(const char *domain, const char *secret,
     argv[2] = (char *)domain;
     argv[3] = (char *)"--server";
     argv[4] = server;
+    t_path(state, sizeof state, log);           /* a state dir per log */
+    strcat(state, ".state");
+    argv[7] = (char *)"--state";
+    argv[8] = state;
     if (strcmp(secret, T_SECRET) == 0) {        /* the way to run it */
         t_path(file, sizeof file, "secret");
         t_writefile(file, T_SECRET "\n", strlen(T_SECRET) + 1);
@@ -2801,9 +2805,9 @@ static pid_t t_olpcidx_start(const char *domain, const char *secret,
         argv[6] = (char *)secret;
     }
     t_path(path, sizeof path, log);
-    argv[7] = (char *)"--log-level";
-    argv[8] = (char *)"debug";
-    argv[9] = NULL;
+    argv[9] = (char *)"--log-level";
+    argv[10] = (char *)"debug";
+    argv[11] = NULL;
     return t_spawn(argv, path);
 }
 
@@ -2811,7 +2815,7 @@ static pid_t t_olpcidx_start(const char *domain, const char *secret,
 ** level and stanza limit given. */
 static void t_write_config(const char *level, int max_stanza)
 {
-    char path[256], secret[256], body[1024];
+    char path[256], secret[256], body[1200];
     t_path(secret, sizeof secret, "secret");
     t_writefile(secret, T_SECRET "\n", strlen(T_SECRET) + 1);
     snprintf(body, sizeof body,
@@ -2820,9 +2824,12 @@ static void t_write_config(const char *level, int max_stanza)
              "server = 127.0.0.1:%d\n"
              "secret-file = %s\n"
              "\n"
+             "state = %s/state\n"
+             "sync = always\n"
              "idle = 5\n"
              "log-level = %s\n"
-             "max-stanza = %d\n", t_comp_port, secret, level, max_stanza);
+             "max-stanza = %d\n", t_comp_port, secret, t_dir, level,
+             max_stanza);
     t_path(path, sizeof path, "olpcidx.conf");
     t_writefile(path, body, strlen(body));
 }
