@@ -3077,7 +3077,8 @@ static void oi_persist_tick(olpcidx *x)
 
 typedef struct oi_rd {          /* a record being read */
     const unsigned char *p, *end;
-    int bad;
+    int bad;                    /* malformed */
+    int nomem;                  /* out of memory while reading it */
 } oi_rd;
 
 static oi_str oi_rd_str(oi_rd *r)
@@ -3114,7 +3115,7 @@ static void oi_rd_props(olpcidx *x, oi_rd *r, oi_props *ps)
         return;
     ps->v = (oi_prop *)oi_arena_alloc(&x->mem, &x->arena, n * sizeof *ps->v);
     if (!ps->v) {
-        r->bad = 1;
+        r->bad = r->nomem = 1;
         return;
     }
     for (i = 0; i < n && !r->bad; i++) {
@@ -3214,11 +3215,13 @@ static size_t oi_replay(olpcidx *x, const unsigned char *p, size_t n,
         type = body[0];
         r.p = body + 1;
         r.end = body + len;
-        r.bad = 0;
+        r.bad = r.nomem = 0;
         if (type == OI_REC_END) {
             *end = 1;
         } else {
             int a = oi_apply(x, type, &r);
+            if (r.nomem)
+                a = OLPCIDX_ENOMEM;
             oi_arena_reset(&x->mem, &x->arena, 1);
             if (a == OLPCIDX_ENOMEM) {
                 *rc = a;
