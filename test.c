@@ -3437,7 +3437,7 @@ static int t_cl_open(t_cl *c, const char *user, const char *resource)
 static char *t_cl_iq(t_cl *c, const char *id, const char *type,
                      const char *payload)
 {
-    char buf[2048], needle[64];
+    char buf[2048], needle[300];
     snprintf(buf, sizeof buf, "<iq type='%s' id='%s' to='" T_COMP "'>%s"
              "</iq>", type, id, payload);
     snprintf(needle, sizeof needle, "id='%s'", id);
@@ -3926,6 +3926,157 @@ static void t_interop_seed(void)
     t_cl_close(&carol);
 }
 
+/* Runs the daemon on state directory state with extra arguments; its
+** log goes to log.  Returns its pid. */
+static pid_t t_olpcidx_state(const char *state, const char *log,
+                             const char *const *extra)
+{
+    char server[64], secret[256], path[256];
+    char *argv[24];
+    size_t n = 0;
+    snprintf(server, sizeof server, "127.0.0.1:%d", t_comp_port);
+    t_path(secret, sizeof secret, "secret");
+    t_writefile(secret, T_SECRET "\n", strlen(T_SECRET) + 1);
+    t_path(path, sizeof path, log);
+    argv[n++] = (char *)"./olpcidx";
+    argv[n++] = (char *)"--domain";
+    argv[n++] = (char *)T_COMP;
+    argv[n++] = (char *)"--server";
+    argv[n++] = server;
+    argv[n++] = (char *)"--secret-file";
+    argv[n++] = secret;
+    argv[n++] = (char *)"--state";
+    argv[n++] = (char *)state;
+    while (extra && *extra && n < 22)
+        argv[n++] = (char *)*extra++;
+    argv[n] = NULL;
+    return t_spawn(argv, path);
+}
+
+/* The state directory: created 0700 when missing; refused when it cannot
+** be written or another daemon holds it (exit 2, saying why). */
+static void t_state_dir(void)
+{
+    char state[256], log[256];
+    struct stat sb;
+    pid_t a, b;
+    int rc;
+    t_path(state, sizeof state, "new/state");
+    t_path(log, sizeof log, "new");
+    mkdir(log, 0755);
+    a = t_olpcidx_state(state, "state1.log", NULL);
+    t_path(log, sizeof log, "state1.log");
+    CHECK(t_wait_log(log, "online as", 1, 10000));
+    CHECK(stat(state, &sb) == 0 && S_ISDIR(sb.st_mode)
+          && (sb.st_mode & 0777) == 0700);
+    b = t_olpcidx_state(state, "state2.log", NULL);
+    rc = t_wait_exit(b, 5000);
+    t_path(log, sizeof log, "state2.log");
+    if (!CHECK(rc == 2 && t_file_has(log, "in use by another olpcidx")))
+        printf("  second daemon on one state: status %d\n", rc);
+    t_stop(a, SIGTERM);
+    b = t_olpcidx_state("/proc/olpcidx-state", "state3.log", NULL);
+    rc = t_wait_exit(b, 5000);
+    t_path(log, sizeof log, "state3.log");
+    CHECK(rc == 2 && t_file_has(log, "cannot create it"));
+    b = t_olpcidx_state("/proc", "state4.log", NULL);   /* read-only */
+    rc = t_wait_exit(b, 5000);
+    t_path(log, sizeof log, "state4.log");
+    CHECK(rc == 2 && t_file_has(log, "cannot write there"));
+}
+
+/* kill -9 at random moments: with --sync always, every announcement the
+** component acknowledged (a ping after it was answered) is there after
+** the restart, and nothing that was never announced. */
+static void t_crash(void)
+{
+    static const char *const extra[] = {
+        "--sync", "always", "--max-activities", "1000", "--idle", "0", NULL
+    };
+    char state[256], log[256], buf[256];
+    unsigned char acked[100], sent[100];
+    uint32_t seed = 12345;
+    t_cl alice;
+    int cycle, i, ok = 1, lost = 0, invented = 0, nacked = 0;
+    pid_t pid;
+    memset(acked, 0, sizeof acked);
+    memset(sent, 0, sizeof sent);
+    t_path(state, sizeof state, "crash.state");
+    if (!CHECK(t_cl_open(&alice, "alice", "crash") == 0))
+        return;
+    for (cycle = 0; cycle <= 20 && ok; cycle++) {
+        char *r;
+        t_str all;
+        size_t k;
+        pid = t_olpcidx_state(state, "crash.log", extra);
+        t_path(log, sizeof log, "crash.log");
+        if (!CHECK(t_wait_log(log, "online as", cycle + 1, 15000))) {
+            ok = 0;
+            break;
+        }
+        /* what survived: every activity, in pages of 100 */
+        memset(&all, 0, sizeof all);
+        snprintf(buf, sizeof buf, "crash%d", cycle);
+        r = t_cl_iq(&alice, buf, "get", T_Q_A "<activity/>" T_RSM
+                    "<max>100</max></set></query>");
+        if (!CHECK(r != NULL)) {
+            ok = 0;
+            break;
+        }
+        for (i = 0; i < 100; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "id='c%02d'", i);
+            if (acked[i] && !strstr(r, id))
+                lost++;
+            if (!sent[i] && strstr(r, id))
+                invented++;
+        }
+        free(r);
+        if (cycle == 20)
+            break;
+        /* five announcements, each followed by a ping, all at once */
+        for (i = cycle * 5; i < cycle * 5 + 5; i++) {
+            snprintf(buf, sizeof buf, "<properties " T_AP " activity='c%02d'>"
+                     "<property type='int' name='n'>%d</property>"
+                     "</properties>", i, i);
+            t_cl_msg(&alice, buf);
+            sent[i] = 1;
+            snprintf(buf, sizeof buf, "<iq type='get' id='ack%d' to='" T_COMP
+                     "'><ping xmlns='" OI_NS_PING "'/></iq>", i);
+            t_cl_send(&alice, buf);
+        }
+        /* wait for a random number of acknowledgements, then kill */
+        k = t_rand(&seed) % 6;
+        for (i = cycle * 5; i < cycle * 5 + (int)k; i++) {
+            snprintf(buf, sizeof buf, "id='ack%d'", i);
+            r = t_cl_wait(&alice, buf, 5000);
+            if (r && strstr(r, "type='result'")) {
+                acked[i] = 1;
+                nacked++;
+            }
+            free(r);
+        }
+        kill(pid, SIGKILL);
+        t_wait_exit(pid, 5000);
+        /* acknowledgements already on their way count too */
+        for (i = cycle * 5; i < cycle * 5 + 5; i++) {
+            snprintf(buf, sizeof buf, "id='ack%d'", i);
+            r = t_cl_wait(&alice, buf, 200);
+            if (r && strstr(r, "type='result'")) {
+                acked[i] = 1;
+                nacked++;
+            }
+            free(r);
+        }
+    }
+    if (!CHECK(ok && lost == 0 && invented == 0))
+        printf("  crash test: %d lost, %d invented\n", lost, invented);
+    printf("crash: 20 kill -9 cycles, %d of 100 announcements acknowledged "
+           "before the kill, %d lost, %d invented\n", nacked, lost, invented);
+    t_stop(pid, SIGTERM);
+    t_cl_close(&alice);
+}
+
 static void t_interop(void)
 {
     char log[256], refused[256];
@@ -4025,6 +4176,10 @@ static void t_interop(void)
     rc = t_wait_exit(comp, 5000);
     if (!CHECK(rc == 0))
         printf("  exit status %d after SIGTERM\n", rc);
+
+    /* durability, with the component name free again */
+    t_state_dir();
+    t_crash();
     t_stop(server, SIGTERM);
     t_cleanup();
 }
