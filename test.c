@@ -3988,12 +3988,12 @@ static void t_state_dir(void)
 /* kill -9 at random moments: with --sync always, every announcement the
 ** component acknowledged (a ping after it was answered) is there after
 ** the restart, and nothing that was never announced. */
-static void t_crash(void)
+static void t_crash(const char *sync, int cycles)
 {
-    static const char *const extra[] = {
-        "--sync", "always", "--max-activities", "1000", "--idle", "0", NULL
+    const char *const extra[] = {
+        "--sync", sync, "--max-activities", "1000", "--idle", "0", NULL
     };
-    char state[256], log[256], buf[256];
+    char state[256], log[256], buf[256], name[32];
     unsigned char acked[100], sent[100];
     uint32_t seed = 12345;
     t_cl alice;
@@ -4001,15 +4001,17 @@ static void t_crash(void)
     pid_t pid;
     memset(acked, 0, sizeof acked);
     memset(sent, 0, sizeof sent);
-    t_path(state, sizeof state, "crash.state");
+    snprintf(name, sizeof name, "crash-%s.state", sync);
+    t_path(state, sizeof state, name);
     if (!CHECK(t_cl_open(&alice, "alice", "crash") == 0))
         return;
-    for (cycle = 0; cycle <= 20 && ok; cycle++) {
+    for (cycle = 0; cycle <= cycles && ok; cycle++) {
         char *r;
         t_str all;
         size_t k;
-        pid = t_olpcidx_state(state, "crash.log", extra);
-        t_path(log, sizeof log, "crash.log");
+        snprintf(buf, sizeof buf, "crash-%s.log", sync);
+        pid = t_olpcidx_state(state, buf, extra);
+        t_path(log, sizeof log, buf);
         if (!CHECK(t_wait_log(log, "online as", cycle + 1, 15000))) {
             ok = 0;
             break;
@@ -4032,7 +4034,7 @@ static void t_crash(void)
                 invented++;
         }
         free(r);
-        if (cycle == 20)
+        if (cycle == cycles)
             break;
         /* five announcements, each followed by a ping, all at once */
         for (i = cycle * 5; i < cycle * 5 + 5; i++) {
@@ -4071,8 +4073,9 @@ static void t_crash(void)
     }
     if (!CHECK(ok && lost == 0 && invented == 0))
         printf("  crash test: %d lost, %d invented\n", lost, invented);
-    printf("crash: 20 kill -9 cycles, %d of 100 announcements acknowledged "
-           "before the kill, %d lost, %d invented\n", nacked, lost, invented);
+    printf("crash: --sync %s, %d kill -9 cycles, %d of %d announcements "
+           "acknowledged before the kill, %d lost, %d invented\n", sync,
+           cycles, nacked, cycles * 5, lost, invented);
     t_stop(pid, SIGTERM);
     t_cl_close(&alice);
 }
@@ -4179,7 +4182,8 @@ static void t_interop(void)
 
     /* durability, with the component name free again */
     t_state_dir();
-    t_crash();
+    t_crash("always", 20);
+    t_crash("batch", 5);    /* a crash of the process alone loses nothing */
     t_stop(server, SIGTERM);
     t_cleanup();
 }
