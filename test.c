@@ -4009,9 +4009,9 @@ static void t_crash(const char *sync, int cycles)
         char *r;
         t_str all;
         size_t k;
-        snprintf(buf, sizeof buf, "crash-%s.log", sync);
-        pid = t_olpcidx_state(state, buf, extra);
-        t_path(log, sizeof log, buf);
+        snprintf(name, sizeof name, "crash-%s.log", sync);
+        pid = t_olpcidx_state(state, name, extra);
+        t_path(log, sizeof log, name);
         if (!CHECK(t_wait_log(log, "online as", cycle + 1, 15000))) {
             ok = 0;
             break;
