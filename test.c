@@ -2615,6 +2615,27 @@ static void t_persist(void)
     free(got);
     CHECK(strstr(want, "act a3") == NULL);      /* d went offline: closed */
 
+    /* after a restart every participant is pinged before it is trusted,
+    ** at the full JID it last used, even with idle pings off */
+    {
+        t_core r;
+        olpcidx_config c;
+        int w;
+        memset(&r, 0, sizeof r);
+        t_core_config(&c, &r);
+        c.idle = 0;
+        CHECK(olpcidx_new(&r.x, &c) == 0);
+        CHECK(olpcidx_restore(r.x, NULL, 0, st.journal.p, st.journal.n,
+                              &ok) == 0);
+        CHECK(olpcidx_connect(r.x, 5000) == 0);
+        CHECK(olpcidx_feed(r.x, T_HDR, strlen(T_HDR)) == 0);
+        CHECK(olpcidx_tick(r.x, 6000, &w) == 0);
+        t_core_drain(&r);
+        CHECK(t_count(r.out.p, "id='idle'") == 3);
+        CHECK(strstr(r.out.p, "to='a@jabber.test/xo' id='idle'") != NULL);
+        t_core_done(&r);
+    }
+
     /* a snapshot, then more journal: both together */
     CHECK(oi_snapshot(t.x) == 0 && st.snapshots == 1 && st.journal.n == 0);
     t_send(&t, 2, "<message from='e@jabber.test/xo'" T_TO "><activity xmlns='"
@@ -3975,6 +3996,31 @@ static void t_state_dir(void)
     if (!CHECK(rc == 2 && t_file_has(log, "in use by another olpcidx")))
         printf("  second daemon on one state: status %d\n", rc);
     t_stop(a, SIGTERM);
+    /* a damaged snapshot is moved aside, a torn journal tail cut off */
+    {
+        char file[300];
+        size_t n0, n1;
+        char *j;
+        FILE *f;
+        snprintf(file, sizeof file, "%s/snapshot", state);
+        t_writefile(file, "OLPCIDX1 this is not a snapshot", 31);
+        snprintf(file, sizeof file, "%s/journal", state);
+        j = t_readfile(file, &n0);
+        free(j);
+        if ((f = fopen(file, "ab")) != NULL) {
+            fwrite("\0\0\0\x20torn", 1, 8, f);     /* a torn record */
+            fclose(f);
+        }
+        a = t_olpcidx_state(state, "state5.log", NULL);
+        t_path(log, sizeof log, "state5.log");
+        CHECK(t_wait_log(log, "online as", 1, 10000));
+        CHECK(t_file_has(log, "is damaged and was not used; moved aside"));
+        CHECK(t_file_has(log, "journal: 8 bytes after record"));
+        j = t_readfile(file, &n1);
+        CHECK(j != NULL && n1 == n0);
+        free(j);
+        t_stop(a, SIGTERM);
+    }
     b = t_olpcidx_state("/proc/olpcidx-state", "state3.log", NULL);
     rc = t_wait_exit(b, 5000);
     t_path(log, sizeof log, "state3.log");
