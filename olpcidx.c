@@ -4,10 +4,12 @@
 ** Copyright (c) 2026 the olpcidx authors.  MIT licence, see LICENSE.
 **
 ** olpcidx is an XMPP server component (XEP-0114).  Laptops running Sugar
-** ask it which activities and buddies exist; it answers and tells them
-** when what they looked at changes.  This file is the whole program: the
-** library (everything above section 10) and, when compiled with
-** -DOLPCIDX_MAIN, the daemon around it (section 10).
+** tell it what they share and ask it which activities and buddies exist;
+** it answers with paged result sets (XEP-0059) and tells them when what
+** they looked at changes.  What they announced is journaled through an
+** embedder-supplied storage, so that it survives crashes.  This file is
+** the whole program: the library (sections 1 to 11) and, when compiled
+** with -DOLPCIDX_MAIN, the daemon around it (section 12).
 **
 ** Invariants the library keeps:
 **   - no I/O and no clock: bytes in (olpcidx_feed), bytes out
@@ -3426,14 +3428,17 @@ static const oi_xml_handler oi_stream_handler = {
 /* ==== 10. Stanza handlers ============================================ */
 
 /*
-** What the component answers (PROTOCOL.md sections 1, 6 and 8):
+** What the component answers (PROTOCOL.md sections 1, 3-6 and 8):
 **   disco#info   identity collaboration/gadget with a name, and features
 **                (XEP-0030); a node we do not know: item-not-found;
 **   disco#items  empty;
 **   version      XEP-0092;  ping  XEP-0199;
+**   the seed's activity and buddy queries, with XEP-0059 paging;
 **   any other iq get/set: service-unavailable (RFC 6120 8.4);
-**   iq result/error: nothing, ever.
-** Every reply is from the bare component JID, to the sender, with its id.
+**   iq result/error: nothing, ever (but they are signs of life).
+** Messages carry announcements, <close/> and bounces; presence tells who
+** is online.  Every reply is from the bare component JID, to the sender,
+** with its id.
 */
 static const char *const oi_features[] = {
     OI_NS_BUDDY, OI_NS_ACT, OI_NS_RSM, OI_NS_DINFO, OI_NS_PING, OI_NS_VERSION
@@ -4684,7 +4689,9 @@ static int oi_check_limits(const olpcidx_config *c)
         || c->max_attrs < 1 || c->max_attrs > 4096
         || c->max_name < 8 || c->max_name > 4096
         || c->max_output < 4096
-        || c->max_props < 1 || c->max_value < 1 || c->max_activities < 1
+        || c->max_props < 1 || c->max_props > 0xFFFF      /* the record */
+        || c->max_value < 1 || c->max_value > 0xFFFF      /* format's u16 */
+        || c->max_activities < 1
         || c->max_page < 1 || c->rate_burst < 1 || c->rate_burst > 1000000
         || c->rate_per_sec < 1 || c->rate_per_sec > 1000000
         || c->idle > 86400)
