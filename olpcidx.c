@@ -4242,7 +4242,8 @@ static const char *oi_reply_page(olpcidx *x, oi_str to, const oi_str *id,
     }
     if ((size_t)max > x->cfg.max_page)
         max = (long)x->cfg.max_page;
-    qsort(v, n, sizeof *v, oi_item_cmp);
+    if (n > 1)
+        qsort(v, n, sizeof *v, oi_item_cmp);
     if (index >= 0) {
         start = (size_t)index < n ? (size_t)index : n;
     } else if (after) {
