@@ -1394,7 +1394,8 @@ static int oi_xml_deref(oi_xml *x, char out[4])
                                : "empty reference");
     if (r.p[1] == 'x') {
         if (r.n < 3)
-            return oi_xml_fail(x, OLPCIDX_EXML, "malformed character reference");
+            return oi_xml_fail(x, OLPCIDX_EXML,
+                               "malformed character reference");
         for (i = 2; i < r.n; i++) {
             int c = (unsigned char)r.p[i], d;
             if (c >= '0' && c <= '9')
@@ -2824,7 +2825,7 @@ static void oi_index_free(olpcidx *x)
 ** (integers big-endian; a string is u16 length and bytes; a property set
 ** is u16 count and, per property, u8 type, name, value):
 **     BUDDY  jid, properties, current activity id, room
-**     ACT    id, room, properties, full JID of the announcer
+**     ACT    id, room, properties
 **     JOIN   id, bare JID, full JID            LEAVE  id, bare JID
 ** The journal is such records appended one per change, written through
 ** the embedder's storage (olpcidx_storage) before the notifications the
@@ -2945,7 +2946,7 @@ static void oi_rec_buddy(olpcidx *x, const oi_buddy *b)
     oi_rec_end(x);
 }
 
-static void oi_rec_act(olpcidx *x, const oi_act *a, oi_str by)
+static void oi_rec_act(olpcidx *x, const oi_act *a)
 {
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
@@ -2953,7 +2954,6 @@ static void oi_rec_act(olpcidx *x, const oi_act *a, oi_str by)
     oi_rec_str(x, a->it.uid);
     oi_rec_str(x, a->room);
     oi_rec_props(x, &a->it.props);
-    oi_rec_str(x, by);
     oi_rec_end(x);
 }
 
@@ -3023,7 +3023,7 @@ static int oi_snapshot(olpcidx *x)
     i = 0;
     while ((p = oi_map_next(&x->acts, &i)) != NULL) {
         const oi_act *a = (const oi_act *)p;
-        oi_rec_act(x, a, OI_LIT(""));
+        oi_rec_act(x, a);
         count++;
         for (j = 0; j < a->parts.n; j++, count++)
             oi_rec_member(x, OI_REC_JOIN, a, (const oi_buddy *)a->parts.v[j]);
@@ -3158,11 +3158,10 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
         id = oi_rd_str(r);
         room = oi_rd_str(r);
         oi_rd_props(x, r, &ps);
-        full = oi_rd_str(r);
-        (void)full;
         if (r->bad || id.n == 0)
             return 1;
-        if (!(a = oi_act_find(x, id, OI_LIT(""))) && !(a = oi_act_new(x, id, room)))
+        if (!(a = oi_act_find(x, id, OI_LIT("")))
+            && !(a = oi_act_new(x, id, room)))
             return OLPCIDX_ENOMEM;
         if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, &ps))
             return OLPCIDX_ENOMEM;
@@ -3185,7 +3184,8 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
         }
         if (!a && !(a = oi_act_new(x, id, OI_LIT(""))))
             return OLPCIDX_ENOMEM;
-        if (!(b = oi_buddy_get(x, jid, 1)) || oi_join(x, a, b) == OLPCIDX_ENOMEM)
+        if (!(b = oi_buddy_get(x, jid, 1))
+            || oi_join(x, a, b) == OLPCIDX_ENOMEM)
             return OLPCIDX_ENOMEM;
         if (full.n && full.n < sizeof b->last) {
             memcpy(b->last, full.p, full.n);
@@ -3900,7 +3900,7 @@ static const char *oi_ann_act_props(olpcidx *x, oi_str bare,
         oi_buddy_trim(x, b);
         return "resource-constraint";
     }
-    oi_rec_act(x, a, x->cause);
+    oi_rec_act(x, a);
     if (created) {
         oi_seen(x, x->cause);           /* the JOIN record names it */
         oi_rec_member(x, OI_REC_JOIN, a, b);
@@ -3969,7 +3969,7 @@ static const char *oi_ann_member(olpcidx *x, oi_str bare, const oi_node *n,
     if (fresh) {
         oi_seen(x, x->cause);           /* the JOIN record names it */
         if (a->parts.n == 1)            /* created by this join */
-            oi_rec_act(x, a, x->cause);
+            oi_rec_act(x, a);
         oi_rec_member(x, OI_REC_JOIN, a, b);
         oi_journal(x);
     }

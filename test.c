@@ -8,8 +8,9 @@
 **   OLPCIDX_TEST_OFFLINE=1    offline tests only (no server, no sockets):
 **                             how it runs under emulators
 **   ./olpcidx-test demo       the scene of `make demo`
-**   OLPCIDX_FIXTURE_WRITE=1   (re)writes the fixtures' .out files from the current
-**                             behaviour; review the diff before committing
+**   OLPCIDX_FIXTURE_WRITE=1   (re)writes the fixtures' .out files from
+**                             the current behaviour; review the diff
+**                             before committing
 **
 ** Offline: SHA-1 and handshake vectors; every fixtures/xml-*.xml through
 ** the tokenizer and every fixtures/core-*.xml through the whole component,
@@ -287,7 +288,8 @@ static void t_sha1(void)
     static const struct { const char *id, *secret, *hex; } hs[] = {
         {"3BF96D32", "secret", "b09ea9b3b7f586be8a08d0a3dd7466f110aeb136"},
         {"3BF96D32", "s3cr&t", "c9a476d217f509268437833b50014156dc57c382"},
-        {"4e2a1c9f", "gadgetsecret", "daa64c2f51bf63b93d9b4c807d7a256c67054c21"},
+        {"4e2a1c9f", "gadgetsecret",
+         "daa64c2f51bf63b93d9b4c807d7a256c67054c21"},
         {"", "secret", "e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4"}
     };
     char hex[41], a[1001];
@@ -3555,11 +3557,11 @@ static int t_have_prosody(void)
 {
     if (system("command -v prosody >/dev/null 2>&1") == 0)
         return 1;
-    printf("FAIL ============================================================\n"
+    printf("FAIL ======================================================\n"
            "FAIL Prosody is not installed: the interop tests cannot run.\n"
            "FAIL Install it (apt-get install prosody) or run the offline\n"
            "FAIL tests alone with OLPCIDX_TEST_OFFLINE=1.\n"
-           "FAIL ============================================================\n");
+           "FAIL ======================================================\n");
     t_failed++;
     return 0;
 }
@@ -4899,8 +4901,9 @@ static int bench_restore(double *ms, double *per_ann)
     for (i = 0; i < 100000 && rc == 0; i++) {
         snprintf(buf, sizeof buf, "<message from='u%lu@jabber.test/xo' to='"
                  BENCH_JID "'><properties xmlns='" OI_NS_BPROPS "'><property "
-                 "type='str' name='nick'>Kid %lu</property><property type='str' "
-                 "name='color'>#005FE4,#00A0FF</property></properties>"
+                 "type='str' name='nick'>Kid %lu</property><property "
+                 "type='str' name='color'>#005FE4,#00A0FF</property>"
+                 "</properties>"
                  "</message>", (unsigned long)i, (unsigned long)i);
         rc |= olpcidx_feed(x, buf, strlen(buf));
         nann++;
