@@ -129,7 +129,7 @@ enum {
     OI_CC_WS    = 0x01,         /* space, tab, CR, LF */
     OI_CC_NSTART = 0x02,        /* may start a name (ASCII part) */
     OI_CC_NAME  = 0x04,         /* may continue a name (ASCII part) */
-    OI_CC_TSTOP = 0x08,         /* ends a text run: < & CR ctl >=0x80 */
+    OI_CC_TSTOP = 0x08,         /* ends a text run: < & CR ] ctl >=0x80 */
     OI_CC_ASTOP = 0x10,         /* ends an attribute run: < & ' " ws ctl */
     OI_CC_HIGH  = 0x20,         /* byte >= 0x80: part of a UTF-8 sequence */
     OI_CC_NSTOP = 0x40          /* ends a name run: not [A-Za-z0-9._:-] */
@@ -151,7 +151,7 @@ static void oi_cc_init(void)
             k |= OI_CC_NSTART | OI_CC_NAME;
         if ((c >= '0' && c <= '9') || c == '-' || c == '.')
             k |= OI_CC_NAME;
-        if (c == '<' || c == '&' || c == '\r' || c >= 0x80
+        if (c == '<' || c == '&' || c == '\r' || c == ']' || c >= 0x80
             || (c < 0x20 && c != '\t' && c != '\n'))
             k |= OI_CC_TSTOP;
         if (c == '<' || c == '&' || c == '\'' || c == '"' || c >= 0x80
@@ -1110,6 +1110,7 @@ typedef struct oi_xml {
     oi_u8 u8;
     char quote;                 /* quote that ends the attribute value */
     unsigned char seq;          /* progress through a fixed keyword */
+    unsigned brackets;          /* ']' just before, in text */
     char ref[12];               /* reference name without & and ; */
     size_t nref;
     size_t name_start;          /* offset in tag of the name being read */
@@ -1167,6 +1168,7 @@ static void oi_xml_reset(oi_xml *x)
     x->tag.n = x->recs.n = x->stack.n = x->stackoff.n = 0;
     x->binds.n = x->nsstr.n = x->attrs.n = 0;
     x->nref = 0;
+    x->brackets = 0;
 }
 
 static void oi_xml_release(oi_xml *x)
@@ -1538,9 +1540,24 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 p++;
             x->seq = 0;
             s = p;
-            p = oi_xml_run(&x->u8, p, end, OI_CC_TSTOP, &bad);
-            if (bad)
-                OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
+            /* "]]>" may not stand in text (XML 1.0 2.4): x->brackets
+            ** counts the ']' just before p, across feeds too. */
+            for (;;) {
+                if (p < end && *p != ']') {
+                    if (*p == '>' && x->brackets >= 2)
+                        OI_FAIL(OLPCIDX_EXML, "']]>' in text");
+                    x->brackets = 0;
+                }
+                p = oi_xml_run(&x->u8, p, end, OI_CC_TSTOP, &bad);
+                if (bad)
+                    OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
+                if (p < end && *p != ']')
+                    x->brackets = 0;    /* the run had other bytes */
+                if (p == end || *p != ']')
+                    break;
+                for (; p < end && *p == ']'; p++)
+                    x->brackets++;
+            }
             OI_POS();
             OI_TRY(oi_xml_text(x, s, (size_t)(p - s)));
             if (p == end)
