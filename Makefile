@@ -75,7 +75,7 @@ demo: olpcidx olpcidx-test
 	./olpcidx-test demo
 
 sanitize: $(SRC) test.c
-	$(CC) $(STD) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	$(CC) $(STD) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined,pointer-overflow \
 	  -fno-sanitize-recover=all -o olpcidx-test-asan test.c
 	OLPCIDX_TEST_OFFLINE=1 ./olpcidx-test-asan
 

@@ -2135,8 +2135,10 @@ static void oi_outz(olpcidx *x, const char *z)
 ** receiver's normalisation (XML 1.0 2.11, 3.3.3) gives back the same. */
 static void oi_out_esc(olpcidx *x, oi_str v, int attr)
 {
-    const char *p = v.p, *s = p, *e = p + v.n, *r;
-    for (; p < e; p++) {
+    const char *p = v.p, *s = p, *e, *r;
+    if (v.n == 0)
+        return;
+    for (e = p + v.n; p < e; p++) {
         switch (*p) {
         case '<':  r = "&lt;"; break;
         case '>':  r = "&gt;"; break;
@@ -4274,8 +4276,8 @@ static const char *oi_reply_page(olpcidx *x, oi_str to, const oi_str *id,
     /* The page becomes the client's current result set (PROTOCOL.md 3). */
     if (!(cl = oi_client_get(x, to, 1)))
         return "resource-constraint";
-    if (oi_rs_set(x, cl, buddies ? OI_RS_BUDDY : OI_RS_ACT, v + start,
-                  end - start) != OLPCIDX_OK) {
+    if (oi_rs_set(x, cl, buddies ? OI_RS_BUDDY : OI_RS_ACT,
+                  end > start ? v + start : NULL, end - start) != OLPCIDX_OK) {
         oi_client_trim(x, cl);
         return "resource-constraint";
     }
