@@ -1507,11 +1507,6 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 #define OI_FAIL(code, msg) do { OI_POS(); return oi_xml_fail(x, code, msg); \
                               } while (0)
 #define OI_TRY(expr) do { if ((rc = (expr)) != 0) return rc; } while (0)
-/* Validates the rest of an open UTF-8 sequence, as far as the input goes. */
-#define OI_U8_FINISH() do { while (x->u8.need && p < end) {               \
-        if (oi_u8_step(&x->u8, *p) < 0) OI_FAIL(OLPCIDX_EXML,              \
-                                                "invalid UTF-8");          \
-        p++; } } while (0)
 
     if (x->err)
         return x->err;
@@ -1654,7 +1649,6 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 
         case OI_XS_CDATA:               /* seq: ']' seen, at most 2 held */
             s = p;
-            OI_U8_FINISH();
             while (p < end) {
                 c = *p;
                 if (c == ']') {
@@ -1667,28 +1661,26 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                     s = ++p;
                     continue;
                 }
-                if (c == '>' && x->seq == 2) {
-                    p++;
-                    x->seq = 0;
-                    x->state = OI_XS_TEXT;
-                    s = p;
-                    break;
-                }
                 if (x->seq) {
+                    if (c == '>' && x->seq == 2) {
+                        p++;
+                        x->seq = 0;
+                        x->state = OI_XS_TEXT;
+                        s = p;
+                        break;
+                    }
                     OI_TRY(oi_xml_text(x, "]]", x->seq));
                     x->seq = 0;
                 }
-                if (c >= 0x80) {
-                    do {
-                        if (oi_u8_step(&x->u8, *p) < 0)
-                            OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
-                        p++;
-                    } while (x->u8.need && p < end);
-                    continue;
+                /* the text stops are plain here but for controls */
+                p = oi_xml_run(&x->u8, p, end, OI_CC_TSTOP, &bad);
+                if (bad)
+                    OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
+                if (p < end && *p != ']') {
+                    if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
+                        OI_FAIL(OLPCIDX_EXML, "control character in CDATA");
+                    p++;
                 }
-                if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-                    OI_FAIL(OLPCIDX_EXML, "control character in CDATA");
-                p++;
             }
             OI_POS();
             if (x->state == OI_XS_CDATA)
@@ -1888,7 +1880,6 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 #undef OI_POS
 #undef OI_FAIL
 #undef OI_TRY
-#undef OI_U8_FINISH
 }
 
 /* ==== 7. Stanzas: the handle, tree assembly, output ================== */
@@ -3079,9 +3070,9 @@ static void oi_persist_tick(olpcidx *x)
         return;
     }
     if (x->junsynced) {
-        if (st->sync(st->ud) == 0)
+        if (st->sync(st->ud) == 0) {
             x->junsynced = 0;
-        else if (!x->jbehind) {
+        } else {
             oi_log(x, OLPCIDX_LOG_ERROR, "cannot sync the journal; serving "
                    "from memory, retrying every second");
             x->jbehind = 1;
