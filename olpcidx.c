@@ -8,8 +8,11 @@
 ** it answers with paged result sets (XEP-0059) and tells them when what
 ** they looked at changes.  What they announced is journaled through an
 ** embedder-supplied storage, so that it survives crashes.  This file is
-** the whole program: the library (sections 1 to 11) and, when compiled
-** with -DOLPCIDX_MAIN, the daemon around it (section 12).
+** the whole program: the library (sections 1 to 16) and, when compiled
+** with -DOLPCIDX_MAIN, the daemon around it (section 17).
+**
+** "PROTOCOL.md N" below is section N of contrib/PROTOCOL.md, the
+** protocol as olpcidx speaks it.
 **
 ** Invariants the library keeps:
 **   - no I/O and no clock: bytes in (olpcidx_feed), bytes out
@@ -18,20 +21,34 @@
 **     counted against the memory cap; a failed allocation leaves every
 **     structure as it was;
 **   - the XML tokenizer is resumable after any byte;
-**   - every limit is configurable and enforced where its counter grows;
+**   - every limit is configurable (OLPCIDX_LIMITS) and enforced where its
+**     counter grows;
 **   - a stream-level failure ends the stream with a sticky code; the
 **     handle itself stays valid and keeps its state for the next stream.
 **
+** How a stanza travels: the tokenizer (6) turns bytes into events, the
+** stream (12) assembles them into a tree (7) and hands each stanza to
+** the dispatcher (15), which finds its route in the tables of the
+** handlers common to both dialects (13) and of the seed dialect (14).
+** A handler parses, then calls a change (11); a change updates the index
+** (8), journals it (10) and raises an event (9), which each watcher --
+** a seed result set, a Gadget view -- renders in its own dialect.
+**
 ** Sections, each using only what is above it:
-**   1. Configuration and includes    7. Stanzas: handle, tree, output
-**   2. Small utilities, UTF-8        8. The index: buddies, activities
-**   3. SHA-1                         9. Stream and XEP-0114 handshake
-**   4. Memory: cap, buffers, arena  10. Stanza handlers, queries, RSM
-**   5. Hashing, maps, properties    11. Public API
-**   6. XML tokenizer                12. Daemon (OLPCIDX_MAIN)
+**   1. Configuration and includes        10. Persistence: journal, snapshot
+**   2. Small utilities, UTF-8            11. Changes: what intake may do
+**   3. SHA-1                             12. Stream and XEP-0114 handshake
+**   4. Memory: cap, buffers, arena       13. Handlers common to both
+**   5. Hashing, maps, property values        dialects: routes, disco,
+**   6. XML tokenizer                         access, liveness
+**   7. Stanzas: the handle, tree,        14. The seed dialect
+**      errors, output                    15. Dispatch: stanzas to routes
+**   8. The index: buddies, activities    16. Public API
+**   9. Watchers and events               17. Daemon (OLPCIDX_MAIN)
 **
 ** Compile-time options:
 **   OLPCIDX_MAIN      also compile the daemon and main()
+**   OLPCIDX_DEBUG     OI_NEVER() conditions abort instead of recovering
 */
 
 /* ==== 1. Configuration and includes ================================== */
@@ -44,31 +61,29 @@
 
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>             /* offsetof */
 #include <stdio.h>              /* vsnprintf, for log lines only */
 #include <stdlib.h>             /* realloc, free: the default allocator */
 #include <string.h>
+#ifdef OLPCIDX_DEBUG
+#include <assert.h>
+#endif
 
-/* Defaults of PROTOCOL.md section 8. */
-#define OI_DEF_MAX_STANZA   (64u * 1024)
-#define OI_DEF_MAX_DEPTH    32
-#define OI_DEF_MAX_ATTRS    64
-#define OI_DEF_MAX_NAME     256
-#define OI_DEF_MAX_OUTPUT   (4u * 1024 * 1024)
-#define OI_DEF_MAX_PROPS    64      /* properties per item */
-#define OI_DEF_MAX_VALUE    4096    /* bytes of a property value */
-#define OI_DEF_MAX_ACTS     32      /* activities per buddy */
-#define OI_DEF_MAX_PAGE     100     /* items per result page */
-#define OI_DEF_RATE_BURST   100     /* stanzas per full JID at once */
-#define OI_DEF_RATE         50      /* and per second sustained */
-#define OI_DEF_IDLE         300     /* seconds before pinging a participant */
+/* The default of each limit as OI_DEF_<field> (OLPCIDX_LIMITS). */
+enum {
+#define OI_DEF_(field, opt, def, lo, hi, unit, help) OI_DEF_##field = (def),
+    OLPCIDX_LIMITS(OI_DEF_)
+#undef OI_DEF_
+    OI_DEF_END_
+};
 
-/* Timers of PROTOCOL.md section 1, in milliseconds. */
+/* Timers of PROTOCOL.md 1.4 and 5.2, in milliseconds. */
 #define OI_KEEPALIVE_MS     60000u  /* whitespace after outbound silence */
 #define OI_READ_TIMEOUT_MS  (3 * OI_KEEPALIVE_MS)
 #define OI_HANDSHAKE_MS     30000u  /* stream open to <handshake/> */
-#define OI_PING_TIMEOUT_MS  30000u  /* idle participant's ping (PROTOCOL 5) */
+#define OI_PING_TIMEOUT_MS  30000u  /* idle participant's ping */
 
-/* Namespaces. */
+/* Namespaces (PROTOCOL.md appendix A). */
 #define OI_NS_ACCEPT  "jabber:component:accept"
 #define OI_NS_STREAM  "http://etherx.jabber.org/streams"
 #define OI_NS_XSTREAM "urn:ietf:params:xml:ns:xmpp-streams"
@@ -79,6 +94,7 @@
 #define OI_NS_VERSION "jabber:iq:version"
 #define OI_NS_PING    "urn:xmpp:ping"
 #define OI_NS_RSM     "http://jabber.org/protocol/rsm"
+#define OI_NS_AMP     "http://jabber.org/protocol/amp"
 #define OI_NS_BUDDY   "http://laptop.org/xmpp/buddy"
 #define OI_NS_ACT     "http://laptop.org/xmpp/activity"
 #define OI_NS_BPROPS  "http://laptop.org/xmpp/buddy-properties"
@@ -86,10 +102,15 @@
 #define OI_NS_CURACT  "http://laptop.org/xmpp/current-activity"
 
 /* "Cannot happen, but do not take the daemon down if it does" (SQLite's
-** ALWAYS/NEVER): the condition is still tested in release builds. */
+** NEVER): in release builds the condition is still tested and the caller
+** recovers; built with OLPCIDX_DEBUG, a true condition aborts. */
+#ifdef OLPCIDX_DEBUG
+#define OI_NEVER(c) ((c) ? (assert(!#c), 1) : 0)
+#else
 #define OI_NEVER(c) (c)
+#endif
 
-/* ==== 2. Small utilities, UTF-8 ====================================== */
+/* ==== 2. Small utilities, UTF-8, JIDs ================================ */
 
 /* A span of bytes, not NUL-terminated, borrowed from its owner. */
 typedef struct oi_str {
@@ -236,6 +257,23 @@ static size_t oi_u8_put(char *out, unsigned long c)
     return 4;
 }
 
+/* The bare JID of a full one: everything before the first '/' (RFC 7622
+** 3.1). */
+static oi_str oi_bare(oi_str jid)
+{
+    const char *slash = (const char *)memchr(jid.p, '/', jid.n);
+    return slash ? oi_mkstr(jid.p, (size_t)(slash - jid.p)) : jid;
+}
+
+/* The domain part of a JID (RFC 7622 3.2): after the '@' of the bare
+** JID, or all of it. */
+static oi_str oi_domain(oi_str jid)
+{
+    oi_str bare = oi_bare(jid);
+    const char *at = (const char *)memchr(bare.p, '@', bare.n);
+    return at ? oi_mkstr(at + 1, bare.n - (size_t)(at + 1 - bare.p)) : bare;
+}
+
 /* ==== 3. SHA-1 (FIPS 180-4), for the XEP-0114 handshake =============== */
 
 typedef struct oi_sha1 {
@@ -354,7 +392,6 @@ typedef struct oi_mem {
     olpcidx_alloc alloc;
     void *ud;
     size_t used;                /* bytes currently allocated */
-    size_t peak;                /* largest value of used */
     size_t limit;               /* 0: no cap */
 } oi_mem;
 
@@ -388,8 +425,6 @@ static void *oi_realloc(oi_mem *m, void *p, size_t osize, size_t nsize)
     if (!q)
         return NULL;
     m->used = m->used - (p ? osize : 0) + nsize;
-    if (m->used > m->peak)
-        m->peak = m->used;
     return q;
 }
 
@@ -846,7 +881,7 @@ static void oi_map_free(oi_mem *mem, oi_map *m)
 }
 
 /*
-** Property values (PROTOCOL.md section 2): <property type='T' name='N'>
+** Property values (PROTOCOL.md 2.1): <property type='T' name='N'>
 ** carries a value of one of five types, stored in one canonical text
 ** form per type so that equal values compare equal byte for byte:
 **   str    the text exactly as given;
@@ -1014,7 +1049,6 @@ static long oi_prop_canon(int t, oi_str v, char *out)
     }
     return -1;
 }
-
 /* ==== 6. XML tokenizer =============================================== */
 
 /*
@@ -1109,7 +1143,11 @@ typedef struct oi_xml {
     int seen_root;
     oi_u8 u8;
     char quote;                 /* quote that ends the attribute value */
-    unsigned char seq;          /* progress through a fixed keyword */
+    unsigned char kw;           /* progress through a keyword after '<!'
+                                ** ("[CDATA[") or '<?' ("xml" and its
+                                ** declaration) */
+    unsigned char cr;           /* the last feed ended on a CR: its LF is
+                                ** not another line end */
     unsigned brackets;          /* ']' just before, in text */
     char ref[12];               /* reference name without & and ; */
     size_t nref;
@@ -1150,8 +1188,8 @@ static void oi_xml_init(oi_xml *x, oi_mem *m, const oi_xml_handler *h,
     x->m = m;
     x->h = h;
     x->ud = ud;
-    oi_xml_limits(x, OI_DEF_MAX_DEPTH, OI_DEF_MAX_ATTRS, OI_DEF_MAX_NAME,
-                  OI_DEF_MAX_STANZA);
+    oi_xml_limits(x, OI_DEF_max_depth, OI_DEF_max_attrs, OI_DEF_max_name,
+                  OI_DEF_max_stanza);
 }
 
 /* Forgets the stream (keeps allocations and limits) for a new one. */
@@ -1169,6 +1207,7 @@ static void oi_xml_reset(oi_xml *x)
     x->binds.n = x->nsstr.n = x->attrs.n = 0;
     x->nref = 0;
     x->brackets = 0;
+    x->kw = x->cr = 0;
 }
 
 static void oi_xml_release(oi_xml *x)
@@ -1531,9 +1570,9 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             break;
 
         case OI_XS_TEXT:
-            if (x->seq && *p == '\n')   /* LF of a CR LF split by a feed */
+            if (x->cr && *p == '\n')   /* LF of a CR LF split by a feed */
                 p++;
-            x->seq = 0;
+            x->cr = 0;
             s = p;
             /* "]]>" may not stand in text (XML 1.0 2.4): x->brackets
             ** counts the ']' just before p, across feeds too. */
@@ -1569,7 +1608,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 if (p < end && *p == '\n')
                     p++;
                 else if (p == end)
-                    x->seq = 1;
+                    x->cr = 1;
             } else {
                 OI_FAIL(OLPCIDX_EXML, "control character in text");
             }
@@ -1586,7 +1625,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                     OI_TRY(oi_xml_text(x, dec, (size_t)rc));
                 } else {
                     OI_TRY(oi_xml_tagadd(x, dec, (size_t)rc));
-                    x->seq = 0;
+                    x->cr = 0;
                 }
             } else if (x->nref < sizeof x->ref - 1 && c != ':'
                        && ((oi_cc[c] & OI_CC_NAME) || (c == '#' && !x->nref))) {
@@ -1608,7 +1647,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             } else if (c == '!') {
                 p++;
                 x->state = OI_XS_BANG;
-                x->seq = 0;
+                x->kw = 0;
             } else if (c == '?') {
                 /* Only the XML declaration, and only as the first bytes
                 ** of the stream (XML 1.0 section 2.8, RFC 6120 11.1). */
@@ -1616,7 +1655,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                     OI_FAIL(OLPCIDX_ERESTRICTED, "processing instruction");
                 p++;
                 x->state = OI_XS_PI;
-                x->seq = 0;
+                x->kw = 0;
             } else if ((oi_cc[c] & OI_CC_NSTART) || c >= 0x80) {
                 if (x->depth <= 1) {    /* a stanza, or the root tag */
                     x->in_stanza = 1;
@@ -1631,46 +1670,46 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             }
             break;
 
-        case OI_XS_BANG:                /* seq: bytes of "[CDATA[" seen */
+        case OI_XS_BANG:                /* kw: bytes of "[CDATA[" seen */
             c = *p++;
-            if (x->seq == 0 && c == '-')
+            if (x->kw == 0 && c == '-')
                 OI_FAIL(OLPCIDX_ERESTRICTED, "comment");
-            if (x->seq == 0 && c == 'D')
+            if (x->kw == 0 && c == 'D')
                 OI_FAIL(OLPCIDX_ERESTRICTED, "document type declaration");
-            if (c != (unsigned char)"[CDATA["[x->seq])
+            if (c != (unsigned char)"[CDATA["[x->kw])
                 OI_FAIL(OLPCIDX_EXML, "malformed markup after '<!'");
-            if (++x->seq == 7) {
+            if (++x->kw == 7) {
                 if (x->depth == 0)
                     OI_FAIL(OLPCIDX_EXML, "CDATA outside the root element");
                 x->state = OI_XS_CDATA;
-                x->seq = 0;
+                x->brackets = 0;
             }
             break;
 
-        case OI_XS_CDATA:               /* seq: ']' seen, at most 2 held */
+        case OI_XS_CDATA:               /* brackets: ']' held, at most 2 */
             s = p;
             while (p < end) {
                 c = *p;
                 if (c == ']') {
                     OI_POS();
                     OI_TRY(oi_xml_text(x, s, (size_t)(p - s)));
-                    if (x->seq == 2)
+                    if (x->brackets == 2)
                         OI_TRY(oi_xml_text(x, "]", 1));
                     else
-                        x->seq++;
+                        x->brackets++;
                     s = ++p;
                     continue;
                 }
-                if (x->seq) {
-                    if (c == '>' && x->seq == 2) {
+                if (x->brackets) {
+                    if (c == '>' && x->brackets == 2) {
                         p++;
-                        x->seq = 0;
+                        x->brackets = 0;
                         x->state = OI_XS_TEXT;
                         s = p;
                         break;
                     }
-                    OI_TRY(oi_xml_text(x, "]]", x->seq));
-                    x->seq = 0;
+                    OI_TRY(oi_xml_text(x, "]]", x->brackets));
+                    x->brackets = 0;
                 }
                 /* the text stops are plain here but for controls */
                 p = oi_xml_run(&x->u8, p, end, OI_CC_TSTOP, &bad);
@@ -1687,24 +1726,24 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 OI_TRY(oi_xml_text(x, s, (size_t)(p - s)));
             break;
 
-        case OI_XS_PI:  /* seq: 0-2 "xml", 3 needs space, 4 body, 5 '?' */
+        case OI_XS_PI:  /* kw: 0-2 "xml", 3 needs space, 4 body, 5 '?' */
             c = *p++;
-            if (x->seq < 3) {
-                if (c != (unsigned char)"xml"[x->seq])
+            if (x->kw < 3) {
+                if (c != (unsigned char)"xml"[x->kw])
                     OI_FAIL(OLPCIDX_ERESTRICTED, "processing instruction");
-                x->seq++;
-            } else if (x->seq == 3) {
+                x->kw++;
+            } else if (x->kw == 3) {
                 if (!(oi_cc[c] & OI_CC_WS))
                     OI_FAIL(OLPCIDX_ERESTRICTED, "processing instruction");
-                x->seq = 4;
-            } else if (c == '>' && x->seq == 5) {
+                x->kw = 4;
+            } else if (c == '>' && x->kw == 5) {
                 x->state = OI_XS_PROLOG;
             } else if (c < 0x20 && !(oi_cc[c] & OI_CC_WS)) {
                 OI_FAIL(OLPCIDX_EXML, "control character in declaration");
             } else if (c >= 0x80) {
                 OI_FAIL(OLPCIDX_EXML, "non-ASCII byte in XML declaration");
             } else {
-                x->seq = c == '?' ? 5 : 4;
+                x->kw = c == '?' ? 5 : 4;
             }
             break;
 
@@ -1760,7 +1799,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 OI_POS();
                 OI_TRY(oi_xml_start(x, 0));
                 x->state = OI_XS_TEXT;
-                x->seq = 0;
+                x->cr = 0;
             } else if (c == '/') {
                 p++;
                 x->state = OI_XS_EMPTY;
@@ -1789,7 +1828,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 rec->voff = x->tag.n;
                 x->quote = (char)c;
                 x->state = OI_XS_AVAL;
-                x->seq = 0;
+                x->cr = 0;
             } else {
                 p--;
                 OI_FAIL(OLPCIDX_EXML, x->state == OI_XS_AEQ
@@ -1800,7 +1839,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 
         case OI_XS_AVAL:
             /* Attribute-value normalisation (XML 1.0 3.3.3): literal
-            ** TAB, LF, CR become spaces, CR LF one space.  seq is set
+            ** TAB, LF, CR become spaces, CR LF one space.  cr is set
             ** when the previous feed ended on a CR. */
             s = p;
             p = oi_xml_run(&x->u8, p, end, OI_CC_ASTOP, &bad);
@@ -1823,7 +1862,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 x->ret = OI_XS_AVAL;
                 x->nref = 0;
             } else if (c == '\n' && ((p - 1 > b && p[-2] == '\r')
-                                     || (p - 1 == b && x->seq))) {
+                                     || (p - 1 == b && x->cr))) {
                 /* second half of CR LF: already a space */
             } else if (c == '\t' || c == '\n' || c == '\r') {
                 OI_TRY(oi_xml_tagadd(x, " ", 1));
@@ -1834,7 +1873,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 p--;
                 OI_FAIL(OLPCIDX_EXML, "control character in attribute value");
             }
-            x->seq = (p == end && c == '\r');
+            x->cr = (p == end && c == '\r');
             break;
 
         case OI_XS_EMPTY:
@@ -1844,7 +1883,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             OI_POS();
             OI_TRY(oi_xml_start(x, 1));
             x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
-            x->seq = 0;
+            x->cr = 0;
             break;
 
         case OI_XS_ETAGWS:
@@ -1863,13 +1902,14 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 OI_POS();
                 OI_TRY(oi_xml_close(x));
                 x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
-                x->seq = 0;
+                x->cr = 0;
             } else {
                 OI_FAIL(OLPCIDX_EXML, "malformed end tag");
             }
             break;
 
-        default:
+        default:                        /* every state has its case */
+            (void)OI_NEVER(1);
             OI_FAIL(OLPCIDX_EXML, "tokenizer in an impossible state");
         }
     }
@@ -1881,8 +1921,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 #undef OI_FAIL
 #undef OI_TRY
 }
-
-/* ==== 7. Stanzas: the handle, tree assembly, output ================== */
+/* ==== 7. Stanzas: the handle, tree, errors, output ================== */
 
 /*
 ** Each top-level element of the stream (a stanza, or <handshake/>,
@@ -1909,6 +1948,7 @@ struct oi_node {
     size_t ntext;
 };
 
+/* Where the stream is (section 12). */
 enum oi_stream_state {
     OI_S_IDLE,                  /* no connection yet */
     OI_S_OPENING,               /* header sent, waiting for the server's */
@@ -1918,41 +1958,36 @@ enum oi_stream_state {
     OI_S_CLOSED                 /* over; x->err says why */
 };
 
+/*
+** The handle: every field belongs to the section that reads and writes
+** it, and is grouped under that section's number.
+*/
 struct olpcidx {
+    /* 4, 7: memory, configuration, tree assembly, output */
     oi_mem mem;
     olpcidx_config cfg;         /* limits; its strings point below */
     oi_str jid;                 /* component JID (owned copy) */
-    oi_str secret;              /* owned copy */
-    oi_str name;                /* disco identity name (owned copy) */
-    oi_str server;              /* parent domain, inside jid */
-    oi_xml xml;
-    int state;                  /* enum oi_stream_state */
-    int err;                    /* sticky for this stream, 0 while live */
-    oi_arena arena;
+    oi_str server;              /* its parent domain, inside jid */
+    uint64_t now;               /* last time given by connect/tick */
+    oi_arena arena;             /* the stanza being handled */
     oi_node *root;              /* stanza being assembled */
     oi_node *cur;               /* its innermost open element */
     int dropped;                /* assembly failed: skip to its end */
     oi_buf out;                 /* output queue: [head, n) unsent */
     size_t head;
     int oerr;                   /* first error while writing a stanza */
-    uint64_t now;               /* last time given by connect/tick */
-    uint64_t connected_at;
-    uint64_t last_in;           /* last byte received */
     uint64_t last_out;          /* last byte queued */
-    int ping_out;               /* a keepalive ping awaits any byte */
-    unsigned long nping;
-    char stream_id[128];        /* server's stream id, NUL-terminated */
+    /* 8: the index */
     oi_map buddies;             /* bare JID -> oi_buddy */
     oi_map acts;                /* activity id -> oi_act */
     oi_map rooms;               /* room JID -> oi_act */
     oi_map bposts;              /* posting key -> oi_post of buddies */
     oi_map aposts;              /* posting key -> oi_post of activities */
+    /* 9: watchers and events */
     oi_map clients;             /* full JID -> oi_client */
-    unsigned long event;        /* notification events so far */
+    unsigned long event;        /* events raised so far */
     oi_str cause;               /* full JID whose stanza is being handled */
-    const char *notify_type;    /* message type of notifications */
-    oi_str allow;               /* allowed domains, space-separated */
-    uint64_t live_at;           /* last liveness sweep */
+    /* 10: persistence */
     oi_buf rec;                 /* journal records being written */
     size_t rec_start;           /* where the current record starts */
     int rec_err;                /* writing a record ran out of memory */
@@ -1960,7 +1995,25 @@ struct olpcidx {
     int junsynced;              /* appended since the last sync */
     size_t jbytes;              /* journal bytes since the snapshot */
     size_t snap_bytes;          /* size of the last snapshot */
+    /* 12: the stream */
+    oi_xml xml;
+    int state;                  /* enum oi_stream_state */
+    int err;                    /* sticky for this stream, 0 while live */
+    oi_str secret;              /* owned copy */
+    char stream_id[128];        /* server's stream id, NUL-terminated */
+    uint64_t connected_at;
+    uint64_t last_in;           /* last byte received */
+    int ping_out;               /* a keepalive ping awaits any byte */
+    unsigned long nping;
+    int (*on_stanza)(olpcidx *x, const oi_node *st);  /* set by 16 */
+    /* 13: common handlers */
+    oi_str name;                /* disco identity name (owned copy) */
+    oi_str allow;               /* allowed domains, space-separated */
+    uint64_t live_at;           /* last liveness sweep */
+    /* 14: the seed dialect */
+    const char *notify_type;    /* message type of notifications */
 };
+
 
 /* Writes one log line, replacing control bytes so that text from the
 ** network cannot forge further lines. */
@@ -2083,6 +2136,37 @@ static const oi_node *oi_child(const oi_node *n, const char *ns,
             return c;
     return NULL;
 }
+
+/*
+** Stanza error conditions (RFC 6120 8.3.3; PROTOCOL.md 8.3), one row
+** each: the condition, its error type, and whether the error reply
+** carries the offending payload back (RFC 6120 8.3.1).  Short of memory,
+** it does not: the reply is kept as small as it can be.
+*/
+#define OI_CONDS(X)                                                         \
+    X(NONE,                NULL,                  NULL,     0)              \
+    X(BAD_REQUEST,         "bad-request",         "modify", 1)              \
+    X(FORBIDDEN,           "forbidden",           "auth",   1)              \
+    X(ITEM_NOT_FOUND,      "item-not-found",      "cancel", 1)              \
+    X(NOT_ACCEPTABLE,      "not-acceptable",      "modify", 1)              \
+    X(RESOURCE_CONSTRAINT, "resource-constraint", "wait",   0)              \
+    X(SERVICE_UNAVAILABLE, "service-unavailable", "cancel", 1)
+
+enum oi_cond {
+#define OI_COND_ENUM_(id, cond, type, echo) OI_C_##id,
+    OI_CONDS(OI_COND_ENUM_)
+#undef OI_COND_ENUM_
+    OI_C_COUNT
+};
+
+static const struct oi_cond_row {
+    const char *cond, *type;
+    int echo;
+} oi_conds[OI_C_COUNT] = {
+#define OI_COND_ROW_(id, cond, type, echo) { cond, type, echo },
+    OI_CONDS(OI_COND_ROW_)
+#undef OI_COND_ROW_
+};
 
 /*
 ** The output queue.  Writers append without checking each call: the
@@ -2235,10 +2319,20 @@ static void oi_out_head(olpcidx *x, const char *elem, const char *type,
     oi_out(x, ">", 1);
 }
 
-/* ==== 8. The index: buddies, activities, properties ================== */
+/* Writes <error type=T><condition xmlns=stanzas/></error>. */
+static void oi_out_error(olpcidx *x, int cond)
+{
+    oi_outz(x, "<error type='");
+    oi_outz(x, oi_conds[cond].type);
+    oi_outz(x, "'><");
+    oi_outz(x, oi_conds[cond].cond);
+    oi_outz(x, " xmlns='" OI_NS_XSTANZA "'/></error>");
+}
+
+/* ==== 8. The index: buddies, activities, who watches them ============ */
 
 /*
-** What clients told the component (PROTOCOL.md section 2):
+** What clients told the component (PROTOCOL.md 2):
 **   buddies     by bare JID, with typed properties and a current activity;
 **   activities  by id and by room, with typed properties and participants
 **               (bare JIDs of buddies, linked both ways).
@@ -2248,9 +2342,16 @@ static void oi_out_head(olpcidx *x, const char *elem, const char *type,
 ** items holding it, so a query by properties starts from the shortest
 ** list instead of scanning every item.
 **
+** Each item also knows its watchers: the sets of items somebody was told
+** about and is to hear about again (a seed result set, a Gadget view).
+** What a watcher is and how it is told is section 9's; here it is only a
+** set of items, linked both ways, so that an item that goes is taken out
+** of every set holding it.
+**
 ** Updates are failure-atomic: everything an update needs (new blocks,
 ** posting lists, map and vector room) is allocated first; only when all of
-** it succeeded is anything changed, and that part cannot fail.
+** it succeeded is anything changed, and that part cannot fail.  Nothing
+** here journals or notifies: section 11's changes do, around these.
 */
 typedef struct oi_vec {         /* a growable array of pointers */
     void **v;
@@ -2427,34 +2528,66 @@ static void oi_post_free(oi_mem *m, oi_post *p)
 }
 
 /* What buddies and activities have in common: a UID (bare JID or
-** activity id) and posted properties. */
+** activity id), posted properties, and the watchers holding them. */
 typedef struct oi_item {
     oi_str uid;                 /* bytes right after the containing struct */
     oi_props props;
     oi_post **post;             /* post[i]: the list holding props.v[i] */
-    oi_vec watch;               /* oi_client * whose result set holds it */
+    oi_vec watch;               /* oi_watch * holding it */
 } oi_item;
 
-/* A client: one full JID that queried or announced (PROTOCOL.md 3, 5). */
-typedef struct oi_client {
-    oi_str jid;                 /* full JID; bytes right after the struct */
-    oi_vec rs[2];               /* current result sets: OI_RS_ACT, _BUDDY */
-    unsigned long stamp;        /* last event it was notified of */
-    int available;              /* sent available presence */
-    uint64_t tokens;            /* rate limit bucket, in 1/1000 stanza */
-    uint64_t filled;            /* when it was last refilled, ms */
-} oi_client;
+enum { OI_K_ACT, OI_K_BUDDY };  /* what a watcher's items are */
 
-enum { OI_RS_ACT, OI_RS_BUDDY };
+typedef struct oi_watch oi_watch;
+struct oi_watch {
+    oi_vec members;             /* oi_item * it holds */
+    int items;                  /* OI_K_ACT or OI_K_BUDDY */
+    unsigned long stamp;        /* the last event it was told of */
+    const struct oi_wkind *kind;        /* section 9: what it is */
+    struct oi_client *owner;            /* section 9: whose it is */
+    oi_watch *next;             /* the owner's next watcher */
+};
 
-/* Takes an item out of the result sets that hold it (it is going away or
-** becoming invisible). */
-static void oi_unwatch(oi_mem *m, oi_item *it, int k)
+/* Takes an item out of every watcher holding it (it is going away, or
+** nobody may see it any more). */
+static void oi_unwatch(oi_mem *m, oi_item *it)
 {
     size_t i;
     for (i = 0; i < it->watch.n; i++)
-        oi_vec_drop(&((oi_client *)it->watch.v[i])->rs[k], it);
+        oi_vec_drop(&((oi_watch *)it->watch.v[i])->members, it);
     oi_vec_free(m, &it->watch);
+}
+
+/* Empties watcher w. */
+static void oi_watch_clear(oi_mem *m, oi_watch *w)
+{
+    size_t i;
+    for (i = 0; i < w->members.n; i++)
+        oi_vec_drop(&((oi_item *)w->members.v[i])->watch, w);
+    oi_vec_free(m, &w->members);
+}
+
+/* Makes items v[0..n) the members of w, replacing the old ones.
+** Failure-atomic: all room is reserved before anything changes. */
+static int oi_watch_set(oi_mem *m, oi_watch *w, oi_item **v, size_t n)
+{
+    oi_vec nv;
+    size_t i;
+    memset(&nv, 0, sizeof nv);
+    if (n && oi_vec_reserve(m, &nv, n) != OLPCIDX_OK)
+        return OLPCIDX_ENOMEM;
+    for (i = 0; i < n; i++)
+        if (oi_vec_reserve(m, &v[i]->watch, 1) != OLPCIDX_OK) {
+            oi_vec_free(m, &nv);
+            return OLPCIDX_ENOMEM;
+        }
+    oi_watch_clear(m, w);
+    for (i = 0; i < n; i++) {
+        oi_vec_push(&nv, v[i]);
+        oi_vec_push(&v[i]->watch, w);
+    }
+    w->members = nv;
+    return OLPCIDX_OK;
 }
 
 typedef struct oi_buddy {
@@ -2476,7 +2609,7 @@ typedef struct oi_act {
 } oi_act;
 
 /* An activity is private when its "private" property is bool true
-** (PROTOCOL.md 2): never returned, never notified. */
+** (PROTOCOL.md 2.3): never returned, never notified. */
 static int oi_act_private(const oi_act *a)
 {
     const oi_prop *p = oi_props_get(&a->it.props, "private");
@@ -2614,7 +2747,7 @@ static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
 {
     if (b->it.props.n || b->cur || b->acts.n)
         return;
-    oi_unwatch(&x->mem, &b->it, OI_RS_BUDDY);
+    oi_unwatch(&x->mem, &b->it);
     oi_map_del(&x->buddies, b->it.uid);
     oi_vec_free(&x->mem, &b->acts);
     oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
@@ -2686,7 +2819,7 @@ static void oi_act_free(olpcidx *x, oi_act *a)
         oi_map_del(&x->rooms, a->room);
     oi_post_remove(&x->mem, &x->aposts, &a->it);
     oi_props_free(&x->mem, &a->it.props);
-    oi_unwatch(&x->mem, &a->it, OI_RS_ACT);
+    oi_unwatch(&x->mem, &a->it);
     oi_vec_free(&x->mem, &a->parts);
     oi_free(&x->mem, a, sizeof *a + a->it.uid.n + a->room.n);
 }
@@ -2707,7 +2840,7 @@ static int oi_join(olpcidx *x, oi_act *a, oi_buddy *b)
 }
 
 /* b leaves a; an activity without participants is closed and forgotten
-** (PROTOCOL.md 2).  Returns 1 if it was closed. */
+** (PROTOCOL.md 2.3).  Returns 1 if it was closed. */
 static int oi_leave(olpcidx *x, oi_act *a, oi_buddy *b)
 {
     oi_vec_drop(&a->parts, b);
@@ -2717,6 +2850,111 @@ static int oi_leave(olpcidx *x, oi_act *a, oi_buddy *b)
     oi_act_free(x, a);
     return 1;
 }
+
+/* A stanza came from full JID jid: a sign of life of its buddy
+** (PROTOCOL.md 5.2), which remembers where it was last heard from. */
+static void oi_seen(olpcidx *x, oi_str jid)
+{
+    oi_buddy *b = oi_buddy_get(x, oi_bare(jid), 0);
+    if (!b)
+        return;
+    b->seen = x->now;
+    b->ping_at = 0;
+    b->restored = 0;
+    if (jid.n < sizeof b->last) {
+        memcpy(b->last, jid.p, jid.n);
+        b->last[jid.n] = '\0';
+    }
+}
+
+/* An empty index; each map has its own hash key. */
+static void oi_index_init(olpcidx *x)
+{
+    oi_map_init(&x->buddies, x->cfg.hash_seed, 1);
+    oi_map_init(&x->acts, x->cfg.hash_seed, 2);
+    oi_map_init(&x->rooms, x->cfg.hash_seed, 3);
+    oi_map_init(&x->bposts, x->cfg.hash_seed, 4);
+    oi_map_init(&x->aposts, x->cfg.hash_seed, 5);
+}
+
+/* Frees the whole index; its watchers are gone already. */
+static void oi_index_free(olpcidx *x)
+{
+    size_t i = 0;
+    void *p;
+    while ((p = oi_map_next(&x->acts, &i)) != NULL)
+        oi_act_free(x, (oi_act *)p);
+    i = 0;
+    while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
+        oi_buddy *b = (oi_buddy *)p;
+        oi_post_remove(&x->mem, &x->bposts, &b->it);
+        oi_props_free(&x->mem, &b->it.props);
+        oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
+        oi_buddy_trim(x, b);
+    }
+    oi_map_free(&x->mem, &x->buddies);
+    oi_map_free(&x->mem, &x->acts);
+    oi_map_free(&x->mem, &x->rooms);
+    oi_map_free(&x->mem, &x->bposts);
+    oi_map_free(&x->mem, &x->aposts);
+}
+/* ==== 9. Watchers and events ========================================= */
+
+/*
+** Clients, the watchers they own, and the events the index raises.
+**
+** A client is one full JID that spoke to the component (PROTOCOL.md 5.4):
+** its rate bucket, whether it sent presence, and its watchers.  A watcher
+** (section 8) is a set of items its client was told about; its kind says
+** which dialect owns it and how an event is written for it: a seed result
+** set (section 14) is one kind, a Gadget view another.  Nothing about a
+** dialect is known here.
+**
+** A change to the index raises one event (oi_emit): buddy properties or
+** current activity changed, buddy gone (offline or unpublished), activity
+** properties changed, someone joined or left, activity closed.  Its
+** watchers are those holding the item it is about -- for a buddy, also
+** those holding one of the buddy's public activities -- and each is
+** handed the event once, in the order they started watching.  The cost is
+** the number of those watchers, never the number of clients.  Each event
+** has a number, so that a dialect can tell a client once of an event that
+** reaches it through several watchers, and carries the full JID whose
+** stanza caused it (x->cause), whom a dialect may spare.
+*/
+enum oi_ev_type {
+    OI_EV_BUDDY_PROPS,          /* buddy: properties replaced */
+    OI_EV_BUDDY_CUR,            /* buddy: current activity set or cleared */
+    OI_EV_BUDDY_GONE,           /* buddy: offline, or no longer published */
+    OI_EV_ACT_PROPS,            /* act: properties replaced */
+    OI_EV_JOINED,               /* act, buddy: the buddy joined */
+    OI_EV_LEFT,                 /* act, buddy: the buddy left */
+    OI_EV_CLOSED                /* act: closed, or private from now on */
+};
+
+typedef struct oi_event {
+    int type;                   /* enum oi_ev_type */
+    unsigned long seq;          /* its number */
+    const oi_act *act;          /* the activity, for activity events */
+    const oi_buddy *buddy;      /* the buddy, for buddy and member events */
+    oi_str cause;               /* full JID whose stanza caused it */
+} oi_event;
+
+/* What a dialect does with its watchers of one kind. */
+typedef struct oi_wkind {
+    const char *name;           /* for log lines */
+    size_t size;                /* bytes of its watchers (oi_watch first) */
+    int lives_empty;            /* an empty one stays (else it goes) */
+    void (*render)(olpcidx *x, oi_watch *w, const oi_event *ev);
+} oi_wkind;
+
+typedef struct oi_client {
+    oi_str jid;                 /* full JID; bytes right after the struct */
+    oi_watch *watches;          /* those it owns, newest first */
+    unsigned long stamp;        /* 14: the last event it was told of */
+    int available;              /* 13: sent available presence */
+    uint64_t tokens;            /* 13: rate bucket, in 1/1000 stanza */
+    uint64_t filled;            /* 13: when it was last refilled, ms */
+} oi_client;
 
 /* The client with that full JID, created when create is set.  NULL:
 ** absent, or out of memory. */
@@ -2736,101 +2974,137 @@ static oi_client *oi_client_get(olpcidx *x, oi_str jid, int create)
     return c;
 }
 
-/* Drops the client's result set k (PROTOCOL.md 3: close, a new query,
-** going offline). */
-static void oi_rs_drop(olpcidx *x, oi_client *c, int k)
+/* Client c's watcher of that kind over those items, or NULL. */
+static oi_watch *oi_watch_find(oi_client *c, const oi_wkind *kind, int items)
 {
-    size_t i;
-    for (i = 0; i < c->rs[k].n; i++)
-        oi_vec_drop(&((oi_item *)c->rs[k].v[i])->watch, c);
-    oi_vec_free(&x->mem, &c->rs[k]);
+    oi_watch *w;
+    for (w = c->watches; w; w = w->next)
+        if (w->kind == kind && w->items == items)
+            return w;
+    return NULL;
 }
 
-/* Forgets a client that has neither result sets nor presence. */
+/* A new empty watcher of client c, or NULL when out of memory. */
+static oi_watch *oi_watch_new(olpcidx *x, oi_client *c, const oi_wkind *kind,
+                              int items)
+{
+    oi_watch *w = (oi_watch *)oi_realloc(&x->mem, NULL, 0, kind->size);
+    if (!w)
+        return NULL;
+    memset(w, 0, kind->size);
+    w->kind = kind;
+    w->owner = c;
+    w->items = items;
+    w->next = c->watches;
+    c->watches = w;
+    return w;
+}
+
+/* Empties watcher w and frees it. */
+static void oi_watch_free(olpcidx *x, oi_watch *w)
+{
+    oi_watch **p = &w->owner->watches;
+    while (*p != w)
+        p = &(*p)->next;
+    *p = w->next;
+    oi_watch_clear(&x->mem, w);
+    oi_free(&x->mem, w, w->kind->size);
+}
+
+/* Forgets what the client no longer needs: watchers that are empty (of
+** the kinds that do not live empty), and the client itself once it has
+** no watcher, no presence and a full rate bucket. */
 static void oi_client_trim(olpcidx *x, oi_client *c)
 {
-    if (c->rs[0].n || c->rs[1].n || c->available
+    oi_watch *w = c->watches, *next;
+    for (; w; w = next) {
+        next = w->next;
+        if (w->members.n == 0 && !w->kind->lives_empty)
+            oi_watch_free(x, w);
+    }
+    if (c->watches || c->available
         || c->tokens < x->cfg.rate_burst * 1000)
         return;
-    oi_vec_free(&x->mem, &c->rs[0]);
-    oi_vec_free(&x->mem, &c->rs[1]);
     oi_map_del(&x->clients, c->jid);
     oi_free(&x->mem, c, sizeof *c + c->jid.n);
 }
 
+/* The client is gone (offline, or its notifications bounce): all its
+** watchers go (PROTOCOL.md 5.1, 5.3), and so does it. */
 static void oi_client_free(olpcidx *x, oi_client *c)
 {
+    while (c->watches)
+        oi_watch_free(x, c->watches);
     c->available = 0;
     c->tokens = x->cfg.rate_burst * 1000;
-    oi_rs_drop(x, c, OI_RS_ACT);
-    oi_rs_drop(x, c, OI_RS_BUDDY);
     oi_client_trim(x, c);
 }
 
-/* Makes items v[0..n) the client's result set k, replacing the old one.
-** Failure-atomic: all room is reserved before anything changes. */
-static int oi_rs_set(olpcidx *x, oi_client *c, int k, oi_item **v, size_t n)
+static void oi_clients_init(olpcidx *x)
 {
-    oi_vec nv;
-    size_t i;
-    memset(&nv, 0, sizeof nv);
-    if (n && oi_vec_reserve(&x->mem, &nv, n) != OLPCIDX_OK)
-        return OLPCIDX_ENOMEM;
-    for (i = 0; i < n; i++)
-        if (oi_vec_reserve(&x->mem, &v[i]->watch, 1) != OLPCIDX_OK) {
-            oi_vec_free(&x->mem, &nv);
-            return OLPCIDX_ENOMEM;
-        }
-    oi_rs_drop(x, c, k);
-    for (i = 0; i < n; i++) {
-        oi_vec_push(&nv, v[i]);
-        oi_vec_push(&v[i]->watch, c);
-    }
-    c->rs[k] = nv;
-    return OLPCIDX_OK;
-}
-
-/* An empty index; each map has its own hash key. */
-static void oi_index_init(olpcidx *x)
-{
-    oi_map_init(&x->buddies, x->cfg.hash_seed, 1);
-    oi_map_init(&x->acts, x->cfg.hash_seed, 2);
-    oi_map_init(&x->rooms, x->cfg.hash_seed, 3);
-    oi_map_init(&x->bposts, x->cfg.hash_seed, 4);
-    oi_map_init(&x->aposts, x->cfg.hash_seed, 5);
     oi_map_init(&x->clients, x->cfg.hash_seed, 6);
 }
 
-/* Frees the whole index (olpcidx_free). */
-static void oi_index_free(olpcidx *x)
+/* Frees every client and watcher (before the index: olpcidx_free). */
+static void oi_clients_free(olpcidx *x)
 {
     size_t i = 0;
     void *p;
     while ((p = oi_map_next(&x->clients, &i)) != NULL)
         oi_client_free(x, (oi_client *)p);
-    i = 0;
-    while ((p = oi_map_next(&x->acts, &i)) != NULL)
-        oi_act_free(x, (oi_act *)p);
-    i = 0;
-    while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
-        oi_buddy *b = (oi_buddy *)p;
-        oi_post_remove(&x->mem, &x->bposts, &b->it);
-        oi_props_free(&x->mem, &b->it.props);
-        oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
-        oi_buddy_trim(x, b);
-    }
-    oi_map_free(&x->mem, &x->buddies);
-    oi_map_free(&x->mem, &x->acts);
-    oi_map_free(&x->mem, &x->rooms);
-    oi_map_free(&x->mem, &x->bposts);
-    oi_map_free(&x->mem, &x->aposts);
     oi_map_free(&x->mem, &x->clients);
 }
 
-/* ---- persistence: journal and snapshot (PROTOCOL.md 7) ---------------- */
+/* Hands ev to each watcher in ws that has not had it yet. */
+static void oi_fan_out(olpcidx *x, const oi_vec *ws, const oi_event *ev)
+{
+    size_t i;
+    for (i = 0; i < ws->n; i++) {
+        oi_watch *w = (oi_watch *)ws->v[i];
+        if (w->stamp == ev->seq)
+            continue;
+        w->stamp = ev->seq;
+        w->kind->render(x, w, ev);
+    }
+}
+
+/* Raises an event: about activity a (and buddy b, for joined and left),
+** or about buddy b alone. */
+static void oi_emit(olpcidx *x, int type, const oi_act *a, const oi_buddy *b)
+{
+    oi_event ev;
+    size_t i;
+    ev.type = type;
+    ev.seq = ++x->event;
+    ev.act = a;
+    ev.buddy = b;
+    ev.cause = x->cause;
+    if (a) {
+        oi_fan_out(x, &a->it.watch, &ev);
+        return;
+    }
+    oi_fan_out(x, &b->it.watch, &ev);
+    if (type == OI_EV_BUDDY_GONE)
+        return;
+    for (i = 0; i < b->acts.n; i++) {
+        const oi_act *in = (const oi_act *)b->acts.v[i];
+        if (!oi_act_private(in))        /* PROTOCOL.md 2.3 */
+            oi_fan_out(x, &in->it.watch, &ev);
+    }
+}
+
+/* Activity a is closed to everyone watching it (its last participant
+** left, it became private): they are told, and it leaves them. */
+static void oi_emit_closed(olpcidx *x, oi_act *a)
+{
+    oi_emit(x, OI_EV_CLOSED, a, NULL);
+    oi_unwatch(&x->mem, &a->it);
+}
+
+/* ==== 10. Persistence: journal and snapshot ========================= */
 
 /*
-** What clients announced is kept as records, each
+** What clients announced is kept (PROTOCOL.md 7) as records, each
 **     u32 length | u32 CRC-32 of the rest | u8 type | fields
 ** (integers big-endian; a string is u16 length and bytes; a property set
 ** is u16 count and, per property, u8 type, name, value):
@@ -3085,7 +3359,7 @@ static void oi_persist_tick(olpcidx *x)
     }
 }
 
-/* ---- restoring ------------------------------------------------------ */
+/* ---- 10.1 Restoring ------------------------------------------------- */
 
 typedef struct oi_rd {          /* a record being read */
     const unsigned char *p, *end;
@@ -3265,8 +3539,201 @@ static void oi_restore_finish(olpcidx *x)
         b->restored = 1;
     }
 }
+/* ==== 11. Changes: what intake may do to the index =================== */
 
-/* ==== 9. Stream and XEP-0114 handshake =============================== */
+/*
+** Every change a stanza may cause, whichever dialect brought it.  Each
+** checks what the sender may do, changes the index (all or nothing),
+** journals the change, then raises its events: in that order, so that
+** nothing is told before it is durable (PROTOCOL.md 7).  Each returns
+** OI_C_NONE, or the stanza error condition that refused it, the index
+** then unchanged.  The buddy is always the sender's bare JID, never one
+** a payload names (PROTOCOL.md 4.4).
+*/
+
+/* Buddy bare's own properties, a full replacement set (PROTOCOL.md 4.1). */
+static int oi_chg_buddy_props(olpcidx *x, oi_str bare, const oi_props *ps)
+{
+    oi_buddy *b;
+    if (!(b = oi_buddy_get(x, bare, 1)))
+        return OI_C_RESOURCE_CONSTRAINT;
+    if (oi_item_set_props(&x->mem, &x->arena, &x->bposts, &b->it, ps)) {
+        oi_buddy_trim(x, b);
+        return OI_C_RESOURCE_CONSTRAINT;
+    }
+    oi_rec_buddy(x, b);
+    oi_journal(x);
+    oi_emit(x, OI_EV_BUDDY_PROPS, NULL, b);
+    oi_buddy_trim(x, b);
+    return OI_C_NONE;
+}
+
+/* Buddy bare's current activity; id and room both empty clear it
+** (PROTOCOL.md 4.2). */
+static int oi_chg_current(olpcidx *x, oi_str bare, oi_str id, oi_str room)
+{
+    oi_buddy *b;
+    if (!(b = oi_buddy_get(x, bare, id.n + room.n > 0)))
+        return OI_C_NONE;               /* nothing to clear */
+    if (oi_buddy_set_cur(x, b, id, room) != OLPCIDX_OK) {
+        oi_buddy_trim(x, b);
+        return OI_C_RESOURCE_CONSTRAINT;
+    }
+    oi_rec_buddy(x, b);
+    oi_journal(x);
+    oi_emit(x, OI_EV_BUDDY_CUR, NULL, b);
+    oi_buddy_trim(x, b);
+    return OI_C_NONE;
+}
+
+/* Activity properties, from bare: create the activity (bare its first
+** participant) or, from a participant, replace its properties
+** (PROTOCOL.md 4.3).  An activity that turns private is closed to all. */
+static int oi_chg_act_props(olpcidx *x, oi_str bare, oi_str id, oi_str room,
+                            const oi_props *ps)
+{
+    oi_act *a;
+    oi_buddy *b;
+    int created = 0, was_private;
+    if (!(b = oi_buddy_get(x, bare, 1)))
+        return OI_C_RESOURCE_CONSTRAINT;
+    a = oi_act_find(x, id, room);
+    if (a && !oi_vec_has(&a->parts, b)) {
+        oi_buddy_trim(x, b);
+        return OI_C_FORBIDDEN;
+    }
+    if (!a) {
+        if (b->acts.n >= x->cfg.max_activities) {
+            oi_buddy_trim(x, b);
+            return OI_C_NOT_ACCEPTABLE;
+        }
+        if (!(a = oi_act_new(x, id, room))) {
+            oi_buddy_trim(x, b);
+            return OI_C_RESOURCE_CONSTRAINT;
+        }
+        created = 1;
+        if (oi_join(x, a, b) != OLPCIDX_OK) {
+            oi_act_free(x, a);
+            oi_buddy_trim(x, b);
+            return OI_C_RESOURCE_CONSTRAINT;
+        }
+    }
+    was_private = oi_act_private(a);
+    if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, ps)) {
+        if (created)
+            oi_leave(x, a, b);
+        oi_buddy_trim(x, b);
+        return OI_C_RESOURCE_CONSTRAINT;
+    }
+    oi_rec_act(x, a);
+    if (created) {
+        oi_seen(x, x->cause);           /* the JOIN record names it */
+        oi_rec_member(x, OI_REC_JOIN, a, b);
+    }
+    oi_journal(x);
+    if (oi_act_private(a)) {
+        if (!was_private)
+            oi_emit_closed(x, a);
+    } else if (!created) {
+        oi_emit(x, OI_EV_ACT_PROPS, a, NULL);
+    }
+    return OI_C_NONE;
+}
+
+/* b leaves a, and the watchers of a are told; when b was the last one,
+** a closes. */
+static void oi_depart(olpcidx *x, oi_act *a, oi_buddy *b)
+{
+    oi_rec_member(x, OI_REC_LEAVE, a, b);
+    oi_journal(x);
+    if (!oi_act_private(a)) {
+        oi_emit(x, OI_EV_LEFT, a, b);
+        if (a->parts.n == 1)
+            oi_emit_closed(x, a);
+    }
+    oi_leave(x, a, b);
+}
+
+/* bare joins the activity named by id and/or room, created when unknown
+** (it needs its id then) (PROTOCOL.md 4.4). */
+static int oi_chg_join(olpcidx *x, oi_str bare, oi_str id, oi_str room)
+{
+    oi_act *a = oi_act_find(x, id, room);
+    oi_buddy *b;
+    int rc, fresh;
+    if (id.n == 0 && !a)
+        return OI_C_BAD_REQUEST;
+    if (!(b = oi_buddy_get(x, bare, 1)))
+        return OI_C_RESOURCE_CONSTRAINT;
+    if (!a && !(a = oi_act_new(x, id, room))) {
+        oi_buddy_trim(x, b);
+        return OI_C_RESOURCE_CONSTRAINT;
+    }
+    fresh = !oi_vec_has(&a->parts, b);
+    rc = oi_join(x, a, b);
+    if (rc != OLPCIDX_OK) {
+        if (a->parts.n == 0)
+            oi_act_free(x, a);
+        oi_buddy_trim(x, b);
+        return rc == OLPCIDX_ELIMIT ? OI_C_NOT_ACCEPTABLE
+                                    : OI_C_RESOURCE_CONSTRAINT;
+    }
+    if (fresh) {
+        oi_seen(x, x->cause);           /* the JOIN record names it */
+        if (a->parts.n == 1)            /* created by this join */
+            oi_rec_act(x, a);
+        oi_rec_member(x, OI_REC_JOIN, a, b);
+        oi_journal(x);
+        if (!oi_act_private(a))
+            oi_emit(x, OI_EV_JOINED, a, b);
+    }
+    return OI_C_NONE;
+}
+
+/* bare leaves the activity named by id and/or room, if it is in it. */
+static int oi_chg_leave(olpcidx *x, oi_str bare, oi_str id, oi_str room)
+{
+    oi_act *a = oi_act_find(x, id, room);
+    oi_buddy *b = oi_buddy_get(x, bare, 0);
+    if (a && b && oi_vec_has(&a->parts, b)) {
+        oi_depart(x, a, b);
+        oi_buddy_trim(x, b);
+    }
+    return OI_C_NONE;
+}
+
+/* Full JID went offline (PROTOCOL.md 5.1): its watchers go; when it was
+** its buddy's last online resource, the buddy is gone, leaves its
+** activities and its current activity is cleared, with the events these
+** raise. */
+static void oi_chg_offline(olpcidx *x, oi_str full)
+{
+    oi_client *c = oi_client_get(x, full, 0), *o;
+    oi_str bare = oi_bare(full);
+    oi_buddy *b;
+    size_t i = 0;
+    if (c)
+        oi_client_free(x, c);
+    while ((o = (oi_client *)oi_map_next(&x->clients, &i)) != NULL)
+        if (o->available && oi_streq(oi_bare(o->jid), bare))
+            return;                     /* another resource is online */
+    if (!(b = oi_buddy_get(x, bare, 0)))
+        return;
+    x->cause = oi_mkstr("", 0);
+    oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
+    while (b->acts.n > 0)
+        oi_depart(x, (oi_act *)b->acts.v[0], b);
+    if (b->cur) {
+        oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
+        oi_rec_buddy(x, b);
+        oi_journal(x);
+        oi_emit(x, OI_EV_BUDDY_CUR, NULL, b);
+    }
+    b->ping_at = 0;
+    oi_buddy_trim(x, b);
+}
+
+/* ==== 12. Stream and XEP-0114 handshake ============================== */
 
 /*
 ** XEP-0114 section 3, component side:
@@ -3276,6 +3743,11 @@ static void oi_restore_finish(olpcidx *x)
 **   server: <handshake/>                          (state HANDSHAKE)
 ** and from then on stanzas in both directions (ONLINE).  Nothing but the
 ** handshake is sent before the server's <handshake/>.
+**
+** The stream is ours to handle at its top level: the server's header,
+** <handshake/>, <stream:error/> and <stream:features/>; every complete
+** stanza of jabber:component:accept once online goes to x->on_stanza, the
+** dispatcher of section 15, set by olpcidx_new (PROTOCOL.md 1.1, 1.3).
 **
 ** Stream errors (RFC 6120 4.9): the server's not-authorized, host-unknown
 ** and invalid-namespace mean our configuration is wrong (EAUTH, EHOST:
@@ -3371,7 +3843,43 @@ static int oi_stream_error_in(olpcidx *x, const oi_node *e)
     return oi_stream_end(x, rc, NULL, NULL);
 }
 
-static int oi_dispatch(olpcidx *x, const oi_node *st);
+/* A complete top-level element of the stream. */
+static int oi_stream_stanza(olpcidx *x, const oi_node *st)
+{
+    if (oi_eq(st->ns, OI_NS_STREAM)) {
+        if (oi_eq(st->name, "error"))
+            return oi_stream_error_in(x, st);
+        return 0;                       /* stream:features: nothing to do */
+    }
+    if (!oi_eq(st->ns, OI_NS_ACCEPT)) {
+        oi_log(x, OLPCIDX_LOG_DEBUG, "ignored <%.*s xmlns='%.*s'>",
+               (int)st->name.n, st->name.p, (int)st->ns.n, st->ns.p);
+        return 0;
+    }
+    if (oi_eq(st->name, "handshake") && x->state != OI_S_OPENING) {
+        if (x->state != OI_S_HANDSHAKE) {
+            oi_log(x, OLPCIDX_LOG_ERROR, "unexpected <handshake/>");
+            return oi_stream_end(x, OLPCIDX_EPROTO, "not-authorized", NULL);
+        }
+        x->state = OI_S_ONLINE;
+        oi_log(x, OLPCIDX_LOG_INFO, "online as %.*s (stream %s)",
+               (int)x->jid.n, x->jid.p, x->stream_id);
+        return 0;
+    }
+    if (x->state != OI_S_ONLINE) {
+        if (x->state == OI_S_CLOSING)
+            return 0;
+        if (x->state == OI_S_OPENING) {
+            oi_log(x, OLPCIDX_LOG_ERROR, "server stream header had no id");
+            return oi_stream_end(x, OLPCIDX_EPROTO, "invalid-xml",
+                                 "stream header without id");
+        }
+        oi_log(x, OLPCIDX_LOG_ERROR, "<%.*s> before the handshake completed",
+               (int)st->name.n, st->name.p);
+        return oi_stream_end(x, OLPCIDX_EPROTO, "not-authorized", NULL);
+    }
+    return x->on_stanza(x, st);
+}
 
 /* Tokenizer callbacks: the stream root, then stanza trees. */
 static int oi_on_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
@@ -3418,12 +3926,12 @@ static int oi_on_end(void *ud)
             size_t mark = oi_out_begin(x);
             int has_id = oi_attr(x->root, "id", &id);
             oi_out_head(x, "iq", "error", to, has_id ? &id : NULL);
-            oi_outz(x, "<error type='wait'><resource-constraint xmlns='"
-                    OI_NS_XSTANZA "'/></error></iq>");
+            oi_out_error(x, OI_C_RESOURCE_CONSTRAINT);
+            oi_outz(x, "</iq>");
             oi_out_commit(x, mark, "resource-constraint reply");
         }
     } else if (x->root) {
-        rc = oi_dispatch(x, x->root);
+        rc = oi_stream_stanza(x, x->root);
     }
     x->root = x->cur = NULL;
     x->dropped = 0;
@@ -3434,51 +3942,98 @@ static int oi_on_end(void *ud)
 static const oi_xml_handler oi_stream_handler = {
     oi_on_start, oi_on_end, oi_on_text
 };
-
-/* ==== 10. Stanza handlers ============================================ */
+/* ==== 13. Handlers common to both dialects ========================== */
 
 /*
-** What the component answers (PROTOCOL.md sections 1, 3-6 and 8):
-**   disco#info   identity collaboration/gadget with a name, and features
-**                (XEP-0030); a node we do not know: item-not-found;
-**   disco#items  empty;
-**   version      XEP-0092;  ping  XEP-0199;
-**   the seed's activity and buddy queries, with XEP-0059 paging;
-**   any other iq get/set: service-unavailable (RFC 6120 8.4);
-**   iq result/error: nothing, ever (but they are signs of life).
-** Messages carry announcements, <close/> and bounces; presence tells who
-** is online.  Every reply is from the bare component JID, to the sender,
-** with its id.
+** Routes, and what every dialect shares: stanza errors, properties in
+** stanzas, discovery (XEP-0030), version (XEP-0092), ping (XEP-0199),
+** who may ask (allowed domains and the rate limit), and liveness:
+** presence, answers to our pings, bounces and the idle sweep
+** (PROTOCOL.md 1, 5, 6.1, 8).  Every reply is from the bare component
+** JID, to the sender, with its id.
+**
+** A route is one row of a dialect's table (the seed's in section 14; the
+** dispatcher of section 15 walks them all, first match first): the kind
+** of stanza, its type, the payload's namespace and name, who may use it,
+** and the handler.  An iq get or set is matched on its one payload, a
+** message on each of its children in turn, presence, iq answers and
+** bounces on the stanza itself.  A handler returns OI_C_NONE, a stanza
+** error condition for the dispatcher to answer with, or OI_PASS to let
+** the next matching row have it.
 */
-static const char *const oi_features[] = {
-    OI_NS_BUDDY, OI_NS_ACT, OI_NS_RSM, OI_NS_DINFO, OI_NS_PING, OI_NS_VERSION
+enum {                          /* oi_route.on: what a row is for */
+    OI_ON_GET = 1,              /* iq get */
+    OI_ON_SET = 2,              /* iq set */
+    OI_ON_ANSWER = 4,           /* iq result or error */
+    OI_ON_MSG = 8,              /* a child of a message */
+    OI_ON_BOUNCE = 16,          /* a message of type error */
+    OI_ON_PRES = 32             /* presence */
 };
 
-/* Replies <iq type='error'> with a stanza error, carrying the request's
-** payload when there is one (RFC 6120 8.3.1). */
-static void oi_iq_error(olpcidx *x, oi_str to, const oi_str *id,
-                        const oi_node *payload, const char *type,
-                        const char *cond)
+enum {                          /* oi_route.guard: who may use it */
+    OI_G_ANYONE,
+    OI_G_DOMAIN                 /* allowed domains only (PROTOCOL.md 8.2):
+                                ** others are refused with forbidden, or
+                                ** ignored where no reply is due */
+};
+
+#define OI_PASS (-1)            /* a handler's "not mine after all" */
+
+typedef struct oi_ctx {         /* the stanza being routed */
+    const oi_node *st;
+    oi_str from;                /* sender's full JID, never empty */
+    oi_str bare;                /* its bare JID */
+    oi_str type;                /* type attribute; empty when absent */
+    oi_str id;
+    int has_id;
+} oi_ctx;
+
+typedef int (*oi_handler)(olpcidx *x, const oi_ctx *c, const oi_node *p);
+
+typedef struct oi_route {
+    unsigned on;                /* OI_ON_* bits */
+    const char *type;           /* the stanza's type ("": none); NULL: any */
+    const char *ns, *name;      /* the payload's; NULL: any */
+    int guard;                  /* OI_G_* */
+    oi_handler fn;
+} oi_route;
+
+/* ---- 13.1 Stanza errors (PROTOCOL.md 8.3) ---------------------------- */
+
+/* Replies <iq type='error'> with condition cond, carrying the request's
+** payload when there is one and the condition allows (RFC 6120 8.3.1). */
+static void oi_iq_error(olpcidx *x, const oi_ctx *c, const oi_node *payload,
+                        int cond)
 {
     size_t mark = oi_out_begin(x);
-    oi_out_head(x, "iq", "error", to, id);
-    if (payload)
+    oi_out_head(x, "iq", "error", c->from, c->has_id ? &c->id : NULL);
+    if (payload && oi_conds[cond].echo)
         oi_out_node(x, payload, OI_LIT(OI_NS_ACCEPT));
-    oi_outz(x, "<error type='");
-    oi_outz(x, type);
-    oi_outz(x, "'><");
-    oi_outz(x, cond);
-    oi_outz(x, " xmlns='" OI_NS_XSTANZA "'/></error></iq>");
+    oi_out_error(x, cond);
+    oi_outz(x, "</iq>");
     oi_out_commit(x, mark, "error reply");
 }
 
-/* ---- the seed protocol: properties from stanzas ---------------------- */
+/* Refuses a child of a message: <message type='error'> back to the
+** sender with the offending child and the condition (RFC 6120 8.3). */
+static void oi_msg_error(olpcidx *x, const oi_ctx *c, const oi_node *child,
+                         int cond)
+{
+    size_t mark = oi_out_begin(x);
+    oi_out_head(x, "message", "error", c->from, c->has_id ? &c->id : NULL);
+    if (oi_conds[cond].echo)
+        oi_out_node(x, child, OI_LIT(OI_NS_ACCEPT));
+    oi_out_error(x, cond);
+    oi_outz(x, "</message>");
+    oi_out_commit(x, mark, "error message");
+}
+
+/* ---- 13.2 Properties in stanzas (PROTOCOL.md 2.1) -------------------- */
 
 /* Reads the <property type name>value</property> children of n into a
-** canonical set sorted by name, in the arena.  Returns NULL, or the
-** stanza error condition that refuses it (RFC 6120 8.3.3). */
-static const char *oi_props_parse(olpcidx *x, const oi_node *n,
-                                  oi_props *out)
+** canonical set sorted by name, in the arena.  Returns OI_C_NONE, or
+** the stanza error condition that refuses it (PROTOCOL.md 2.1, 8.1). */
+static int oi_props_parse(olpcidx *x, const oi_node *n, oi_props *out)
 {
     const oi_node *c;
     size_t k = 0, i;
@@ -3488,12 +4043,12 @@ static const char *oi_props_parse(olpcidx *x, const oi_node *n,
         if (oi_eq(c->name, "property"))
             k++;
     if (k == 0)
-        return NULL;
+        return OI_C_NONE;
     if (k > x->cfg.max_props)
-        return "not-acceptable";
+        return OI_C_NOT_ACCEPTABLE;
     out->v = (oi_prop *)oi_arena_alloc(&x->mem, &x->arena, k * sizeof *out->v);
     if (!out->v)
-        return "resource-constraint";
+        return OI_C_RESOURCE_CONSTRAINT;
     for (c = n->child; c; c = c->next) {
         oi_prop *p = &out->v[out->n];
         oi_str type;
@@ -3504,29 +4059,29 @@ static const char *oi_props_parse(olpcidx *x, const oi_node *n,
         oi_attr(c, "type", &type);
         if ((p->type = oi_ptype(type)) < 0 || !oi_attr(c, "name", &p->name)
             || p->name.n == 0)
-            return "bad-request";
+            return OI_C_BAD_REQUEST;
         if (c->ntext > x->cfg.max_value)
-            return "not-acceptable";
+            return OI_C_NOT_ACCEPTABLE;
         buf = (char *)oi_arena_alloc(&x->mem, &x->arena, c->ntext + 4);
         if (!buf)
-            return "resource-constraint";
+            return OI_C_RESOURCE_CONSTRAINT;
         len = oi_prop_canon(p->type, oi_mkstr(c->text, c->ntext), buf);
         if (len < 0)
-            return "bad-request";
+            return OI_C_BAD_REQUEST;
         p->value = oi_mkstr(buf, (size_t)len);
         out->n++;
     }
     qsort(out->v, out->n, sizeof *out->v, oi_prop_cmp);
     for (i = 1; i < out->n; i++)
         if (oi_streq(out->v[i - 1].name, out->v[i].name))
-            return "bad-request";
-    return NULL;
+            return OI_C_BAD_REQUEST;
+    return OI_C_NONE;
 }
 
 /* The properties of an item element: in a <properties> wrapper of
 ** namespace ns, or (the seed's first shape) directly inside. */
-static const char *oi_props_of(olpcidx *x, const oi_node *n, const char *ns,
-                               oi_props *out)
+static int oi_props_of(olpcidx *x, const oi_node *n, const char *ns,
+                       oi_props *out)
 {
     const oi_node *w = oi_child(n, ns, "properties");
     return oi_props_parse(x, w ? w : n, out);
@@ -3541,7 +4096,7 @@ static void oi_out_act_ids(olpcidx *x, oi_str id, oi_str room)
 }
 
 /* Writes <properties xmlns=ns>, with the activity's ids when a is given
-** (the form of change notifications, PROTOCOL.md 3). */
+** (the form of change notifications, PROTOCOL.md 3.6). */
 static void oi_out_props(olpcidx *x, const oi_props *ps, const char *ns,
                          const oi_act *a)
 {
@@ -3567,23 +4122,71 @@ static void oi_out_props(olpcidx *x, const oi_props *ps, const char *ns,
     oi_outz(x, "</properties>");
 }
 
-/* The bare JID of a full one: everything before the first '/'. */
-static oi_str oi_bare(oi_str jid)
+/* ---- 13.3 Discovery, version, ping ----------------------------------- */
+
+static const char *const oi_features[] = {
+    OI_NS_BUDDY, OI_NS_ACT, OI_NS_RSM, OI_NS_DINFO, OI_NS_PING, OI_NS_VERSION
+};
+
+/* disco#info (XEP-0030; PROTOCOL.md 6.1): the identity the Sugar client
+** looks for first, then the features; a node we do not know:
+** item-not-found. */
+static int oi_disco_info(olpcidx *x, const oi_ctx *c, const oi_node *q)
 {
-    const char *slash = (const char *)memchr(jid.p, '/', jid.n);
-    return slash ? oi_mkstr(jid.p, (size_t)(slash - jid.p)) : jid;
+    size_t mark, i;
+    oi_str node;
+    if (oi_attr(q, "node", &node))
+        return OI_C_ITEM_NOT_FOUND;
+    mark = oi_out_begin(x);
+    oi_out_head(x, "iq", "result", c->from, &c->id);
+    oi_outz(x, "<query xmlns='" OI_NS_DINFO "'>"
+            "<identity category='collaboration' type='gadget'");
+    oi_out_attr(x, "name", x->name);
+    oi_outz(x, "/>");
+    for (i = 0; i < sizeof oi_features / sizeof oi_features[0]; i++) {
+        oi_outz(x, "<feature var='");
+        oi_outz(x, oi_features[i]);
+        oi_outz(x, "'/>");
+    }
+    oi_outz(x, "</query></iq>");
+    oi_out_commit(x, mark, "disco#info reply");
+    return OI_C_NONE;
 }
 
-/* ---- access and rate (PROTOCOL.md 8), signs of life (5) ------------- */
-
-/* The domain part of a JID (RFC 7622 3.2): after the '@' of the bare
-** JID, or all of it. */
-static oi_str oi_domain(oi_str jid)
+/* Replies a result whose payload is the literal body (may be empty). */
+static int oi_reply_fixed(olpcidx *x, const oi_ctx *c, const char *body,
+                          const char *what)
 {
-    oi_str bare = oi_bare(jid);
-    const char *at = (const char *)memchr(bare.p, '@', bare.n);
-    return at ? oi_mkstr(at + 1, bare.n - (size_t)(at + 1 - bare.p)) : bare;
+    size_t mark = oi_out_begin(x);
+    oi_out_head(x, "iq", "result", c->from, &c->id);
+    oi_outz(x, body);
+    oi_outz(x, "</iq>");
+    oi_out_commit(x, mark, what);
+    return OI_C_NONE;
 }
+
+static int oi_disco_items(olpcidx *x, const oi_ctx *c, const oi_node *q)
+{
+    (void)q;
+    return oi_reply_fixed(x, c, "<query xmlns='" OI_NS_DITEMS "'/>",
+                          "disco#items reply");
+}
+
+static int oi_version(olpcidx *x, const oi_ctx *c, const oi_node *q)
+{
+    (void)q;
+    return oi_reply_fixed(x, c, "<query xmlns='" OI_NS_VERSION "'><name>"
+                          "olpcidx</name><version>" OLPCIDX_VERSION
+                          "</version></query>", "version reply");
+}
+
+static int oi_pong(olpcidx *x, const oi_ctx *c, const oi_node *q)
+{
+    (void)q;
+    return oi_reply_fixed(x, c, "", "ping reply");
+}
+
+/* ---- 13.4 Who may ask (PROTOCOL.md 8.2) ------------------------------- */
 
 /* Whether jid belongs to one of the allowed domains (x->allow: names
 ** separated by spaces). */
@@ -3601,7 +4204,7 @@ static int oi_allowed(olpcidx *x, oi_str jid)
     return 0;
 }
 
-/* Takes one stanza from full JID's token bucket (burst rate_burst,
+/* Takes one stanza from full JID's token bucket (PROTOCOL.md 8.2) (burst rate_burst,
 ** refilled at rate_per_sec).  Returns 0 when the bucket is empty. */
 static int oi_rate_take(olpcidx *x, oi_str jid)
 {
@@ -3619,20 +4222,112 @@ static int oi_rate_take(olpcidx *x, oi_str jid)
     return 1;
 }
 
-/* A stanza came from jid: a sign of life of its buddy (PROTOCOL.md 5). */
-static void oi_seen(olpcidx *x, oi_str jid)
+/* ---- 13.5 Liveness (PROTOCOL.md 5) ------------------------------------ */
+
+/* Directed available presence marks the full JID online. */
+static int oi_pres_available(olpcidx *x, const oi_ctx *c, const oi_node *p)
 {
-    oi_buddy *b = oi_buddy_get(x, oi_bare(jid), 0);
-    if (!b)
-        return;
-    b->seen = x->now;
-    b->ping_at = 0;
-    b->restored = 0;
-    if (jid.n < sizeof b->last) {
-        memcpy(b->last, jid.p, jid.n);
-        b->last[jid.n] = '\0';
+    oi_client *cl = oi_client_get(x, c->from, 1);
+    (void)p;
+    if (cl)
+        cl->available = 1;
+    return OI_C_NONE;
+}
+
+/* Unavailable presence takes it offline. */
+static int oi_pres_unavailable(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    (void)p;
+    oi_chg_offline(x, c->from);
+    return OI_C_NONE;
+}
+
+/* An iq result or error is never answered (RFC 6120 8.2.3) but is a sign
+** of life; an error answering an idle ping means the client is gone. */
+static int oi_answer(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    (void)p;
+    if (oi_eq(c->type, "error") && oi_eq(c->id, "idle"))
+        oi_chg_offline(x, c->from);
+    else
+        oi_seen(x, c->from);
+    return OI_C_NONE;
+}
+
+/* A notification bounced (the AMP rule, or the client is offline): the
+** full JID's watchers go (PROTOCOL.md 5.3). */
+static int oi_bounce(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    oi_client *cl = oi_client_get(x, c->from, 0);
+    (void)p;
+    if (cl) {
+        while (cl->watches)
+            oi_watch_free(x, cl->watches);
+        oi_client_trim(x, cl);
+    }
+    return OI_C_NONE;
+}
+
+/* Once a second (PROTOCOL.md 5.2): pings participants silent for idle
+** seconds at their last full JID (XEP-0199), takes offline those whose
+** ping went unanswered for 30 s, and forgets clients that hold nothing. */
+static void oi_liveness(olpcidx *x)
+{
+    uint64_t idle = (uint64_t)x->cfg.idle * 1000;
+    size_t i = 0;
+    void *p;
+    while ((p = oi_map_next(&x->clients, &i)) != NULL)
+        oi_client_trim(x, (oi_client *)p);
+    i = 0;
+    while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
+        oi_buddy *b = (oi_buddy *)p;
+        if (b->acts.n == 0 || !b->last[0])
+            continue;
+        if (b->ping_at && x->now - b->ping_at >= OI_PING_TIMEOUT_MS) {
+            oi_log(x, OLPCIDX_LOG_INFO, "%s did not answer a ping: offline",
+                   b->last);
+            oi_chg_offline(x, oi_zstr(b->last));
+            i = 0;                      /* the maps changed: start again */
+        } else if (!b->ping_at && (b->restored
+                                   || (idle && x->now - b->seen >= idle))) {
+            b->restored = 0;
+            size_t mark = oi_out_begin(x);
+            oi_outz(x, "<iq type='get'");
+            oi_out_attr(x, "from", x->jid);
+            oi_out_attr(x, "to", oi_zstr(b->last));
+            oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
+            if (oi_out_commit(x, mark, "idle ping") == 0)
+                b->ping_at = x->now;
+        }
     }
 }
+
+/* ---- 13.6 The routes both dialects share ------------------------------ */
+
+static const oi_route oi_common_routes[] = {
+    { OI_ON_GET, NULL, OI_NS_DINFO, "query", OI_G_ANYONE, oi_disco_info },
+    { OI_ON_GET, NULL, OI_NS_DITEMS, "query", OI_G_ANYONE, oi_disco_items },
+    { OI_ON_GET, NULL, OI_NS_VERSION, "query", OI_G_ANYONE, oi_version },
+    { OI_ON_GET, NULL, OI_NS_PING, "ping", OI_G_ANYONE, oi_pong },
+    { OI_ON_ANSWER, NULL, NULL, NULL, OI_G_ANYONE, oi_answer },
+    { OI_ON_BOUNCE, NULL, NULL, NULL, OI_G_ANYONE, oi_bounce },
+    { OI_ON_PRES, "", NULL, NULL, OI_G_DOMAIN, oi_pres_available },
+    { OI_ON_PRES, "unavailable", NULL, NULL, OI_G_DOMAIN,
+      oi_pres_unavailable },
+    { 0, NULL, NULL, NULL, 0, NULL }
+};
+
+/* ==== 14. The seed dialect ========================================== */
+
+/*
+** The 2007 protocol (PROTOCOL.md 3, 4): queries answered with paged
+** result sets, each page becoming the client's current result set -- a
+** watcher of the seed's kind, one per client and namespace -- which hears
+** of changes to its items; and announcements, messages whose children say
+** what their sender shares.
+*/
+
+/* ---- 14.1 Notifications (PROTOCOL.md 3.6) ----------------------------- */
 
 /* A buddy's current activity is shown unless the index knows it to be
 ** private. */
@@ -3651,503 +4346,77 @@ static void oi_out_cur(olpcidx *x, const oi_buddy *b)
     oi_outz(x, "/>");
 }
 
-/* ---- the seed protocol: notifications (PROTOCOL.md 3) ---------------- */
-
 /*
-** Every event gets a number; a client notified of it carries that number,
-** so that one reached through several paths (the buddy in its result set
-** and an activity of that buddy in the other) hears of it once.  The
-** client whose stanza caused the event (x->cause) hears nothing.
+** Writes an event for a seed result set.  A client hears of an event
+** once, however many of its items it reaches (its buddy result set and an
+** activity of that buddy in the other), and never of its own doing.  The
+** message carries the AMP rule: deliver now, or bounce.
 */
-
-/* Starts a notification message to c, or returns 0 if c is not to get
-** this event. */
-static int oi_note_open(olpcidx *x, oi_client *c, size_t *mark)
+static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
 {
-    if (c->stamp == x->event || oi_streq(c->jid, x->cause))
-        return 0;
-    c->stamp = x->event;
-    *mark = oi_out_begin(x);
+    oi_client *c = w->owner;
+    const oi_act *a = ev->act;
+    const oi_buddy *b = ev->buddy;
+    size_t mark;
+    if (ev->type == OI_EV_BUDDY_GONE)
+        return;                         /* the seed has no word for it */
+    if (c->stamp == ev->seq || oi_streq(c->jid, ev->cause))
+        return;
+    c->stamp = ev->seq;
+    mark = oi_out_begin(x);
     oi_out_head(x, "message", x->notify_type, c->jid, NULL);
-    return 1;
-}
-
-/* Ends it with the AMP rule of PROTOCOL.md 3: deliver now or bounce. */
-static void oi_note_close(olpcidx *x, size_t mark)
-{
-    oi_outz(x, "<amp xmlns='http://jabber.org/protocol/amp'><rule "
-            "condition='deliver-at' value='stored' action='error'/></amp>"
-            "</message>");
-    oi_out_commit(x, mark, "notification");
-}
-
-/* The properties of activity a changed. */
-static void oi_note_act_change(olpcidx *x, const oi_act *a)
-{
-    size_t i, mark;
-    x->event++;
-    for (i = 0; i < a->it.watch.n; i++) {
-        if (!oi_note_open(x, (oi_client *)a->it.watch.v[i], &mark))
-            continue;
+    switch (ev->type) {
+    case OI_EV_ACT_PROPS:
         oi_outz(x, "<change xmlns='" OI_NS_ACT "'");
         oi_out_act_ids(x, a->it.uid, a->room);
         oi_out(x, ">", 1);
         oi_out_props(x, &a->it.props, OI_NS_APROPS, a);
         oi_outz(x, "</change>");
-        oi_note_close(x, mark);
-    }
-}
-
-/* b joined or left a, or a closed (b NULL): what is "joined", "left" or
-** "closed". */
-static void oi_note_member(olpcidx *x, const oi_act *a, const oi_buddy *b,
-                           const char *what)
-{
-    size_t i, mark;
-    x->event++;
-    for (i = 0; i < a->it.watch.n; i++) {
-        if (!oi_note_open(x, (oi_client *)a->it.watch.v[i], &mark))
-            continue;
+        break;
+    case OI_EV_JOINED:
+    case OI_EV_LEFT:
+    case OI_EV_CLOSED:
         oi_outz(x, "<activity xmlns='" OI_NS_ACT "'");
         oi_out_act_ids(x, a->it.uid, a->room);
-        oi_outz(x, "><");
-        oi_outz(x, what);
-        if (b) {
+        if (ev->type == OI_EV_JOINED) {
+            oi_outz(x, "><joined");
             oi_out_attr(x, "jid", b->it.uid);
-            if (what[0] == 'j') {
-                oi_out(x, ">", 1);
-                oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
-                oi_outz(x, "</joined>");
-            } else {
-                oi_outz(x, "/>");
-            }
-        } else {
+            oi_out(x, ">", 1);
+            oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+            oi_outz(x, "</joined>");
+        } else if (ev->type == OI_EV_LEFT) {
+            oi_outz(x, "><left");
+            oi_out_attr(x, "jid", b->it.uid);
             oi_outz(x, "/>");
+        } else {
+            oi_outz(x, "><closed/>");
         }
         oi_outz(x, "</activity>");
-        oi_note_close(x, mark);
-    }
-}
-
-/* Activity a closed (last participant gone, or it became private): the
-** watchers are told, and it leaves their result sets. */
-static void oi_note_closed(olpcidx *x, oi_act *a)
-{
-    oi_note_member(x, a, NULL, "closed");
-    oi_unwatch(&x->mem, &a->it, OI_RS_ACT);
-}
-
-/* Writes a buddy change to every client that watches b or a public
-** activity of b. */
-static void oi_note_buddy_to(olpcidx *x, const oi_buddy *b, const oi_vec *w,
-                             int props, int cur)
-{
-    size_t i, mark;
-    for (i = 0; i < w->n; i++) {
-        if (!oi_note_open(x, (oi_client *)w->v[i], &mark))
-            continue;
+        break;
+    default:                            /* buddy properties or current */
         oi_outz(x, "<change xmlns='" OI_NS_BUDDY "'");
         oi_out_attr(x, "jid", b->it.uid);
         oi_out(x, ">", 1);
-        if (props)
+        if (ev->type == OI_EV_BUDDY_PROPS)
             oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
-        if (cur && b->cur)
+        else if (b->cur)
             oi_out_cur(x, b);
-        else if (cur)
+        else
             oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'/>");
         oi_outz(x, "</change>");
-        oi_note_close(x, mark);
+        break;
     }
+    oi_outz(x, "<amp xmlns='" OI_NS_AMP "'><rule condition='deliver-at' "
+            "value='stored' action='error'/></amp></message>");
+    oi_out_commit(x, mark, "notification");
 }
 
-/* b's properties (props) and/or current activity (cur) changed. */
-static void oi_note_buddy(olpcidx *x, const oi_buddy *b, int props, int cur)
-{
-    size_t i;
-    x->event++;
-    oi_note_buddy_to(x, b, &b->it.watch, props, cur);
-    for (i = 0; i < b->acts.n; i++) {
-        const oi_act *a = (const oi_act *)b->acts.v[i];
-        if (!oi_act_private(a))
-            oi_note_buddy_to(x, b, &a->it.watch, props, cur);
-    }
-}
+/* A result set that empties is no result set. */
+static const oi_wkind oi_seed_kind = {
+    "result set", sizeof(oi_watch), 0, oi_seed_render
+};
 
-/* ---- the seed protocol: announcements (PROTOCOL.md 4) ----------------- */
-
-/* The error type that goes with a stanza error condition (RFC 6120
-** 8.3.3). */
-static const char *oi_err_type(const char *cond)
-{
-    if (strcmp(cond, "resource-constraint") == 0)
-        return "wait";
-    if (strcmp(cond, "forbidden") == 0)
-        return "auth";
-    if (strcmp(cond, "service-unavailable") == 0
-        || strcmp(cond, "item-not-found") == 0)
-        return "cancel";
-    return "modify";
-}
-
-/* Refuses an announcement: <message type='error'> back to the sender with
-** the offending child and the condition (RFC 6120 8.3). */
-static void oi_msg_error(olpcidx *x, const oi_node *msg, const oi_node *child,
-                         const char *cond)
-{
-    oi_str from, id;
-    int has_id = oi_attr(msg, "id", &id);
-    size_t mark = oi_out_begin(x);
-    oi_attr(msg, "from", &from);
-    oi_out_head(x, "message", "error", from, has_id ? &id : NULL);
-    if (strcmp(cond, "resource-constraint") != 0)   /* short of memory: */
-        oi_out_node(x, child, OI_LIT(OI_NS_ACCEPT)); /* the error alone */
-    oi_outz(x, "<error type='");
-    oi_outz(x, oi_err_type(cond));
-    oi_outz(x, "'><");
-    oi_outz(x, cond);
-    oi_outz(x, " xmlns='" OI_NS_XSTANZA "'/></error></message>");
-    oi_out_commit(x, mark, "error message");
-}
-
-/* Own buddy properties: a full replacement set. */
-static const char *oi_ann_buddy_props(olpcidx *x, oi_str bare,
-                                      const oi_node *wrapper)
-{
-    oi_props ps;
-    oi_buddy *b;
-    const char *err = oi_props_parse(x, wrapper, &ps);
-    if (err)
-        return err;
-    if (!(b = oi_buddy_get(x, bare, 1)))
-        return "resource-constraint";
-    if (oi_item_set_props(&x->mem, &x->arena, &x->bposts, &b->it, &ps)) {
-        oi_buddy_trim(x, b);
-        return "resource-constraint";
-    }
-    oi_rec_buddy(x, b);
-    oi_journal(x);
-    oi_note_buddy(x, b, 1, 0);
-    oi_buddy_trim(x, b);
-    return NULL;
-}
-
-/* Own current activity: id (or the PEP form's type) and room; both empty
-** clears it. */
-static const char *oi_ann_current(olpcidx *x, oi_str bare, const oi_node *n)
-{
-    oi_str id, room;
-    oi_buddy *b;
-    if (!oi_attr(n, "id", &id))
-        oi_attr(n, "type", &id);
-    oi_attr(n, "room", &room);
-    if (!(b = oi_buddy_get(x, bare, id.n + room.n > 0)))
-        return NULL;                    /* nothing to clear */
-    if (oi_buddy_set_cur(x, b, id, room) != OLPCIDX_OK) {
-        oi_buddy_trim(x, b);
-        return "resource-constraint";
-    }
-    oi_rec_buddy(x, b);
-    oi_journal(x);
-    oi_note_buddy(x, b, 0, 1);
-    oi_buddy_trim(x, b);
-    return NULL;
-}
-
-/* The activity an announcement names by id (or the seed's activity
-** attribute) and/or room. */
-static void oi_ann_ids(const oi_node *n, oi_str *id, oi_str *room)
-{
-    if (!oi_attr(n, "id", id))
-        oi_attr(n, "activity", id);
-    oi_attr(n, "room", room);
-}
-
-/* Activity properties: creates the activity (the sender its first
-** participant) or, from a participant, replaces its properties. */
-static const char *oi_ann_act_props(olpcidx *x, oi_str bare,
-                                    const oi_node *n, const oi_node *wrapper)
-{
-    oi_str id, room;
-    oi_props ps;
-    oi_act *a;
-    oi_buddy *b;
-    const char *err;
-    int created = 0, rc, was_private;
-    oi_ann_ids(n, &id, &room);
-    if (id.n == 0 && wrapper != n)
-        oi_ann_ids(wrapper, &id, &room);
-    if (id.n == 0)
-        return "bad-request";
-    if ((err = oi_props_parse(x, wrapper, &ps)) != NULL)
-        return err;
-    if (!(b = oi_buddy_get(x, bare, 1)))
-        return "resource-constraint";
-    a = oi_act_find(x, id, room);
-    if (a && !oi_vec_has(&a->parts, b)) {
-        oi_buddy_trim(x, b);
-        return "forbidden";
-    }
-    if (!a) {
-        if (b->acts.n >= x->cfg.max_activities) {
-            oi_buddy_trim(x, b);
-            return "not-acceptable";
-        }
-        if (!(a = oi_act_new(x, id, room))) {
-            oi_buddy_trim(x, b);
-            return "resource-constraint";
-        }
-        created = 1;
-        if ((rc = oi_join(x, a, b)) != OLPCIDX_OK) {
-            oi_act_free(x, a);
-            oi_buddy_trim(x, b);
-            return "resource-constraint";
-        }
-    }
-    was_private = oi_act_private(a);
-    if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, &ps)) {
-        if (created)
-            oi_leave(x, a, b);
-        oi_buddy_trim(x, b);
-        return "resource-constraint";
-    }
-    oi_rec_act(x, a);
-    if (created) {
-        oi_seen(x, x->cause);           /* the JOIN record names it */
-        oi_rec_member(x, OI_REC_JOIN, a, b);
-    }
-    oi_journal(x);
-    if (oi_act_private(a)) {
-        if (!was_private)
-            oi_note_closed(x, a);       /* PROTOCOL.md 2: closed to all */
-    } else if (!created) {
-        oi_note_act_change(x, a);
-    }
-    return NULL;
-}
-
-/* b leaves a, and the watchers of a are told; when b was the last one,
-** a closes. */
-static void oi_depart(olpcidx *x, oi_act *a, oi_buddy *b)
-{
-    oi_rec_member(x, OI_REC_LEAVE, a, b);
-    oi_journal(x);
-    if (!oi_act_private(a)) {
-        oi_note_member(x, a, b, "left");
-        if (a->parts.n == 1)
-            oi_note_closed(x, a);
-    }
-    oi_leave(x, a, b);
-}
-
-/* Joined or left, for the sender's bare JID only (never a jid attribute
-** from the client). */
-static const char *oi_ann_member(olpcidx *x, oi_str bare, const oi_node *n,
-                                 int joined)
-{
-    oi_str id, room;
-    oi_act *a;
-    oi_buddy *b;
-    int rc, fresh;
-    oi_ann_ids(n, &id, &room);
-    if (id.n == 0 && room.n == 0)
-        return "bad-request";
-    a = oi_act_find(x, id, room);
-    if (!joined) {
-        b = oi_buddy_get(x, bare, 0);
-        if (a && b && oi_vec_has(&a->parts, b)) {
-            oi_depart(x, a, b);
-            oi_buddy_trim(x, b);
-        }
-        return NULL;
-    }
-    if (id.n == 0 && !a)                /* a new activity needs its id */
-        return "bad-request";
-    if (!(b = oi_buddy_get(x, bare, 1)))
-        return "resource-constraint";
-    if (!a && !(a = oi_act_new(x, id, room))) {
-        oi_buddy_trim(x, b);
-        return "resource-constraint";
-    }
-    fresh = !oi_vec_has(&a->parts, b);
-    rc = oi_join(x, a, b);
-    if (rc != OLPCIDX_OK) {
-        if (a->parts.n == 0)
-            oi_act_free(x, a);
-        oi_buddy_trim(x, b);
-        return rc == OLPCIDX_ELIMIT ? "not-acceptable" : "resource-constraint";
-    }
-    if (fresh) {
-        oi_seen(x, x->cause);           /* the JOIN record names it */
-        if (a->parts.n == 1)            /* created by this join */
-            oi_rec_act(x, a);
-        oi_rec_member(x, OI_REC_JOIN, a, b);
-        oi_journal(x);
-    }
-    if (fresh && !oi_act_private(a))
-        oi_note_member(x, a, b, "joined");
-    return NULL;
-}
-
-/* A message to the component: every child it understands is an
-** announcement, applied in order; a refused one is answered and leaves
-** the index as it was. */
-static void oi_message(olpcidx *x, const oi_node *msg)
-{
-    oi_str from, type, jid;
-    oi_str bare;
-    const oi_node *c, *w;
-    int denied;
-    if (!oi_attr(msg, "from", &from) || from.n == 0)
-        return;
-    oi_attr(msg, "type", &type);
-    if (oi_eq(type, "error")) {
-        /* a notification bounced (AMP rule or offline): the full JID's
-        ** result sets go (PROTOCOL.md 5) */
-        oi_client *cl = oi_client_get(x, from, 0);
-        if (cl) {
-            oi_rs_drop(x, cl, OI_RS_ACT);
-            oi_rs_drop(x, cl, OI_RS_BUDDY);
-            oi_client_trim(x, cl);
-        }
-        return;
-    }
-    if (!oi_rate_take(x, from))
-        return;                         /* PROTOCOL.md 8: dropped silently */
-    denied = !oi_allowed(x, from);
-    bare = oi_bare(from);
-    x->cause = from;
-    for (c = msg->child; c; c = c->next) {
-        const char *err = NULL;
-        if (denied) {
-            if (oi_eq(c->ns, OI_NS_ACT) || oi_eq(c->ns, OI_NS_BUDDY)
-                || oi_eq(c->ns, OI_NS_APROPS) || oi_eq(c->ns, OI_NS_BPROPS)
-                || oi_eq(c->ns, OI_NS_CURACT))
-                err = "forbidden";
-        } else if (oi_eq(c->name, "close")
-            && (oi_eq(c->ns, OI_NS_ACT) || oi_eq(c->ns, OI_NS_BUDDY))) {
-            oi_client *cl = oi_client_get(x, from, 0);
-            if (cl) {
-                oi_rs_drop(x, cl, oi_eq(c->ns, OI_NS_ACT) ? OI_RS_ACT
-                                                          : OI_RS_BUDDY);
-                oi_client_trim(x, cl);
-            }
-        } else if (oi_eq(c->ns, OI_NS_BPROPS)
-                   && oi_eq(c->name, "properties")) {
-            err = oi_ann_buddy_props(x, bare, c);
-        } else if (oi_eq(c->ns, OI_NS_BUDDY) && oi_eq(c->name, "change")) {
-            if (oi_attr(c, "jid", &jid) && !oi_streq(jid, bare))
-                err = "forbidden";
-            else if ((w = oi_child(c, OI_NS_BPROPS, "properties")) != NULL)
-                err = oi_ann_buddy_props(x, bare, w);
-            else
-                err = "bad-request";
-        } else if (oi_eq(c->ns, OI_NS_CURACT) && oi_eq(c->name, "activity")) {
-            err = oi_ann_current(x, bare, c);
-        } else if (oi_eq(c->ns, OI_NS_APROPS) && oi_eq(c->name, "properties")) {
-            err = oi_ann_act_props(x, bare, c, c);
-        } else if (oi_eq(c->ns, OI_NS_ACT) && oi_eq(c->name, "change")) {
-            w = oi_child(c, OI_NS_APROPS, "properties");
-            err = w ? oi_ann_act_props(x, bare, c, w) : "bad-request";
-        } else if (oi_eq(c->ns, OI_NS_ACT) && oi_eq(c->name, "activity")) {
-            if (oi_child(c, NULL, "joined"))
-                err = oi_ann_member(x, bare, c, 1);
-            else if (oi_child(c, NULL, "left"))
-                err = oi_ann_member(x, bare, c, 0);
-            else
-                err = "bad-request";
-        } else {
-            continue;                   /* <body/> and the like */
-        }
-        if (err)
-            oi_msg_error(x, msg, c, err);
-    }
-    x->cause = oi_mkstr("", 0);
-    oi_seen(x, from);                   /* after: it may be a new buddy */
-}
-
-/* ---- liveness (PROTOCOL.md 5) ------------------------------------------ */
-
-/* Full JID went offline: its result sets go; when it was its buddy's last
-** online resource, the buddy leaves its activities and its current
-** activity is cleared, with the notifications these cause. */
-static void oi_offline(olpcidx *x, oi_str full)
-{
-    oi_client *c = oi_client_get(x, full, 0), *o;
-    oi_str bare = oi_bare(full);
-    oi_buddy *b;
-    size_t i = 0;
-    if (c)
-        oi_client_free(x, c);
-    while ((o = (oi_client *)oi_map_next(&x->clients, &i)) != NULL)
-        if (o->available && oi_streq(oi_bare(o->jid), bare))
-            return;                     /* another resource is online */
-    if (!(b = oi_buddy_get(x, bare, 0)))
-        return;
-    x->cause = oi_mkstr("", 0);
-    while (b->acts.n > 0)
-        oi_depart(x, (oi_act *)b->acts.v[0], b);
-    if (b->cur) {
-        oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
-        oi_rec_buddy(x, b);
-        oi_journal(x);
-        oi_note_buddy(x, b, 0, 1);
-    }
-    b->ping_at = 0;
-    oi_buddy_trim(x, b);
-}
-
-/* Directed presence (PROTOCOL.md 5): available marks the full JID
-** online, unavailable takes it offline; other types are not for us. */
-static void oi_presence(olpcidx *x, const oi_node *p)
-{
-    oi_str from, type;
-    oi_client *c;
-    if (!oi_attr(p, "from", &from) || !oi_allowed(x, from))
-        return;
-    oi_attr(p, "type", &type);
-    if (type.n == 0) {
-        if ((c = oi_client_get(x, from, 1)) != NULL)
-            c->available = 1;
-    } else if (oi_eq(type, "unavailable")) {
-        oi_offline(x, from);
-    }
-}
-
-/* Once a second: pings participants silent for idle seconds at their
-** last full JID (XEP-0199), takes offline those whose ping went
-** unanswered for 30 s, and forgets clients that hold nothing. */
-static void oi_liveness(olpcidx *x)
-{
-    uint64_t idle = (uint64_t)x->cfg.idle * 1000;
-    size_t i = 0;
-    void *p;
-    while ((p = oi_map_next(&x->clients, &i)) != NULL)
-        oi_client_trim(x, (oi_client *)p);
-    i = 0;
-    while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
-        oi_buddy *b = (oi_buddy *)p;
-        if (b->acts.n == 0 || !b->last[0])
-            continue;
-        if (b->ping_at && x->now - b->ping_at >= OI_PING_TIMEOUT_MS) {
-            oi_log(x, OLPCIDX_LOG_INFO, "%s did not answer a ping: offline",
-                   b->last);
-            oi_offline(x, oi_zstr(b->last));
-            i = 0;                      /* the maps changed: start again */
-        } else if (!b->ping_at && (b->restored
-                                   || (idle && x->now - b->seen >= idle))) {
-            b->restored = 0;
-            size_t mark = oi_out_begin(x);
-            oi_outz(x, "<iq type='get'");
-            oi_out_attr(x, "from", x->jid);
-            oi_out_attr(x, "to", oi_zstr(b->last));
-            oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
-            if (oi_out_commit(x, mark, "idle ping") == 0)
-                b->ping_at = x->now;
-        }
-    }
-}
-
-/* ---- the seed protocol: queries and RSM (PROTOCOL.md 3) --------------- */
+/* ---- 14.2 Queries and paging (PROTOCOL.md 3.1-3.5) -------------------- */
 
 static int oi_item_cmp(const void *a, const void *b)
 {
@@ -4217,32 +4486,33 @@ static void oi_out_buddy(olpcidx *x, const oi_buddy *b)
     oi_outz(x, "</buddy>");
 }
 
-/* Sorts the matches by UID, cuts the page the <set> asks for and replies
-** (XEP-0059 as PROTOCOL.md 3 decides).  Returns the stanza error for a
-** malformed <set>, else NULL. */
-static const char *oi_reply_page(olpcidx *x, oi_str to, const oi_str *id,
-                                 const char *ns, const oi_node *set,
-                                 oi_item **v, size_t n, int buddies)
+/* Sorts the matches by UID, cuts the page the <set> asks for, makes it
+** the client's current result set and replies (XEP-0059 as PROTOCOL.md
+** 3.4 decides).  Returns the condition that refuses the request. */
+static int oi_reply_page(olpcidx *x, const oi_ctx *ctx, const char *ns,
+                         const oi_node *set, oi_item **v, size_t n,
+                         int buddies)
 {
     const oi_node *c;
     oi_client *cl;
+    oi_watch *w;
     long max = 20, index = -1;
     size_t start = 0, end = n, i, mark;
-    int before = 0, after = 0, empty_before = 0;
+    int before = 0, after = 0, empty_before = 0, k;
     oi_str before_uid = OI_LIT(""), after_uid = OI_LIT("");
     if (set) {
         for (c = set->child; c; c = c->next) {
             if (oi_eq(c->name, "max")) {
                 if ((max = oi_rsm_num(c)) < 0)
-                    return "bad-request";
+                    return OI_C_BAD_REQUEST;
             } else if (oi_eq(c->name, "index")) {
                 if ((index = oi_rsm_num(c)) < 0)
-                    return "bad-request";
+                    return OI_C_BAD_REQUEST;
             } else if (oi_eq(c->name, "after")) {
                 after = 1;
                 after_uid = oi_mkstr(c->text, c->ntext);
                 if (c->ntext == 0)
-                    return "bad-request";
+                    return OI_C_BAD_REQUEST;
             } else if (oi_eq(c->name, "before")) {
                 before = 1;
                 before_uid = oi_mkstr(c->text, c->ntext);
@@ -4264,17 +4534,21 @@ static const char *oi_reply_page(olpcidx *x, oi_str to, const oi_str *id,
     }
     if (end - start > (size_t)max)
         end = start + (size_t)max;
-    /* The page becomes the client's current result set (PROTOCOL.md 3). */
-    if (!(cl = oi_client_get(x, to, 1)))
-        return "resource-constraint";
-    if (oi_rs_set(x, cl, buddies ? OI_RS_BUDDY : OI_RS_ACT,
-                  end > start ? v + start : NULL, end - start) != OLPCIDX_OK) {
+    /* The page becomes the client's current result set (PROTOCOL.md 3.5):
+    ** the seed watcher of this namespace, one per client. */
+    if (!(cl = oi_client_get(x, ctx->from, 1)))
+        return OI_C_RESOURCE_CONSTRAINT;
+    k = buddies ? OI_K_BUDDY : OI_K_ACT;
+    if ((!(w = oi_watch_find(cl, &oi_seed_kind, k))
+         && !(w = oi_watch_new(x, cl, &oi_seed_kind, k)))
+        || oi_watch_set(&x->mem, w, end > start ? v + start : NULL,
+                        end - start) != OLPCIDX_OK) {
         oi_client_trim(x, cl);
-        return "resource-constraint";
+        return OI_C_RESOURCE_CONSTRAINT;
     }
     oi_client_trim(x, cl);
     mark = oi_out_begin(x);
-    oi_out_head(x, "iq", "result", to, id);
+    oi_out_head(x, "iq", "result", ctx->from, &ctx->id);
     oi_outz(x, "<query xmlns='");
     oi_outz(x, ns);
     oi_outz(x, "'>");
@@ -4306,10 +4580,10 @@ static const char *oi_reply_page(olpcidx *x, oi_str to, const oi_str *id,
     }
     oi_outz(x, "</query></iq>");
     oi_out_commit(x, mark, "query result");
-    return NULL;
+    return OI_C_NONE;
 }
 
-/* Appends every item of list that passes keep() to out (arena). */
+/* Whether item it passes a query's criteria crit. */
 typedef int (*oi_keep_fn)(olpcidx *x, const oi_item *it, const void *crit);
 
 /* Collects candidate items: the shortest posting list among the wanted
@@ -4381,9 +4655,8 @@ static int oi_keep_act(olpcidx *x, const oi_item *it, const void *crit)
     return 1;
 }
 
-/* <query xmlns=A><activity ...criteria/></query> */
-static const char *oi_query_acts(olpcidx *x, oi_str from, const oi_str *id,
-                                 const oi_node *q)
+/* <query xmlns=A><activity ...criteria/></query> (PROTOCOL.md 3.1) */
+static int oi_query_acts(olpcidx *x, const oi_ctx *ctx, const oi_node *q)
 {
     const oi_node *crit = oi_child(q, NULL, "activity");
     const oi_node *set = oi_child(q, OI_NS_RSM, "set");
@@ -4391,17 +4664,17 @@ static const char *oi_query_acts(olpcidx *x, oi_str from, const oi_str *id,
     oi_str aid;
     oi_item **v = NULL;
     long n;
-    const char *err;
+    int err;
     if (!crit)
-        return "bad-request";
-    if ((err = oi_props_of(x, crit, OI_NS_APROPS, &c.props)) != NULL)
+        return OI_C_BAD_REQUEST;
+    if ((err = oi_props_of(x, crit, OI_NS_APROPS, &c.props)) != OI_C_NONE)
         return err;
     c.q = crit;
     if (oi_attr(crit, "id", &aid) || oi_attr(crit, "activity", &aid)) {
         oi_act *a = (oi_act *)oi_map_get(&x->acts, aid);
         v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, sizeof *v);
         if (!v)
-            return "resource-constraint";
+            return OI_C_RESOURCE_CONSTRAINT;
         n = a && oi_keep_act(x, &a->it, &c) ? 1 : 0;
         if (n)
             v[0] = &a->it;
@@ -4409,9 +4682,9 @@ static const char *oi_query_acts(olpcidx *x, oi_str from, const oi_str *id,
         n = oi_collect(x, &x->acts, &x->aposts, &c.props, oi_keep_act, &c,
                        &v);
         if (n < 0)
-            return "resource-constraint";
+            return OI_C_RESOURCE_CONSTRAINT;
     }
-    return oi_reply_page(x, from, id, OI_NS_ACT, set, v, (size_t)n, 0);
+    return oi_reply_page(x, ctx, OI_NS_ACT, set, v, (size_t)n, 0);
 }
 
 typedef struct oi_bcrit {       /* a buddy query's criteria */
@@ -4455,9 +4728,9 @@ static int oi_keep_buddy(olpcidx *x, const oi_item *it, const void *crit)
 }
 
 /* <query xmlns=B> with <buddy jid/> children, or one <buddy> holding
-** properties and/or an alias; or the seed's bare <buddy xmlns=B jid/>. */
-static const char *oi_query_buddies(olpcidx *x, oi_str from, const oi_str *id,
-                                    const oi_node *q)
+** properties and/or an alias; or the seed's bare <buddy xmlns=B jid/>
+** (PROTOCOL.md 3.2). */
+static int oi_query_buddies(olpcidx *x, const oi_ctx *ctx, const oi_node *q)
 {
     const oi_node *set = oi_child(q, OI_NS_RSM, "set"), *b;
     oi_bcrit c;
@@ -4465,7 +4738,7 @@ static const char *oi_query_buddies(olpcidx *x, oi_str from, const oi_str *id,
     oi_item **v = NULL;
     size_t k = 0;
     long n = 0;
-    const char *err;
+    int err;
     int bare_form = oi_eq(q->name, "buddy");
     for (b = bare_form ? q : q->child; b; b = bare_form ? NULL : b->next)
         if (oi_eq(b->name, "buddy") && oi_attr(b, "jid", &jid))
@@ -4473,7 +4746,7 @@ static const char *oi_query_buddies(olpcidx *x, oi_str from, const oi_str *id,
     if (k > 0) {                        /* lookup by JID */
         v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, k * sizeof *v);
         if (!v)
-            return "resource-constraint";
+            return OI_C_RESOURCE_CONSTRAINT;
         for (b = bare_form ? q : q->child; b; b = bare_form ? NULL : b->next) {
             oi_buddy *bd;
             size_t i;
@@ -4489,173 +4762,352 @@ static const char *oi_query_buddies(olpcidx *x, oi_str from, const oi_str *id,
     } else {
         b = oi_child(q, NULL, "buddy");
         if (!b)
-            return "bad-request";
-        if ((err = oi_props_of(x, b, OI_NS_BPROPS, &c.props)) != NULL)
+            return OI_C_BAD_REQUEST;
+        if ((err = oi_props_of(x, b, OI_NS_BPROPS, &c.props)) != OI_C_NONE)
             return err;
         oi_attr(b, "alias", &c.alias);
         n = oi_collect(x, &x->buddies, &x->bposts, &c.props, oi_keep_buddy,
                        &c, &v);
         if (n < 0)
-            return "resource-constraint";
+            return OI_C_RESOURCE_CONSTRAINT;
     }
-    return oi_reply_page(x, from, id, OI_NS_BUDDY, set, v, (size_t)n, 1);
+    return oi_reply_page(x, ctx, OI_NS_BUDDY, set, v, (size_t)n, 1);
 }
 
-static void oi_iq_get(olpcidx *x, oi_str from, const oi_str *id,
-                      const oi_node *q)
+
+/* ---- 14.3 Announcements (PROTOCOL.md 4) ------------------------------- */
+
+/* <close xmlns=A|B/>: the result set of that namespace goes
+** (PROTOCOL.md 3.5). */
+static int oi_seed_close(olpcidx *x, const oi_ctx *c, const oi_node *p)
 {
-    size_t mark, i;
-    oi_str node;
-    if (oi_eq(q->ns, OI_NS_DINFO) && oi_eq(q->name, "query")) {
-        if (oi_attr(q, "node", &node)) {
-            oi_iq_error(x, from, id, q, "cancel", "item-not-found");
-            return;
-        }
-        mark = oi_out_begin(x);
-        oi_out_head(x, "iq", "result", from, id);
-        oi_outz(x, "<query xmlns='" OI_NS_DINFO "'>"
-                "<identity category='collaboration' type='gadget'");
-        oi_out_attr(x, "name", x->name);
-        oi_outz(x, "/>");
-        for (i = 0; i < sizeof oi_features / sizeof oi_features[0]; i++) {
-            oi_outz(x, "<feature var='");
-            oi_outz(x, oi_features[i]);
-            oi_outz(x, "'/>");
-        }
-        oi_outz(x, "</query></iq>");
-        oi_out_commit(x, mark, "disco#info reply");
-    } else if (oi_eq(q->ns, OI_NS_DITEMS) && oi_eq(q->name, "query")) {
-        mark = oi_out_begin(x);
-        oi_out_head(x, "iq", "result", from, id);
-        oi_outz(x, "<query xmlns='" OI_NS_DITEMS "'/></iq>");
-        oi_out_commit(x, mark, "disco#items reply");
-    } else if (oi_eq(q->ns, OI_NS_VERSION) && oi_eq(q->name, "query")) {
-        mark = oi_out_begin(x);
-        oi_out_head(x, "iq", "result", from, id);
-        oi_outz(x, "<query xmlns='" OI_NS_VERSION "'><name>olpcidx</name>"
-                "<version>" OLPCIDX_VERSION "</version></query></iq>");
-        oi_out_commit(x, mark, "version reply");
-    } else if (oi_eq(q->ns, OI_NS_PING) && oi_eq(q->name, "ping")) {
-        mark = oi_out_begin(x);
-        oi_out_head(x, "iq", "result", from, id);
-        oi_outz(x, "</iq>");
-        oi_out_commit(x, mark, "ping reply");
-    } else {
-        oi_iq_error(x, from, id, q, "cancel", "service-unavailable");
+    oi_client *cl = oi_client_get(x, c->from, 0);
+    oi_watch *w;
+    if (cl) {
+        w = oi_watch_find(cl, &oi_seed_kind,
+                          oi_eq(p->ns, OI_NS_ACT) ? OI_K_ACT : OI_K_BUDDY);
+        if (w)
+            oi_watch_free(x, w);
+        oi_client_trim(x, cl);
     }
+    return OI_C_NONE;
 }
 
-static void oi_iq(olpcidx *x, const oi_node *iq)
+/* <properties xmlns=BP>: the sender's own properties (PROTOCOL.md 4.1). */
+static int oi_seed_buddy_props(olpcidx *x, const oi_ctx *c, const oi_node *p)
 {
-    const oi_node *q;
-    const char *err = NULL;
-    int seed;
-    oi_str from, type, id;
-    int has_id = oi_attr(iq, "id", &id);
-    if (!oi_attr(iq, "from", &from) || from.n == 0) {
-        oi_log(x, OLPCIDX_LOG_WARN, "iq without 'from' ignored");
-        return;
-    }
-    oi_attr(iq, "type", &type);
-    if (oi_eq(type, "result") || oi_eq(type, "error")) {
-        /* never answered (RFC 6120 8.2.3); an error to an idle ping
-        ** means the client is gone (PROTOCOL.md 5) */
-        if (oi_eq(type, "error") && oi_eq(id, "idle"))
-            oi_offline(x, from);
-        else
-            oi_seen(x, from);
-        return;
-    }
-    oi_seen(x, from);
-    if (!oi_eq(type, "get") && !oi_eq(type, "set")) {
-        oi_iq_error(x, from, has_id ? &id : NULL, NULL, "modify",
-                    "bad-request");
-        return;
-    }
-    /* RFC 6120 8.2.3: a get or set has an id and exactly one payload. */
-    if (!has_id || !iq->child || iq->child->next) {
-        oi_iq_error(x, from, has_id ? &id : NULL, NULL, "modify",
-                    "bad-request");
-        return;
-    }
-    q = iq->child;
-    seed = (oi_eq(q->ns, OI_NS_ACT) && oi_eq(q->name, "query"))
-        || (oi_eq(q->ns, OI_NS_BUDDY)
-            && (oi_eq(q->name, "query") || oi_eq(q->name, "buddy")));
-    if (seed && !oi_allowed(x, from))
-        err = "forbidden";              /* PROTOCOL.md 8 */
-    else if (!oi_rate_take(x, from))
-        err = "resource-constraint";
-    else if (oi_eq(q->ns, OI_NS_ACT) && oi_eq(q->name, "query"))
-        err = oi_query_acts(x, from, &id, q);
-    else if (oi_eq(q->ns, OI_NS_BUDDY)
-             && (oi_eq(q->name, "query") || oi_eq(q->name, "buddy")))
-        err = oi_query_buddies(x, from, &id, q);
-    else if (oi_eq(type, "get"))
-        oi_iq_get(x, from, &id, q);
-    else
-        err = "service-unavailable";
-    if (err)
-        oi_iq_error(x, from, &id, strcmp(err, "resource-constraint") ? q : NULL,
-                    oi_err_type(err), err);
+    oi_props ps;
+    int err = oi_props_parse(x, p, &ps);
+    return err ? err : oi_chg_buddy_props(x, c->bare, &ps);
 }
 
-/* A complete top-level element of the stream. */
+/* <change xmlns=B [jid=own]><properties xmlns=BP>: the same. */
+static int oi_seed_buddy_change(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    const oi_node *w;
+    oi_str jid;
+    if (oi_attr(p, "jid", &jid) && !oi_streq(jid, c->bare))
+        return OI_C_FORBIDDEN;
+    if (!(w = oi_child(p, OI_NS_BPROPS, "properties")))
+        return OI_C_BAD_REQUEST;
+    return oi_seed_buddy_props(x, c, w);
+}
+
+/* <activity xmlns=CA id|type room/>: the sender's current activity
+** (PROTOCOL.md 4.2). */
+static int oi_seed_current(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    oi_str id, room;
+    if (!oi_attr(p, "id", &id))
+        oi_attr(p, "type", &id);
+    oi_attr(p, "room", &room);
+    return oi_chg_current(x, c->bare, id, room);
+}
+
+/* The activity an announcement names by id (or the seed's activity
+** attribute) and/or room. */
+static void oi_seed_ids(const oi_node *n, oi_str *id, oi_str *room)
+{
+    if (!oi_attr(n, "id", id))
+        oi_attr(n, "activity", id);
+    oi_attr(n, "room", room);
+}
+
+/* Activity properties in wrapper, the activity named on n or on the
+** wrapper (PROTOCOL.md 4.3). */
+static int oi_seed_act_props_in(olpcidx *x, const oi_ctx *c, const oi_node *n,
+                                const oi_node *wrapper)
+{
+    oi_str id, room;
+    oi_props ps;
+    int err;
+    oi_seed_ids(n, &id, &room);
+    if (id.n == 0 && wrapper != n)
+        oi_seed_ids(wrapper, &id, &room);
+    if (id.n == 0)
+        return OI_C_BAD_REQUEST;
+    if ((err = oi_props_parse(x, wrapper, &ps)) != OI_C_NONE)
+        return err;
+    return oi_chg_act_props(x, c->bare, id, room, &ps);
+}
+
+/* <properties xmlns=AP activity room> */
+static int oi_seed_act_props(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    return oi_seed_act_props_in(x, c, p, p);
+}
+
+/* <change xmlns=A activity room><properties xmlns=AP> */
+static int oi_seed_act_change(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    const oi_node *w = oi_child(p, OI_NS_APROPS, "properties");
+    return w ? oi_seed_act_props_in(x, c, p, w) : OI_C_BAD_REQUEST;
+}
+
+/* <activity xmlns=A id|activity room><joined/> or <left/></activity>:
+** for the sender's bare JID only (PROTOCOL.md 4.4). */
+static int oi_seed_member(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    oi_str id, room;
+    int joined = oi_child(p, NULL, "joined") != NULL;
+    if (!joined && !oi_child(p, NULL, "left"))
+        return OI_C_BAD_REQUEST;
+    oi_seed_ids(p, &id, &room);
+    if (id.n == 0 && room.n == 0)
+        return OI_C_BAD_REQUEST;
+    return joined ? oi_chg_join(x, c->bare, id, room)
+                  : oi_chg_leave(x, c->bare, id, room);
+}
+
+/* Anything else in the seed's namespaces: nothing to do, but from a
+** domain that is not allowed it is refused like the rest. */
+static int oi_seed_other(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    (void)x;
+    (void)c;
+    (void)p;
+    return OI_C_NONE;
+}
+
+/* ---- 14.4 The seed's routes ------------------------------------------- */
+
+#define OI_ON_IQ (OI_ON_GET | OI_ON_SET)  /* the seed accepts set too */
+
+static const oi_route oi_seed_routes[] = {
+    { OI_ON_IQ, NULL, OI_NS_ACT, "query", OI_G_DOMAIN, oi_query_acts },
+    { OI_ON_IQ, NULL, OI_NS_BUDDY, "query", OI_G_DOMAIN, oi_query_buddies },
+    { OI_ON_IQ, NULL, OI_NS_BUDDY, "buddy", OI_G_DOMAIN, oi_query_buddies },
+    { OI_ON_MSG, NULL, OI_NS_ACT, "close", OI_G_DOMAIN, oi_seed_close },
+    { OI_ON_MSG, NULL, OI_NS_BUDDY, "close", OI_G_DOMAIN, oi_seed_close },
+    { OI_ON_MSG, NULL, OI_NS_BPROPS, "properties", OI_G_DOMAIN,
+      oi_seed_buddy_props },
+    { OI_ON_MSG, NULL, OI_NS_BUDDY, "change", OI_G_DOMAIN,
+      oi_seed_buddy_change },
+    { OI_ON_MSG, NULL, OI_NS_CURACT, "activity", OI_G_DOMAIN,
+      oi_seed_current },
+    { OI_ON_MSG, NULL, OI_NS_APROPS, "properties", OI_G_DOMAIN,
+      oi_seed_act_props },
+    { OI_ON_MSG, NULL, OI_NS_ACT, "change", OI_G_DOMAIN, oi_seed_act_change },
+    { OI_ON_MSG, NULL, OI_NS_ACT, "activity", OI_G_DOMAIN, oi_seed_member },
+    { OI_ON_MSG, NULL, OI_NS_ACT, NULL, OI_G_DOMAIN, oi_seed_other },
+    { OI_ON_MSG, NULL, OI_NS_BUDDY, NULL, OI_G_DOMAIN, oi_seed_other },
+    { OI_ON_MSG, NULL, OI_NS_APROPS, NULL, OI_G_DOMAIN, oi_seed_other },
+    { OI_ON_MSG, NULL, OI_NS_BPROPS, NULL, OI_G_DOMAIN, oi_seed_other },
+    { OI_ON_MSG, NULL, OI_NS_CURACT, NULL, OI_G_DOMAIN, oi_seed_other },
+    { 0, NULL, NULL, NULL, 0, NULL }
+};
+
+/* ==== 15. Dispatch: stanzas to routes ================================ */
+
+/*
+** The route tables of every dialect, searched in this order, first match
+** first.  A stanza of another name than iq, message and presence is not
+** ours to handle.
+*/
+static const oi_route *const oi_tables[] = {
+    oi_common_routes, oi_seed_routes
+};
+
+typedef struct oi_rcur {        /* where a search of the tables is */
+    size_t t, r;
+} oi_rcur;
+
+/* The next row, from *cur on, for stanzas of kind on (OI_ON_*) with type
+** type and payload p (NULL: none). */
+static const oi_route *oi_route_next(oi_rcur *cur, unsigned on, oi_str type,
+                                     const oi_node *p)
+{
+    for (; cur->t < sizeof oi_tables / sizeof oi_tables[0];
+         cur->t++, cur->r = 0) {
+        for (; oi_tables[cur->t][cur->r].fn; cur->r++) {
+            const oi_route *r = &oi_tables[cur->t][cur->r];
+            if (!(r->on & on) || (r->type && !oi_eq(type, r->type))
+                || (r->ns && (!p || !oi_eq(p->ns, r->ns)))
+                || (r->name && (!p || !oi_eq(p->name, r->name))))
+                continue;
+            cur->r++;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Runs the rows for p until one takes it.  Returns the condition to
+** answer with (OI_C_NONE if none), or OI_PASS when no row took it.  A
+** row for allowed domains only refuses the others with forbidden. */
+static int oi_run_routes(olpcidx *x, const oi_ctx *c, unsigned on,
+                         const oi_node *p, int allowed)
+{
+    oi_rcur cur;
+    const oi_route *r;
+    int cond = OI_PASS;
+    cur.t = cur.r = 0;
+    while (cond == OI_PASS && (r = oi_route_next(&cur, on, c->type, p))) {
+        if (r->guard == OI_G_DOMAIN && !allowed)
+            return OI_C_FORBIDDEN;
+        cond = r->fn(x, c, p);
+    }
+    return cond;
+}
+
+/* An iq (RFC 6120 8.2.3): a get or set has an id and exactly one payload,
+** and is answered, with service-unavailable when no route takes it
+** (PROTOCOL.md 8.3); a result or error never is. */
+static void oi_iq(olpcidx *x, const oi_ctx *c)
+{
+    const oi_node *q = c->st->child;
+    oi_rcur cur;
+    const oi_route *r;
+    unsigned on = oi_eq(c->type, "get") ? OI_ON_GET
+                : oi_eq(c->type, "set") ? OI_ON_SET : 0;
+    int cond, allowed;
+    if (oi_eq(c->type, "result") || oi_eq(c->type, "error")) {
+        oi_run_routes(x, c, OI_ON_ANSWER, q, 1);
+        return;
+    }
+    oi_seen(x, c->from);
+    if (!on || !c->has_id || !q || q->next) {
+        oi_iq_error(x, c, NULL, OI_C_BAD_REQUEST);
+        return;
+    }
+    /* refused before it costs a token (PROTOCOL.md 8.2) */
+    cur.t = cur.r = 0;
+    r = oi_route_next(&cur, on, c->type, q);
+    allowed = oi_allowed(x, c->from);
+    if (r && r->guard == OI_G_DOMAIN && !allowed)
+        cond = OI_C_FORBIDDEN;
+    else if (!oi_rate_take(x, c->from))
+        cond = OI_C_RESOURCE_CONSTRAINT;
+    else if ((cond = oi_run_routes(x, c, on, q, allowed)) == OI_PASS)
+        cond = OI_C_SERVICE_UNAVAILABLE;
+    if (cond != OI_C_NONE)
+        oi_iq_error(x, c, q, cond);
+}
+
+/* A message: every child a route takes is handled in order, and a
+** refused one answered; the rest (<body/> and the like) is not ours.
+** Over the rate, it is dropped silently (PROTOCOL.md 8.2). */
+static void oi_message(olpcidx *x, const oi_ctx *c)
+{
+    const oi_node *p;
+    int allowed, cond;
+    if (oi_eq(c->type, "error")) {
+        oi_run_routes(x, c, OI_ON_BOUNCE, c->st->child, 1);
+        return;
+    }
+    if (!oi_rate_take(x, c->from))
+        return;
+    allowed = oi_allowed(x, c->from);
+    x->cause = c->from;
+    for (p = c->st->child; p; p = p->next) {
+        cond = oi_run_routes(x, c, OI_ON_MSG, p, allowed);
+        if (cond != OI_C_NONE && cond != OI_PASS)
+            oi_msg_error(x, c, p, cond);
+    }
+    x->cause = oi_mkstr("", 0);
+    oi_seen(x, c->from);                /* after: it may be a new buddy */
+}
+
+/* Presence, from allowed domains only; never answered with an error. */
+static void oi_presence(olpcidx *x, const oi_ctx *c)
+{
+    if (oi_allowed(x, c->from))
+        oi_run_routes(x, c, OI_ON_PRES, c->st->child, 1);
+}
+
+/* A stanza of the online stream (x->on_stanza). */
 static int oi_dispatch(olpcidx *x, const oi_node *st)
 {
-    if (oi_eq(st->ns, OI_NS_STREAM)) {
-        if (oi_eq(st->name, "error"))
-            return oi_stream_error_in(x, st);
-        return 0;                       /* stream:features: nothing to do */
-    }
-    if (!oi_eq(st->ns, OI_NS_ACCEPT)) {
-        oi_log(x, OLPCIDX_LOG_DEBUG, "ignored <%.*s xmlns='%.*s'>",
-               (int)st->name.n, st->name.p, (int)st->ns.n, st->ns.p);
-        return 0;
-    }
-    if (oi_eq(st->name, "handshake") && x->state != OI_S_OPENING) {
-        if (x->state != OI_S_HANDSHAKE) {
-            oi_log(x, OLPCIDX_LOG_ERROR, "unexpected <handshake/>");
-            return oi_stream_end(x, OLPCIDX_EPROTO, "not-authorized", NULL);
-        }
-        x->state = OI_S_ONLINE;
-        oi_log(x, OLPCIDX_LOG_INFO, "online as %.*s (stream %s)",
-               (int)x->jid.n, x->jid.p, x->stream_id);
-        return 0;
-    }
-    if (x->state != OI_S_ONLINE) {
-        if (x->state == OI_S_CLOSING)
-            return 0;
-        if (x->state == OI_S_OPENING) {
-            oi_log(x, OLPCIDX_LOG_ERROR, "server stream header had no id");
-            return oi_stream_end(x, OLPCIDX_EPROTO, "invalid-xml",
-                                 "stream header without id");
-        }
-        oi_log(x, OLPCIDX_LOG_ERROR, "<%.*s> before the handshake completed",
-               (int)st->name.n, st->name.p);
-        return oi_stream_end(x, OLPCIDX_EPROTO, "not-authorized", NULL);
-    }
-    if (x->cfg.log_level >= OLPCIDX_LOG_DEBUG) {
-        oi_str from, type;
-        oi_attr(st, "from", &from);
-        oi_attr(st, "type", &type);
+    oi_ctx c;
+    int has_from;
+    memset(&c, 0, sizeof c);
+    c.st = st;
+    has_from = oi_attr(st, "from", &c.from);
+    oi_attr(st, "type", &c.type);
+    c.has_id = oi_attr(st, "id", &c.id);
+    c.bare = oi_bare(c.from);
+    if (x->cfg.log_level >= OLPCIDX_LOG_DEBUG)
         oi_log(x, OLPCIDX_LOG_DEBUG, "%.*s%s%.*s from %.*s", (int)st->name.n,
-               st->name.p, type.n ? " " : "", (int)type.n, type.p,
-               (int)from.n, from.p);
-    }
-    if (oi_eq(st->name, "iq"))
-        oi_iq(x, st);
-    else if (oi_eq(st->name, "message"))
-        oi_message(x, st);
-    else if (oi_eq(st->name, "presence"))
-        oi_presence(x, st);
-    else
+               st->name.p, c.type.n ? " " : "", (int)c.type.n, c.type.p,
+               (int)c.from.n, c.from.p);
+    if (!oi_eq(st->name, "iq") && !oi_eq(st->name, "message")
+        && !oi_eq(st->name, "presence")) {
         oi_log(x, OLPCIDX_LOG_DEBUG, "<%.*s> ignored", (int)st->name.n,
                st->name.p);
+        return 0;
+    }
+    if (!has_from || c.from.n == 0) {
+        if (oi_eq(st->name, "iq"))
+            oi_log(x, OLPCIDX_LOG_WARN, "iq without 'from' ignored");
+        return 0;
+    }
+    if (oi_eq(st->name, "iq"))
+        oi_iq(x, &c);
+    else if (oi_eq(st->name, "message"))
+        oi_message(x, &c);
+    else
+        oi_presence(x, &c);
     return 0;
 }
 
-/* ==== 11. Public API ================================================= */
+/* ==== 16. Public API ================================================ */
+
+/* The limits as data (OLPCIDX_LIMITS): ranges for the checks here, names,
+** units and help for the daemon. */
+enum { OI_BYTES, OI_COUNT, OI_SECONDS };
+
+enum {
+#define OI_LIM_ENUM_(field, opt, def, lo, hi, unit, help) OI_LIM_##field,
+    OLPCIDX_LIMITS(OI_LIM_ENUM_)
+#undef OI_LIM_ENUM_
+    OI_NLIMITS
+};
+
+static const struct oi_limit {
+    const char *opt;            /* option name and config key */
+    size_t off;                 /* the field in olpcidx_config */
+    size_t def, lo, hi;         /* default and range */
+    int unit;                   /* OI_BYTES, OI_COUNT or OI_SECONDS */
+    const char *help;
+} oi_limits[OI_NLIMITS] = {
+#define OI_LIM_ROW_(field, opt, def, lo, hi, unit, help)                    \
+    { opt, offsetof(olpcidx_config, field), def, lo, hi, OI_##unit, help },
+    OLPCIDX_LIMITS(OI_LIM_ROW_)
+#undef OI_LIM_ROW_
+};
+
+/* Limit k of configuration c, to set and to read. */
+static size_t *oi_limit(olpcidx_config *c, int k)
+{
+    return (size_t *)(void *)((char *)c + oi_limits[k].off);
+}
+
+static size_t oi_limit_of(const olpcidx_config *c, int k)
+{
+    return *(const size_t *)(const void *)((const char *)c
+                                           + oi_limits[k].off);
+}
+
 
 const char *olpcidx_strerror(int err)
 {
@@ -4675,39 +5127,33 @@ int olpcidx_is_fatal(int err)
 
 void olpcidx_config_init(olpcidx_config *c)
 {
+    int k;
     memset(c, 0, sizeof *c);
     c->log_level = OLPCIDX_LOG_INFO;
-    c->max_stanza = OI_DEF_MAX_STANZA;
-    c->max_depth = OI_DEF_MAX_DEPTH;
-    c->max_attrs = OI_DEF_MAX_ATTRS;
-    c->max_name = OI_DEF_MAX_NAME;
-    c->max_output = OI_DEF_MAX_OUTPUT;
-    c->max_props = OI_DEF_MAX_PROPS;
-    c->max_value = OI_DEF_MAX_VALUE;
-    c->max_activities = OI_DEF_MAX_ACTS;
-    c->max_page = OI_DEF_MAX_PAGE;
-    c->rate_burst = OI_DEF_RATE_BURST;
-    c->rate_per_sec = OI_DEF_RATE;
-    c->idle = OI_DEF_IDLE;
+    for (k = 0; k < OI_NLIMITS; k++)
+        *oi_limit(c, k) = oi_limits[k].def;
 }
 
-/* Limits must be usable: non-zero, and small enough that the products
-** computed from them cannot overflow. */
+/* Every limit within its range: non-zero where zero means nothing, and
+** small enough that the products computed from them cannot overflow. */
 static int oi_check_limits(const olpcidx_config *c)
 {
-    if (c->max_stanza < 512 || c->max_stanza > (size_t)1 << 28
-        || c->max_depth < 3 || c->max_depth > 1024
-        || c->max_attrs < 1 || c->max_attrs > 4096
-        || c->max_name < 8 || c->max_name > 4096
-        || c->max_output < 4096
-        || c->max_props < 1 || c->max_props > 0xFFFF      /* the record */
-        || c->max_value < 1 || c->max_value > 0xFFFF      /* format's u16 */
-        || c->max_activities < 1
-        || c->max_page < 1 || c->rate_burst < 1 || c->rate_burst > 1000000
-        || c->rate_per_sec < 1 || c->rate_per_sec > 1000000
-        || c->idle > 86400)
-        return OLPCIDX_EINVAL;
+    int k;
+    for (k = 0; k < OI_NLIMITS; k++) {
+        size_t v = oi_limit_of(c, k);
+        if (v < oi_limits[k].lo || v > oi_limits[k].hi)
+            return OLPCIDX_EINVAL;
+    }
     return OLPCIDX_OK;
+}
+
+/* Applies the limits of x->cfg where copies of them are kept. */
+static void oi_apply_limits(olpcidx *x)
+{
+    x->mem.limit = x->cfg.mem_limit;
+    oi_xml_limits(&x->xml, x->cfg.max_depth, x->cfg.max_attrs,
+                  x->cfg.max_name, x->cfg.max_stanza);
+    x->arena.max = x->cfg.max_stanza * 32;  /* a stanza's tree, generously */
 }
 
 /* A component JID is a domain: no node, no resource, no characters that
@@ -4751,7 +5197,7 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
         return OLPCIDX_EINVAL;
     m.alloc = cfg->alloc ? cfg->alloc : oi_default_alloc;
     m.ud = cfg->alloc_ud;
-    m.used = m.peak = 0;
+    m.used = 0;
     m.limit = cfg->mem_limit;
     x = (olpcidx *)oi_realloc(&m, NULL, 0, sizeof *x);
     if (!x)
@@ -4777,12 +5223,12 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
         return OLPCIDX_ENOMEM;
     }
     oi_xml_init(&x->xml, &x->mem, &oi_stream_handler, x);
-    oi_xml_limits(&x->xml, cfg->max_depth, cfg->max_attrs, cfg->max_name,
-                  cfg->max_stanza);
-    x->arena.max = cfg->max_stanza * 32;
+    oi_apply_limits(x);
     x->out.max = (size_t)-1;
     x->rec.max = (size_t)-1;
     oi_index_init(x);
+    oi_clients_init(x);
+    x->on_stanza = oi_dispatch;
     x->notify_type = cfg->notify_type && strcmp(cfg->notify_type, "notice") == 0
                      ? "notice" : "headline";
     x->state = OI_S_IDLE;
@@ -4795,6 +5241,7 @@ void olpcidx_free(olpcidx *x)
     oi_mem m;
     if (!x)
         return;
+    oi_clients_free(x);
     oi_index_free(x);
     oi_buf_free(&x->mem, &x->rec);
     oi_xml_release(&x->xml);
@@ -4810,25 +5257,13 @@ void olpcidx_free(olpcidx *x)
 
 int olpcidx_reconfigure(olpcidx *x, const olpcidx_config *cfg)
 {
+    int k;
     if (oi_check_limits(cfg))
         return OLPCIDX_EINVAL;
     x->cfg.log_level = cfg->log_level;
-    x->cfg.max_stanza = cfg->max_stanza;
-    x->cfg.max_depth = cfg->max_depth;
-    x->cfg.max_attrs = cfg->max_attrs;
-    x->cfg.max_name = cfg->max_name;
-    x->cfg.max_output = cfg->max_output;
-    x->cfg.max_props = cfg->max_props;
-    x->cfg.max_value = cfg->max_value;
-    x->cfg.max_activities = cfg->max_activities;
-    x->cfg.max_page = cfg->max_page;
-    x->cfg.rate_burst = cfg->rate_burst;
-    x->cfg.rate_per_sec = cfg->rate_per_sec;
-    x->cfg.idle = cfg->idle;
-    x->mem.limit = cfg->mem_limit;
-    oi_xml_limits(&x->xml, cfg->max_depth, cfg->max_attrs, cfg->max_name,
-                  cfg->max_stanza);
-    x->arena.max = cfg->max_stanza * 32;
+    for (k = 0; k < OI_NLIMITS; k++)
+        *oi_limit(&x->cfg, k) = oi_limit_of(cfg, k);
+    oi_apply_limits(x);
     return OLPCIDX_OK;
 }
 
@@ -4917,7 +5352,7 @@ int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms)
         }
         next = x->connected_at + OI_HANDSHAKE_MS;
     } else {
-        /* PROTOCOL.md 1: whitespace after 60 s of outbound silence; after
+        /* PROTOCOL.md 1.4: whitespace after 60 s of outbound silence; after
         ** 60 s of inbound silence a ping to the server, and no byte for
         ** 180 s while it is outstanding ends the stream. */
         if (x->ping_out && now_ms - x->last_in >= OI_READ_TIMEOUT_MS) {
@@ -5023,7 +5458,7 @@ int olpcidx_online(const olpcidx *x)
     return x->state == OI_S_ONLINE;
 }
 
-/* ==== 12. Daemon (OLPCIDX_MAIN) ===================================== */
+/* ==== 17. Daemon (OLPCIDX_MAIN) ===================================== */
 
 #ifdef OLPCIDX_MAIN
 /*
@@ -5051,86 +5486,86 @@ int olpcidx_online(const olpcidx *x)
 #include <time.h>
 #include <unistd.h>
 
-#define OI_D_SERVER_DEFAULT "127.0.0.1:5347"
-#define OI_D_STATE_DEFAULT "/var/lib/olpcidx"
-#define OI_D_CONNECT_MS 10000   /* bound on one non-blocking connect */
-#define OI_D_FLUSH_MS 2000      /* bound on writing the last bytes */
-#define OI_D_POLL_MS 1000       /* longest poll, so flags are seen */
-#define OI_D_BACKOFF_MIN 1000   /* reconnect delay, doubled per failure */
-#define OI_D_BACKOFF_MAX 60000
-#define OI_D_HOSTLEN 256
+#define DM_SERVER_DEFAULT "127.0.0.1:5347"
+#define DM_STATE_DEFAULT "/var/lib/olpcidx"
+#define DM_CONNECT_MS 10000   /* bound on one non-blocking connect */
+#define DM_FLUSH_MS 2000      /* bound on writing the last bytes */
+#define DM_POLL_MS 1000       /* longest poll, so flags are seen */
+#define DM_BACKOFF_MIN 1000   /* reconnect delay, doubled per failure */
+#define DM_BACKOFF_MAX 60000
+#define DM_HOSTLEN 256
 
-/* Option keys, in the order of oi_dopts.  Config file keys are the long
-** option names, except config itself. */
+/* ---- 17.1 Options, configuration, logging ---------------------------- */
+
+/* Option keys: the options below, then the limits (OLPCIDX_LIMITS) in
+** their order, then --config.  Config file keys are the long option
+** names, except config itself. */
 enum {
-    OI_D_DOMAIN, OI_D_SERVER, OI_D_SECRET_FILE, OI_D_SECRET,
-    OI_D_ALLOW, OI_D_STATE, OI_D_SYNC, OI_D_NOTIFY,
-    OI_D_LOG_LEVEL,             /* from here on: applied on SIGHUP */
-    OI_D_MAX_STANZA, OI_D_MAX_DEPTH, OI_D_MAX_ATTRS, OI_D_MAX_NAME,
-    OI_D_MAX_OUTPUT, OI_D_MEM_LIMIT, OI_D_MAX_PROPS, OI_D_MAX_VALUE,
-    OI_D_MAX_ACTS, OI_D_MAX_PAGE, OI_D_RATE_BURST, OI_D_RATE, OI_D_IDLE,
-    OI_D_NKEYS,
-    OI_D_CONFIG = OI_D_NKEYS    /* command line only */
+    DM_DOMAIN, DM_SERVER, DM_SECRET_FILE, DM_SECRET,
+    DM_ALLOW, DM_STATE, DM_SYNC, DM_NOTIFY,
+    DM_LOG_LEVEL,               /* from here on: applied on SIGHUP */
+    DM_LIMIT0,                  /* the first limit */
+    DM_NKEYS = DM_LIMIT0 + OI_NLIMITS,
+    DM_CONFIG = DM_NKEYS        /* command line only */
 };
 
-static const struct oi_d_opt {
+#define DM_INDENT "\n                           "    /* --help columns */
+
+static const struct dm_opt {
     const char *name;           /* long option name and config key */
     const char *arg;            /* value placeholder in --help */
-    const char *help;           /* --help text; size keys add a default */
-} oi_dopts[OI_D_NKEYS + 1] = {
+    const char *help;           /* --help text */
+} dm_opts[DM_LIMIT0] = {
     { "domain", "JID", "component JID (required)" },
     { "server", "HOST:PORT", "the server's component port, an IPv6 "
-      "address as\n                           [addr]:PORT (default "
-      OI_D_SERVER_DEFAULT ")" },
+      "address as" DM_INDENT "[addr]:PORT (default " DM_SERVER_DEFAULT ")" },
     { "secret-file", "FILE", "read the shared secret from the first line "
-      "of FILE\n                           (default: the OLPCIDX_SECRET "
-      "environment variable)" },
+      "of FILE" DM_INDENT "(default: the OLPCIDX_SECRET environment "
+      "variable)" },
     { "secret", "S", "the shared secret; for tests only, visible to ps" },
     { "allow-domain", "DOMAIN", "a domain whose users may query and "
-      "announce;\n                           repeat for more (default: the "
-      "parent domain\n                           of --domain)" },
+      "announce;" DM_INDENT "repeat for more (default: the parent domain"
+      DM_INDENT "of --domain)" },
     { "state", "DIR", "where announcements are kept (created 0700, "
-      "locked)\n                           (default " OI_D_STATE_DEFAULT ")" },
+      "locked)" DM_INDENT "(default " DM_STATE_DEFAULT ")" },
     { "sync", "MODE", "always: fsync before notifications leave; batch: "
-      "at\n                           most 1 s apart; off: never (default "
-      "batch)" },
+      "at" DM_INDENT "most 1 s apart; off: never (default batch)" },
     { "notify-type", "TYPE", "message type of notifications: headline "
-      "or\n                           the seed's notice (default headline)" },
-    { "log-level", "LEVEL", "error, warn, info or debug (default info)" },
-    { "max-stanza", "N", "bytes of one incoming stanza" },
-    { "max-depth", "N", "element nesting, stream root included" },
-    { "max-attrs", "N", "attributes per element" },
-    { "max-name", "N", "bytes of an element or attribute name" },
-    { "max-output", "N", "bytes queued for sending" },
-    { "mem-limit", "N", "bytes the index may hold, 0: no cap" },
-    { "max-props", "N", "properties per buddy or activity" },
-    { "max-value", "N", "bytes of one property value" },
-    { "max-activities", "N", "activities one buddy may be in" },
-    { "max-page", "N", "items per result page (XEP-0059)" },
-    { "rate-burst", "N", "stanzas one client may send at once" },
-    { "rate", "N", "stanzas per second per client, sustained" },
-    { "idle", "SECONDS", "silence before a participant is pinged,\n"
-      "                           0: never" },
-    { "config", "FILE", "read \"key = value\" lines, keys being the long "
-      "option\n                           names; the command line wins; "
-      "SIGHUP re-reads it\n                           for log-level and limits "
-      "(default: none)" }
+      "or" DM_INDENT "the seed's notice (default headline)" },
+    { "log-level", "LEVEL", "error, warn, info or debug (default info)" }
 };
 
-static const char *const oi_dlevels[] = { "error", "warn", "info", "debug" };
+static const struct dm_opt dm_config_opt = {
+    "config", "FILE", "read \"key = value\" lines, keys being the long "
+    "option" DM_INDENT "names; the command line wins; SIGHUP re-reads it"
+    DM_INDENT "for log-level and limits (default: none)"
+};
 
-static volatile sig_atomic_t oi_dstop;  /* SIGTERM or SIGINT seen */
-static volatile sig_atomic_t oi_dhup;   /* SIGHUP seen */
-static int oi_dlevel = OLPCIDX_LOG_INFO;
-static uint32_t oi_drng = 1;            /* xorshift32 state for jitter */
-static const char *oi_dargv[OI_D_NKEYS + 1];    /* from argv, not owned */
-static char *oi_dfile[OI_D_NKEYS];      /* from --config, malloc'd */
-static olpcidx_config oi_dcfg;          /* the running configuration */
-static char oi_dsecret[1024];           /* first line of the secret file */
-static char oi_dallow[1024];            /* --allow-domain values, joined */
-static unsigned char oi_dbuf[65536];    /* socket reads */
+/* The name of option k. */
+static const char *dm_name(int k)
+{
+    return k < DM_LIMIT0 ? dm_opts[k].name
+         : k < DM_NKEYS ? oi_limits[k - DM_LIMIT0].opt : dm_config_opt.name;
+}
 
-static uint64_t oi_d_now(void)
+static const char *const dm_levels[] = { "error", "warn", "info", "debug" };
+
+/* What the daemon holds: signals seen, option values, the running
+** configuration, and buffers. */
+static struct dm_globals {
+    volatile sig_atomic_t stop; /* SIGTERM or SIGINT seen */
+    volatile sig_atomic_t hup;  /* SIGHUP seen */
+    int level;                  /* most verbose level logged */
+    uint32_t rng;               /* xorshift32 state for jitter */
+    const char *argv[DM_NKEYS + 1];     /* from argv, not owned */
+    char *file[DM_NKEYS];       /* from --config, malloc'd */
+    olpcidx_config cfg;         /* the running configuration */
+    char secret[1024];          /* first line of the secret file */
+    char allow[1024];           /* --allow-domain values, joined */
+    unsigned char buf[65536];   /* socket reads */
+} dm;
+
+static uint64_t dm_now(void)
 {
     struct timespec ts;
 
@@ -5140,23 +5575,23 @@ static uint64_t oi_d_now(void)
 
 /* Writes the log line "2026-11-23T20:41:07Z info: msg" to stderr.  Also
 ** the library's log sink (cfg.log), hence the signature. */
-static void oi_d_emit(void *ud, int level, const char *msg)
+static void dm_emit(void *ud, int level, const char *msg)
 {
     char ts[32] = "-";
     struct tm tm;
     time_t t = time(NULL);
 
     (void)ud;
-    if (level > oi_dlevel)
+    if (level > dm.level)
         return;
     if (level < OLPCIDX_LOG_ERROR)
         level = OLPCIDX_LOG_ERROR;
     if (gmtime_r(&t, &tm) != NULL)
         strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "%s %s: %s\n", ts, oi_dlevels[level], msg);
+    fprintf(stderr, "%s %s: %s\n", ts, dm_levels[level], msg);
 }
 
-static void oi_d_log(int level, const char *fmt, ...)
+static void dm_log(int level, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -5164,11 +5599,11 @@ static void oi_d_log(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    oi_d_emit(NULL, level, msg);
+    dm_emit(NULL, level, msg);
 }
 
 /* Reports a usage or configuration error at startup and exits 2. */
-static void oi_d_die(const char *fmt, ...)
+static void dm_die(const char *fmt, ...)
 {
     va_list ap;
 
@@ -5180,58 +5615,29 @@ static void oi_d_die(const char *fmt, ...)
     exit(2);
 }
 
-static void oi_d_free_vals(char **vals)
+static void dm_free_vals(char **vals)
 {
     int k;
 
-    for (k = 0; k < OI_D_NKEYS; k++) {
+    for (k = 0; k < DM_NKEYS; k++) {
         free(vals[k]);
         vals[k] = NULL;
     }
 }
 
-static int oi_d_key(const char *name, size_t n, int nkeys)
+static int dm_key(const char *name, size_t n, int nkeys)
 {
     int k;
 
     for (k = 0; k < nkeys; k++)
-        if (strlen(oi_dopts[k].name) == n
-            && memcmp(oi_dopts[k].name, name, n) == 0)
+        if (strlen(dm_name(k)) == n && memcmp(dm_name(k), name, n) == 0)
             return k;
     return -1;
 }
 
-/* The size_t member of c that key k sets, or NULL. */
-static size_t *oi_d_field(olpcidx_config *c, int k)
-{
-    switch (k) {
-    case OI_D_MAX_STANZA: return &c->max_stanza;
-    case OI_D_MAX_DEPTH:  return &c->max_depth;
-    case OI_D_MAX_ATTRS:  return &c->max_attrs;
-    case OI_D_MAX_NAME:   return &c->max_name;
-    case OI_D_MAX_OUTPUT: return &c->max_output;
-    case OI_D_MEM_LIMIT:  return &c->mem_limit;
-    case OI_D_MAX_PROPS:  return &c->max_props;
-    case OI_D_MAX_VALUE:  return &c->max_value;
-    case OI_D_MAX_ACTS:   return &c->max_activities;
-    case OI_D_MAX_PAGE:   return &c->max_page;
-    case OI_D_RATE_BURST: return &c->rate_burst;
-    case OI_D_RATE:       return &c->rate_per_sec;
-    case OI_D_IDLE:       return &c->idle;
-    }
-    return NULL;
-}
-
-/* Whether key k is a byte size (takes k, m, g) rather than a count. */
-static int oi_d_bytes(int k)
-{
-    return k == OI_D_MAX_STANZA || k == OI_D_MAX_NAME || k == OI_D_MAX_OUTPUT
-        || k == OI_D_MEM_LIMIT || k == OI_D_MAX_VALUE;
-}
-
 /* Parses a decimal count or, with bytes set, a byte size with an optional
 ** k, m or g suffix (powers of 1024).  Returns NULL or what is wrong. */
-static const char *oi_d_size(const char *v, int bytes, size_t *out)
+static const char *dm_size(const char *v, int bytes, size_t *out)
 {
     static const char units[] = "kKmMgG";
     const char *u;
@@ -5258,9 +5664,9 @@ static const char *oi_d_size(const char *v, int bytes, size_t *out)
 }
 
 /* Splits "host:port", or "[v6addr]:port" with the brackets of RFC 3986
-** section 3.2.2, into host (OI_D_HOSTLEN bytes) and port (6 bytes).
+** section 3.2.2, into host (DM_HOSTLEN bytes) and port (6 bytes).
 ** Returns NULL or what is wrong with v. */
-static const char *oi_d_split(const char *v, char *host, char *port)
+static const char *dm_split(const char *v, char *host, char *port)
 {
     const char *h = v, *c;
     size_t n;
@@ -5276,7 +5682,7 @@ static const char *oi_d_split(const char *v, char *host, char *port)
         n = (size_t)(c - v);
     }
     c++;
-    if (n == 0 || n >= OI_D_HOSTLEN)
+    if (n == 0 || n >= DM_HOSTLEN)
         return "bad host";
     if (*c == '\0' || strlen(c) > 5 || strspn(c, "0123456789") != strlen(c)
         || atol(c) < 1 || atol(c) > 65535)
@@ -5289,74 +5695,83 @@ static const char *oi_d_split(const char *v, char *host, char *port)
 
 /* Parses value v of option k into c.  Returns NULL, or what is wrong
 ** with v.  Strings are not copied: v must outlive the use of c. */
-static const char *oi_d_set(olpcidx_config *c, int k, const char *v)
+static const char *dm_set(olpcidx_config *c, int k, const char *v)
 {
-    char host[OI_D_HOSTLEN], port[6];
+    char host[DM_HOSTLEN], port[6];
     const char *e = NULL;
     size_t n;
     int i;
 
     if (*v == '\0')
         return "empty value";
-    if (k == OI_D_DOMAIN)
+    if (k == DM_DOMAIN)
         c->jid = v;
-    else if (k == OI_D_ALLOW)
+    else if (k == DM_ALLOW)
         c->allow_domains = v;
-    else if (k == OI_D_SYNC) {
+    else if (k == DM_SYNC) {
         if (strcmp(v, "always") != 0 && strcmp(v, "batch") != 0
             && strcmp(v, "off") != 0)
             e = "expected always, batch or off";
-    } else if (k == OI_D_NOTIFY) {
+    } else if (k == DM_NOTIFY) {
         if (strcmp(v, "headline") != 0 && strcmp(v, "notice") != 0)
             e = "expected headline or notice";
         c->notify_type = v;
     }
-    else if (k == OI_D_SERVER)
-        e = oi_d_split(v, host, port);
-    else if (k == OI_D_LOG_LEVEL) {
+    else if (k == DM_SERVER)
+        e = dm_split(v, host, port);
+    else if (k == DM_LOG_LEVEL) {
         e = "expected error, warn, info or debug";
         for (i = OLPCIDX_LOG_ERROR; i <= OLPCIDX_LOG_DEBUG; i++)
-            if (strcmp(v, oi_dlevels[i]) == 0) {
+            if (strcmp(v, dm_levels[i]) == 0) {
                 c->log_level = i;
                 e = NULL;
             }
-    } else if (oi_d_field(c, k) != NULL) {
-        e = oi_d_size(v, oi_d_bytes(k), &n);
-        if (e == NULL && n == 0 && k != OI_D_MEM_LIMIT && k != OI_D_IDLE)
-            e = "must be at least 1";
+    } else if (k >= DM_LIMIT0 && k < DM_NKEYS) {
+        const struct oi_limit *l = &oi_limits[k - DM_LIMIT0];
+        static char range[64];
+        e = dm_size(v, l->unit == OI_BYTES, &n);
+        if (e == NULL && (n < l->lo || n > l->hi)) {
+            if (l->hi == (size_t)-1)
+                snprintf(range, sizeof range, "must be at least %lu",
+                         (unsigned long)l->lo);
+            else
+                snprintf(range, sizeof range, "must be from %lu to %lu",
+                         (unsigned long)l->lo, (unsigned long)l->hi);
+            e = range;
+        }
         if (e == NULL)
-            *oi_d_field(c, k) = n;
+            *oi_limit(c, k - DM_LIMIT0) = n;
     }
     return e;
 }
 
 /* Library defaults, with the daemon's logger and default level. */
-static void oi_d_base(olpcidx_config *c)
+static void dm_base(olpcidx_config *c)
 {
     olpcidx_config_init(c);
-    c->log = oi_d_emit;
+    c->log = dm_emit;
     c->log_level = OLPCIDX_LOG_INFO;
 }
 
 /* The value of key k: the command line's, else the config file's. */
-static const char *oi_d_get(char *const *file, int k)
+static const char *dm_get(char *const *file, int k)
 {
-    return oi_dargv[k] != NULL ? oi_dargv[k] : file[k];
+    return dm.argv[k] != NULL ? dm.argv[k] : file[k];
 }
 
 /* Sets c from the option values.  Values were checked when read, so this
 ** cannot fail.  With all 0, only the settings olpcidx_reconfigure()
 ** applies are touched. */
-static void oi_d_apply(olpcidx_config *c, char *const *file, int all)
+static void dm_apply(olpcidx_config *c, char *const *file, int all)
 {
     int k;
 
-    for (k = all ? 0 : OI_D_LOG_LEVEL; k < OI_D_NKEYS; k++)
-        if (oi_d_get(file, k) != NULL)
-            (void)oi_d_set(c, k, oi_d_get(file, k));
+    for (k = all ? 0 : DM_LOG_LEVEL; k < DM_NKEYS; k++)
+        if (dm_get(file, k) != NULL)
+            (void)dm_set(c, k, dm_get(file, k));
 }
 
-static char *oi_d_trim(char *s)
+static char *dm_trim(char *s)
 {
     char *e;
 
@@ -5372,7 +5787,7 @@ static char *oi_d_trim(char *s)
 ** blank, or comments starting with '#'; a '#' after a key is part of the
 ** value, as secrets may contain one.  Returns 0, or -1 with vals empty
 ** and a message "path:line: key: problem" in err. */
-static int oi_d_read_config(const char *path, char **vals, char *err,
+static int dm_read_config(const char *path, char **vals, char *err,
                             size_t nerr)
 {
     olpcidx_config scratch;
@@ -5393,7 +5808,7 @@ static int oi_d_read_config(const char *path, char **vals, char *err,
             e = "line too long";
             break;
         }
-        k = oi_d_trim(line);
+        k = dm_trim(line);
         if (*k == '\0' || *k == '#')
             continue;
         if ((v = strchr(k, '=')) == NULL || v == k) {
@@ -5402,13 +5817,13 @@ static int oi_d_read_config(const char *path, char **vals, char *err,
             break;
         }
         *v = '\0';
-        k = oi_d_trim(k);
-        v = oi_d_trim(v + 1);
-        if ((i = oi_d_key(k, strlen(k), OI_D_NKEYS)) < 0)
+        k = dm_trim(k);
+        v = dm_trim(v + 1);
+        if ((i = dm_key(k, strlen(k), DM_NKEYS)) < 0)
             e = "unknown key";
-        else if ((e = oi_d_set(&scratch, i, v)) == NULL) {
+        else if ((e = dm_set(&scratch, i, v)) == NULL) {
             /* the last line of a key wins; allow-domain lines add up */
-            size_t keep = i == OI_D_ALLOW && vals[i] ? strlen(vals[i]) : 0;
+            size_t keep = i == DM_ALLOW && vals[i] ? strlen(vals[i]) : 0;
             char *nv = (char *)malloc(keep + 1 + strlen(v) + 1);
             if (nv == NULL) {
                 e = "out of memory";
@@ -5429,7 +5844,7 @@ static int oi_d_read_config(const char *path, char **vals, char *err,
         return 0;
     snprintf(err, nerr, "%s:%u: %s%s%s", path, no, k ? k : "", k ? ": " : "",
              e);
-    oi_d_free_vals(vals);
+    dm_free_vals(vals);
     return -1;
 }
 
@@ -5437,51 +5852,53 @@ static int oi_d_read_config(const char *path, char **vals, char *err,
 ** olpcidx_reconfigure(), the command line still winning.  A broken file
 ** is logged and the running configuration kept.  domain, server and
 ** secret keep their startup values, so their strings stay allocated. */
-static void oi_d_reload(olpcidx *x)
+static void dm_reload(olpcidx *x)
 {
-    char *vals[OI_D_NKEYS] = { NULL }, *old, err[512];
-    const char *path = oi_dargv[OI_D_CONFIG];
+    char *vals[DM_NKEYS] = { NULL }, *old, err[512], limits[512];
+    const char *path = dm.argv[DM_CONFIG];
     olpcidx_config c;
+    size_t n;
     int k, rc;
 
-    oi_dhup = 0;
+    dm.hup = 0;
     if (path == NULL) {
-        oi_d_log(OLPCIDX_LOG_INFO, "SIGHUP: no --config file to re-read");
+        dm_log(OLPCIDX_LOG_INFO, "SIGHUP: no --config file to re-read");
         return;
     }
-    if (oi_d_read_config(path, vals, err, sizeof err) != 0) {
-        oi_d_log(OLPCIDX_LOG_ERROR, "SIGHUP: %s; configuration unchanged",
+    if (dm_read_config(path, vals, err, sizeof err) != 0) {
+        dm_log(OLPCIDX_LOG_ERROR, "SIGHUP: %s; configuration unchanged",
                  err);
         return;
     }
-    oi_d_base(&c);
-    c.jid = oi_dcfg.jid;
-    c.secret = oi_dcfg.secret;
-    c.hash_seed = oi_dcfg.hash_seed;
-    oi_d_apply(&c, vals, 0);
+    dm_base(&c);
+    c.jid = dm.cfg.jid;
+    c.secret = dm.cfg.secret;
+    c.hash_seed = dm.cfg.hash_seed;
+    dm_apply(&c, vals, 0);
     if ((rc = olpcidx_reconfigure(x, &c)) != 0) {
-        oi_d_log(OLPCIDX_LOG_ERROR, "SIGHUP: %s: %s; configuration unchanged",
+        dm_log(OLPCIDX_LOG_ERROR, "SIGHUP: %s: %s; configuration unchanged",
                  path, olpcidx_strerror(rc));
-        oi_d_free_vals(vals);
+        dm_free_vals(vals);
         return;
     }
-    for (k = OI_D_LOG_LEVEL; k < OI_D_NKEYS; k++) {
-        old = oi_dfile[k];
-        oi_dfile[k] = vals[k];
+    for (k = DM_LOG_LEVEL; k < DM_NKEYS; k++) {
+        old = dm.file[k];
+        dm.file[k] = vals[k];
         vals[k] = old;
     }
-    oi_d_free_vals(vals);
-    oi_dcfg = c;
-    oi_dlevel = c.log_level;
-    oi_d_log(OLPCIDX_LOG_INFO, "SIGHUP: re-read %s: log-level %s, "
-             "max-stanza %zu, max-depth %zu, max-attrs %zu, max-name %zu, "
-             "max-output %zu, mem-limit %zu (domain, server and secret "
-             "change only on restart)", path, oi_dlevels[c.log_level],
-             c.max_stanza, c.max_depth, c.max_attrs, c.max_name,
-             c.max_output, c.mem_limit);
+    dm_free_vals(vals);
+    dm.cfg = c;
+    dm.level = c.log_level;
+    for (k = 0, n = 0; k < OI_NLIMITS && n < sizeof limits; k++)
+        n += (size_t)snprintf(limits + n, sizeof limits - n, ", %s %lu",
+                              oi_limits[k].opt,
+                              (unsigned long)oi_limit_of(&c, k));
+    dm_log(OLPCIDX_LOG_INFO, "SIGHUP: re-read %s: log-level %s%s (domain, "
+           "server and secret change only on restart)", path,
+           dm_levels[c.log_level], limits);
 }
 
-static void oi_d_help(void)
+static void dm_help(void)
 {
     olpcidx_config c;
     int k;
@@ -5490,12 +5907,17 @@ static void oi_d_help(void)
     printf("usage: olpcidx --domain JID [option...]\n"
            "The OLPC activity and buddy index, an XMPP server component "
            "(XEP-0114).\n\n");
-    for (k = 0; k <= OI_D_CONFIG; k++) {
-        printf("  --%s %-*s%s", oi_dopts[k].name,
-               (int)(22 - strlen(oi_dopts[k].name)), oi_dopts[k].arg,
-               oi_dopts[k].help);
-        if (oi_d_field(&c, k) != NULL)
-            printf(" (default %zu)", *oi_d_field(&c, k));
+    for (k = 0; k <= DM_CONFIG; k++) {
+        const struct oi_limit *l = k >= DM_LIMIT0 && k < DM_NKEYS
+                                   ? &oi_limits[k - DM_LIMIT0] : NULL;
+        const struct dm_opt *o = k < DM_LIMIT0 ? &dm_opts[k]
+                                 : &dm_config_opt;
+        const char *arg = !l ? o->arg : l->unit == OI_SECONDS ? "SECONDS"
+                          : "N";
+        printf("  --%s %-*s%s", dm_name(k), (int)(22 - strlen(dm_name(k))),
+               arg, l ? l->help : o->help);
+        if (l)
+            printf(" (default %lu)", (unsigned long)l->def);
         putchar('\n');
     }
     printf("  --help                   print this text and exit\n"
@@ -5506,9 +5928,9 @@ static void oi_d_help(void)
            "error, 3 the server refused\nthe domain or the secret.\n");
 }
 
-/* Fills oi_dargv from "--opt value" and "--opt=value" arguments, checking
+/* Fills dm.argv from "--opt value" and "--opt=value" arguments, checking
 ** each value.  Handles --help and --version itself. */
-static void oi_d_parse_args(int argc, char **argv)
+static void dm_parse_args(int argc, char **argv)
 {
     olpcidx_config scratch;
     const char *a, *v, *e;
@@ -5518,79 +5940,81 @@ static void oi_d_parse_args(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         a = argv[i];
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
-            oi_d_die("unexpected argument '%s' (see --help)", a);
+            dm_die("unexpected argument '%s' (see --help)", a);
         a += 2;
         v = strchr(a, '=');
         n = v != NULL ? (size_t)(v++ - a) : strlen(a);
         if (v == NULL && strcmp(a, "help") == 0) {
-            oi_d_help();
+            dm_help();
             exit(0);
         }
         if (v == NULL && strcmp(a, "version") == 0) {
             printf("olpcidx %s\n", OLPCIDX_VERSION);
             exit(0);
         }
-        if ((k = oi_d_key(a, n, OI_D_CONFIG + 1)) < 0)
-            oi_d_die("unknown option '%s' (see --help)", argv[i]);
+        if ((k = dm_key(a, n, DM_CONFIG + 1)) < 0)
+            dm_die("unknown option '%s' (see --help)", argv[i]);
         if (v == NULL && (v = argv[++i]) == NULL)
-            oi_d_die("--%s needs a value", oi_dopts[k].name);
-        if ((e = oi_d_set(&scratch, k, v)) != NULL)
-            oi_d_die("--%s: %s", oi_dopts[k].name, e);
-        if (k == OI_D_ALLOW) {          /* repeatable: accumulate */
-            if (strlen(oi_dallow) + strlen(v) + 2 > sizeof oi_dallow)
-                oi_d_die("--allow-domain: too many domains");
-            if (oi_dallow[0])
-                strcat(oi_dallow, " ");
-            strcat(oi_dallow, v);
-            v = oi_dallow;
+            dm_die("--%s needs a value", dm_name(k));
+        if ((e = dm_set(&scratch, k, v)) != NULL)
+            dm_die("--%s: %s", dm_name(k), e);
+        if (k == DM_ALLOW) {          /* repeatable: accumulate */
+            if (strlen(dm.allow) + strlen(v) + 2 > sizeof dm.allow)
+                dm_die("--allow-domain: too many domains");
+            if (dm.allow[0])
+                strcat(dm.allow, " ");
+            strcat(dm.allow, v);
+            v = dm.allow;
         }
-        oi_dargv[k] = v;
+        dm.argv[k] = v;
     }
 }
 
-/* Sets oi_dcfg.secret from the command line (--secret-file, else
+/* Sets dm.cfg.secret from the command line (--secret-file, else
 ** --secret), else the config file (the same two keys), else the variable
 ** OLPCIDX_SECRET.  A secret file holds the secret on its first line. */
-static void oi_d_pick_secret(void)
+static void dm_pick_secret(void)
 {
-    const char *path = oi_dargv[OI_D_SECRET_FILE];
-    const char *s = oi_dargv[OI_D_SECRET];
+    const char *path = dm.argv[DM_SECRET_FILE];
+    const char *s = dm.argv[DM_SECRET];
     FILE *f;
     int ok;
 
     if (path == NULL && s == NULL) {
-        path = oi_dfile[OI_D_SECRET_FILE];
-        s = oi_dfile[OI_D_SECRET];
+        path = dm.file[DM_SECRET_FILE];
+        s = dm.file[DM_SECRET];
     }
     if (path == NULL && s == NULL)
         s = getenv("OLPCIDX_SECRET");
     if (path != NULL) {
         if ((f = fopen(path, "r")) == NULL)
-            oi_d_die("secret-file %s: %s", path, strerror(errno));
-        ok = fgets(oi_dsecret, sizeof oi_dsecret, f) != NULL
-             && (strchr(oi_dsecret, '\n') != NULL || feof(f));
+            dm_die("secret-file %s: %s", path, strerror(errno));
+        ok = fgets(dm.secret, sizeof dm.secret, f) != NULL
+             && (strchr(dm.secret, '\n') != NULL || feof(f));
         fclose(f);
-        oi_dsecret[strcspn(oi_dsecret, "\r\n")] = '\0';
-        if (!ok || oi_dsecret[0] == '\0')
-            oi_d_die("secret-file %s: the first line is empty or longer "
-                     "than %u bytes", path, (unsigned)sizeof oi_dsecret - 2);
-        s = oi_dsecret;
-    } else if (s == oi_dargv[OI_D_SECRET] && s != NULL) {
-        oi_d_log(OLPCIDX_LOG_WARN, "--secret is visible in the process "
+        dm.secret[strcspn(dm.secret, "\r\n")] = '\0';
+        if (!ok || dm.secret[0] == '\0')
+            dm_die("secret-file %s: the first line is empty or longer "
+                     "than %u bytes", path, (unsigned)sizeof dm.secret - 2);
+        s = dm.secret;
+    } else if (s == dm.argv[DM_SECRET] && s != NULL) {
+        dm_log(OLPCIDX_LOG_WARN, "--secret is visible in the process "
                  "list; use --secret-file or OLPCIDX_SECRET outside tests");
     }
     if (s == NULL || *s == '\0')
-        oi_d_die("no secret: give --secret-file FILE or set OLPCIDX_SECRET");
-    oi_dcfg.secret = s;
+        dm_die("no secret: give --secret-file FILE or set OLPCIDX_SECRET");
+    dm.cfg.secret = s;
 }
+
+/* ---- 17.2 The socket loop -------------------------------------------- */
 
 /* A per-process seed from the clock, the pid and /dev/urandom when
 ** readable, mixed by the murmur3 finaliser. */
-static uint32_t oi_d_seed(void)
+static uint32_t dm_seed(void)
 {
     unsigned char b[4];
     uint32_t s = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16)
-               ^ (uint32_t)oi_d_now();
+               ^ (uint32_t)dm_now();
     int fd = open("/dev/urandom", O_RDONLY);
 
     if (fd >= 0) {
@@ -5608,40 +6032,40 @@ static uint32_t oi_d_seed(void)
 
 /* ms with a uniform jitter of +-25% (xorshift32), so that components
 ** restarted together do not reconnect in lockstep. */
-static int oi_d_jitter(int ms)
+static int dm_jitter(int ms)
 {
-    oi_drng ^= oi_drng << 13;
-    oi_drng ^= oi_drng >> 17;
-    oi_drng ^= oi_drng << 5;
-    return ms - ms / 4 + (int)(oi_drng % ((uint32_t)ms / 2 + 1));
+    dm.rng ^= dm.rng << 13;
+    dm.rng ^= dm.rng >> 17;
+    dm.rng ^= dm.rng << 5;
+    return ms - ms / 4 + (int)(dm.rng % ((uint32_t)ms / 2 + 1));
 }
 
-/* A poll timeout: ms capped to OI_D_POLL_MS; negative means no limit. */
-static int oi_d_cap(int64_t ms)
+/* A poll timeout: ms capped to DM_POLL_MS; negative means no limit. */
+static int dm_cap(int64_t ms)
 {
-    return ms < 0 || ms > OI_D_POLL_MS ? OI_D_POLL_MS : (int)ms;
+    return ms < 0 || ms > DM_POLL_MS ? DM_POLL_MS : (int)ms;
 }
 
-static void oi_d_on_signal(int sig)
+static void dm_on_signal(int sig)
 {
     if (sig == SIGHUP)
-        oi_dhup = 1;
+        dm.hup = 1;
     else
-        oi_dstop = 1;
+        dm.stop = 1;
 }
 
 /* 1 when a failed read or write on the non-blocking socket is no error. */
-static int oi_d_again(int err)
+static int dm_again(int err)
 {
     return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
 /* Connects socket fd to ai without blocking, waiting up to
-** OI_D_CONNECT_MS or until a stop signal.  Returns 0, or -1 with errno. */
-static int oi_d_connect_one(int fd, const struct addrinfo *ai)
+** DM_CONNECT_MS or until a stop signal.  Returns 0, or -1 with errno. */
+static int dm_connect_one(int fd, const struct addrinfo *ai)
 {
     struct pollfd p;
-    uint64_t now, end = oi_d_now() + OI_D_CONNECT_MS;
+    uint64_t now, end = dm_now() + DM_CONNECT_MS;
     socklen_t len = sizeof(int);
     int err, n = 0, fl = fcntl(fd, F_GETFL);
 
@@ -5655,12 +6079,12 @@ static int oi_d_connect_one(int fd, const struct addrinfo *ai)
     p.fd = fd;
     p.events = POLLOUT;
     while (n <= 0) {
-        now = oi_d_now();
-        if (oi_dstop || now >= end) {
-            errno = oi_dstop ? EINTR : ETIMEDOUT;
+        now = dm_now();
+        if (dm.stop || now >= end) {
+            errno = dm.stop ? EINTR : ETIMEDOUT;
             return -1;
         }
-        n = poll(&p, 1, oi_d_cap((int64_t)(end - now)));
+        n = poll(&p, 1, dm_cap((int64_t)(end - now)));
         if (n < 0 && errno != EINTR)
             return -1;
     }
@@ -5672,7 +6096,7 @@ static int oi_d_connect_one(int fd, const struct addrinfo *ai)
 
 /* Opens a TCP connection to host:port, trying each address in turn.
 ** Returns the connected non-blocking socket, or -1 after logging why. */
-static int oi_d_dial(const char *host, const char *port)
+static int dm_dial(const char *host, const char *port)
 {
     struct addrinfo hints, *res, *ai;
     int fd = -1, rc, err = 0;
@@ -5681,13 +6105,13 @@ static int oi_d_dial(const char *host, const char *port)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-        oi_d_log(OLPCIDX_LOG_WARN, "cannot resolve %s: %s", host,
+        dm_log(OLPCIDX_LOG_WARN, "cannot resolve %s: %s", host,
                  gai_strerror(rc));
         return -1;
     }
-    for (ai = res; ai != NULL && fd < 0 && !oi_dstop; ai = ai->ai_next) {
+    for (ai = res; ai != NULL && fd < 0 && !dm.stop; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd >= 0 && oi_d_connect_one(fd, ai) != 0) {
+        if (fd >= 0 && dm_connect_one(fd, ai) != 0) {
             err = errno;
             close(fd);
             fd = -1;
@@ -5696,53 +6120,53 @@ static int oi_d_dial(const char *host, const char *port)
         }
     }
     freeaddrinfo(res);
-    if (fd < 0 && !oi_dstop)
-        oi_d_log(OLPCIDX_LOG_WARN, "cannot connect: %s", strerror(err));
+    if (fd < 0 && !dm.stop)
+        dm_log(OLPCIDX_LOG_WARN, "cannot connect: %s", strerror(err));
     return fd;
 }
 
-/* Writes what the library has queued, for at most OI_D_FLUSH_MS: after a
+/* Writes what the library has queued, for at most DM_FLUSH_MS: after a
 ** stream error or olpcidx_close() the queue ends with <stream:error/>
 ** and/or </stream:stream> (RFC 6120 sections 4.4 and 4.9), which the
 ** server should see before the TCP connection closes. */
-static void oi_d_flush(olpcidx *x, int fd)
+static void dm_flush(olpcidx *x, int fd)
 {
     struct pollfd p;
     const void *buf;
-    uint64_t now, end = oi_d_now() + OI_D_FLUSH_MS;
+    uint64_t now, end = dm_now() + DM_FLUSH_MS;
     size_t n;
     ssize_t w;
     int r;
 
     p.fd = fd;
     p.events = POLLOUT;
-    while ((n = olpcidx_pending(x, &buf)) > 0 && (now = oi_d_now()) < end) {
-        r = poll(&p, 1, oi_d_cap((int64_t)(end - now)));
+    while ((n = olpcidx_pending(x, &buf)) > 0 && (now = dm_now()) < end) {
+        r = poll(&p, 1, dm_cap((int64_t)(end - now)));
         if (r < 0 && errno != EINTR)
             break;
         if (r <= 0)
             continue;
         if ((w = write(fd, buf, n)) > 0)
             olpcidx_sent(x, (size_t)w);
-        else if (w < 0 && !oi_d_again(errno))
+        else if (w < 0 && !dm_again(errno))
             break;
     }
 }
 
-/* Results of oi_d_session() besides the library's negative codes. */
-#define OI_D_LOST 0             /* the TCP connection failed */
-#define OI_D_STOPPED 1          /* stopped by SIGTERM or SIGINT */
+/* Results of dm_session() besides the library's negative codes. */
+#define DM_LOST 0             /* the TCP connection failed */
+#define DM_STOPPED 1          /* stopped by SIGTERM or SIGINT */
 
-static int oi_d_lost(const char *why)
+static int dm_lost(const char *why)
 {
-    oi_d_log(OLPCIDX_LOG_WARN, "connection lost: %s", why);
-    return OI_D_LOST;
+    dm_log(OLPCIDX_LOG_WARN, "connection lost: %s", why);
+    return DM_LOST;
 }
 
 /* Runs one stream over the connected socket fd until it ends; sets
-** *online once the server has accepted the handshake.  Returns OI_D_LOST,
-** OI_D_STOPPED, or the library's negative code (last bytes flushed). */
-static int oi_d_session(olpcidx *x, int fd, int *online)
+** *online once the server has accepted the handshake.  Returns DM_LOST,
+** DM_STOPPED, or the library's negative code (last bytes flushed). */
+static int dm_session(olpcidx *x, int fd, int *online)
 {
     struct pollfd p;
     const void *buf;
@@ -5751,31 +6175,31 @@ static int oi_d_session(olpcidx *x, int fd, int *online)
     int rc, wait;
 
     p.fd = fd;
-    rc = olpcidx_connect(x, oi_d_now());
+    rc = olpcidx_connect(x, dm_now());
     while (rc >= 0) {
-        if (oi_dstop) {
-            oi_d_log(OLPCIDX_LOG_INFO, "stopping");
+        if (dm.stop) {
+            dm_log(OLPCIDX_LOG_INFO, "stopping");
             olpcidx_close(x);
-            oi_d_flush(x, fd);
-            return OI_D_STOPPED;
+            dm_flush(x, fd);
+            return DM_STOPPED;
         }
-        if (oi_dhup)
-            oi_d_reload(x);
-        if ((rc = olpcidx_tick(x, oi_d_now(), &wait)) < 0)
+        if (dm.hup)
+            dm_reload(x);
+        if ((rc = olpcidx_tick(x, dm_now(), &wait)) < 0)
             break;
         p.events = olpcidx_pending(x, &buf) > 0 ? POLLIN | POLLOUT : POLLIN;
-        if (poll(&p, 1, oi_d_cap(wait)) < 0) {
+        if (poll(&p, 1, dm_cap(wait)) < 0) {
             if (errno == EINTR)
                 continue;
-            return oi_d_lost(strerror(errno));
+            return dm_lost(strerror(errno));
         }
         if (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
-            r = read(fd, oi_dbuf, sizeof oi_dbuf);
+            r = read(fd, dm.buf, sizeof dm.buf);
             if (r == 0)
-                return oi_d_lost("the server closed the connection");
-            if (r < 0 && !oi_d_again(errno))
-                return oi_d_lost(strerror(errno));
-            if (r > 0 && (rc = olpcidx_feed(x, oi_dbuf, (size_t)r)) < 0)
+                return dm_lost("the server closed the connection");
+            if (r < 0 && !dm_again(errno))
+                return dm_lost(strerror(errno));
+            if (r > 0 && (rc = olpcidx_feed(x, dm.buf, (size_t)r)) < 0)
                 break;
             *online |= olpcidx_online(x);
         }
@@ -5783,27 +6207,29 @@ static int oi_d_session(olpcidx *x, int fd, int *online)
             r = write(fd, buf, n);
             if (r > 0)
                 olpcidx_sent(x, (size_t)r);
-            else if (r < 0 && !oi_d_again(errno))
-                return oi_d_lost(strerror(errno));
+            else if (r < 0 && !dm_again(errno))
+                return dm_lost(strerror(errno));
         }
     }
-    oi_d_flush(x, fd);
+    dm_flush(x, fd);
     return rc;
 }
 
 /* Waits ms before reconnecting, in slices so that signals are acted
 ** upon.  Returns 1 if a stop was requested. */
-static int oi_d_sleep(olpcidx *x, int ms)
+static int dm_sleep(olpcidx *x, int ms)
 {
-    uint64_t now, end = oi_d_now() + (uint64_t)ms;
+    uint64_t now, end = dm_now() + (uint64_t)ms;
 
-    while (!oi_dstop && (now = oi_d_now()) < end) {
-        if (oi_dhup)
-            oi_d_reload(x);
-        (void)poll(NULL, 0, oi_d_cap((int64_t)(end - now)));
+    while (!dm.stop && (now = dm_now()) < end) {
+        if (dm.hup)
+            dm_reload(x);
+        (void)poll(NULL, 0, dm_cap((int64_t)(end - now)));
     }
-    return oi_dstop != 0;
+    return dm.stop != 0;
 }
+
+/* ---- 17.3 The state directory ---------------------------------------- */
 
 /*
 ** The state directory (PROTOCOL.md 7): "snapshot" and "journal", written
@@ -5814,17 +6240,17 @@ static int oi_d_sleep(olpcidx *x, int ms)
 ** renamed over "snapshot" and the directory synced; only then is the
 ** journal emptied.
 */
-typedef struct oi_d_store {
+typedef struct dm_statedir {
     const char *dir;
     int dirfd;
     int jfd;                    /* journal, opened for appending */
     off_t jlen;                 /* its length: what is whole */
     int sync;                   /* 0 off, 1 batch, 2 always */
-} oi_d_store;
+} dm_statedir;
 
-static oi_d_store oi_dstore;
+static dm_statedir dm_state;
 
-static int oi_d_write_all(int fd, const void *p, size_t n)
+static int dm_write_all(int fd, const void *p, size_t n)
 {
     const char *c = (const char *)p;
     while (n > 0) {
@@ -5839,45 +6265,45 @@ static int oi_d_write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
-static int oi_d_st_append(void *ud, const void *p, size_t n)
+static int dm_st_append(void *ud, const void *p, size_t n)
 {
-    oi_d_store *st = (oi_d_store *)ud;
-    if (oi_d_write_all(st->jfd, p, n) != 0) {
+    dm_statedir *st = (dm_statedir *)ud;
+    if (dm_write_all(st->jfd, p, n) != 0) {
         int e = errno;
         if (ftruncate(st->jfd, st->jlen) != 0 || lseek(st->jfd, st->jlen,
                                                        SEEK_SET) < 0)
-            oi_d_log(OLPCIDX_LOG_ERROR, "journal: cannot cut back a failed "
+            dm_log(OLPCIDX_LOG_ERROR, "journal: cannot cut back a failed "
                      "write: %s", strerror(errno));
-        oi_d_log(OLPCIDX_LOG_DEBUG, "journal write: %s", strerror(e));
+        dm_log(OLPCIDX_LOG_DEBUG, "journal write: %s", strerror(e));
         return -1;
     }
     st->jlen += (off_t)n;
     return 0;
 }
 
-static int oi_d_st_sync(void *ud)
+static int dm_st_sync(void *ud)
 {
-    oi_d_store *st = (oi_d_store *)ud;
+    dm_statedir *st = (dm_statedir *)ud;
     return st->sync ? fsync(st->jfd) : 0;
 }
 
-static int oi_d_path(char *out, size_t n, const char *name)
+static int dm_path(char *out, size_t n, const char *name)
 {
-    return snprintf(out, n, "%s/%s", oi_dstore.dir, name) < (int)n ? 0 : -1;
+    return snprintf(out, n, "%s/%s", dm_state.dir, name) < (int)n ? 0 : -1;
 }
 
-static int oi_d_st_snapshot(void *ud, const void *p, size_t n)
+static int dm_st_snapshot(void *ud, const void *p, size_t n)
 {
-    oi_d_store *st = (oi_d_store *)ud;
+    dm_statedir *st = (dm_statedir *)ud;
     char tmp[1100], fin[1100];
     int fd;
-    if (oi_d_path(tmp, sizeof tmp, "snapshot.tmp")
-        || oi_d_path(fin, sizeof fin, "snapshot"))
+    if (dm_path(tmp, sizeof tmp, "snapshot.tmp")
+        || dm_path(fin, sizeof fin, "snapshot"))
         return -1;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
         return -1;
-    if (oi_d_write_all(fd, p, n) != 0 || (st->sync && fsync(fd) != 0)) {
+    if (dm_write_all(fd, p, n) != 0 || (st->sync && fsync(fd) != 0)) {
         close(fd);
         unlink(tmp);
         return -1;
@@ -5894,7 +6320,7 @@ static int oi_d_st_snapshot(void *ud, const void *p, size_t n)
 }
 
 /* Reads a whole file into a malloc'd buffer; a missing file is empty. */
-static char *oi_d_slurp(const char *path, size_t *n)
+static char *dm_slurp(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
     char *p = NULL, *q;
@@ -5908,7 +6334,7 @@ static char *oi_d_slurp(const char *path, size_t *n)
             if (!(q = (char *)realloc(p, cap))) {
                 free(p);
                 fclose(f);
-                oi_d_die("%s: out of memory reading it", path);
+                dm_die("%s: out of memory reading it", path);
             }
             p = q;
         }
@@ -5922,155 +6348,159 @@ static char *oi_d_slurp(const char *path, size_t *n)
 }
 
 /* Opens and locks the state directory and sets up the storage in
-** oi_dcfg.  Exits 2 when the directory cannot be used. */
-static void oi_d_open_state(const char *dir, const char *sync)
+** dm.cfg.  Exits 2 when the directory cannot be used. */
+static void dm_open_state(const char *dir, const char *sync)
 {
     static olpcidx_storage storage;
     char path[1100];
     struct flock lk;
     struct stat sb;
     int fd;
-    oi_dstore.dir = dir;
-    oi_dstore.sync = strcmp(sync, "off") == 0 ? 0
+    dm_state.dir = dir;
+    dm_state.sync = strcmp(sync, "off") == 0 ? 0
                    : strcmp(sync, "always") == 0 ? 2 : 1;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        oi_d_die("--state %s: cannot create it: %s", dir, strerror(errno));
+        dm_die("--state %s: cannot create it: %s", dir, strerror(errno));
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        oi_d_die("--state %s: not a directory", dir);
-    if (oi_d_path(path, sizeof path, "lock"))
-        oi_d_die("--state %s: path too long", dir);
+        dm_die("--state %s: not a directory", dir);
+    if (dm_path(path, sizeof path, "lock"))
+        dm_die("--state %s: path too long", dir);
     fd = open(path, O_RDWR | O_CREAT, 0600);
     if (fd < 0)
-        oi_d_die("--state %s: cannot write there: %s", dir, strerror(errno));
+        dm_die("--state %s: cannot write there: %s", dir, strerror(errno));
     memset(&lk, 0, sizeof lk);
     lk.l_type = F_WRLCK;
     lk.l_whence = SEEK_SET;
     if (fcntl(fd, F_SETLK, &lk) != 0)
-        oi_d_die("--state %s is in use by another olpcidx", dir);
-    oi_dstore.dirfd = open(dir, O_RDONLY);
-    oi_d_path(path, sizeof path, "journal");
-    oi_dstore.jfd = open(path, O_WRONLY | O_CREAT, 0600);
-    if (oi_dstore.jfd < 0)
-        oi_d_die("--state %s: cannot write the journal: %s", dir,
+        dm_die("--state %s is in use by another olpcidx", dir);
+    dm_state.dirfd = open(dir, O_RDONLY);
+    dm_path(path, sizeof path, "journal");
+    dm_state.jfd = open(path, O_WRONLY | O_CREAT, 0600);
+    if (dm_state.jfd < 0)
+        dm_die("--state %s: cannot write the journal: %s", dir,
                  strerror(errno));
-    storage.append = oi_d_st_append;
-    storage.sync = oi_d_st_sync;
-    storage.snapshot = oi_d_st_snapshot;
-    storage.ud = &oi_dstore;
-    storage.sync_always = oi_dstore.sync == 2;
-    oi_dcfg.storage = &storage;
+    storage.append = dm_st_append;
+    storage.sync = dm_st_sync;
+    storage.snapshot = dm_st_snapshot;
+    storage.ud = &dm_state;
+    storage.sync_always = dm_state.sync == 2;
+    dm.cfg.storage = &storage;
 }
 
 /* Loads the snapshot and the journal into x: a damaged snapshot is moved
 ** aside, a torn or corrupt journal tail cut away (PROTOCOL.md 7). */
-static void oi_d_load_state(olpcidx *x)
+static void dm_load_state(olpcidx *x)
 {
     char path[1100], aside[1200];
     size_t nsnap, njour, ok;
     char *snap, *jour;
     int rc;
-    oi_d_path(path, sizeof path, "snapshot");
-    snap = oi_d_slurp(path, &nsnap);
-    oi_d_path(path, sizeof path, "journal");
-    jour = oi_d_slurp(path, &njour);
+    dm_path(path, sizeof path, "snapshot");
+    snap = dm_slurp(path, &nsnap);
+    dm_path(path, sizeof path, "journal");
+    jour = dm_slurp(path, &njour);
     rc = olpcidx_restore(x, snap, nsnap, jour, njour, &ok);
     free(snap);
     free(jour);
     if (rc == OLPCIDX_ECORRUPT) {
-        oi_d_path(path, sizeof path, "snapshot");
+        dm_path(path, sizeof path, "snapshot");
         snprintf(aside, sizeof aside, "%s.corrupt-%ld", path,
                  (long)time(NULL));
         if (rename(path, aside) != 0)
-            oi_d_die("%s is damaged and cannot be moved aside: %s", path,
+            dm_die("%s is damaged and cannot be moved aside: %s", path,
                      strerror(errno));
-        oi_d_log(OLPCIDX_LOG_ERROR, "%s is damaged and was not used; moved "
+        dm_log(OLPCIDX_LOG_ERROR, "%s is damaged and was not used; moved "
                  "aside to %s", path, aside);
     } else if (rc != 0) {
-        oi_d_die("--state %s: %s", oi_dstore.dir, olpcidx_strerror(rc));
+        dm_die("--state %s: %s", dm_state.dir, olpcidx_strerror(rc));
     }
-    if (ok < njour && ftruncate(oi_dstore.jfd, (off_t)ok) != 0)
-        oi_d_die("--state %s: cannot cut the damaged journal: %s",
-                 oi_dstore.dir, strerror(errno));
-    oi_dstore.jlen = (off_t)ok;
-    lseek(oi_dstore.jfd, oi_dstore.jlen, SEEK_SET);
+    if (ok < njour && ftruncate(dm_state.jfd, (off_t)ok) != 0)
+        dm_die("--state %s: cannot cut the damaged journal: %s",
+                 dm_state.dir, strerror(errno));
+    dm_state.jlen = (off_t)ok;
+    lseek(dm_state.jfd, dm_state.jlen, SEEK_SET);
 }
+
+/* ---- 17.4 main -------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
-    char err[512], host[OI_D_HOSTLEN], port[6];
+    char err[512], host[DM_HOSTLEN], port[6];
     const char *server;
     struct sigaction sa;
     olpcidx *x;
-    int fd, rc, online, backoff = OI_D_BACKOFF_MIN;
+    int fd, rc, online, backoff = DM_BACKOFF_MIN;
 
-    oi_d_parse_args(argc, argv);
-    if (oi_dargv[OI_D_CONFIG] != NULL && oi_d_read_config(
-            oi_dargv[OI_D_CONFIG], oi_dfile, err, sizeof err) != 0)
-        oi_d_die("%s", err);
-    oi_d_base(&oi_dcfg);
-    oi_d_apply(&oi_dcfg, oi_dfile, 1);
-    oi_dlevel = oi_dcfg.log_level;
-    if (oi_dcfg.jid == NULL)
-        oi_d_die("--domain JID is required (the component JID)");
-    if ((server = oi_d_get(oi_dfile, OI_D_SERVER)) == NULL)
-        server = OI_D_SERVER_DEFAULT;
-    (void)oi_d_split(server, host, port);
-    oi_d_pick_secret();
-    oi_dcfg.hash_seed = oi_d_seed();
-    oi_drng = oi_d_seed() | 1u;
+    dm.level = OLPCIDX_LOG_INFO;
+    dm.rng = 1;
+    dm_parse_args(argc, argv);
+    if (dm.argv[DM_CONFIG] != NULL && dm_read_config(
+            dm.argv[DM_CONFIG], dm.file, err, sizeof err) != 0)
+        dm_die("%s", err);
+    dm_base(&dm.cfg);
+    dm_apply(&dm.cfg, dm.file, 1);
+    dm.level = dm.cfg.log_level;
+    if (dm.cfg.jid == NULL)
+        dm_die("--domain JID is required (the component JID)");
+    if ((server = dm_get(dm.file, DM_SERVER)) == NULL)
+        server = DM_SERVER_DEFAULT;
+    (void)dm_split(server, host, port);
+    dm_pick_secret();
+    dm.cfg.hash_seed = dm_seed();
+    dm.rng = dm_seed() | 1u;
 
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = oi_d_on_signal;     /* no SA_RESTART: poll sees EINTR */
+    sa.sa_handler = dm_on_signal;     /* no SA_RESTART: poll sees EINTR */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    oi_d_open_state(oi_d_get(oi_dfile, OI_D_STATE)
-                    ? oi_d_get(oi_dfile, OI_D_STATE) : OI_D_STATE_DEFAULT,
-                    oi_d_get(oi_dfile, OI_D_SYNC)
-                    ? oi_d_get(oi_dfile, OI_D_SYNC) : "batch");
-    if ((rc = olpcidx_new(&x, &oi_dcfg)) != 0) {
-        oi_d_log(OLPCIDX_LOG_ERROR, "cannot start: %s", olpcidx_strerror(rc));
-        oi_d_free_vals(oi_dfile);
+    dm_open_state(dm_get(dm.file, DM_STATE)
+                    ? dm_get(dm.file, DM_STATE) : DM_STATE_DEFAULT,
+                    dm_get(dm.file, DM_SYNC)
+                    ? dm_get(dm.file, DM_SYNC) : "batch");
+    if ((rc = olpcidx_new(&x, &dm.cfg)) != 0) {
+        dm_log(OLPCIDX_LOG_ERROR, "cannot start: %s", olpcidx_strerror(rc));
+        dm_free_vals(dm.file);
         return rc == OLPCIDX_EINVAL ? 2 : 1;
     }
-    oi_d_load_state(x);
-    while (!oi_dstop) {
-        oi_d_log(OLPCIDX_LOG_INFO, "connecting to %s", server);
-        if ((fd = oi_d_dial(host, port)) >= 0) {
-            oi_d_log(OLPCIDX_LOG_INFO, "connected to %s", server);
+    dm_load_state(x);
+    while (!dm.stop) {
+        dm_log(OLPCIDX_LOG_INFO, "connecting to %s", server);
+        if ((fd = dm_dial(host, port)) >= 0) {
+            dm_log(OLPCIDX_LOG_INFO, "connected to %s", server);
             online = 0;
-            rc = oi_d_session(x, fd, &online);
+            rc = dm_session(x, fd, &online);
             close(fd);
-            if (rc == OI_D_STOPPED)
+            if (rc == DM_STOPPED)
                 break;
             if (olpcidx_is_fatal(rc)) {
-                oi_d_log(OLPCIDX_LOG_ERROR, "%s (domain %s, server %s)",
-                         olpcidx_strerror(rc), oi_dcfg.jid, server);
+                dm_log(OLPCIDX_LOG_ERROR, "%s (domain %s, server %s)",
+                         olpcidx_strerror(rc), dm.cfg.jid, server);
                 olpcidx_free(x);
-                oi_d_free_vals(oi_dfile);
+                dm_free_vals(dm.file);
                 return 3;
             }
             if (rc < 0)
-                oi_d_log(OLPCIDX_LOG_WARN, "stream ended: %s",
+                dm_log(OLPCIDX_LOG_WARN, "stream ended: %s",
                          olpcidx_strerror(rc));
             if (online)
-                backoff = OI_D_BACKOFF_MIN;
+                backoff = DM_BACKOFF_MIN;
         }
-        if (oi_dstop)
+        if (dm.stop)
             break;
-        rc = oi_d_jitter(backoff);
-        oi_d_log(OLPCIDX_LOG_INFO, "reconnecting in %d ms", rc);
-        if (oi_d_sleep(x, rc))
+        rc = dm_jitter(backoff);
+        dm_log(OLPCIDX_LOG_INFO, "reconnecting in %d ms", rc);
+        if (dm_sleep(x, rc))
             break;
-        backoff = backoff < OI_D_BACKOFF_MAX / 2 ? backoff * 2
-                                                 : OI_D_BACKOFF_MAX;
+        backoff = backoff < DM_BACKOFF_MAX / 2 ? backoff * 2
+                                                 : DM_BACKOFF_MAX;
     }
     olpcidx_free(x);
-    oi_d_free_vals(oi_dfile);
-    oi_d_log(OLPCIDX_LOG_INFO, "stopped");
+    dm_free_vals(dm.file);
+    dm_log(OLPCIDX_LOG_INFO, "stopped");
     return 0;
 }
 

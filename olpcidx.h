@@ -80,39 +80,68 @@ typedef struct olpcidx_storage {
                                 ** leave; else at most 1 s later */
 } olpcidx_storage;
 
+/*
+** The limits (PROTOCOL.md 8.1), one row each, from which everything else
+** about them is generated: the fields of olpcidx_config below, the
+** defaults of olpcidx_config_init(), the range checks of olpcidx_new()
+** and olpcidx_reconfigure() (which applies them all to a live handle),
+** and the daemon's options, config file keys, --help and SIGHUP reload.
+**
+**   X(field, option name, default, least, greatest, unit, what it bounds)
+**
+** unit: BYTES takes a k, m or g suffix in the daemon; COUNT and SECONDS
+** do not.  Every limit is a size_t.
+*/
+#define OLPCIDX_LIMITS(X)                                                   \
+    X(max_stanza, "max-stanza", 65536, 512, 268435456, BYTES,               \
+      "bytes of one incoming stanza")                                       \
+    X(max_depth, "max-depth", 32, 3, 1024, COUNT,                           \
+      "element nesting, stream root included")                              \
+    X(max_attrs, "max-attrs", 64, 1, 4096, COUNT,                           \
+      "attributes per element")                                             \
+    X(max_name, "max-name", 256, 8, 4096, BYTES,                            \
+      "bytes of an element or attribute name")                              \
+    X(max_output, "max-output", 4194304, 4096, (size_t)-1, BYTES,           \
+      "bytes queued for sending")                                           \
+    X(mem_limit, "mem-limit", 0, 0, (size_t)-1, BYTES,                      \
+      "bytes the index may hold, 0: no cap")                                \
+    X(max_props, "max-props", 64, 1, 65535, COUNT,                          \
+      "properties per buddy or activity")                                   \
+    X(max_value, "max-value", 4096, 1, 65535, BYTES,                        \
+      "bytes of one property value")                                        \
+    X(max_activities, "max-activities", 32, 1, (size_t)-1, COUNT,           \
+      "activities one buddy may be in")                                     \
+    X(max_page, "max-page", 100, 1, (size_t)-1, COUNT,                      \
+      "items per result page (XEP-0059)")                                   \
+    X(rate_burst, "rate-burst", 100, 1, 1000000, COUNT,                     \
+      "stanzas one client may send at once")                                \
+    X(rate_per_sec, "rate", 50, 1, 1000000, COUNT,                          \
+      "stanzas per second per client, sustained")                           \
+    X(idle, "idle", 300, 0, 86400, SECONDS,                                 \
+      "silence before a participant is pinged, 0: never")
+
 typedef struct olpcidx_config {
     const char *jid;            /* component JID, e.g. index.jabber.test */
     const char *secret;         /* shared secret of the XEP-0114 handshake */
     const char *name;           /* disco identity name; NULL: "OLPC Gadget" */
     olpcidx_alloc alloc;        /* NULL: realloc/free */
     void *alloc_ud;
-    size_t mem_limit;           /* bytes the handle may hold; 0: no cap */
     olpcidx_log log;            /* NULL: no logging */
     void *log_ud;
     int log_level;              /* most verbose level passed to log */
-    size_t max_stanza;          /* bytes of one incoming stanza */
-    size_t max_depth;           /* element nesting, stream root included */
-    size_t max_attrs;           /* attributes per element */
-    size_t max_name;            /* bytes of an element/attribute name */
-    size_t max_output;          /* bytes queued for sending */
-    size_t max_props;           /* properties per buddy or activity */
-    size_t max_value;           /* bytes of one property value */
-    size_t max_activities;      /* activities one buddy may be in */
-    size_t max_page;            /* items per result page (XEP-0059) */
+#define OLPCIDX_FIELD_(field, opt, def, lo, hi, unit, help) size_t field;
+    OLPCIDX_LIMITS(OLPCIDX_FIELD_)
+#undef OLPCIDX_FIELD_
     const char *notify_type;    /* "headline" (NULL) or the seed's "notice" */
     const char *allow_domains;  /* who may query and announce: domains
                                 ** separated by spaces; NULL: the parent
                                 ** domain of jid */
-    size_t rate_burst;          /* stanzas a full JID may send at once */
-    size_t rate_per_sec;        /* and per second, sustained */
-    size_t idle;                /* seconds of silence before a participant
-                                ** is pinged; 0: never */
     const olpcidx_storage *storage; /* NULL: nothing is persisted; else
                                 ** retained, must outlive the handle */
     uint32_t hash_seed;         /* per-process random seed for hashing */
 } olpcidx_config;
 
-/* Fills c with the defaults (all limits of PROTOCOL.md section 8). */
+/* Fills c with the defaults (every limit of OLPCIDX_LIMITS). */
 void olpcidx_config_init(olpcidx_config *c);
 
 /* Creates a handle.  The strings in cfg are copied; cfg is not retained.
@@ -120,8 +149,10 @@ void olpcidx_config_init(olpcidx_config *c);
 int olpcidx_new(olpcidx **out, const olpcidx_config *cfg);
 void olpcidx_free(olpcidx *x);
 
-/* Applies new limits and log level (not jid/secret/alloc) to a live
-** handle, as after SIGHUP.  Takes effect from the next stanza. */
+/* Applies new limits (all of OLPCIDX_LIMITS) and log level, not jid,
+** secret or alloc, to a live handle, as after SIGHUP.  Takes effect from
+** the next stanza.  OLPCIDX_EINVAL, and nothing changed, when a limit is
+** out of its range. */
 int olpcidx_reconfigure(olpcidx *x, const olpcidx_config *cfg);
 
 /* Starts a new stream on a fresh connection: discards what was queued for

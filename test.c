@@ -2390,12 +2390,14 @@ static char *t_dump_as(olpcidx *x, int durable)
     while (!durable && (p = oi_map_next(&x->clients, &i)) != NULL
            && n < 512) {
         oi_client *c = (oi_client *)p;
-        if (!c->rs[0].n && !c->rs[1].n && !c->available)
+        oi_watch *wa = oi_watch_find(c, &oi_seed_kind, OI_K_ACT);
+        oi_watch *wb = oi_watch_find(c, &oi_seed_kind, OI_K_BUDDY);
+        size_t na = wa ? wa->members.n : 0, nb = wb ? wb->members.n : 0;
+        if (!na && !nb && !c->available)
             continue;                   /* a rate bucket only */
         memset(&s, 0, sizeof s);
         t_addf(&s, "client %.*s rs=%lu/%lu avail=%d", (int)c->jid.n, c->jid.p,
-               (unsigned long)c->rs[0].n, (unsigned long)c->rs[1].n,
-               c->available);
+               (unsigned long)na, (unsigned long)nb, c->available);
         lines[n++] = s.p;
     }
     t_addf(&all, "posts %lu/%lu\n", (unsigned long)x->aposts.n,
