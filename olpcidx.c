@@ -139,6 +139,15 @@ static int oi_eq(oi_str a, const char *z)
     return a.n == n && (n == 0 || memcmp(a.p, z, n) == 0);
 }
 
+/* Whether a holds the n bytes at z. */
+static int oi_eqn(oi_str a, const char *z, size_t n)
+{
+    return a.n == n && (n == 0 || memcmp(a.p, z, n) == 0);
+}
+
+/* Whether a holds the string literal lit (no strlen at run time). */
+#define OI_IS(a, lit) oi_eqn((a), (lit), sizeof(lit) - 1)
+
 static int oi_streq(oi_str a, oi_str b)
 {
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
@@ -1958,6 +1967,9 @@ enum oi_stream_state {
     OI_S_CLOSED                 /* over; x->err says why */
 };
 
+#define OI_ROUTE_KINDS 6          /* kinds of stanza routes (section 13) */
+#define OI_ROUTES_MAX 64          /* rows of one kind in all the tables */
+
 /*
 ** The handle: every field belongs to the section that reads and writes
 ** it, and is grouped under that section's number.
@@ -2012,6 +2024,10 @@ struct olpcidx {
     uint64_t live_at;           /* last liveness sweep */
     /* 14: the seed dialect */
     const char *notify_type;    /* message type of notifications */
+    /* 15: dispatch */
+    const struct oi_route *routes[OI_ROUTE_KINDS][OI_ROUTES_MAX + 1];
+                                /* per kind of stanza, its rows in order,
+                                ** NULL-terminated */
 };
 
 
@@ -3714,11 +3730,11 @@ static void oi_chg_offline(olpcidx *x, oi_str full)
     size_t i = 0;
     if (c)
         oi_client_free(x, c);
+    if (!(b = oi_buddy_get(x, bare, 0)))
+        return;                         /* nothing announced: done */
     while ((o = (oi_client *)oi_map_next(&x->clients, &i)) != NULL)
         if (o->available && oi_streq(oi_bare(o->jid), bare))
             return;                     /* another resource is online */
-    if (!(b = oi_buddy_get(x, bare, 0)))
-        return;
     x->cause = oi_mkstr("", 0);
     oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
     while (b->acts.n > 0)
@@ -3961,7 +3977,8 @@ static const oi_xml_handler oi_stream_handler = {
 ** error condition for the dispatcher to answer with, or OI_PASS to let
 ** the next matching row have it.
 */
-enum {                          /* oi_route.on: what a row is for */
+enum {                          /* oi_route.on: what a row is for; one
+                                ** bit per kind, OI_ROUTE_KINDS of them */
     OI_ON_GET = 1,              /* iq get */
     OI_ON_SET = 2,              /* iq set */
     OI_ON_ANSWER = 4,           /* iq result or error */
@@ -3986,14 +4003,23 @@ typedef struct oi_ctx {         /* the stanza being routed */
     oi_str type;                /* type attribute; empty when absent */
     oi_str id;
     int has_id;
+    int allowed;                /* from an allowed domain; -1: not known */
 } oi_ctx;
 
 typedef int (*oi_handler)(olpcidx *x, const oi_ctx *c, const oi_node *p);
 
+/* A string of a route row and its length: OI_Z("query"); OI_ANY: any. */
+#define OI_Z(z) z, sizeof(z) - 1
+#define OI_ANY NULL, 0
+
 typedef struct oi_route {
     unsigned on;                /* OI_ON_* bits */
     const char *type;           /* the stanza's type ("": none); NULL: any */
-    const char *ns, *name;      /* the payload's; NULL: any */
+    size_t ntype;
+    const char *ns;             /* the payload's namespace; NULL: any */
+    size_t nns;
+    const char *name;           /* the payload's name; NULL: any */
+    size_t nname;
     int guard;                  /* OI_G_* */
     oi_handler fn;
 } oi_route;
@@ -4305,16 +4331,20 @@ static void oi_liveness(olpcidx *x)
 /* ---- 13.6 The routes both dialects share ------------------------------ */
 
 static const oi_route oi_common_routes[] = {
-    { OI_ON_GET, NULL, OI_NS_DINFO, "query", OI_G_ANYONE, oi_disco_info },
-    { OI_ON_GET, NULL, OI_NS_DITEMS, "query", OI_G_ANYONE, oi_disco_items },
-    { OI_ON_GET, NULL, OI_NS_VERSION, "query", OI_G_ANYONE, oi_version },
-    { OI_ON_GET, NULL, OI_NS_PING, "ping", OI_G_ANYONE, oi_pong },
-    { OI_ON_ANSWER, NULL, NULL, NULL, OI_G_ANYONE, oi_answer },
-    { OI_ON_BOUNCE, NULL, NULL, NULL, OI_G_ANYONE, oi_bounce },
-    { OI_ON_PRES, "", NULL, NULL, OI_G_DOMAIN, oi_pres_available },
-    { OI_ON_PRES, "unavailable", NULL, NULL, OI_G_DOMAIN,
+    { OI_ON_GET, OI_ANY, OI_Z(OI_NS_DINFO), OI_Z("query"), OI_G_ANYONE,
+      oi_disco_info },
+    { OI_ON_GET, OI_ANY, OI_Z(OI_NS_DITEMS), OI_Z("query"), OI_G_ANYONE,
+      oi_disco_items },
+    { OI_ON_GET, OI_ANY, OI_Z(OI_NS_VERSION), OI_Z("query"), OI_G_ANYONE,
+      oi_version },
+    { OI_ON_GET, OI_ANY, OI_Z(OI_NS_PING), OI_Z("ping"), OI_G_ANYONE,
+      oi_pong },
+    { OI_ON_ANSWER, OI_ANY, OI_ANY, OI_ANY, OI_G_ANYONE, oi_answer },
+    { OI_ON_BOUNCE, OI_ANY, OI_ANY, OI_ANY, OI_G_ANYONE, oi_bounce },
+    { OI_ON_PRES, OI_Z(""), OI_ANY, OI_ANY, OI_G_DOMAIN, oi_pres_available },
+    { OI_ON_PRES, OI_Z("unavailable"), OI_ANY, OI_ANY, OI_G_DOMAIN,
       oi_pres_unavailable },
-    { 0, NULL, NULL, NULL, 0, NULL }
+    { 0, OI_ANY, OI_ANY, OI_ANY, 0, NULL }
 };
 
 /* ==== 14. The seed dialect ========================================== */
@@ -4894,95 +4924,149 @@ static int oi_seed_other(olpcidx *x, const oi_ctx *c, const oi_node *p)
 #define OI_ON_IQ (OI_ON_GET | OI_ON_SET)  /* the seed accepts set too */
 
 static const oi_route oi_seed_routes[] = {
-    { OI_ON_IQ, NULL, OI_NS_ACT, "query", OI_G_DOMAIN, oi_query_acts },
-    { OI_ON_IQ, NULL, OI_NS_BUDDY, "query", OI_G_DOMAIN, oi_query_buddies },
-    { OI_ON_IQ, NULL, OI_NS_BUDDY, "buddy", OI_G_DOMAIN, oi_query_buddies },
-    { OI_ON_MSG, NULL, OI_NS_ACT, "close", OI_G_DOMAIN, oi_seed_close },
-    { OI_ON_MSG, NULL, OI_NS_BUDDY, "close", OI_G_DOMAIN, oi_seed_close },
-    { OI_ON_MSG, NULL, OI_NS_BPROPS, "properties", OI_G_DOMAIN,
+    { OI_ON_IQ, OI_ANY, OI_Z(OI_NS_ACT), OI_Z("query"), OI_G_DOMAIN,
+      oi_query_acts },
+    { OI_ON_IQ, OI_ANY, OI_Z(OI_NS_BUDDY), OI_Z("query"), OI_G_DOMAIN,
+      oi_query_buddies },
+    { OI_ON_IQ, OI_ANY, OI_Z(OI_NS_BUDDY), OI_Z("buddy"), OI_G_DOMAIN,
+      oi_query_buddies },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_ACT), OI_Z("close"), OI_G_DOMAIN,
+      oi_seed_close },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_BUDDY), OI_Z("close"), OI_G_DOMAIN,
+      oi_seed_close },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_BPROPS), OI_Z("properties"), OI_G_DOMAIN,
       oi_seed_buddy_props },
-    { OI_ON_MSG, NULL, OI_NS_BUDDY, "change", OI_G_DOMAIN,
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_BUDDY), OI_Z("change"), OI_G_DOMAIN,
       oi_seed_buddy_change },
-    { OI_ON_MSG, NULL, OI_NS_CURACT, "activity", OI_G_DOMAIN,
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_CURACT), OI_Z("activity"), OI_G_DOMAIN,
       oi_seed_current },
-    { OI_ON_MSG, NULL, OI_NS_APROPS, "properties", OI_G_DOMAIN,
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_APROPS), OI_Z("properties"), OI_G_DOMAIN,
       oi_seed_act_props },
-    { OI_ON_MSG, NULL, OI_NS_ACT, "change", OI_G_DOMAIN, oi_seed_act_change },
-    { OI_ON_MSG, NULL, OI_NS_ACT, "activity", OI_G_DOMAIN, oi_seed_member },
-    { OI_ON_MSG, NULL, OI_NS_ACT, NULL, OI_G_DOMAIN, oi_seed_other },
-    { OI_ON_MSG, NULL, OI_NS_BUDDY, NULL, OI_G_DOMAIN, oi_seed_other },
-    { OI_ON_MSG, NULL, OI_NS_APROPS, NULL, OI_G_DOMAIN, oi_seed_other },
-    { OI_ON_MSG, NULL, OI_NS_BPROPS, NULL, OI_G_DOMAIN, oi_seed_other },
-    { OI_ON_MSG, NULL, OI_NS_CURACT, NULL, OI_G_DOMAIN, oi_seed_other },
-    { 0, NULL, NULL, NULL, 0, NULL }
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_ACT), OI_Z("change"), OI_G_DOMAIN,
+      oi_seed_act_change },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_ACT), OI_Z("activity"), OI_G_DOMAIN,
+      oi_seed_member },
+    /* the rest of the seed's namespaces: refused from other domains */
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_ACT), OI_ANY, OI_G_DOMAIN, oi_seed_other },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_BUDDY), OI_ANY, OI_G_DOMAIN,
+      oi_seed_other },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_APROPS), OI_ANY, OI_G_DOMAIN,
+      oi_seed_other },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_BPROPS), OI_ANY, OI_G_DOMAIN,
+      oi_seed_other },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_CURACT), OI_ANY, OI_G_DOMAIN,
+      oi_seed_other },
+    { 0, OI_ANY, OI_ANY, OI_ANY, 0, NULL }
 };
 
 /* ==== 15. Dispatch: stanzas to routes ================================ */
 
 /*
 ** The route tables of every dialect, searched in this order, first match
-** first.  A stanza of another name than iq, message and presence is not
+** first (by kind of stanza: x->routes).  A stanza of another name than iq, message and presence is not
 ** ours to handle.
 */
 static const oi_route *const oi_tables[] = {
     oi_common_routes, oi_seed_routes
 };
 
-typedef struct oi_rcur {        /* where a search of the tables is */
-    size_t t, r;
+/* Sorts the rows of every table by the kind of stanza they are for, in
+** the tables' order, into x->routes: a stanza is then matched against
+** the rows of its kind only. */
+static void oi_routes_init(olpcidx *x)
+{
+    size_t t, r, n[OI_ROUTE_KINDS];
+    int k;
+    memset(n, 0, sizeof n);
+    for (t = 0; t < sizeof oi_tables / sizeof oi_tables[0]; t++)
+        for (r = 0; oi_tables[t][r].fn; r++)
+            for (k = 0; k < OI_ROUTE_KINDS; k++)
+                if ((oi_tables[t][r].on & 1u << k)
+                    && !OI_NEVER(n[k] == OI_ROUTES_MAX))
+                    x->routes[k][n[k]++] = &oi_tables[t][r];
+    for (k = 0; k < OI_ROUTE_KINDS; k++)
+        x->routes[k][n[k]] = NULL;
+}
+
+typedef struct oi_rcur {        /* where a search of the rows is */
+    const oi_route *const *at;  /* the next row to look at */
 } oi_rcur;
 
-/* The next row, from *cur on, for stanzas of kind on (OI_ON_*) with type
-** type and payload p (NULL: none). */
-static const oi_route *oi_route_next(oi_rcur *cur, unsigned on, oi_str type,
+/* The next row, from *cur on, that matches type and payload p (NULL:
+** none). */
+static const oi_route *oi_route_next(oi_rcur *cur, oi_str type,
                                      const oi_node *p)
 {
-    for (; cur->t < sizeof oi_tables / sizeof oi_tables[0];
-         cur->t++, cur->r = 0) {
-        for (; oi_tables[cur->t][cur->r].fn; cur->r++) {
-            const oi_route *r = &oi_tables[cur->t][cur->r];
-            if (!(r->on & on) || (r->type && !oi_eq(type, r->type))
-                || (r->ns && (!p || !oi_eq(p->ns, r->ns)))
-                || (r->name && (!p || !oi_eq(p->name, r->name))))
-                continue;
-            cur->r++;
+    const oi_route *r;
+    while ((r = *cur->at) != NULL) {
+        cur->at++;
+        if ((!r->name || (p && oi_eqn(p->name, r->name, r->nname)))
+            && (!r->ns || (p && oi_eqn(p->ns, r->ns, r->nns)))
+            && (!r->type || oi_eqn(type, r->type, r->ntype)))
             return r;
-        }
     }
     return NULL;
 }
 
-/* Runs the rows for p until one takes it.  Returns the condition to
-** answer with (OI_C_NONE if none), or OI_PASS when no row took it.  A
-** row for allowed domains only refuses the others with forbidden. */
-static int oi_run_routes(olpcidx *x, const oi_ctx *c, unsigned on,
-                         const oi_node *p, int allowed)
+/* The first row for stanzas of kind on (one OI_ON_* bit) that matches;
+** *cur is where to look for the next. */
+static const oi_route *oi_route_first(olpcidx *x, oi_rcur *cur, unsigned on,
+                                      oi_str type, const oi_node *p)
 {
-    oi_rcur cur;
-    const oi_route *r;
+    int k = 0;
+    while (!(on & 1u << k))
+        k++;
+    cur->at = x->routes[k];
+    return oi_route_next(cur, type, p);
+}
+
+/* Whether the sender is from an allowed domain, found out once. */
+static int oi_ctx_allowed(olpcidx *x, oi_ctx *c)
+{
+    if (c->allowed < 0)
+        c->allowed = oi_allowed(x, c->from);
+    return c->allowed;
+}
+
+/* Runs row r and the rows after it for p until one takes it.  Returns
+** the condition to answer with (OI_C_NONE if none), or OI_PASS when no
+** row took it.  A row for allowed domains only refuses the others with
+** forbidden. */
+static int oi_run_routes(olpcidx *x, oi_ctx *c, const oi_node *p,
+                         oi_rcur *cur, const oi_route *r)
+{
     int cond = OI_PASS;
-    cur.t = cur.r = 0;
-    while (cond == OI_PASS && (r = oi_route_next(&cur, on, c->type, p))) {
-        if (r->guard == OI_G_DOMAIN && !allowed)
+    for (; r; r = oi_route_next(cur, c->type, p)) {
+        if (r->guard == OI_G_DOMAIN && !oi_ctx_allowed(x, c))
             return OI_C_FORBIDDEN;
-        cond = r->fn(x, c, p);
+        if ((cond = r->fn(x, c, p)) != OI_PASS)
+            break;
     }
     return cond;
+}
+
+/* Routes the stanza's own payload p (an answer, a bounce, presence). */
+static int oi_route_stanza(olpcidx *x, oi_ctx *c, unsigned on,
+                           const oi_node *p)
+{
+    oi_rcur cur;
+    return oi_run_routes(x, c, p, &cur,
+                         oi_route_first(x, &cur, on, c->type, p));
 }
 
 /* An iq (RFC 6120 8.2.3): a get or set has an id and exactly one payload,
 ** and is answered, with service-unavailable when no route takes it
 ** (PROTOCOL.md 8.3); a result or error never is. */
-static void oi_iq(olpcidx *x, const oi_ctx *c)
+static void oi_iq(olpcidx *x, oi_ctx *c)
 {
     const oi_node *q = c->st->child;
     oi_rcur cur;
     const oi_route *r;
-    unsigned on = oi_eq(c->type, "get") ? OI_ON_GET
-                : oi_eq(c->type, "set") ? OI_ON_SET : 0;
-    int cond, allowed;
-    if (oi_eq(c->type, "result") || oi_eq(c->type, "error")) {
-        oi_run_routes(x, c, OI_ON_ANSWER, q, 1);
+    unsigned on = OI_IS(c->type, "get") ? OI_ON_GET
+                : OI_IS(c->type, "set") ? OI_ON_SET : 0;
+    int cond;
+    if (OI_IS(c->type, "result") || OI_IS(c->type, "error")) {
+        oi_route_stanza(x, c, OI_ON_ANSWER, q);
         return;
     }
     oi_seen(x, c->from);
@@ -4991,14 +5075,12 @@ static void oi_iq(olpcidx *x, const oi_ctx *c)
         return;
     }
     /* refused before it costs a token (PROTOCOL.md 8.2) */
-    cur.t = cur.r = 0;
-    r = oi_route_next(&cur, on, c->type, q);
-    allowed = oi_allowed(x, c->from);
-    if (r && r->guard == OI_G_DOMAIN && !allowed)
+    r = oi_route_first(x, &cur, on, c->type, q);
+    if (r && r->guard == OI_G_DOMAIN && !oi_ctx_allowed(x, c))
         cond = OI_C_FORBIDDEN;
     else if (!oi_rate_take(x, c->from))
         cond = OI_C_RESOURCE_CONSTRAINT;
-    else if ((cond = oi_run_routes(x, c, on, q, allowed)) == OI_PASS)
+    else if ((cond = oi_run_routes(x, c, q, &cur, r)) == OI_PASS)
         cond = OI_C_SERVICE_UNAVAILABLE;
     if (cond != OI_C_NONE)
         oi_iq_error(x, c, q, cond);
@@ -5007,20 +5089,21 @@ static void oi_iq(olpcidx *x, const oi_ctx *c)
 /* A message: every child a route takes is handled in order, and a
 ** refused one answered; the rest (<body/> and the like) is not ours.
 ** Over the rate, it is dropped silently (PROTOCOL.md 8.2). */
-static void oi_message(olpcidx *x, const oi_ctx *c)
+static void oi_message(olpcidx *x, oi_ctx *c)
 {
     const oi_node *p;
-    int allowed, cond;
-    if (oi_eq(c->type, "error")) {
-        oi_run_routes(x, c, OI_ON_BOUNCE, c->st->child, 1);
+    oi_rcur cur;
+    int cond;
+    if (OI_IS(c->type, "error")) {
+        oi_route_stanza(x, c, OI_ON_BOUNCE, c->st->child);
         return;
     }
     if (!oi_rate_take(x, c->from))
         return;
-    allowed = oi_allowed(x, c->from);
     x->cause = c->from;
     for (p = c->st->child; p; p = p->next) {
-        cond = oi_run_routes(x, c, OI_ON_MSG, p, allowed);
+        cond = oi_run_routes(x, c, p, &cur,
+                             oi_route_first(x, &cur, OI_ON_MSG, c->type, p));
         if (cond != OI_C_NONE && cond != OI_PASS)
             oi_msg_error(x, c, p, cond);
     }
@@ -5028,20 +5111,14 @@ static void oi_message(olpcidx *x, const oi_ctx *c)
     oi_seen(x, c->from);                /* after: it may be a new buddy */
 }
 
-/* Presence, from allowed domains only; never answered with an error. */
-static void oi_presence(olpcidx *x, const oi_ctx *c)
-{
-    if (oi_allowed(x, c->from))
-        oi_run_routes(x, c, OI_ON_PRES, c->st->child, 1);
-}
-
 /* A stanza of the online stream (x->on_stanza). */
 static int oi_dispatch(olpcidx *x, const oi_node *st)
 {
     oi_ctx c;
-    int has_from;
+    int has_from, kind;
     memset(&c, 0, sizeof c);
     c.st = st;
+    c.allowed = -1;
     has_from = oi_attr(st, "from", &c.from);
     oi_attr(st, "type", &c.type);
     c.has_id = oi_attr(st, "id", &c.id);
@@ -5050,23 +5127,24 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
         oi_log(x, OLPCIDX_LOG_DEBUG, "%.*s%s%.*s from %.*s", (int)st->name.n,
                st->name.p, c.type.n ? " " : "", (int)c.type.n, c.type.p,
                (int)c.from.n, c.from.p);
-    if (!oi_eq(st->name, "iq") && !oi_eq(st->name, "message")
-        && !oi_eq(st->name, "presence")) {
+    kind = OI_IS(st->name, "iq") ? 'i' : OI_IS(st->name, "message") ? 'm'
+         : OI_IS(st->name, "presence") ? 'p' : 0;
+    if (!kind) {
         oi_log(x, OLPCIDX_LOG_DEBUG, "<%.*s> ignored", (int)st->name.n,
                st->name.p);
         return 0;
     }
     if (!has_from || c.from.n == 0) {
-        if (oi_eq(st->name, "iq"))
+        if (kind == 'i')
             oi_log(x, OLPCIDX_LOG_WARN, "iq without 'from' ignored");
         return 0;
     }
-    if (oi_eq(st->name, "iq"))
+    if (kind == 'i')
         oi_iq(x, &c);
-    else if (oi_eq(st->name, "message"))
+    else if (kind == 'm')
         oi_message(x, &c);
-    else
-        oi_presence(x, &c);
+    else                                /* never answered with an error */
+        oi_route_stanza(x, &c, OI_ON_PRES, st->child);
     return 0;
 }
 
@@ -5229,6 +5307,7 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
     oi_index_init(x);
     oi_clients_init(x);
     x->on_stanza = oi_dispatch;
+    oi_routes_init(x);
     x->notify_type = cfg->notify_type && strcmp(cfg->notify_type, "notice") == 0
                      ? "notice" : "headline";
     x->state = OI_S_IDLE;
