@@ -272,6 +272,87 @@ static int t_feed_all(const t_feed *f, const char *in, size_t n,
     return rc;
 }
 
+/* ---- golden transcripts, one stanza per line ------------------------ */
+
+/*
+** What the component sent, as the core-*.out files hold it: a newline
+** after the stream header and after each top-level stanza, the bytes
+** otherwise exactly as sent, so that a diff names the stanza that changed.
+** The boundaries come from the project's tokenizer, fed up to each '>' in
+** turn: every tag ends on one, and its event has fired when the feed
+** returns.  Bytes that do not tokenize are copied as they are from there
+** on.  Only the tokenizer's interface is used here.
+*/
+typedef struct t_lay {
+    size_t depth;
+    int cut;                    /* this feed ended the header or a stanza */
+} t_lay;
+
+static int t_lay_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
+                       size_t na)
+{
+    t_lay *l = (t_lay *)ud;
+    (void)ns;
+    (void)name;
+    (void)a;
+    (void)na;
+    if (++l->depth == 1)
+        l->cut = 1;
+    return 0;
+}
+
+static int t_lay_end(void *ud)
+{
+    t_lay *l = (t_lay *)ud;
+    if (--l->depth == 1)
+        l->cut = 1;
+    return 0;
+}
+
+static int t_lay_text(void *ud, const char *p, size_t n)
+{
+    (void)ud;
+    (void)p;
+    (void)n;
+    return 0;
+}
+
+static const oi_xml_handler t_lay_handler = {
+    t_lay_start, t_lay_end, t_lay_text
+};
+
+/* Appends p..n to s, laid out one stanza per line. */
+static void t_layout(t_str *s, const char *p, size_t n)
+{
+    t_lay l;
+    t_alloc a;
+    oi_mem mem;
+    oi_xml xml;
+    size_t off = 0, k;
+    int ok = 1;
+    memset(&l, 0, sizeof l);
+    memset(&a, 0, sizeof a);
+    memset(&mem, 0, sizeof mem);
+    mem.alloc = t_alloc_fn;
+    mem.ud = &a;
+    oi_xml_init(&xml, &mem, &t_lay_handler, &l);
+    oi_xml_limits(&xml, 1024, 1024, 1024, n + 1);   /* no limit binds */
+    t_add(s, "", 0);
+    while (off < n) {
+        const char *gt = ok ? (const char *)memchr(p + off, '>', n - off)
+                            : NULL;
+        k = gt ? (size_t)(gt - (p + off)) + 1 : n - off;
+        l.cut = 0;
+        if (ok && oi_xml_feed(&xml, p + off, k) != 0)
+            ok = 0;
+        t_add(s, p + off, k);
+        if (ok && l.cut)
+            t_addz(s, "\n");
+        off += k;
+    }
+    oi_xml_release(&xml);
+}
+
 /* ---- 1. SHA-1 and the handshake digest ------------------------------- */
 
 static void t_sha1(void)
@@ -453,12 +534,14 @@ static void t_core_config(olpcidx_config *c, t_core *t)
     c->log_level = OLPCIDX_LOG_DEBUG;
 }
 
-/* Runs one server transcript through a component; returns what it sent,
-** the final code and its log, as one string (caller frees). */
+/* Runs one server transcript through a component; returns what it sent
+** (one stanza per line), the final code and its log, as one string
+** (caller frees). */
 static char *t_core_run(const char *in, size_t n, const t_feed *f,
                         long fail_at, t_alloc *stats)
 {
     t_core t;
+    t_str res;
     olpcidx_config c;
     int rc;
     memset(&t, 0, sizeof t);
@@ -473,12 +556,15 @@ static char *t_core_run(const char *in, size_t n, const t_feed *f,
         if (rc == 0)
             rc = t_feed_all(f, in, n, t_core_feed, &t);
     }
-    t_addf(&t.out, "\n== %s\n", t_errname(rc));
-    t_addz(&t.out, t.log.p);
+    memset(&res, 0, sizeof res);
+    t_layout(&res, t.out.p, t.out.n);
+    t_addf(&res, "\n== %s\n", t_errname(rc));
+    t_addz(&res, t.log.p);
     olpcidx_free(t.x);
     *stats = t.alloc;
+    free(t.out.p);
     free(t.log.p);
-    return t.out.p;
+    return res.p;
 }
 
 typedef char *(*t_runfn)(const char *in, size_t n, const t_feed *f,
