@@ -3574,49 +3574,6 @@ static void t_expect(const char *what, const char *reply,
         t_failed++;
 }
 
-/* The exchanges every client should see from a live component. */
-static void t_cl_basics(t_cl *c)
-{
-    static const char *const info[] = {
-        "type='result'", "from='" T_COMP "'",
-        "<identity ", "category='collaboration'", "type='gadget'",
-        "name='OLPC Gadget'",
-        "<feature var='" OI_NS_BUDDY "'/>", "<feature var='" OI_NS_ACT "'/>",
-        "<feature var='" OI_NS_RSM "'/>", "<feature var='" OI_NS_DINFO "'/>",
-        "<feature var='" OI_NS_PING "'/>", "<feature var='" OI_NS_VERSION "'/>",
-        NULL
-    };
-    static const char *const unknown[] = {
-        "type='error'", "from='" T_COMP "'", "<service-unavailable", NULL
-    };
-    static const char *const items[] = {
-        "type='result'", "<query xmlns='" OI_NS_DITEMS "'/>", NULL
-    };
-    static const char *const version[] = {
-        "type='result'", "<name>olpcidx</name>",
-        "<version>" OLPCIDX_VERSION "</version>", NULL
-    };
-    static const char *const pong[] = { "type='result'", NULL };
-    char *r;
-    r = t_cl_iq(c, "info1", "get", "<query xmlns='" OI_NS_DINFO "'/>");
-    t_expect("disco#info", r, info);
-    if (r && !CHECK(strstr(r, c->jid) != NULL))
-        printf("  reply not addressed to %s: %s\n", c->jid, r);
-    free(r);
-    r = t_cl_iq(c, "unk1", "get", "<query xmlns='urn:example:nothing'/>");
-    t_expect("unknown iq", r, unknown);
-    free(r);
-    r = t_cl_iq(c, "items1", "get", "<query xmlns='" OI_NS_DITEMS "'/>");
-    t_expect("disco#items", r, items);
-    free(r);
-    r = t_cl_iq(c, "ver1", "get", "<query xmlns='" OI_NS_VERSION "'/>");
-    t_expect("version", r, version);
-    free(r);
-    r = t_cl_iq(c, "ping1", "get", "<ping xmlns='" OI_NS_PING "'/>");
-    t_expect("ping", r, pong);
-    free(r);
-}
-
 /* Creates the directory, picks ports, writes the server configuration. */
 static int t_env_setup(void)
 {
@@ -3702,313 +3659,450 @@ static void t_cl_none(t_cl *c, const char *what, const char *needle)
 #define T_CONNECT "<property type='str' name='type'>org.laptop.Connect" \
                   "</property>"
 
-/* The seed protocol through Prosody, with several clients at once:
+/* ---- interop scenarios as tables ------------------------------------- */
+
+/*
+** A scenario is a table of steps, walked in order by t_scene: a client
+** sends something, or waits for a stanza and checks what it contains.
+** Each step with a check counts as one test, as the code it replaces
+** did.  Clients are named by their index in the array given to t_scene.
+** Whatever needs a loop or a computed value stays code around the
+** tables.
+*/
+enum t_op {
+    T_OP_SEND,                  /* z, sent as it is */
+    T_OP_MSG,                   /* z, in a <message/> to the component */
+    T_OP_IQ,                    /* an iq get of z with id; reply checked */
+    T_OP_SYNC,                  /* a round trip (t_cl_sync) */
+    T_OP_EXPECT,                /* a stanza containing want[0]; checked */
+    T_OP_WAIT,                  /* a stanza containing z, not checked */
+    T_OP_NONE,                  /* no stanza containing z (t_cl_none) */
+    T_OP_CLOSE                  /* the client closes its stream */
+};
+
+typedef struct t_step {
+    enum t_op op;
+    int who;                    /* the client: index in the array */
+    const char *what;           /* what is checked, for failures */
+    const char *id;             /* T_OP_IQ: the iq's id */
+    const char *z;              /* what is sent, or waited for */
+    const char *want[14];       /* in the reply or stanza, each (t_expect) */
+    const char *seq[3];         /* in the reply, first ones in this order */
+    const char *never[4];       /* not in the reply; with seq: one check */
+    int ms;                     /* T_OP_EXPECT: wait this long; 0: 5 s */
+    int to_self;                /* T_OP_IQ: reply names the client's JID */
+} t_step;
+
+/* The steps without checks, in short. */
+#define T_SEND(w, s)        { T_OP_SEND, w, .z = s }
+#define T_MSG(w, s)         { T_OP_MSG, w, .z = s }
+#define T_SYNC(w)           { T_OP_SYNC, w, .z = NULL }
+#define T_WAIT(w, s)        { T_OP_WAIT, w, .z = s }
+#define T_NONE(w, label, s) { T_OP_NONE, w, label, .z = s }
+#define T_CLOSE(w)          { T_OP_CLOSE, w, .z = NULL }
+
+/* seq and never of a step against reply r: one check. */
+static void t_seq_never(const t_step *s, const char *r)
+{
+    const char *prev = NULL, *p;
+    size_t i;
+    int ok = r != NULL;
+    for (i = 0; ok && i < sizeof s->seq / sizeof s->seq[0] && s->seq[i];
+         i++) {
+        p = strstr(r, s->seq[i]);
+        ok = p != NULL && (prev == NULL || prev < p);
+        prev = p;
+    }
+    for (i = 0; ok && i < sizeof s->never / sizeof s->never[0]
+                && s->never[i]; i++)
+        ok = strstr(r, s->never[i]) == NULL;
+    if (!t_check(ok, "reply has seq in order and nothing of never",
+                 __FILE__, __LINE__))
+        printf("  %s: %s\n", s->what ? s->what : s->id, r ? r : "no reply");
+}
+
+/* Walks n steps of the scenario called name with the clients cl. */
+static void t_scene(const char *name, const t_step *s, size_t n,
+                    t_cl *const *cl)
+{
+    size_t i;
+    for (i = 0; i < n; i++, s++) {
+        t_cl *c = cl[s->who];
+        int failed = t_failed;
+        char *r;
+        switch (s->op) {
+        case T_OP_SEND:
+            t_cl_send(c, s->z);
+            break;
+        case T_OP_MSG:
+            t_cl_msg(c, s->z);
+            break;
+        case T_OP_IQ:
+            r = t_cl_iq(c, s->id, "get", s->z);
+            if (s->want[0])
+                t_expect(s->what, r, s->want);
+            if (s->to_self && r && !CHECK(strstr(r, c->jid) != NULL))
+                printf("  reply not addressed to %s: %s\n", c->jid, r);
+            if (s->seq[0] || s->never[0])
+                t_seq_never(s, r);
+            free(r);
+            break;
+        case T_OP_SYNC:
+            t_cl_sync(c);
+            break;
+        case T_OP_EXPECT:
+            r = t_cl_wait(c, s->want[0], s->ms ? s->ms : 5000);
+            t_expect(s->what, r, s->want);
+            free(r);
+            break;
+        case T_OP_WAIT:
+            free(t_cl_wait(c, s->z, 5000));
+            break;
+        case T_OP_NONE:
+            t_cl_none(c, s->what, s->z);
+            break;
+        case T_OP_CLOSE:
+            t_cl_close(c);
+            break;
+        }
+        if (t_failed != failed)
+            printf("  (scenario %s, step %lu)\n", name, (unsigned long)i + 1);
+    }
+}
+
+#define T_SCENE(table, cl) \
+    t_scene(#table, table, sizeof table / sizeof table[0], cl)
+
+/* The exchanges every client should see from a live component. */
+static const t_step t_basics[] = {
+    { T_OP_IQ, 0, "disco#info", .id = "info1",
+      .z = "<query xmlns='" OI_NS_DINFO "'/>", .to_self = 1,
+      .want = { "type='result'", "from='" T_COMP "'",
+        "<identity ", "category='collaboration'", "type='gadget'",
+        "name='OLPC Gadget'",
+        "<feature var='" OI_NS_BUDDY "'/>", "<feature var='" OI_NS_ACT "'/>",
+        "<feature var='" OI_NS_RSM "'/>", "<feature var='" OI_NS_DINFO "'/>",
+        "<feature var='" OI_NS_PING "'/>",
+        "<feature var='" OI_NS_VERSION "'/>" } },
+    { T_OP_IQ, 0, "unknown iq", .id = "unk1",
+      .z = "<query xmlns='urn:example:nothing'/>",
+      .want = { "type='error'", "from='" T_COMP "'",
+                "<service-unavailable" } },
+    { T_OP_IQ, 0, "disco#items", .id = "items1",
+      .z = "<query xmlns='" OI_NS_DITEMS "'/>",
+      .want = { "type='result'", "<query xmlns='" OI_NS_DITEMS "'/>" } },
+    { T_OP_IQ, 0, "version", .id = "ver1",
+      .z = "<query xmlns='" OI_NS_VERSION "'/>",
+      .want = { "type='result'", "<name>olpcidx</name>",
+                "<version>" OLPCIDX_VERSION "</version>" } },
+    { T_OP_IQ, 0, "ping", .id = "ping1",
+      .z = "<ping xmlns='" OI_NS_PING "'/>",
+      .want = { "type='result'" } }
+};
+
+static void t_cl_basics(t_cl *c)
+{
+    T_SCENE(t_basics, &c);
+}
+
+/*
+** The seed protocol through Prosody, with several clients at once:
 ** announcements, every query form, RSM, notifications and their absence,
 ** refusals, presence- and ping-driven departures, domain and rate limits
-** (PROTOCOL.md 2-5 and 8; reference scenarios D.12 50-56). */
+** (PROTOCOL.md 2-5 and 8; reference scenarios D.12 50-56).  The clients
+** log in with resource "laptop": alice and bob are online as "xo" too.
+*/
+enum { ALICE, BOB, CAROL, DAVE, EVE, MALLORY };
+
+#define T_RSMQ(set) T_Q_A "<activity/>" T_RSM set "</set></query>"
+
+/* Presence, announcements and every query form, RSM included. */
+static const t_step t_seed_queries[] = {
+    /* directed presence: the server tells the component when they go */
+    T_SEND(ALICE, "<presence to='" T_COMP "'/>"),
+    T_SEND(BOB, "<presence to='" T_COMP "'/>"),
+    T_SEND(CAROL, "<presence to='" T_COMP "'/>"),
+
+    /* announcements (PROTOCOL.md 4) */
+    T_MSG(ALICE, "<properties " T_BP "><property type='str' name='nick'>"
+          "Alice</property><property type='str' name='color'>#005FE4,"
+          "#00A0FF</property></properties>"),
+    T_MSG(ALICE, "<properties " T_AP " activity='a1' room='a1@conference."
+          T_DOMAIN "'>" T_CONNECT "<property type='str' name='title'>"
+          "Draw &amp; chat</property></properties>"
+          "<activity xmlns='" OI_NS_CURACT "' id='a1' room='a1@conference."
+          T_DOMAIN "'/>"),
+    T_MSG(BOB, "<change xmlns='" OI_NS_BUDDY "'><properties " T_BP ">"
+          "<property type='str' name='nick'>Bob</property></properties>"
+          "</change>"),
+    T_MSG(BOB, "<change xmlns='" OI_NS_ACT "' activity='a2'><properties "
+          T_AP ">" T_CONNECT "</properties></change>"),
+    T_MSG(BOB, "<properties " T_AP " activity='a3'><property type='str' "
+          "name='type'>org.laptop.Chess</property></properties>"),
+    T_MSG(BOB, "<properties " T_AP " activity='a4'>" T_CONNECT
+          "<property type='bool' name='private'>true</property>"
+          "</properties>"),
+    T_SYNC(ALICE),
+    T_SYNC(BOB),
+
+    /* D.12 50, 51: by properties, wrapped and flat; private a4 unseen */
+    { T_OP_IQ, CAROL, "D.12 50 query by properties", .id = "q50",
+      .z = T_Q_A "<activity><properties " T_AP ">" T_CONNECT
+           "</properties></activity></query>",
+      .want = { "id='q50'", "<activity activity='a1' id='a1' "
+        "room='a1@conference." T_DOMAIN "'>", "<property name='title' "
+        "type='str'>Draw &amp; chat</property>", "<buddy jid='alice@"
+        T_DOMAIN "'>", "<property name='nick' type='str'>Alice</property>",
+        "<activity activity='a2' id='a2'>", "<buddy jid='bob@" T_DOMAIN
+        "'>" },
+      .seq = { "a1", "a2" }, .never = { "a4", "a3", "<set" } },
+    { T_OP_IQ, CAROL, "D.12 51 flat properties", .id = "q51",
+      .z = T_Q_A "<activity>" T_CONNECT "</activity></query>",
+      .want = { "<activity activity='a1' id='a1' room='a1@conference."
+        T_DOMAIN "'>", "<property name='title' type='str'>Draw &amp; "
+        "chat</property>", "<buddy jid='alice@" T_DOMAIN "'>",
+        "<property name='nick' type='str'>Alice</property>",
+        "<activity activity='a2' id='a2'>", "<buddy jid='bob@" T_DOMAIN
+        "'>" } },
+
+    /* D.12 52: by id, known and unknown */
+    { T_OP_IQ, CAROL, "D.12 52 query by id", .id = "q52",
+      .z = T_Q_A "<activity id='a3'/></query>",
+      .want = { "id='q52'", "<activity activity='a3' id='a3'>" } },
+    { T_OP_IQ, CAROL, "D.12 52 unknown id", .id = "q52b",
+      .z = T_Q_A "<activity activity='zz'/></query>",
+      .want = { "id='q52b'", "<query xmlns='" OI_NS_ACT "'/>" } },
+
+    /* by participants, and buddies by JID, alias and the seed's bare
+    ** form */
+    { T_OP_IQ, CAROL, "query by participant", .id = "qp",
+      .z = T_Q_A "<activity><buddy jid='alice@" T_DOMAIN "'/></activity>"
+           "</query>",
+      .want = { "id='qp'", "<activity activity='a1' id='a1'" },
+      .never = { "a2" } },
+    { T_OP_IQ, CAROL, "buddies by JID", .id = "qb",
+      .z = "<query xmlns='" OI_NS_BUDDY "'><buddy jid='alice@" T_DOMAIN
+           "'/><buddy jid='bob@" T_DOMAIN "'/><buddy jid='nobody@"
+           T_DOMAIN "'/></query>",
+      .want = { "id='qb'", "<buddy jid='alice@" T_DOMAIN "'>",
+        "<activity xmlns='" OI_NS_CURACT "' id='a1'",
+        "<buddy jid='bob@" T_DOMAIN "'>" } },
+    { T_OP_IQ, CAROL, "buddies by alias", .id = "qa",
+      .z = "<query xmlns='" OI_NS_BUDDY "'><buddy alias='LIC'/></query>",
+      .want = { "id='qa'", "<buddy jid='alice@" T_DOMAIN "'>" },
+      .never = { "bob@" } },
+    { T_OP_IQ, CAROL, "the seed's bare buddy query", .id = "qa",
+      .z = "<buddy xmlns='" OI_NS_BUDDY "' jid='alice@" T_DOMAIN "'/>",
+      .want = { "id='qa'", "<buddy jid='alice@" T_DOMAIN "'>" } },
+    { T_OP_IQ, CAROL, "buddies by properties", .id = "qa",
+      .z = "<query xmlns='" OI_NS_BUDDY "'><buddy><properties " T_BP
+           "><property type='str' name='color'>#005FE4,#00A0FF</property>"
+           "</properties></buddy></query>",
+      .want = { "id='qa'", "<buddy jid='alice@" T_DOMAIN "'>" },
+      .never = { "bob@" } },
+
+    /* D.12 53: RSM over the three public activities a1 a2 a3 */
+    { T_OP_IQ, CAROL, "D.12 53 first page", .id = "rsm",
+      .z = T_RSMQ("<max>1</max>"),
+      .want = { "id='a1'", "<first index='0'>a1</first><last>a1</last>"
+                "<count>3</count>" } },
+    { T_OP_IQ, CAROL, "D.12 53 after", .id = "rsm",
+      .z = T_RSMQ("<max>1</max><after>a1</after>"),
+      .want = { "id='a2'", "<first index='1'>a2</first><last>a2</last>"
+                "<count>3</count>" } },
+    { T_OP_IQ, CAROL, "D.12 53 empty before: last page", .id = "rsm",
+      .z = T_RSMQ("<max>1</max><before/>"),
+      .want = { "id='a3'", "<first index='2'>a3</first><last>a3</last>"
+                "<count>3</count>" } },
+    { T_OP_IQ, CAROL, "D.12 53 max 0: count only", .id = "rsm",
+      .z = T_RSMQ("<max>0</max>"),
+      .want = { "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
+                "<count>3</count></set></query>" } },
+    { T_OP_IQ, CAROL, "D.12 53 index beyond count: empty page", .id = "rsm",
+      .z = T_RSMQ("<index>5</index>"),
+      .want = { "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
+                "<count>3</count></set></query>" } },
+    { T_OP_IQ, CAROL, "after a vanished UID: positional", .id = "rsm",
+      .z = T_RSMQ("<after>a15</after>"),
+      .want = { "id='a2'", "<first index='1'>a2</first><last>a3</last>" } },
+    { T_OP_IQ, CAROL, "malformed max", .id = "rsm",
+      .z = T_RSMQ("<max>ten</max>"),
+      .want = { "type='error'", "<bad-request" } },
+    { T_OP_IQ, CAROL, "before a UID", .id = "rsm",
+      .z = T_RSMQ("<max>1</max><before>a3</before>"),
+      .want = { "id='a2'", "<first index='1'>a2</first><last>a2</last>" } },
+    { T_OP_IQ, CAROL, "index", .id = "rsm",
+      .z = T_RSMQ("<max>1</max><index>1</index>"),
+      .want = { "id='a2'", "<first index='1'>a2</first><last>a2</last>" } }
+};
+
+/* Notifications to the current result set, and their absence; then the
+** refusals that need no computed payload. */
+static const t_step t_seed_notify[] = {
+    /* D.12 54: carol's current result set is {a1, a2}; a change of a1
+    ** reaches her, not bob (who looked at nothing) nor alice (the
+    ** cause) */
+    { T_OP_IQ, CAROL, NULL, .id = "q54",
+      .z = T_Q_A "<activity>" T_CONNECT "</activity></query>" },
+    T_MSG(ALICE, "<change xmlns='" OI_NS_ACT "' activity='a1'>"
+          "<properties " T_AP ">" T_CONNECT "<property type='str' "
+          "name='title'>Round two</property></properties></change>"),
+    { T_OP_EXPECT, CAROL, "D.12 54 change notification",
+      .want = { "<change xmlns='" OI_NS_ACT "' activity='a1' "
+        "room='a1@conference." T_DOMAIN "'>", "type='headline'",
+        "from='" T_COMP "'",
+        "<properties xmlns='" OI_NS_APROPS "' activity='a1'",
+        "<property name='title' type='str'>Round two</property>",
+        "<rule action='error' condition='deliver-at' value='stored'/>" } },
+    T_SYNC(BOB),
+    T_SYNC(ALICE),
+    T_NONE(BOB, "no change to a client not looking", "<change"),
+    T_NONE(ALICE, "no change to the cause", "<change"),
+
+    /* D.12 55: bob joins by room only; carol hears it with his
+    ** properties */
+    T_MSG(BOB, "<activity xmlns='" OI_NS_ACT "' room='a1@conference."
+          T_DOMAIN "'><joined/></activity>"),
+    { T_OP_EXPECT, CAROL, "D.12 55 joined",
+      .want = { "<activity xmlns='" OI_NS_ACT "' activity='a1'",
+        "<joined jid='bob@" T_DOMAIN "'>",
+        "<property name='nick' type='str'>Bob</property>" } },
+
+    /* buddy changes: reach carol once although bob is in a1 and a2 */
+    T_MSG(BOB, "<properties " T_BP "><property type='str' name='nick'>"
+          "Bobby</property></properties>"),
+    { T_OP_EXPECT, CAROL, "buddy change",
+      .want = { "<change xmlns='" OI_NS_BUDDY "' jid='bob@" T_DOMAIN "'>",
+        "<property name='nick' type='str'>Bobby</property>" } },
+    T_SYNC(BOB),
+    T_SYNC(CAROL),
+    T_NONE(CAROL, "buddy change only once", "Bobby"),
+
+    /* refusals: not a participant, bad values, another's JID */
+    T_MSG(CAROL, "<properties " T_AP " activity='a3'>" T_CONNECT
+          "</properties>"),
+    { T_OP_EXPECT, CAROL, "refused: not a participant",
+      .want = { "type='error'",
+        "<properties xmlns='" OI_NS_APROPS "' activity='a3'",
+        "<forbidden" } },
+    T_MSG(CAROL, "<properties " T_BP "><property type='int' "
+          "name='n'>12x</property></properties>"),
+    { T_OP_EXPECT, CAROL, "refused: bad value",
+      .want = { "type='error'", "<bad-request" } },
+    T_MSG(CAROL, "<change xmlns='" OI_NS_BUDDY "' jid='alice@"
+          T_DOMAIN "'><properties " T_BP "/></change>"),
+    { T_OP_EXPECT, CAROL, "refused: another's JID",
+      .want = { "<forbidden" } }
+};
+
+/* Result sets replaced and closed, and departures: explicit, and on
+** unavailable presence. */
+static const t_step t_seed_sets[] = {
+    /* the refused announcements changed nothing */
+    { T_OP_IQ, CAROL, "refused announcements changed nothing", .id = "ref",
+      .z = T_Q_A "<activity id='a3'/></query>",
+      .seq = { "org.laptop.Chess" }, .never = { "Connect" } },
+
+    /* a new query replaces the result set; close drops it */
+    { T_OP_IQ, CAROL, NULL, .id = "q54b",
+      .z = T_Q_A "<activity id='a3'/></query>" },
+    T_MSG(ALICE, "<change xmlns='" OI_NS_ACT "' activity='a1'><properties "
+          T_AP ">" T_CONNECT "</properties></change>"),
+    T_SYNC(ALICE),
+    T_SYNC(CAROL),
+    T_NONE(CAROL, "D.12 54 replaced result set", "<change"),
+    T_MSG(CAROL, "<close xmlns='" OI_NS_ACT "'/>"),
+    T_SYNC(CAROL),
+    T_MSG(BOB, "<properties " T_AP " activity='a3'><property type='str' "
+          "name='type'>org.laptop.Chess</property><property type='int' "
+          "name='round'>2</property></properties>"),
+    T_SYNC(BOB),
+    T_SYNC(CAROL),
+    T_NONE(CAROL, "closed result set", "<change"),
+
+    /* an explicit departure */
+    { T_OP_IQ, CAROL, NULL, .id = "ql",
+      .z = T_Q_A "<activity id='a1'/></query>" },
+    T_MSG(ALICE, "<activity xmlns='" OI_NS_ACT "' id='a1'><left/>"
+          "</activity>"),
+    { T_OP_EXPECT, CAROL, "left announcement",
+      .want = { "activity='a1'", "<left jid='alice@" T_DOMAIN "'/>" } },
+    T_MSG(ALICE, "<activity xmlns='" OI_NS_ACT "' id='a1'><joined/>"
+          "</activity>"),
+    T_WAIT(CAROL, "<joined jid='alice@"),
+
+    /* D.12 56 and presence: carol watches a1, a2; bob goes offline: he
+    ** leaves a1, and a2, his alone, closes */
+    { T_OP_IQ, CAROL, NULL, .id = "q56",
+      .z = T_Q_A "<activity>" T_CONNECT "</activity></query>" },
+    T_CLOSE(BOB),
+    { T_OP_EXPECT, CAROL, "left on unavailable presence",
+      .want = { "activity='a1'", "<left jid='bob@" T_DOMAIN "'/>" } },
+    { T_OP_EXPECT, CAROL, "left the other activity",
+      .want = { "activity='a2'", "<left jid='bob@" T_DOMAIN "'/>" } },
+    { T_OP_EXPECT, CAROL, "D.12 56 closed",
+      .want = { "activity='a2'", "<closed/>" } },
+    { T_OP_IQ, CAROL, "a1 only left", .id = "q56b",
+      .z = T_Q_A "<activity/></query>",
+      .seq = { "id='a1'" }, .never = { "id='a2'", "id='a3'" } }
+};
+
+/* A participant that never sent presence: after idle seconds it is
+** pinged at its last full JID; gone, the server bounces the ping. */
+static const t_step t_seed_idle[] = {
+    T_MSG(EVE, "<activity xmlns='" OI_NS_ACT "' id='a1'><joined/>"
+          "</activity>"),
+    T_SYNC(EVE),
+    T_WAIT(CAROL, "<joined jid='eve@"),
+    T_CLOSE(EVE),
+    { T_OP_EXPECT, CAROL, "idle participant pinged and gone", .ms = 15000,
+      .want = { "<left jid='eve@" T_DOMAIN "'/>", "activity='a1'" } }
+};
+
+/* Other domains may not query or announce (PROTOCOL.md 8). */
+static const t_step t_seed_domain[] = {
+    { T_OP_IQ, MALLORY, "query from another domain", .id = "m1",
+      .z = T_Q_A "<activity/></query>",
+      .want = { "type='error'", "<forbidden" } },
+    T_MSG(MALLORY, "<activity xmlns='" OI_NS_ACT "' id='a1'>"
+          "<joined/></activity>"),
+    { T_OP_EXPECT, MALLORY, "announcement from another domain",
+      .want = { "type='error'", "<forbidden" } },
+    T_CLOSE(MALLORY)
+};
+
 static void t_interop_seed(void)
 {
     t_cl alice, bob, carol, dave, eve, mallory;
+    t_cl *const cl[] = { &alice, &bob, &carol, &dave, &eve, &mallory };
     char *r;
     int i, results, limited;
-    /* resource "laptop": alice and bob are online as "xo" too */
     if (!CHECK(t_cl_open(&alice, "alice", "laptop") == 0)
         || !CHECK(t_cl_open(&bob, "bob", "laptop") == 0)
         || !CHECK(t_cl_open(&carol, "carol", "laptop") == 0))
         return;
-    /* directed presence: the server tells the component when they go */
-    t_cl_send(&alice, "<presence to='" T_COMP "'/>");
-    t_cl_send(&bob, "<presence to='" T_COMP "'/>");
-    t_cl_send(&carol, "<presence to='" T_COMP "'/>");
-
-    /* announcements (PROTOCOL.md 4) */
-    t_cl_msg(&alice, "<properties " T_BP "><property type='str' name='nick'>"
-             "Alice</property><property type='str' name='color'>#005FE4,"
-             "#00A0FF</property></properties>");
-    t_cl_msg(&alice, "<properties " T_AP " activity='a1' room='a1@conference."
-             T_DOMAIN "'>" T_CONNECT "<property type='str' name='title'>"
-             "Draw &amp; chat</property></properties>"
-             "<activity xmlns='" OI_NS_CURACT "' id='a1' room='a1@conference."
-             T_DOMAIN "'/>");
-    t_cl_msg(&bob, "<change xmlns='" OI_NS_BUDDY "'><properties " T_BP ">"
-             "<property type='str' name='nick'>Bob</property></properties>"
-             "</change>");
-    t_cl_msg(&bob, "<change xmlns='" OI_NS_ACT "' activity='a2'><properties "
-             T_AP ">" T_CONNECT "</properties></change>");
-    t_cl_msg(&bob, "<properties " T_AP " activity='a3'><property type='str' "
-             "name='type'>org.laptop.Chess</property></properties>");
-    t_cl_msg(&bob, "<properties " T_AP " activity='a4'>" T_CONNECT
-             "<property type='bool' name='private'>true</property>"
-             "</properties>");
-    t_cl_sync(&alice);
-    t_cl_sync(&bob);
-
-    /* D.12 50, 51: by properties, wrapped and flat; private a4 unseen */
+    T_SCENE(t_seed_queries, cl);
+    T_SCENE(t_seed_notify, cl);
     {
-        static const char *const want[] = {
-            "id='q50'", "<activity activity='a1' id='a1' room='a1@conference."
-            T_DOMAIN "'>", "<property name='title' type='str'>Draw &amp; "
-            "chat</property>", "<buddy jid='alice@" T_DOMAIN "'>",
-            "<property name='nick' type='str'>Alice</property>",
-            "<activity activity='a2' id='a2'>",
-            "<buddy jid='bob@" T_DOMAIN "'>", NULL
-        };
-        r = t_cl_iq(&carol, "q50", "get", T_Q_A "<activity><properties "
-                    T_AP ">" T_CONNECT "</properties></activity></query>");
-        t_expect("D.12 50 query by properties", r, want);
-        CHECK(r && strstr(r, "a1") < strstr(r, "a2") && !strstr(r, "a4")
-              && !strstr(r, "a3") && !strstr(r, "<set"));
-        free(r);
-        r = t_cl_iq(&carol, "q51", "get", T_Q_A "<activity>" T_CONNECT
-                    "</activity></query>");
-        t_expect("D.12 51 flat properties", r, want + 1);
-        free(r);
+        /* refused: over a limit (max-props is 64) */
+        static const char *const over[] = { "type='error'",
+            "<not-acceptable", NULL };
+        t_str many;
+        memset(&many, 0, sizeof many);
+        t_addz(&many, "<properties " T_BP ">");
+        for (i = 0; i < 65; i++)
+            t_addf(&many, "<property type='int' name='p%d'>%d"
+                   "</property>", i, i);
+        t_addz(&many, "</properties>");
+        t_cl_msg(&carol, many.p);
+        free(many.p);
+        t_cl_expect(&carol, "refused: over a limit", over);
     }
-    /* D.12 52: by id, known and unknown */
-    {
-        static const char *const one[] = {
-            "id='q52'", "<activity activity='a3' id='a3'>", NULL };
-        static const char *const none[] = {
-            "id='q52b'", "<query xmlns='" OI_NS_ACT "'/>", NULL };
-        r = t_cl_iq(&carol, "q52", "get", T_Q_A "<activity id='a3'/>"
-                    "</query>");
-        t_expect("D.12 52 query by id", r, one);
-        free(r);
-        r = t_cl_iq(&carol, "q52b", "get", T_Q_A "<activity activity='zz'/>"
-                    "</query>");
-        t_expect("D.12 52 unknown id", r, none);
-        free(r);
-    }
-    /* by participants, and buddies by JID, alias and the seed's bare form */
-    {
-        static const char *const part[] = {
-            "id='qp'", "<activity activity='a1' id='a1'", NULL };
-        static const char *const buds[] = {
-            "id='qb'", "<buddy jid='alice@" T_DOMAIN "'>",
-            "<activity xmlns='" OI_NS_CURACT "' id='a1'",
-            "<buddy jid='bob@" T_DOMAIN "'>", NULL };
-        static const char *const alias[] = {
-            "id='qa'", "<buddy jid='alice@" T_DOMAIN "'>", NULL };
-        r = t_cl_iq(&carol, "qp", "get", T_Q_A "<activity><buddy jid='alice@"
-                    T_DOMAIN "'/></activity></query>");
-        t_expect("query by participant", r, part);
-        CHECK(r && !strstr(r, "a2"));
-        free(r);
-        r = t_cl_iq(&carol, "qb", "get", "<query xmlns='" OI_NS_BUDDY "'>"
-                    "<buddy jid='alice@" T_DOMAIN "'/><buddy jid='bob@"
-                    T_DOMAIN "'/><buddy jid='nobody@" T_DOMAIN "'/></query>");
-        t_expect("buddies by JID", r, buds);
-        free(r);
-        r = t_cl_iq(&carol, "qa", "get", "<query xmlns='" OI_NS_BUDDY "'>"
-                    "<buddy alias='LIC'/></query>");
-        t_expect("buddies by alias", r, alias);
-        CHECK(r && !strstr(r, "bob@"));
-        free(r);
-        r = t_cl_iq(&carol, "qa", "get", "<buddy xmlns='" OI_NS_BUDDY
-                    "' jid='alice@" T_DOMAIN "'/>");
-        t_expect("the seed's bare buddy query", r, alias);
-        free(r);
-        r = t_cl_iq(&carol, "qa", "get", "<query xmlns='" OI_NS_BUDDY "'>"
-                    "<buddy><properties " T_BP "><property type='str' "
-                    "name='color'>#005FE4,#00A0FF</property></properties>"
-                    "</buddy></query>");
-        t_expect("buddies by properties", r, alias);
-        CHECK(r && !strstr(r, "bob@"));
-        free(r);
-    }
-    /* D.12 53: RSM over the three public activities a1 a2 a3 */
-    {
-        static const struct { const char *what, *set, *want[4]; } rsm[] = {
-            { "D.12 53 first page", "<max>1</max>",
-              { "id='a1'", "<first index='0'>a1</first><last>a1</last>"
-                "<count>3</count>", NULL } },
-            { "D.12 53 after", "<max>1</max><after>a1</after>",
-              { "id='a2'", "<first index='1'>a2</first><last>a2</last>"
-                "<count>3</count>", NULL } },
-            { "D.12 53 empty before: last page", "<max>1</max><before/>",
-              { "id='a3'", "<first index='2'>a3</first><last>a3</last>"
-                "<count>3</count>", NULL } },
-            { "D.12 53 max 0: count only", "<max>0</max>",
-              { "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
-                "<count>3</count></set></query>", NULL } },
-            { "D.12 53 index beyond count: empty page", "<index>5</index>",
-              { "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
-                "<count>3</count></set></query>", NULL } },
-            { "after a vanished UID: positional", "<after>a15</after>",
-              { "id='a2'", "<first index='1'>a2</first><last>a3</last>",
-                NULL } },
-            { "malformed max", "<max>ten</max>",
-              { "type='error'", "<bad-request", NULL } },
-            { "before a UID", "<max>1</max><before>a3</before>",
-              { "id='a2'", "<first index='1'>a2</first><last>a2</last>",
-                NULL } },
-            { "index", "<max>1</max><index>1</index>",
-              { "id='a2'", "<first index='1'>a2</first><last>a2</last>",
-                NULL } }
-        };
-        char q[512];
-        size_t k;
-        for (k = 0; k < sizeof rsm / sizeof rsm[0]; k++) {
-            snprintf(q, sizeof q, T_Q_A "<activity/>" T_RSM "%s</set>"
-                     "</query>", rsm[k].set);
-            r = t_cl_iq(&carol, "rsm", "get", q);
-            t_expect(rsm[k].what, r, rsm[k].want);
-            free(r);
-        }
-    }
-
-    /* D.12 54: carol's current result set is {a1, a2}; a change of a1
-    ** reaches her, not bob (who looked at nothing) nor alice (the cause) */
-    {
-        static const char *const chg[] = {
-            "<change xmlns='" OI_NS_ACT "' activity='a1' room='a1@conference."
-            T_DOMAIN "'>", "type='headline'", "from='" T_COMP "'",
-            "<properties xmlns='" OI_NS_APROPS "' activity='a1'",
-            "<property name='title' type='str'>Round two</property>",
-            "<rule action='error' condition='deliver-at' value='stored'/>",
-            NULL };
-        free(t_cl_iq(&carol, "q54", "get", T_Q_A "<activity>" T_CONNECT
-                     "</activity></query>"));
-        t_cl_msg(&alice, "<change xmlns='" OI_NS_ACT "' activity='a1'>"
-                 "<properties " T_AP ">" T_CONNECT "<property type='str' "
-                 "name='title'>Round two</property></properties></change>");
-        t_cl_expect(&carol, "D.12 54 change notification", chg);
-        t_cl_sync(&bob);
-        t_cl_sync(&alice);
-        t_cl_none(&bob, "no change to a client not looking", "<change");
-        t_cl_none(&alice, "no change to the cause", "<change");
-    }
-    /* D.12 55: bob joins by room only; carol hears it with his properties */
-    {
-        static const char *const joined[] = {
-            "<activity xmlns='" OI_NS_ACT "' activity='a1'",
-            "<joined jid='bob@" T_DOMAIN "'>",
-            "<property name='nick' type='str'>Bob</property>", NULL };
-        t_cl_msg(&bob, "<activity xmlns='" OI_NS_ACT "' room='a1@conference."
-                 T_DOMAIN "'><joined/></activity>");
-        t_cl_expect(&carol, "D.12 55 joined", joined);
-    }
-    /* buddy changes: reach carol once although bob is in a1 and a2 */
-    {
-        static const char *const chg[] = {
-            "<change xmlns='" OI_NS_BUDDY "' jid='bob@" T_DOMAIN "'>",
-            "<property name='nick' type='str'>Bobby</property>", NULL };
-        t_cl_msg(&bob, "<properties " T_BP "><property type='str' name='nick'>"
-                 "Bobby</property></properties>");
-        t_cl_expect(&carol, "buddy change", chg);
-        t_cl_sync(&bob);
-        t_cl_sync(&carol);
-        t_cl_none(&carol, "buddy change only once", "Bobby");
-    }
-    /* refusals: not a participant, bad values, another's JID */
-    {
-        static const char *const forb[] = { "type='error'",
-            "<properties xmlns='" OI_NS_APROPS "' activity='a3'",
-            "<forbidden", NULL };
-        static const char *const badv[] = { "type='error'", "<bad-request",
-            NULL };
-        t_cl_msg(&carol, "<properties " T_AP " activity='a3'>" T_CONNECT
-                 "</properties>");
-        t_cl_expect(&carol, "refused: not a participant", forb);
-        t_cl_msg(&carol, "<properties " T_BP "><property type='int' "
-                 "name='n'>12x</property></properties>");
-        t_cl_expect(&carol, "refused: bad value", badv);
-        t_cl_msg(&carol, "<change xmlns='" OI_NS_BUDDY "' jid='alice@"
-                 T_DOMAIN "'><properties " T_BP "/></change>");
-        t_cl_expect(&carol, "refused: another's JID", forb + 2);
-        {
-            static const char *const over[] = { "type='error'",
-                "<not-acceptable", NULL };
-            t_str many;
-            memset(&many, 0, sizeof many);
-            t_addz(&many, "<properties " T_BP ">");
-            for (i = 0; i < 65; i++)          /* max-props is 64 */
-                t_addf(&many, "<property type='int' name='p%d'>%d"
-                       "</property>", i, i);
-            t_addz(&many, "</properties>");
-            t_cl_msg(&carol, many.p);
-            free(many.p);
-            t_cl_expect(&carol, "refused: over a limit", over);
-        }
-        r = t_cl_iq(&carol, "ref", "get", T_Q_A "<activity id='a3'/></query>");
-        CHECK(r && strstr(r, "org.laptop.Chess") && !strstr(r, "Connect"));
-        free(r);
-    }
-    /* a new query replaces the result set; close drops it */
-    free(t_cl_iq(&carol, "q54b", "get", T_Q_A "<activity id='a3'/></query>"));
-    t_cl_msg(&alice, "<change xmlns='" OI_NS_ACT "' activity='a1'><properties "
-             T_AP ">" T_CONNECT "</properties></change>");
-    t_cl_sync(&alice);
-    t_cl_sync(&carol);
-    t_cl_none(&carol, "D.12 54 replaced result set", "<change");
-    t_cl_msg(&carol, "<close xmlns='" OI_NS_ACT "'/>");
-    t_cl_sync(&carol);
-    t_cl_msg(&bob, "<properties " T_AP " activity='a3'><property type='str' "
-             "name='type'>org.laptop.Chess</property><property type='int' "
-             "name='round'>2</property></properties>");
-    t_cl_sync(&bob);
-    t_cl_sync(&carol);
-    t_cl_none(&carol, "closed result set", "<change");
-
-    /* an explicit departure */
-    {
-        static const char *const left[] = {
-            "activity='a1'", "<left jid='alice@" T_DOMAIN "'/>", NULL };
-        free(t_cl_iq(&carol, "ql", "get", T_Q_A "<activity id='a1'/>"
-                     "</query>"));
-        t_cl_msg(&alice, "<activity xmlns='" OI_NS_ACT "' id='a1'><left/>"
-                 "</activity>");
-        t_cl_expect(&carol, "left announcement", left);
-        t_cl_msg(&alice, "<activity xmlns='" OI_NS_ACT "' id='a1'><joined/>"
-                 "</activity>");
-        free(t_cl_wait(&carol, "<joined jid='alice@", 5000));
-    }
-    /* D.12 56 and presence: carol watches a1, a2; bob goes offline: he
-    ** leaves a1, and a2, his alone, closes */
-    {
-        static const char *const left[] = {
-            "activity='a1'", "<left jid='bob@" T_DOMAIN "'/>", NULL };
-        static const char *const left2[] = {
-            "activity='a2'", "<left jid='bob@" T_DOMAIN "'/>", NULL };
-        static const char *const closed[] = {
-            "activity='a2'", "<closed/>", NULL };
-        free(t_cl_iq(&carol, "q56", "get", T_Q_A "<activity>" T_CONNECT
-                     "</activity></query>"));
-        t_cl_close(&bob);
-        t_cl_expect(&carol, "left on unavailable presence", left);
-        t_cl_expect(&carol, "left the other activity", left2);
-        t_cl_expect(&carol, "D.12 56 closed", closed);
-        r = t_cl_iq(&carol, "q56b", "get", T_Q_A "<activity/></query>");
-        CHECK(r && strstr(r, "id='a1'") && !strstr(r, "id='a2'")
-              && !strstr(r, "id='a3'"));
-        free(r);
-    }
-    /* a participant that never sent presence: after idle seconds it is
-    ** pinged at its last full JID; gone, the server bounces the ping */
-    if (CHECK(t_cl_open(&eve, "eve", "laptop") == 0)) {
-        static const char *const left[] = {
-            "activity='a1'", "<left jid='eve@" T_DOMAIN "'/>", NULL };
-        t_cl_msg(&eve, "<activity xmlns='" OI_NS_ACT "' id='a1'><joined/>"
-                 "</activity>");
-        t_cl_sync(&eve);
-        free(t_cl_wait(&carol, "<joined jid='eve@", 5000));
-        t_cl_close(&eve);
-        r = t_cl_wait(&carol, left[1], 15000);
-        t_expect("idle participant pinged and gone", r, left);
-        free(r);
-    }
-    /* other domains may not query or announce (PROTOCOL.md 8) */
-    if (CHECK(t_cl_open_at(&mallory, "mallory", "other.test", "x") == 0)) {
-        static const char *const forb[] = { "type='error'", "<forbidden",
-            NULL };
-        r = t_cl_iq(&mallory, "m1", "get", T_Q_A "<activity/></query>");
-        t_expect("query from another domain", r, forb);
-        free(r);
-        t_cl_msg(&mallory, "<activity xmlns='" OI_NS_ACT "' id='a1'>"
-                 "<joined/></activity>");
-        t_cl_expect(&mallory, "announcement from another domain", forb);
-        t_cl_close(&mallory);
-    }
+    T_SCENE(t_seed_sets, cl);
+    if (CHECK(t_cl_open(&eve, "eve", "laptop") == 0))
+        T_SCENE(t_seed_idle, cl);
+    if (CHECK(t_cl_open_at(&mallory, "mallory", "other.test", "x") == 0))
+        T_SCENE(t_seed_domain, cl);
     /* the rate limit: a burst beyond rate-burst is refused in part */
     if (CHECK(t_cl_open(&dave, "dave", "laptop") == 0)) {
         t_str burst;
