@@ -689,6 +689,17 @@ static void t_fixtures(const char *prefix, t_runfn run)
     free(names);
 }
 
+/* The groups of fixtures. */
+static void t_xml_fixtures(void)
+{
+    t_fixtures("xml-", t_tok_run);
+}
+
+static void t_core_fixtures(void)
+{
+    t_fixtures("core-", t_core_run);
+}
+
 /* ---- 4. serializer, limits, timers ----------------------------------- */
 
 /* Parses a stanza with the component's own assembly and writes it back. */
@@ -1196,8 +1207,9 @@ static const uint64_t tu_sip13_cpython[16] = {
     UINT64_C(0xf30eb725bb91c9ea),  /* 15 bytes */
 };
 
-/* xorshift64*: deterministic, so failures reproduce. */
-static uint64_t tu_rng = UINT64_C(0x853c49e6748fea9b);
+/* xorshift64*: deterministic, so failures reproduce; each group that
+** uses it sets the seed first. */
+static uint64_t tu_rng;
 
 static uint64_t tu_rand(void)
 {
@@ -2189,15 +2201,17 @@ static void tu_prop_b64(void)
     CHECK(bad == 0);
 }
 
-/* All of the above, in order. */
-static void tu_all(void)
+/* The map group: keys made, every map test, keys freed.  Groups that
+** draw random numbers start from their own fixed seed, so that a group
+** run alone draws what it draws in a full run. */
+static void tu_map_all(void)
 {
     size_t k;
+    tu_rng = UINT64_C(0x853c49e6748fea9b);
     for (k = 0; k < TU_NKEYS; k++) {
         tu_make_key(k);
         tu_tag[k][0] = tu_tag[k][1] = 0;
     }
-    tu_siphash();
     tu_map_basic();
     tu_map_random();
     tu_map_growth();
@@ -2205,12 +2219,18 @@ static void tu_all(void)
     tu_map_enomem();
     tu_map_walk();
     tu_map_walk_stale();
+    for (k = 0; k < TU_NKEYS; k++)
+        free(tu_kbuf[k]);
+}
+
+/* The property group. */
+static void tu_prop_all(void)
+{
+    tu_rng = UINT64_C(0xdd3fe780dddfa9cd);
     tu_ptype();
     tu_prop_table();
     tu_prop_int_random();
     tu_prop_b64();
-    for (k = 0; k < TU_NKEYS; k++)
-        free(tu_kbuf[k]);
 }
 
 /* ---- 6. the index: rate, idle pings, failure atomicity --------------- */
@@ -2834,25 +2854,6 @@ static void t_persist(void)
     free(empty.p);
 }
 
-static void t_offline(void)
-{
-    t_sha1();
-    t_fixtures("xml-", t_tok_run);
-    t_fixtures("core-", t_core_run);
-    t_serializer();
-    t_timers();
-    t_api();
-    t_backpressure();
-    tu_all();
-    t_rsm_pos();
-    t_memcap();
-    t_rate();
-    t_notice();
-    t_idle();
-    t_atomic();
-    t_persist();
-}
-
 /* ---- 7. a private Prosody and processes ------------------------------ */
 
 /*
@@ -3018,13 +3019,19 @@ static int t_wait_log(const char *file, const char *needle, int n, int ms)
     return 0;
 }
 
-static int t_file_has(const char *file, const char *needle)
+/* How many copies of needle file holds. */
+static int t_file_count(const char *file, const char *needle)
 {
     size_t len;
     char *p = t_readfile(file, &len);
     int k = p ? t_count(p, needle) : 0;
     free(p);
-    return k > 0;
+    return k;
+}
+
+static int t_file_has(const char *file, const char *needle)
+{
+    return t_file_count(file, needle) > 0;
 }
 
 static void t_path(char *out, size_t n, const char *name)
@@ -3774,7 +3781,7 @@ static void t_scene(const char *name, const t_step *s, size_t n,
     t_scene(#table, table, sizeof table / sizeof table[0], cl)
 
 /* The exchanges every client should see from a live component. */
-static const t_step t_basics[] = {
+static const t_step t_basics_steps[] = {
     { T_OP_IQ, 0, "disco#info", .id = "info1",
       .z = "<query xmlns='" OI_NS_DINFO "'/>", .to_self = 1,
       .want = { "type='result'", "from='" T_COMP "'",
@@ -3802,7 +3809,7 @@ static const t_step t_basics[] = {
 
 static void t_cl_basics(t_cl *c)
 {
-    T_SCENE(t_basics, &c);
+    T_SCENE(t_basics_steps, &c);
 }
 
 /*
@@ -4310,22 +4317,101 @@ static void t_crash(const char *sync, int cycles)
     t_cl_close(&alice);
 }
 
-static void t_interop(void)
-{
-    char log[256], refused[256];
-    pid_t server, comp;
-    t_cl alice, bob;
-    char *r;
-    int rc;
-    if (!t_have_prosody() || t_env_setup() != 0)
-        return;
-    server = t_prosody_start();
-    if (server < 0)
-        return;
-    printf("interop: prosody on 127.0.0.1:%d (c2s) and :%d (component)\n",
-           t_c2s_port, t_comp_port);
+/* ---- interop groups --------------------------------------------------- */
 
-    /* A wrong secret is a configuration error: exit 3, and say so. */
+/*
+** What the interop groups share, brought up by the first group that
+** needs it and stopped after the last: the environment (the temporary
+** directory and a Prosody), and the live component (the daemon
+** configured by olpcidx.conf, with alice/xo and bob/xo logged in).  The
+** groups run in the order of the table, so each one only has to bring
+** up what earlier groups, when they were skipped, would have left.
+*/
+static int t_env_state;                 /* 0 not yet, 1 up, -1 failed */
+static pid_t t_server;                  /* Prosody */
+
+static struct {
+    pid_t comp;                         /* the live component, or 0 */
+    int clients;                        /* alice and bob logged in */
+    t_cl alice, bob;
+} t_live;
+
+/* The environment; 0 if it is not there (a failure was counted). */
+static int t_env_up(void)
+{
+    if (t_env_state == 0) {
+        t_env_state = -1;
+        if (!t_have_prosody() || t_env_setup() != 0)
+            return 0;
+        t_server = t_prosody_start();
+        if (t_server < 0)
+            return 0;
+        t_env_state = 1;
+        printf("interop: prosody on 127.0.0.1:%d (c2s) and :%d "
+               "(component)\n", t_c2s_port, t_comp_port);
+    }
+    return t_env_state > 0;
+}
+
+/* The live component and its two clients; 0 without the environment. */
+static int t_live_up(void)
+{
+    char log[256];
+    int online;
+    if (!t_env_up())
+        return 0;
+    if (t_live.comp > 0)
+        return 1;
+    t_path(log, sizeof log, "olpcidx.log");
+    online = t_file_count(log, "online as " T_COMP);
+    t_write_config("info", 65536);
+    t_live.comp = t_olpcidx_start(NULL, NULL, "olpcidx.log");
+    CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 10000));
+    if (!CHECK(t_cl_open(&t_live.alice, "alice", "xo") == 0))
+        printf("  alice could not log in\n");
+    if (!CHECK(t_cl_open(&t_live.bob, "bob", "xo") == 0))
+        printf("  bob could not log in\n");
+    t_live.clients = 1;
+    return 1;
+}
+
+static void t_live_clients_down(void)
+{
+    if (t_live.clients) {
+        t_cl_close(&t_live.alice);
+        t_cl_close(&t_live.bob);
+        t_live.clients = 0;
+    }
+}
+
+/* Stops the live component, if it runs: its name is free again. */
+static void t_live_down(void)
+{
+    t_live_clients_down();
+    if (t_live.comp > 0)
+        t_stop(t_live.comp, SIGTERM);
+    t_live.comp = 0;
+}
+
+static void t_env_down(void)
+{
+    if (t_env_state > 0) {
+        t_live_down();
+        t_stop(t_server, SIGTERM);
+    }
+    t_cleanup();
+}
+
+/* A wrong secret is a configuration error: exit 3, and say so; a domain
+** the server does not serve: exit 3 too. */
+static void t_refused(void)
+{
+    char refused[256];
+    pid_t comp;
+    int rc;
+    if (!t_env_up())
+        return;
+    t_live_down();
     comp = t_olpcidx_start(T_COMP, "wrong", "refused.log");
     rc = t_wait_exit(comp, 15000);
     t_path(refused, sizeof refused, "refused.log");
@@ -4334,7 +4420,6 @@ static void t_interop(void)
     if (rc < 0)
         t_stop(comp, SIGKILL);
 
-    /* A domain the server does not serve: exit 3 too. */
     comp = t_olpcidx_start("nothere." T_DOMAIN, T_SECRET, "refused2.log");
     rc = t_wait_exit(comp, 15000);
     t_path(refused, sizeof refused, "refused2.log");
@@ -4342,80 +4427,118 @@ static void t_interop(void)
         printf("  exit status %d; see %s\n", rc, refused);
     if (rc < 0)
         t_stop(comp, SIGKILL);
+}
 
-    t_usage_errors();
+static void t_usage(void)
+{
+    if (t_env_up())
+        t_usage_errors();
+}
 
-    /* The component online, configured by a file, and two clients asking
-    ** it things. */
-    t_write_config("info", 65536);
-    comp = t_olpcidx_start(NULL, NULL, "olpcidx.log");
+/* The component online, configured by a file, and two clients asking it
+** things. */
+static void t_basics(void)
+{
+    if (!t_live_up())
+        return;
+    t_cl_basics(&t_live.alice);
+    t_cl_basics(&t_live.bob);
+}
+
+static void t_seed(void)
+{
+    if (t_live_up())
+        t_interop_seed();
+}
+
+/* SIGHUP applies the file's new log level and limits: debug lines
+** appear, and a stanza over the new max-stanza ends that stream with
+** policy-violation; the component reconnects and bob, who sent it, gets
+** nothing back while alice's next query is answered. */
+static void t_reload(void)
+{
+    static const char *const pong[] = { "type='result'", NULL };
+    char log[256], big[1600], *r;
+    int online;
+    if (!t_live_up())
+        return;
     t_path(log, sizeof log, "olpcidx.log");
-    CHECK(t_wait_log(log, "online as " T_COMP, 1, 10000));
-    if (!CHECK(t_cl_open(&alice, "alice", "xo") == 0))
-        printf("  alice could not log in\n");
-    if (!CHECK(t_cl_open(&bob, "bob", "xo") == 0))
-        printf("  bob could not log in\n");
-    t_cl_basics(&alice);
-    t_cl_basics(&bob);
-    t_interop_seed();
-
-    /* SIGHUP applies the file's new log level and limits: debug lines
-    ** appear, and a stanza over the new max-stanza ends that stream with
-    ** policy-violation; the component reconnects and bob, who sent it,
-    ** gets nothing back while alice's next query is answered. */
+    online = t_file_count(log, "online as " T_COMP);
     CHECK(!t_file_has(log, " debug: "));
     t_write_config("debug", 1024);
-    kill(comp, SIGHUP);
+    kill(t_live.comp, SIGHUP);
     CHECK(t_wait_log(log, "SIGHUP: re-read", 1, 5000));
     CHECK(t_file_has(log, "log-level debug, max-stanza 1024"));
-    t_cl_send(&bob, "<message to='" T_COMP "'><body>hello</body></message>");
+    t_cl_send(&t_live.bob, "<message to='" T_COMP "'><body>hello</body>"
+              "</message>");
     CHECK(t_wait_log(log, "debug: message from bob@" T_DOMAIN "/xo", 1, 5000));
-    {
-        char big[1600];
-        static const char *const pong[] = { "type='result'", NULL };
-        memset(big, 'x', sizeof big - 1);
-        big[sizeof big - 1] = '\0';
-        t_cl_send(&bob, "<iq type='get' id='big1' to='" T_COMP "'>"
-                  "<query xmlns='urn:example:big'>");
-        t_cl_send(&bob, big);
-        t_cl_send(&bob, "</query></iq>");
-        CHECK(t_wait_log(log, "stanza too large", 1, 5000));
-        CHECK(t_wait_log(log, "online as " T_COMP, 2, 10000));
-        r = t_cl_iq(&alice, "ping2", "get", "<ping xmlns='" OI_NS_PING "'/>");
-        t_expect("ping after a reconnect", r, pong);
-        free(r);
-    }
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    t_cl_send(&t_live.bob, "<iq type='get' id='big1' to='" T_COMP "'>"
+              "<query xmlns='urn:example:big'>");
+    t_cl_send(&t_live.bob, big);
+    t_cl_send(&t_live.bob, "</query></iq>");
+    CHECK(t_wait_log(log, "stanza too large", 1, 5000));
+    CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 10000));
+    r = t_cl_iq(&t_live.alice, "ping2", "get", "<ping xmlns='" OI_NS_PING
+                "'/>");
+    t_expect("ping after a reconnect", r, pong);
+    free(r);
     t_write_config("info", 65536);
-    kill(comp, SIGHUP);
+    kill(t_live.comp, SIGHUP);
     CHECK(t_wait_log(log, "SIGHUP: re-read", 2, 5000));
-    t_cl_close(&alice);
-    t_cl_close(&bob);
+    t_live_clients_down();
+}
 
-    /* Prosody stops and comes back: the component reconnects by itself. */
-    t_stop(server, SIGTERM);
-    CHECK(t_wait_exit(comp, 500) < 0);          /* still running */
-    server = t_prosody_start();
-    if (server < 0)
+/* Prosody stops and comes back: the component reconnects by itself.
+** Then SIGTERM: the stream is closed cleanly and the exit status is 0. */
+static void t_reconnect(void)
+{
+    char log[256];
+    t_cl alice;
+    int rc, online;
+    if (!t_live_up())
         return;
-    if (!CHECK(t_wait_log(log, "online as " T_COMP, 3, 20000)))
+    t_live_clients_down();
+    t_path(log, sizeof log, "olpcidx.log");
+    online = t_file_count(log, "online as " T_COMP);
+    t_stop(t_server, SIGTERM);
+    CHECK(t_wait_exit(t_live.comp, 500) < 0);          /* still running */
+    t_server = t_prosody_start();
+    if (t_server < 0) {
+        t_env_state = -1;               /* the groups after it cannot run */
+        return;
+    }
+    if (!CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 20000)))
         printf("  no reconnect; see %s\n", log);
     CHECK(t_file_has(log, "reconnecting"));
     if (CHECK(t_cl_open(&alice, "alice", "xo2") == 0))
         t_cl_basics(&alice);
     t_cl_close(&alice);
 
-    /* SIGTERM: the stream is closed cleanly and the exit status is 0. */
-    kill(comp, SIGTERM);
-    rc = t_wait_exit(comp, 5000);
+    kill(t_live.comp, SIGTERM);
+    rc = t_wait_exit(t_live.comp, 5000);
     if (!CHECK(rc == 0))
         printf("  exit status %d after SIGTERM\n", rc);
+    t_live.comp = 0;
+}
 
-    /* durability, with the component name free again */
+/* Durability, with the component name free. */
+static void t_state(void)
+{
+    if (!t_env_up())
+        return;
+    t_live_down();
     t_state_dir();
+}
+
+static void t_crashes(void)
+{
+    if (!t_env_up())
+        return;
+    t_live_down();
     t_crash("always", 20);
     t_crash("batch", 5);    /* a crash of the process alone loses nothing */
-    t_stop(server, SIGTERM);
-    t_cleanup();
 }
 
 /* make demo: the same scene, with the exchanges printed. */
@@ -4559,19 +4682,125 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 #define main t_main_unused
 #endif /* OLPCIDX_FUZZ */
 
+/* ---- the groups, and main --------------------------------------------- */
+
+/*
+** Every group of tests, in the order they run.  Offline groups need no
+** server and no sockets; interop groups run the daemon, and all but
+** usage talk to it through a private Prosody (started for the first of
+** them, stopped after the last).
+*/
+enum { T_OFFLINE, T_INTEROP };
+
+static const struct t_group {
+    const char *name;
+    int kind;                           /* T_OFFLINE or T_INTEROP */
+    void (*run)(void);
+    const char *what;
+} t_groups[] = {
+    { "sha1", T_OFFLINE, t_sha1,
+      "SHA-1 (FIPS 180) and handshake digest (XEP-0114) vectors" },
+    { "xml", T_OFFLINE, t_xml_fixtures,
+      "fixtures/xml-*.xml through the tokenizer" },
+    { "core", T_OFFLINE, t_core_fixtures,
+      "fixtures/core-*.xml through the whole component" },
+    { "serializer", T_OFFLINE, t_serializer,
+      "a stanza parsed and written back: escapes, prefixes" },
+    { "timers", T_OFFLINE, t_timers,
+      "keepalive, ping, read and handshake timeouts, close" },
+    { "api", T_OFFLINE, t_api,
+      "configuration checks, error strings, memory cap, misuse" },
+    { "backpressure", T_OFFLINE, t_backpressure,
+      "replies beyond the output bound dropped whole" },
+    { "siphash", T_OFFLINE, tu_siphash,
+      "SipHash-2-4 and SipHash-1-3 against reference vectors" },
+    { "map", T_OFFLINE, tu_map_all,
+      "the hash map against a plain array, growth, walks" },
+    { "props", T_OFFLINE, tu_prop_all,
+      "every rule of the property types, against references" },
+    { "rsm", T_OFFLINE, t_rsm_pos,
+      "the positional cursor of XEP-0059 paging" },
+    { "memcap", T_OFFLINE, t_memcap,
+      "announcements refused at the memory cap, the index whole" },
+    { "rate", T_OFFLINE, t_rate,
+      "rate limits per full JID" },
+    { "notice", T_OFFLINE, t_notice,
+      "--notify-type notice" },
+    { "idle", T_OFFLINE, t_idle,
+      "idle participants pinged; no answer or an error: gone" },
+    { "atomic", T_OFFLINE, t_atomic,
+      "each update all or nothing under allocation failure" },
+    { "persist", T_OFFLINE, t_persist,
+      "storage in memory: journal, snapshot, damage, full disk" },
+    { "refused", T_INTEROP, t_refused,
+      "daemon refused: wrong secret, unknown domain (exit 3)" },
+    { "usage", T_INTEROP, t_usage,
+      "usage and configuration errors of the daemon (exit 2)" },
+    { "basics", T_INTEROP, t_basics,
+      "configured by a file; disco, version, ping, unknown iq" },
+    { "seed", T_INTEROP, t_seed,
+      "the seed protocol with six clients (D.12 50-56)" },
+    { "reload", T_INTEROP, t_reload,
+      "SIGHUP: new log level and stanza limit, live" },
+    { "reconnect", T_INTEROP, t_reconnect,
+      "Prosody restarted: component reconnects; SIGTERM: exit 0" },
+    { "state", T_INTEROP, t_state,
+      "the state directory: created, locked, refused, repaired" },
+    { "crash", T_INTEROP, t_crashes,
+      "kill -9 at random: nothing acknowledged is lost" }
+};
+
+#define T_NGROUPS (sizeof t_groups / sizeof t_groups[0])
+
+static void t_list_groups(void)
+{
+    size_t i;
+    for (i = 0; i < T_NGROUPS; i++)
+        printf("%-13s %-8s %s\n", t_groups[i].name,
+               t_groups[i].kind == T_OFFLINE ? "offline" : "interop",
+               t_groups[i].what);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = getenv("OLPCIDX_FIXTURES");
     int offline = getenv("OLPCIDX_TEST_OFFLINE") != NULL;
+    unsigned char run[T_NGROUPS];
+    size_t i, j, last_offline = T_NGROUPS;
     setvbuf(stdout, NULL, _IONBF, 0);
     if (dir)
         t_fixdir = dir;
     if (argc > 1 && strcmp(argv[1], "demo") == 0)
         return t_demo(argc, argv);
-    t_offline();
-    printf("offline: %d passed, %d failed\n", t_passed, t_failed);
-    if (!offline)
-        t_interop();
+    if (argc > 1 && strcmp(argv[1], "list") == 0) {
+        t_list_groups();
+        return 0;
+    }
+    /* the groups named, or all (the offline ones only under
+    ** OLPCIDX_TEST_OFFLINE) */
+    for (i = 0; i < T_NGROUPS; i++)
+        run[i] = argc < 2 && (t_groups[i].kind == T_OFFLINE || !offline);
+    for (j = 1; j < (size_t)argc; j++) {
+        for (i = 0; i < T_NGROUPS && strcmp(argv[j], t_groups[i].name); i++)
+            ;
+        if (i == T_NGROUPS) {
+            fprintf(stderr, "olpcidx-test: no group %s; "
+                    "'olpcidx-test list' shows them\n", argv[j]);
+            return 2;
+        }
+        run[i] = 1;
+    }
+    for (i = 0; i < T_NGROUPS; i++)
+        if (run[i] && t_groups[i].kind == T_OFFLINE)
+            last_offline = i;
+    for (i = 0; i < T_NGROUPS; i++) {
+        if (!run[i])
+            continue;
+        t_groups[i].run();
+        if (i == last_offline)
+            printf("offline: %d passed, %d failed\n", t_passed, t_failed);
+    }
+    t_env_down();
     printf("%d passed, %d failed\n", t_passed, t_failed);
     return t_failed ? 1 : 0;
 }
