@@ -1,23 +1,71 @@
 /*
 ** test.c -- tests for olpcidx.  MIT licence, see LICENSE.
 **
-** Includes olpcidx.c itself, so the static internals are testable.
+** Includes olpcidx.c itself, so the static internals are testable.  The
+** tests come in groups; the table of groups is at the end of this file,
+** beside main().
 **
-**   ./olpcidx-test            offline tests, then interop tests against a
-**                             private Prosody started on 127.0.0.1
-**   OLPCIDX_TEST_OFFLINE=1    offline tests only (no server, no sockets):
-**                             how it runs under emulators
-**   ./olpcidx-test demo       the scene of `make demo`
+** Running it (make test-offline, make test):
+**   ./olpcidx-test            every group: the offline ones, then the
+**                             interop ones
+**   ./olpcidx-test GROUP...   those groups only, in the table's order
+**   ./olpcidx-test list       the table: name, offline or interop, what
+**   ./olpcidx-test demo       the scene of `make demo`, printed
+** The last line is "N passed, N failed"; the exit status is 1 after a
+** failure, 2 for an unknown group.
+**
+** Environment:
+**   OLPCIDX_TEST_OFFLINE=1    without group names, only the offline
+**                             groups run (no server, no sockets): how it
+**                             runs under emulators and sanitizers
+**   OLPCIDX_FIXTURES=dir      the fixtures are in dir, not ./fixtures
 **   OLPCIDX_FIXTURE_WRITE=1   (re)writes the fixtures' .out files from
 **                             the current behaviour; review the diff
 **                             before committing
+**   OLPCIDX_TEST_KEEP=1       keeps the interop groups' temporary
+**                             directory (configurations, the logs of
+**                             Prosody and the daemon) and prints its name
 **
-** Offline: SHA-1 and handshake vectors; every fixtures/xml-*.xml through
-** the tokenizer and every fixtures/core-*.xml through the whole component,
-** each fed whole, one byte at a time, split at every point and in random
-** chunks (fixed seeds), all giving the .out beside it; allocation failure
-** injected at every allocation of each fixture; serializer and timers.
-** The last line is "N passed, N failed".
+** Offline groups need nothing but this program and fixtures/: each
+** fixtures/xml-*.xml goes through the tokenizer and each
+** fixtures/core-*.xml (bytes from a server) through the whole component,
+** fed whole, one byte at a time, split at every point and in random
+** chunks, all giving the .out beside it, then with each allocation
+** failing in turn.  Interop groups run the daemon (./olpcidx) and, but
+** for usage, talk to it through a private Prosody on 127.0.0.1.
+**
+** The file, in order; each part uses only what is above it:
+**   A. Harness
+**      A1. checks, strings, files    CHECK, t_same, t_str, t_readfile
+**      A2. the test allocator        counts, checks sizes, fails on demand
+**      A3. feeding patterns          whole, bytewise, split, random
+**      A4. golden transcripts        the component's output one stanza
+**                                    per line, cut by the tokenizer
+**      A5. a component in memory     t_core: online, fed, drained, freed
+**   B. Offline groups
+**      B1. sha1                      SHA-1 and the handshake digest
+**      B2. xml, core                 the fixtures
+**      B3. serializer, timers, api, backpressure
+**      B4. siphash                   (B4 to B6: olpcidx.c section 5)
+**      B5. map
+**      B6. props
+**      B7. rsm, memcap, rate, notice, idle, atomic: the index
+**      B8. persist                   a storage in memory
+**   C. Interop
+**      C1. processes                 Prosody and the daemon, started
+**                                    and always stopped
+**      C2. a small c2s client        t_cl, on the project's tokenizer
+**      C3. scenarios as tables       t_step rows, walked by t_scene
+**      C4. what the interop groups share: Prosody, the live component
+**      C5. refused, usage
+**      C6. basics, seed              the scenarios' tables and groups
+**      C7. reload, reconnect
+**      C8. state, crash              durability
+**   D. Demo (make demo)
+**   E. Fuzzing (make fuzz)           LLVMFuzzerTestOneInput, with
+**                                    -DOLPCIDX_FUZZ
+**   F. The groups, and main          t_groups[], the table
+** The benchmark (make bench) is contrib/bench.c.
 */
 #define _POSIX_C_SOURCE 200809L       /* mkdtemp */
 #define _FILE_OFFSET_BITS 64            /* readdir of 64-bit inodes on i586 */
@@ -37,7 +85,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- tiny harness ---------------------------------------------------- */
+/* ==== A. Harness ======================================================== */
+
+/* ---- A1. checks, strings, files ---------------------------------------- */
 
 static int t_passed, t_failed;
 static const char *t_fixdir = "fixtures";
@@ -187,7 +237,7 @@ static uint32_t t_rand(uint32_t *s)
     return *s = x;
 }
 
-/* ---- a test allocator: counts, checks sizes, fails on demand --------- */
+/* ---- A2. the test allocator: counts, checks sizes, fails on demand ----- */
 
 /*
 ** Every block carries its size in a header, so a wrong osize from the
@@ -238,7 +288,7 @@ static void *t_alloc_fn(void *ud, void *p, size_t osize, size_t nsize)
     return q + 1;
 }
 
-/* ---- feeding patterns ------------------------------------------------ */
+/* ---- A3. feeding patterns ---------------------------------------------- */
 
 /* How a fixture is cut into feeds: 0 whole, 1 byte by byte, 2 split at
 ** `at`, 3 random chunks from `seed`. */
@@ -272,7 +322,7 @@ static int t_feed_all(const t_feed *f, const char *in, size_t n,
     return rc;
 }
 
-/* ---- golden transcripts, one stanza per line ------------------------ */
+/* ---- A4. golden transcripts, one stanza per line ----------------------- */
 
 /*
 ** What the component sent, as the core-*.out files hold it: a newline
@@ -353,7 +403,93 @@ static void t_layout(t_str *s, const char *p, size_t n)
     oi_xml_release(&xml);
 }
 
-/* ---- 1. SHA-1 and the handshake digest ------------------------------- */
+/* ---- A5. a component in memory ----------------------------------------- */
+
+/*
+** A component on the test allocator, through the public API only: what
+** it sends (drained in uneven pieces, as partial writes) and what it logs
+** are collected in strings; t_core_online brings it past the handshake,
+** t_send feeds a stanza at a time, t_core_done frees it and checks that
+** nothing leaked.
+*/
+typedef struct t_core {
+    t_alloc alloc;
+    olpcidx *x;
+    t_str out;                  /* bytes the component sent */
+    t_str log;
+} t_core;
+
+static void t_core_log(void *ud, int level, const char *msg)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    t_addf(&((t_core *)ud)->log, "%s: %s\n", names[level], msg);
+}
+
+static void t_core_drain(t_core *t)
+{
+    const void *p;
+    size_t n;
+    while ((n = olpcidx_pending(t->x, &p)) > 0) {
+        t_add(&t->out, p, n > 7 ? n - 7 : n);   /* partial writes too */
+        olpcidx_sent(t->x, n > 7 ? n - 7 : n);
+    }
+}
+
+static int t_core_feed(void *ctx, const char *p, size_t n)
+{
+    t_core *t = (t_core *)ctx;
+    int rc = olpcidx_feed(t->x, p, n);
+    t_core_drain(t);
+    return rc;
+}
+
+static void t_core_config(olpcidx_config *c, t_core *t)
+{
+    olpcidx_config_init(c);
+    c->jid = "index.jabber.test";
+    c->secret = "secret";
+    c->alloc = t_alloc_fn;
+    c->alloc_ud = &t->alloc;
+    c->log = t_core_log;
+    c->log_ud = t;
+    c->log_level = OLPCIDX_LOG_DEBUG;
+}
+
+#define T_HDR "<stream:stream xmlns:stream='" OI_NS_STREAM "' xmlns='" \
+              OI_NS_ACCEPT "' id='abc'><handshake/>"
+#define T_TO  " to='index.jabber.test'"
+
+/* A component online at time now, with the config tweaked by the caller
+** beforehand through c. */
+static void t_core_online(t_core *t, olpcidx_config *c, uint64_t now)
+{
+    CHECK(olpcidx_new(&t->x, c) == 0);
+    CHECK(olpcidx_connect(t->x, now) == 0);
+    CHECK(olpcidx_feed(t->x, T_HDR, strlen(T_HDR)) == 0);
+    t_core_drain(t);
+    t->out.n = 0;
+}
+
+static void t_core_done(t_core *t)
+{
+    olpcidx_free(t->x);
+    CHECK(t->alloc.live == 0);
+    free(t->out.p);
+    free(t->log.p);
+    memset(t, 0, sizeof *t);
+}
+
+static void t_send(t_core *t, uint64_t now, const char *z)
+{
+    int wait;
+    olpcidx_tick(t->x, now, &wait);
+    CHECK(olpcidx_feed(t->x, z, strlen(z)) == 0);
+    t_core_drain(t);
+}
+
+/* ==== B. Offline groups ================================================= */
+
+/* ---- B1. sha1: SHA-1 and the handshake digest -------------------------- */
 
 static void t_sha1(void)
 {
@@ -396,7 +532,7 @@ static void t_sha1(void)
     }
 }
 
-/* ---- 2. the tokenizer on fixtures/xml-*.xml -------------------------- */
+/* ---- B2. xml, core: the fixtures --------------------------------------- */
 
 /* The trace of events: one line per start, attribute, text run
 ** (coalesced across feeds, so identical for any split), end. */
@@ -487,51 +623,6 @@ static char *t_tok_run(const char *in, size_t n, const t_feed *f,
     *stats = t.alloc;
     free(t.text.p);
     return t.trace.p;
-}
-
-/* ---- 3. the whole component on fixtures/core-*.xml ------------------- */
-
-typedef struct t_core {
-    t_alloc alloc;
-    olpcidx *x;
-    t_str out;                  /* bytes the component sent */
-    t_str log;
-} t_core;
-
-static void t_core_log(void *ud, int level, const char *msg)
-{
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    t_addf(&((t_core *)ud)->log, "%s: %s\n", names[level], msg);
-}
-
-static void t_core_drain(t_core *t)
-{
-    const void *p;
-    size_t n;
-    while ((n = olpcidx_pending(t->x, &p)) > 0) {
-        t_add(&t->out, p, n > 7 ? n - 7 : n);   /* partial writes too */
-        olpcidx_sent(t->x, n > 7 ? n - 7 : n);
-    }
-}
-
-static int t_core_feed(void *ctx, const char *p, size_t n)
-{
-    t_core *t = (t_core *)ctx;
-    int rc = olpcidx_feed(t->x, p, n);
-    t_core_drain(t);
-    return rc;
-}
-
-static void t_core_config(olpcidx_config *c, t_core *t)
-{
-    olpcidx_config_init(c);
-    c->jid = "index.jabber.test";
-    c->secret = "secret";
-    c->alloc = t_alloc_fn;
-    c->alloc_ud = &t->alloc;
-    c->log = t_core_log;
-    c->log_ud = t;
-    c->log_level = OLPCIDX_LOG_DEBUG;
 }
 
 /* Runs one server transcript through a component; returns what it sent
@@ -700,7 +791,7 @@ static void t_core_fixtures(void)
     t_fixtures("core-", t_core_run);
 }
 
-/* ---- 4. serializer, limits, timers ----------------------------------- */
+/* ---- B3. serializer, timers, api, backpressure ------------------------- */
 
 /* Parses a stanza with the component's own assembly and writes it back. */
 static void t_serializer(void)
@@ -896,14 +987,15 @@ static void t_backpressure(void)
     CHECK(t.alloc.live == 0);
 }
 
-/* ---- 5. keyed hashing, the hash map, property values ---------------- */
+/* ---- B4. siphash: keyed hashing ---------------------------------------- */
 
 /*
-** Unit tests of section 5 of olpcidx.c: SipHash against the reference
-** vectors (SipHash-2-4: the reference implementation's; SipHash-1-3:
-** an independent implementation's), the map against a plain array under
-** random operations, growth, reservation, allocation failure at every
-** growth and walks with deletions, and every rule of the property types.
+** B4 to B6 are unit tests of section 5 of olpcidx.c: SipHash against the
+** reference vectors (SipHash-2-4: the reference implementation's;
+** SipHash-1-3: an independent implementation's), the map against a plain
+** array under random operations, growth, reservation, allocation failure
+** at every growth and walks with deletions, and every rule of the
+** property types.  The helpers here serve all three.
 */
 static void tu_mem_init(oi_mem *mem, t_alloc *a)
 {
@@ -1274,7 +1366,7 @@ static void tu_siphash(void)
     CHECK(oi_siphash(key, NULL, 0) == oi_siphash(key, "", 0));
 }
 
-/* ==== Map ============================================================ */
+/* ---- B5. map: the hash map --------------------------------------------- */
 
 /* Structural check: capacity a power of two, load within bounds, each
 ** stored hash right, each entry reachable from its home slot without
@@ -1794,7 +1886,29 @@ static void tu_map_walk_stale(void)
     CHECK(mem.used == 0 && a.blocks == 0);
 }
 
-/* ==== Property values ================================================ */
+/* The map group: keys made, every map test, keys freed.  Groups that
+** draw random numbers start from their own fixed seed, so that a group
+** run alone draws what it draws in a full run. */
+static void tu_map_all(void)
+{
+    size_t k;
+    tu_rng = UINT64_C(0x853c49e6748fea9b);
+    for (k = 0; k < TU_NKEYS; k++) {
+        tu_make_key(k);
+        tu_tag[k][0] = tu_tag[k][1] = 0;
+    }
+    tu_map_basic();
+    tu_map_random();
+    tu_map_growth();
+    tu_map_reserve();
+    tu_map_enomem();
+    tu_map_walk();
+    tu_map_walk_stale();
+    for (k = 0; k < TU_NKEYS; k++)
+        free(tu_kbuf[k]);
+}
+
+/* ---- B6. props: property values ---------------------------------------- */
 
 typedef struct tu_prop {
     int type;
@@ -2201,28 +2315,6 @@ static void tu_prop_b64(void)
     CHECK(bad == 0);
 }
 
-/* The map group: keys made, every map test, keys freed.  Groups that
-** draw random numbers start from their own fixed seed, so that a group
-** run alone draws what it draws in a full run. */
-static void tu_map_all(void)
-{
-    size_t k;
-    tu_rng = UINT64_C(0x853c49e6748fea9b);
-    for (k = 0; k < TU_NKEYS; k++) {
-        tu_make_key(k);
-        tu_tag[k][0] = tu_tag[k][1] = 0;
-    }
-    tu_map_basic();
-    tu_map_random();
-    tu_map_growth();
-    tu_map_reserve();
-    tu_map_enomem();
-    tu_map_walk();
-    tu_map_walk_stale();
-    for (k = 0; k < TU_NKEYS; k++)
-        free(tu_kbuf[k]);
-}
-
 /* The property group. */
 static void tu_prop_all(void)
 {
@@ -2233,38 +2325,76 @@ static void tu_prop_all(void)
     tu_prop_b64();
 }
 
-/* ---- 6. the index: rate, idle pings, failure atomicity --------------- */
+/* ---- B7. rsm, memcap, rate, notice, idle, atomic: the index ------------ */
 
-#define T_HDR "<stream:stream xmlns:stream='" OI_NS_STREAM "' xmlns='" \
-              OI_NS_ACCEPT "' id='abc'><handshake/>"
-#define T_TO  " to='index.jabber.test'"
+/*
+** The index through a component in memory (A5): the paging cursor, the
+** memory cap, rate limits, the notice message type, idle participants,
+** and every update all or nothing under allocation failure.
+*/
 
-/* A component online at time now, with the config tweaked by the caller
-** beforehand through c. */
-static void t_core_online(t_core *t, olpcidx_config *c, uint64_t now)
+/* The positional cursor of XEP-0059 paging (PROTOCOL.md 3): where after
+** and before UIDs fall in the sorted items, present or not. */
+static void t_rsm_pos(void)
 {
-    CHECK(olpcidx_new(&t->x, c) == 0);
-    CHECK(olpcidx_connect(t->x, now) == 0);
-    CHECK(olpcidx_feed(t->x, T_HDR, strlen(T_HDR)) == 0);
-    t_core_drain(t);
-    t->out.n = 0;
+    oi_item a, b, c, *v[3];
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    memset(&c, 0, sizeof c);
+    a.uid = OI_LIT("a1");
+    b.uid = OI_LIT("a2");
+    c.uid = OI_LIT("a3");
+    v[0] = &a;
+    v[1] = &b;
+    v[2] = &c;
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 1) == 1);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a15"), 1) == 1);     /* vanished */
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a3"), 1) == 3);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("0"), 1) == 0);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 0) == 0);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a2"), 0) == 1);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a25"), 0) == 2);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("zz"), 0) == 3);
+    CHECK(oi_rsm_pos(v, 0, OI_LIT("a1"), 1) == 0);
 }
 
-static void t_core_done(t_core *t)
+/* With the memory cap reached, announcements are refused with
+** resource-constraint, the index stays whole and the stream goes on. */
+static void t_memcap(void)
 {
-    olpcidx_free(t->x);
-    CHECK(t->alloc.live == 0);
-    free(t->out.p);
-    free(t->log.p);
-    memset(t, 0, sizeof *t);
-}
-
-static void t_send(t_core *t, uint64_t now, const char *z)
-{
-    int wait;
-    olpcidx_tick(t->x, now, &wait);
-    CHECK(olpcidx_feed(t->x, z, strlen(z)) == 0);
-    t_core_drain(t);
+    char msg[2048], big[1025];
+    t_core t;
+    olpcidx_config c;
+    int i, refused = 0;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.mem_limit = 160 * 1024;
+    t_core_online(&t, &c, 0);
+    memset(big, 'v', 1024);
+    big[1024] = '\0';
+    t_send(&t, 1, "<iq type='get' id='d' from='a@jabber.test/x'" T_TO "><query"
+           " xmlns='" OI_NS_DINFO "'/></iq>");
+    for (i = 0; i < 400 && !refused; i++) {
+        snprintf(msg, sizeof msg, "<message from='u%d@jabber.test/x'" T_TO
+                 "><properties xmlns='" OI_NS_APROPS "' activity='act%d'>"
+                 "<property type='str' name='blob'>%s</property></properties>"
+                 "</message>", i, i, big);
+        t.out.n = 0;
+        t_send(&t, 1, msg);
+        refused = t_count(t.out.p, "<resource-constraint") > 0;
+    }
+    CHECK(refused);
+    CHECK(t.x->mem.used <= c.mem_limit);
+    CHECK(oi_map_get(&t.x->acts, OI_LIT("act0")) != NULL);
+    /* everything before the refusal is there, the refused one is not */
+    snprintf(msg, sizeof msg, "act%d", i - 1);
+    CHECK(oi_map_get(&t.x->acts, oi_zstr(msg)) == NULL);
+    CHECK((int)t.x->acts.n == i - 1);
+    t.out.n = 0;
+    t_send(&t, 2, "<iq type='get' id='p' from='a@jabber.test/x'" T_TO "><ping"
+           " xmlns='urn:xmpp:ping'/></iq>");
+    CHECK(t_count(t.out.p, "type='result'") == 1);
+    t_core_done(&t);
 }
 
 static void t_rate(void)
@@ -2361,70 +2491,6 @@ static void t_idle(void)
     CHECK(t_count(t.out.p, "<left jid='b@jabber.test'/>") == 1);
     CHECK(t_count(t.out.p, "<closed/>") == 1);
     CHECK(t.x->acts.n == 0 && t.x->buddies.n == 0);
-    t_core_done(&t);
-}
-
-/* The positional cursor of XEP-0059 paging (PROTOCOL.md 3): where after
-** and before UIDs fall in the sorted items, present or not. */
-static void t_rsm_pos(void)
-{
-    oi_item a, b, c, *v[3];
-    memset(&a, 0, sizeof a);
-    memset(&b, 0, sizeof b);
-    memset(&c, 0, sizeof c);
-    a.uid = OI_LIT("a1");
-    b.uid = OI_LIT("a2");
-    c.uid = OI_LIT("a3");
-    v[0] = &a;
-    v[1] = &b;
-    v[2] = &c;
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 1) == 1);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a15"), 1) == 1);     /* vanished */
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a3"), 1) == 3);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("0"), 1) == 0);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 0) == 0);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a2"), 0) == 1);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a25"), 0) == 2);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("zz"), 0) == 3);
-    CHECK(oi_rsm_pos(v, 0, OI_LIT("a1"), 1) == 0);
-}
-
-/* With the memory cap reached, announcements are refused with
-** resource-constraint, the index stays whole and the stream goes on. */
-static void t_memcap(void)
-{
-    char msg[2048], big[1025];
-    t_core t;
-    olpcidx_config c;
-    int i, refused = 0;
-    memset(&t, 0, sizeof t);
-    t_core_config(&c, &t);
-    c.mem_limit = 160 * 1024;
-    t_core_online(&t, &c, 0);
-    memset(big, 'v', 1024);
-    big[1024] = '\0';
-    t_send(&t, 1, "<iq type='get' id='d' from='a@jabber.test/x'" T_TO "><query"
-           " xmlns='" OI_NS_DINFO "'/></iq>");
-    for (i = 0; i < 400 && !refused; i++) {
-        snprintf(msg, sizeof msg, "<message from='u%d@jabber.test/x'" T_TO
-                 "><properties xmlns='" OI_NS_APROPS "' activity='act%d'>"
-                 "<property type='str' name='blob'>%s</property></properties>"
-                 "</message>", i, i, big);
-        t.out.n = 0;
-        t_send(&t, 1, msg);
-        refused = t_count(t.out.p, "<resource-constraint") > 0;
-    }
-    CHECK(refused);
-    CHECK(t.x->mem.used <= c.mem_limit);
-    CHECK(oi_map_get(&t.x->acts, OI_LIT("act0")) != NULL);
-    /* everything before the refusal is there, the refused one is not */
-    snprintf(msg, sizeof msg, "act%d", i - 1);
-    CHECK(oi_map_get(&t.x->acts, oi_zstr(msg)) == NULL);
-    CHECK((int)t.x->acts.n == i - 1);
-    t.out.n = 0;
-    t_send(&t, 2, "<iq type='get' id='p' from='a@jabber.test/x'" T_TO "><ping"
-           " xmlns='urn:xmpp:ping'/></iq>");
-    CHECK(t_count(t.out.p, "type='result'") == 1);
     t_core_done(&t);
 }
 
@@ -2593,8 +2659,14 @@ static void t_atomic(void)
     CHECK(ok);
 }
 
-/* ---- persistence with a storage in memory (PROTOCOL.md 7) ------------ */
+/* ---- B8. persist: a storage in memory (PROTOCOL.md 7) ------------------ */
 
+/*
+** A storage (olpcidx_storage) that keeps the journal and the snapshot in
+** strings, and can fail as a full disk does; a small school day of
+** announcements; components restored from those bytes, compared by a
+** dump of what is durable (t_dump_as, B7).
+*/
 typedef struct t_store {
     t_str journal;
     t_str snap;
@@ -2854,7 +2926,9 @@ static void t_persist(void)
     free(empty.p);
 }
 
-/* ---- 7. a private Prosody and processes ------------------------------ */
+/* ==== C. Interop ======================================================== */
+
+/* ---- C1. processes: a private Prosody and the daemon ------------------- */
 
 /*
 ** The interop tests start everything they use and stop it again: a
@@ -3225,41 +3299,42 @@ static int t_run(const char *const *args, const char *log)
     return pid > 0 ? t_wait_exit(pid, 5000) : -1;
 }
 
-/* Usage and configuration errors: exit 2 and a message that names what
-** is wrong.  None of these connects anywhere. */
-static void t_usage_errors(void)
+/* Creates the directory, picks ports, writes the server configuration. */
+static int t_env_setup(void)
 {
-    static const char *const nodomain[] = { "--secret", "x", NULL };
-    static const char *const bogus[] = { "--domain", "a.b", "--bogus", NULL };
-    static const char *const depth[] = {
-        "--domain", "a.b", "--secret", "x", "--max-depth", "0", NULL };
-    static const char *const nosecret[] = { "--domain", "a.b", NULL };
-    static const char *const help[] = { "--help", NULL };
-    char path[256], conf[256];
-    const char *cargs[3];
-    t_path(path, sizeof path, "usage.log");
-    CHECK(t_run(nodomain, "usage.log") == 2);
-    CHECK(t_file_has(path, "--domain"));
-    CHECK(t_run(bogus, "usage.log") == 2);
-    CHECK(t_file_has(path, "--bogus"));
-    CHECK(t_run(depth, "usage.log") == 2);
-    CHECK(t_file_has(path, "max-depth"));
-    unsetenv("OLPCIDX_SECRET");
-    CHECK(t_run(nosecret, "usage.log") == 2);
-    CHECK(t_file_has(path, "OLPCIDX_SECRET"));
-    t_path(conf, sizeof conf, "bad.conf");
-    t_writefile(conf, "domain = a.b\nsecret = x\ncolour = blue\n", 35);
-    cargs[0] = "--config";
-    cargs[1] = conf;
-    cargs[2] = NULL;
-    CHECK(t_run(cargs, "usage.log") == 2);
-    CHECK(t_file_has(path, "bad.conf:3"));
-    CHECK(t_run(help, "help.log") == 0);
-    t_path(path, sizeof path, "help.log");
-    CHECK(t_file_has(path, "--max-stanza"));
+    strcpy(t_dir, "/tmp/olpcidx-test-XXXXXX");
+    if (!mkdtemp(t_dir)) {
+        t_dir[0] = '\0';
+        printf("FAIL mkdtemp: %s\n", strerror(errno));
+        t_failed++;
+        return -1;
+    }
+    setenv("OLPCIDX_TEST_DIR", t_dir, 1);
+    atexit(t_cleanup);
+    signal(SIGINT, t_on_signal);
+    signal(SIGTERM, t_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    t_c2s_port = t_free_port();
+    do
+        t_comp_port = t_free_port();
+    while (t_comp_port == t_c2s_port);
+    return t_prosody_setup();
 }
 
-/* ---- 8. a small c2s client -------------------------------------------- */
+static int t_have_prosody(void)
+{
+    if (system("command -v prosody >/dev/null 2>&1") == 0)
+        return 1;
+    printf("FAIL ======================================================\n"
+           "FAIL Prosody is not installed: the interop tests cannot run.\n"
+           "FAIL Install it (apt-get install prosody) or run the offline\n"
+           "FAIL tests alone with OLPCIDX_TEST_OFFLINE=1.\n"
+           "FAIL ======================================================\n");
+    t_failed++;
+    return 0;
+}
+
+/* ---- C2. a small c2s client -------------------------------------------- */
 
 /*
 ** Enough of RFC 6120 for tests: stream, SASL PLAIN (loopback only), resource
@@ -3581,41 +3656,6 @@ static void t_expect(const char *what, const char *reply,
         t_failed++;
 }
 
-/* Creates the directory, picks ports, writes the server configuration. */
-static int t_env_setup(void)
-{
-    strcpy(t_dir, "/tmp/olpcidx-test-XXXXXX");
-    if (!mkdtemp(t_dir)) {
-        t_dir[0] = '\0';
-        printf("FAIL mkdtemp: %s\n", strerror(errno));
-        t_failed++;
-        return -1;
-    }
-    setenv("OLPCIDX_TEST_DIR", t_dir, 1);
-    atexit(t_cleanup);
-    signal(SIGINT, t_on_signal);
-    signal(SIGTERM, t_on_signal);
-    signal(SIGPIPE, SIG_IGN);
-    t_c2s_port = t_free_port();
-    do
-        t_comp_port = t_free_port();
-    while (t_comp_port == t_c2s_port);
-    return t_prosody_setup();
-}
-
-static int t_have_prosody(void)
-{
-    if (system("command -v prosody >/dev/null 2>&1") == 0)
-        return 1;
-    printf("FAIL ======================================================\n"
-           "FAIL Prosody is not installed: the interop tests cannot run.\n"
-           "FAIL Install it (apt-get install prosody) or run the offline\n"
-           "FAIL tests alone with OLPCIDX_TEST_OFFLINE=1.\n"
-           "FAIL ======================================================\n");
-    t_failed++;
-    return 0;
-}
-
 /* Sends a message to the component. */
 static void t_cl_msg(t_cl *c, const char *payload)
 {
@@ -3659,6 +3699,8 @@ static void t_cl_none(t_cl *c, const char *what, const char *needle)
     free(s);
 }
 
+/* ---- C3. scenarios as tables ------------------------------------------- */
+
 #define T_AP  "xmlns='" OI_NS_APROPS "'"
 #define T_BP  "xmlns='" OI_NS_BPROPS "'"
 #define T_Q_A "<query xmlns='" OI_NS_ACT "'>"
@@ -3666,15 +3708,12 @@ static void t_cl_none(t_cl *c, const char *what, const char *needle)
 #define T_CONNECT "<property type='str' name='type'>org.laptop.Connect" \
                   "</property>"
 
-/* ---- interop scenarios as tables ------------------------------------- */
-
 /*
 ** A scenario is a table of steps, walked in order by t_scene: a client
 ** sends something, or waits for a stanza and checks what it contains.
-** Each step with a check counts as one test, as the code it replaces
-** did.  Clients are named by their index in the array given to t_scene.
-** Whatever needs a loop or a computed value stays code around the
-** tables.
+** Each step that checks something counts as one test.  Clients are
+** named by their index in the array given to t_scene.  Whatever needs a
+** loop or a computed value stays code around the tables.
 */
 enum t_op {
     T_OP_SEND,                  /* z, sent as it is */
@@ -3780,6 +3819,158 @@ static void t_scene(const char *name, const t_step *s, size_t n,
 #define T_SCENE(table, cl) \
     t_scene(#table, table, sizeof table / sizeof table[0], cl)
 
+/* ---- C4. what the interop groups share --------------------------------- */
+
+/*
+** What the interop groups share, brought up by the first group that
+** needs it and stopped after the last: the environment (the temporary
+** directory and a Prosody), and the live component (the daemon
+** configured by olpcidx.conf, with alice/xo and bob/xo logged in).  The
+** groups run in the order of the table, and each brings up what it
+** needs when no group before it did.
+*/
+static int t_env_state;                 /* 0 not yet, 1 up, -1 failed */
+static pid_t t_server;                  /* Prosody */
+
+static struct {
+    pid_t comp;                         /* the live component, or 0 */
+    int clients;                        /* alice and bob logged in */
+    t_cl alice, bob;
+} t_live;
+
+/* The environment; 0 if it is not there (a failure was counted). */
+static int t_env_up(void)
+{
+    if (t_env_state == 0) {
+        t_env_state = -1;
+        if (!t_have_prosody() || t_env_setup() != 0)
+            return 0;
+        t_server = t_prosody_start();
+        if (t_server < 0)
+            return 0;
+        t_env_state = 1;
+        printf("interop: prosody on 127.0.0.1:%d (c2s) and :%d "
+               "(component)\n", t_c2s_port, t_comp_port);
+    }
+    return t_env_state > 0;
+}
+
+/* The live component and its two clients; 0 without the environment. */
+static int t_live_up(void)
+{
+    char log[256];
+    int online;
+    if (!t_env_up())
+        return 0;
+    if (t_live.comp > 0)
+        return 1;
+    t_path(log, sizeof log, "olpcidx.log");
+    online = t_file_count(log, "online as " T_COMP);
+    t_write_config("info", 65536);
+    t_live.comp = t_olpcidx_start(NULL, NULL, "olpcidx.log");
+    CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 10000));
+    if (!CHECK(t_cl_open(&t_live.alice, "alice", "xo") == 0))
+        printf("  alice could not log in\n");
+    if (!CHECK(t_cl_open(&t_live.bob, "bob", "xo") == 0))
+        printf("  bob could not log in\n");
+    t_live.clients = 1;
+    return 1;
+}
+
+static void t_live_clients_down(void)
+{
+    if (t_live.clients) {
+        t_cl_close(&t_live.alice);
+        t_cl_close(&t_live.bob);
+        t_live.clients = 0;
+    }
+}
+
+/* Stops the live component, if it runs: its name is free again. */
+static void t_live_down(void)
+{
+    t_live_clients_down();
+    if (t_live.comp > 0)
+        t_stop(t_live.comp, SIGTERM);
+    t_live.comp = 0;
+}
+
+static void t_env_down(void)
+{
+    if (t_env_state > 0) {
+        t_live_down();
+        t_stop(t_server, SIGTERM);
+    }
+    t_cleanup();
+}
+
+/* ---- C5. refused, usage: the daemon refused ---------------------------- */
+
+/* A wrong secret is a configuration error: exit 3, and say so; a domain
+** the server does not serve: exit 3 too. */
+static void t_refused(void)
+{
+    char refused[256];
+    pid_t comp;
+    int rc;
+    if (!t_env_up())
+        return;
+    t_live_down();
+    comp = t_olpcidx_start(T_COMP, "wrong", "refused.log");
+    rc = t_wait_exit(comp, 15000);
+    t_path(refused, sizeof refused, "refused.log");
+    if (!CHECK(rc == 3) || !CHECK(t_file_has(refused, "check the secret")))
+        printf("  exit status %d; see %s\n", rc, refused);
+    if (rc < 0)
+        t_stop(comp, SIGKILL);
+
+    comp = t_olpcidx_start("nothere." T_DOMAIN, T_SECRET, "refused2.log");
+    rc = t_wait_exit(comp, 15000);
+    t_path(refused, sizeof refused, "refused2.log");
+    if (!CHECK(rc == 3) || !CHECK(t_file_has(refused, "component domain")))
+        printf("  exit status %d; see %s\n", rc, refused);
+    if (rc < 0)
+        t_stop(comp, SIGKILL);
+}
+
+/* Usage and configuration errors: exit 2 and a message that names what
+** is wrong.  None of these connects anywhere. */
+static void t_usage_errors(void)
+{
+    static const char *const nodomain[] = { "--secret", "x", NULL };
+    static const char *const bogus[] = { "--domain", "a.b", "--bogus", NULL };
+    static const char *const depth[] = {
+        "--domain", "a.b", "--secret", "x", "--max-depth", "0", NULL };
+    static const char *const nosecret[] = { "--domain", "a.b", NULL };
+    static const char *const help[] = { "--help", NULL };
+    char path[256], conf[256];
+    const char *cargs[3];
+    if (!t_env_up())
+        return;
+    t_path(path, sizeof path, "usage.log");
+    CHECK(t_run(nodomain, "usage.log") == 2);
+    CHECK(t_file_has(path, "--domain"));
+    CHECK(t_run(bogus, "usage.log") == 2);
+    CHECK(t_file_has(path, "--bogus"));
+    CHECK(t_run(depth, "usage.log") == 2);
+    CHECK(t_file_has(path, "max-depth"));
+    unsetenv("OLPCIDX_SECRET");
+    CHECK(t_run(nosecret, "usage.log") == 2);
+    CHECK(t_file_has(path, "OLPCIDX_SECRET"));
+    t_path(conf, sizeof conf, "bad.conf");
+    t_writefile(conf, "domain = a.b\nsecret = x\ncolour = blue\n", 35);
+    cargs[0] = "--config";
+    cargs[1] = conf;
+    cargs[2] = NULL;
+    CHECK(t_run(cargs, "usage.log") == 2);
+    CHECK(t_file_has(path, "bad.conf:3"));
+    CHECK(t_run(help, "help.log") == 0);
+    t_path(path, sizeof path, "help.log");
+    CHECK(t_file_has(path, "--max-stanza"));
+}
+
+/* ---- C6. basics, seed: the component through Prosody ------------------- */
+
 /* The exchanges every client should see from a live component. */
 static const t_step t_basics_steps[] = {
     { T_OP_IQ, 0, "disco#info", .id = "info1",
@@ -3817,7 +4008,8 @@ static void t_cl_basics(t_cl *c)
 ** announcements, every query form, RSM, notifications and their absence,
 ** refusals, presence- and ping-driven departures, domain and rate limits
 ** (PROTOCOL.md 2-5 and 8; reference scenarios D.12 50-56).  The clients
-** log in with resource "laptop": alice and bob are online as "xo" too.
+** log in with resource "laptop": alice and bob are online as "xo" too,
+** the live component's clients.
 */
 enum { ALICE, BOB, CAROL, DAVE, EVE, MALLORY };
 
@@ -4084,6 +4276,8 @@ static void t_interop_seed(void)
     t_cl *const cl[] = { &alice, &bob, &carol, &dave, &eve, &mallory };
     char *r;
     int i, results, limited;
+    if (!t_live_up())
+        return;
     if (!CHECK(t_cl_open(&alice, "alice", "laptop") == 0)
         || !CHECK(t_cl_open(&bob, "bob", "laptop") == 0)
         || !CHECK(t_cl_open(&carol, "carol", "laptop") == 0))
@@ -4138,6 +4332,92 @@ static void t_interop_seed(void)
     t_cl_close(&carol);
 }
 
+/* The component online, configured by a file, and two clients asking it
+** things. */
+static void t_basics(void)
+{
+    if (!t_live_up())
+        return;
+    t_cl_basics(&t_live.alice);
+    t_cl_basics(&t_live.bob);
+}
+
+/* ---- C7. reload, reconnect: signals and restarts ----------------------- */
+
+/* SIGHUP applies the file's new log level and limits: debug lines
+** appear, and a stanza over the new max-stanza ends that stream with
+** policy-violation; the component reconnects and bob, who sent it, gets
+** nothing back while alice's next query is answered. */
+static void t_reload(void)
+{
+    static const char *const pong[] = { "type='result'", NULL };
+    char log[256], big[1600], *r;
+    int online;
+    if (!t_live_up())
+        return;
+    t_path(log, sizeof log, "olpcidx.log");
+    online = t_file_count(log, "online as " T_COMP);
+    CHECK(!t_file_has(log, " debug: "));
+    t_write_config("debug", 1024);
+    kill(t_live.comp, SIGHUP);
+    CHECK(t_wait_log(log, "SIGHUP: re-read", 1, 5000));
+    CHECK(t_file_has(log, "log-level debug, max-stanza 1024"));
+    t_cl_send(&t_live.bob, "<message to='" T_COMP "'><body>hello</body>"
+              "</message>");
+    CHECK(t_wait_log(log, "debug: message from bob@" T_DOMAIN "/xo", 1, 5000));
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    t_cl_send(&t_live.bob, "<iq type='get' id='big1' to='" T_COMP "'>"
+              "<query xmlns='urn:example:big'>");
+    t_cl_send(&t_live.bob, big);
+    t_cl_send(&t_live.bob, "</query></iq>");
+    CHECK(t_wait_log(log, "stanza too large", 1, 5000));
+    CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 10000));
+    r = t_cl_iq(&t_live.alice, "ping2", "get", "<ping xmlns='" OI_NS_PING
+                "'/>");
+    t_expect("ping after a reconnect", r, pong);
+    free(r);
+    t_write_config("info", 65536);
+    kill(t_live.comp, SIGHUP);
+    CHECK(t_wait_log(log, "SIGHUP: re-read", 2, 5000));
+    t_live_clients_down();
+}
+
+/* Prosody stops and comes back: the component reconnects by itself.
+** Then SIGTERM: the stream is closed cleanly and the exit status is 0. */
+static void t_reconnect(void)
+{
+    char log[256];
+    t_cl alice;
+    int rc, online;
+    if (!t_live_up())
+        return;
+    t_live_clients_down();
+    t_path(log, sizeof log, "olpcidx.log");
+    online = t_file_count(log, "online as " T_COMP);
+    t_stop(t_server, SIGTERM);
+    CHECK(t_wait_exit(t_live.comp, 500) < 0);          /* still running */
+    t_server = t_prosody_start();
+    if (t_server < 0) {
+        t_env_state = -1;               /* the groups after it cannot run */
+        return;
+    }
+    if (!CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 20000)))
+        printf("  no reconnect; see %s\n", log);
+    CHECK(t_file_has(log, "reconnecting"));
+    if (CHECK(t_cl_open(&alice, "alice", "xo2") == 0))
+        t_cl_basics(&alice);
+    t_cl_close(&alice);
+
+    kill(t_live.comp, SIGTERM);
+    rc = t_wait_exit(t_live.comp, 5000);
+    if (!CHECK(rc == 0))
+        printf("  exit status %d after SIGTERM\n", rc);
+    t_live.comp = 0;
+}
+
+/* ---- C8. state, crash: durability -------------------------------------- */
+
 /* Runs the daemon on state directory state with extra arguments; its
 ** log goes to log.  Returns its pid. */
 static pid_t t_olpcidx_state(const char *state, const char *log,
@@ -4166,13 +4446,17 @@ static pid_t t_olpcidx_state(const char *state, const char *log,
 }
 
 /* The state directory: created 0700 when missing; refused when it cannot
-** be written or another daemon holds it (exit 2, saying why). */
+** be written or another daemon holds it (exit 2, saying why).  The
+** component name must be free. */
 static void t_state_dir(void)
 {
     char state[256], log[256];
     struct stat sb;
     pid_t a, b;
     int rc;
+    if (!t_env_up())
+        return;
+    t_live_down();
     t_path(state, sizeof state, "new/state");
     t_path(log, sizeof log, "new");
     mkdir(log, 0755);
@@ -4317,221 +4601,7 @@ static void t_crash(const char *sync, int cycles)
     t_cl_close(&alice);
 }
 
-/* ---- interop groups --------------------------------------------------- */
-
-/*
-** What the interop groups share, brought up by the first group that
-** needs it and stopped after the last: the environment (the temporary
-** directory and a Prosody), and the live component (the daemon
-** configured by olpcidx.conf, with alice/xo and bob/xo logged in).  The
-** groups run in the order of the table, so each one only has to bring
-** up what earlier groups, when they were skipped, would have left.
-*/
-static int t_env_state;                 /* 0 not yet, 1 up, -1 failed */
-static pid_t t_server;                  /* Prosody */
-
-static struct {
-    pid_t comp;                         /* the live component, or 0 */
-    int clients;                        /* alice and bob logged in */
-    t_cl alice, bob;
-} t_live;
-
-/* The environment; 0 if it is not there (a failure was counted). */
-static int t_env_up(void)
-{
-    if (t_env_state == 0) {
-        t_env_state = -1;
-        if (!t_have_prosody() || t_env_setup() != 0)
-            return 0;
-        t_server = t_prosody_start();
-        if (t_server < 0)
-            return 0;
-        t_env_state = 1;
-        printf("interop: prosody on 127.0.0.1:%d (c2s) and :%d "
-               "(component)\n", t_c2s_port, t_comp_port);
-    }
-    return t_env_state > 0;
-}
-
-/* The live component and its two clients; 0 without the environment. */
-static int t_live_up(void)
-{
-    char log[256];
-    int online;
-    if (!t_env_up())
-        return 0;
-    if (t_live.comp > 0)
-        return 1;
-    t_path(log, sizeof log, "olpcidx.log");
-    online = t_file_count(log, "online as " T_COMP);
-    t_write_config("info", 65536);
-    t_live.comp = t_olpcidx_start(NULL, NULL, "olpcidx.log");
-    CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 10000));
-    if (!CHECK(t_cl_open(&t_live.alice, "alice", "xo") == 0))
-        printf("  alice could not log in\n");
-    if (!CHECK(t_cl_open(&t_live.bob, "bob", "xo") == 0))
-        printf("  bob could not log in\n");
-    t_live.clients = 1;
-    return 1;
-}
-
-static void t_live_clients_down(void)
-{
-    if (t_live.clients) {
-        t_cl_close(&t_live.alice);
-        t_cl_close(&t_live.bob);
-        t_live.clients = 0;
-    }
-}
-
-/* Stops the live component, if it runs: its name is free again. */
-static void t_live_down(void)
-{
-    t_live_clients_down();
-    if (t_live.comp > 0)
-        t_stop(t_live.comp, SIGTERM);
-    t_live.comp = 0;
-}
-
-static void t_env_down(void)
-{
-    if (t_env_state > 0) {
-        t_live_down();
-        t_stop(t_server, SIGTERM);
-    }
-    t_cleanup();
-}
-
-/* A wrong secret is a configuration error: exit 3, and say so; a domain
-** the server does not serve: exit 3 too. */
-static void t_refused(void)
-{
-    char refused[256];
-    pid_t comp;
-    int rc;
-    if (!t_env_up())
-        return;
-    t_live_down();
-    comp = t_olpcidx_start(T_COMP, "wrong", "refused.log");
-    rc = t_wait_exit(comp, 15000);
-    t_path(refused, sizeof refused, "refused.log");
-    if (!CHECK(rc == 3) || !CHECK(t_file_has(refused, "check the secret")))
-        printf("  exit status %d; see %s\n", rc, refused);
-    if (rc < 0)
-        t_stop(comp, SIGKILL);
-
-    comp = t_olpcidx_start("nothere." T_DOMAIN, T_SECRET, "refused2.log");
-    rc = t_wait_exit(comp, 15000);
-    t_path(refused, sizeof refused, "refused2.log");
-    if (!CHECK(rc == 3) || !CHECK(t_file_has(refused, "component domain")))
-        printf("  exit status %d; see %s\n", rc, refused);
-    if (rc < 0)
-        t_stop(comp, SIGKILL);
-}
-
-static void t_usage(void)
-{
-    if (t_env_up())
-        t_usage_errors();
-}
-
-/* The component online, configured by a file, and two clients asking it
-** things. */
-static void t_basics(void)
-{
-    if (!t_live_up())
-        return;
-    t_cl_basics(&t_live.alice);
-    t_cl_basics(&t_live.bob);
-}
-
-static void t_seed(void)
-{
-    if (t_live_up())
-        t_interop_seed();
-}
-
-/* SIGHUP applies the file's new log level and limits: debug lines
-** appear, and a stanza over the new max-stanza ends that stream with
-** policy-violation; the component reconnects and bob, who sent it, gets
-** nothing back while alice's next query is answered. */
-static void t_reload(void)
-{
-    static const char *const pong[] = { "type='result'", NULL };
-    char log[256], big[1600], *r;
-    int online;
-    if (!t_live_up())
-        return;
-    t_path(log, sizeof log, "olpcidx.log");
-    online = t_file_count(log, "online as " T_COMP);
-    CHECK(!t_file_has(log, " debug: "));
-    t_write_config("debug", 1024);
-    kill(t_live.comp, SIGHUP);
-    CHECK(t_wait_log(log, "SIGHUP: re-read", 1, 5000));
-    CHECK(t_file_has(log, "log-level debug, max-stanza 1024"));
-    t_cl_send(&t_live.bob, "<message to='" T_COMP "'><body>hello</body>"
-              "</message>");
-    CHECK(t_wait_log(log, "debug: message from bob@" T_DOMAIN "/xo", 1, 5000));
-    memset(big, 'x', sizeof big - 1);
-    big[sizeof big - 1] = '\0';
-    t_cl_send(&t_live.bob, "<iq type='get' id='big1' to='" T_COMP "'>"
-              "<query xmlns='urn:example:big'>");
-    t_cl_send(&t_live.bob, big);
-    t_cl_send(&t_live.bob, "</query></iq>");
-    CHECK(t_wait_log(log, "stanza too large", 1, 5000));
-    CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 10000));
-    r = t_cl_iq(&t_live.alice, "ping2", "get", "<ping xmlns='" OI_NS_PING
-                "'/>");
-    t_expect("ping after a reconnect", r, pong);
-    free(r);
-    t_write_config("info", 65536);
-    kill(t_live.comp, SIGHUP);
-    CHECK(t_wait_log(log, "SIGHUP: re-read", 2, 5000));
-    t_live_clients_down();
-}
-
-/* Prosody stops and comes back: the component reconnects by itself.
-** Then SIGTERM: the stream is closed cleanly and the exit status is 0. */
-static void t_reconnect(void)
-{
-    char log[256];
-    t_cl alice;
-    int rc, online;
-    if (!t_live_up())
-        return;
-    t_live_clients_down();
-    t_path(log, sizeof log, "olpcidx.log");
-    online = t_file_count(log, "online as " T_COMP);
-    t_stop(t_server, SIGTERM);
-    CHECK(t_wait_exit(t_live.comp, 500) < 0);          /* still running */
-    t_server = t_prosody_start();
-    if (t_server < 0) {
-        t_env_state = -1;               /* the groups after it cannot run */
-        return;
-    }
-    if (!CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 20000)))
-        printf("  no reconnect; see %s\n", log);
-    CHECK(t_file_has(log, "reconnecting"));
-    if (CHECK(t_cl_open(&alice, "alice", "xo2") == 0))
-        t_cl_basics(&alice);
-    t_cl_close(&alice);
-
-    kill(t_live.comp, SIGTERM);
-    rc = t_wait_exit(t_live.comp, 5000);
-    if (!CHECK(rc == 0))
-        printf("  exit status %d after SIGTERM\n", rc);
-    t_live.comp = 0;
-}
-
-/* Durability, with the component name free. */
-static void t_state(void)
-{
-    if (!t_env_up())
-        return;
-    t_live_down();
-    t_state_dir();
-}
-
+/* Both crash tests, with the component name free. */
 static void t_crashes(void)
 {
     if (!t_env_up())
@@ -4540,6 +4610,8 @@ static void t_crashes(void)
     t_crash("always", 20);
     t_crash("batch", 5);    /* a crash of the process alone loses nothing */
 }
+
+/* ==== D. Demo (make demo) =============================================== */
 
 /* make demo: the same scene, with the exchanges printed. */
 static int t_demo(int argc, char **argv)
@@ -4641,9 +4713,9 @@ static int t_demo(int argc, char **argv)
     return 0;
 }
 
-#ifdef OLPCIDX_FUZZ
-/* ---- 9. fuzzing (make fuzz) ----------------------------------------- */
+/* ==== E. Fuzzing (make fuzz) ============================================ */
 
+#ifdef OLPCIDX_FUZZ
 /*
 ** libFuzzer entry: the input is what a server sends, fed to a component
 ** in pieces whose sizes come from the input's first byte, under a small
@@ -4679,10 +4751,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         abort();
     return 0;
 }
-#define main t_main_unused
+#define main t_main_unused          /* libFuzzer has its own */
 #endif /* OLPCIDX_FUZZ */
 
-/* ---- the groups, and main --------------------------------------------- */
+/* ==== F. The groups, and main =========================================== */
 
 /*
 ** Every group of tests, in the order they run.  Offline groups need no
@@ -4725,7 +4797,7 @@ static const struct t_group {
     { "rate", T_OFFLINE, t_rate,
       "rate limits per full JID" },
     { "notice", T_OFFLINE, t_notice,
-      "--notify-type notice" },
+      "--notify-type notice: the seed's message type" },
     { "idle", T_OFFLINE, t_idle,
       "idle participants pinged; no answer or an error: gone" },
     { "atomic", T_OFFLINE, t_atomic,
@@ -4734,17 +4806,17 @@ static const struct t_group {
       "storage in memory: journal, snapshot, damage, full disk" },
     { "refused", T_INTEROP, t_refused,
       "daemon refused: wrong secret, unknown domain (exit 3)" },
-    { "usage", T_INTEROP, t_usage,
+    { "usage", T_INTEROP, t_usage_errors,
       "usage and configuration errors of the daemon (exit 2)" },
     { "basics", T_INTEROP, t_basics,
       "configured by a file; disco, version, ping, unknown iq" },
-    { "seed", T_INTEROP, t_seed,
+    { "seed", T_INTEROP, t_interop_seed,
       "the seed protocol with six clients (D.12 50-56)" },
     { "reload", T_INTEROP, t_reload,
       "SIGHUP: new log level and stanza limit, live" },
     { "reconnect", T_INTEROP, t_reconnect,
       "Prosody restarted: component reconnects; SIGTERM: exit 0" },
-    { "state", T_INTEROP, t_state,
+    { "state", T_INTEROP, t_state_dir,
       "the state directory: created, locked, refused, repaired" },
     { "crash", T_INTEROP, t_crashes,
       "kill -9 at random: nothing acknowledged is lost" }
