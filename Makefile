@@ -39,10 +39,10 @@ olpcidx.o: $(SRC)
 olpcidx-test: test.c $(SRC)
 	$(CC) $(STD) $(CFLAGS) -g -o $@ test.c $(LDFLAGS) $(LDLIBS)
 
-olpcidx-bench: test.c $(SRC)
-	$(CC) $(STD) -O2 -DOLPCIDX_BENCH $(BENCH_DEFS) -o $@ test.c $(BENCH_LIBS)
+olpcidx-bench: contrib/bench.c $(SRC)
+	$(CC) $(STD) -O2 $(BENCH_DEFS) -o $@ contrib/bench.c $(BENCH_LIBS)
 
-# -Werror builds of library, daemon and tests with both compilers
+# -Werror builds of library, daemon, tests and benchmark with both compilers
 strict:
 	@for cc in gcc clang; do \
 	  if command -v $$cc >/dev/null; then \
@@ -50,6 +50,8 @@ strict:
 	    $$cc $(STRICT) -O2 -c -o /dev/null olpcidx.c || exit 1; \
 	    $$cc $(STRICT) -O2 -DOLPCIDX_MAIN -o /dev/null olpcidx.c || exit 1; \
 	    $$cc $(STRICT) -O2 -o /dev/null test.c || exit 1; \
+	    $$cc $(STRICT) -O2 $(BENCH_DEFS) -c -o /dev/null contrib/bench.c \
+	      || exit 1; \
 	  else echo "strict: $$cc not installed, skipped"; fi; \
 	done
 	@echo "strict: the daemon links only libc:"; \

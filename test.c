@@ -1,23 +1,71 @@
 /*
 ** test.c -- tests for olpcidx.  MIT licence, see LICENSE.
 **
-** Includes olpcidx.c itself, so the static internals are testable.
+** Includes olpcidx.c itself, so the static internals are testable.  The
+** tests come in groups; the table of groups is at the end of this file,
+** beside main().
 **
-**   ./olpcidx-test            offline tests, then interop tests against a
-**                             private Prosody started on 127.0.0.1
-**   OLPCIDX_TEST_OFFLINE=1    offline tests only (no server, no sockets):
-**                             how it runs under emulators
-**   ./olpcidx-test demo       the scene of `make demo`
+** Running it (make test-offline, make test):
+**   ./olpcidx-test            every group: the offline ones, then the
+**                             interop ones
+**   ./olpcidx-test GROUP...   those groups only, in the table's order
+**   ./olpcidx-test list       the table: name, offline or interop, what
+**   ./olpcidx-test demo       the scene of `make demo`, printed
+** The last line is "N passed, N failed"; the exit status is 1 after a
+** failure, 2 for an unknown group.
+**
+** Environment:
+**   OLPCIDX_TEST_OFFLINE=1    without group names, only the offline
+**                             groups run (no server, no sockets): how it
+**                             runs under emulators and sanitizers
+**   OLPCIDX_FIXTURES=dir      the fixtures are in dir, not ./fixtures
 **   OLPCIDX_FIXTURE_WRITE=1   (re)writes the fixtures' .out files from
 **                             the current behaviour; review the diff
 **                             before committing
+**   OLPCIDX_TEST_KEEP=1       keeps the interop groups' temporary
+**                             directory (configurations, the logs of
+**                             Prosody and the daemon) and prints its name
 **
-** Offline: SHA-1 and handshake vectors; every fixtures/xml-*.xml through
-** the tokenizer and every fixtures/core-*.xml through the whole component,
-** each fed whole, one byte at a time, split at every point and in random
-** chunks (fixed seeds), all giving the .out beside it; allocation failure
-** injected at every allocation of each fixture; serializer and timers.
-** The last line is "N passed, N failed".
+** Offline groups need nothing but this program and fixtures/: each
+** fixtures/xml-*.xml goes through the tokenizer and each
+** fixtures/core-*.xml (bytes from a server) through the whole component,
+** fed whole, one byte at a time, split at every point and in random
+** chunks, all giving the .out beside it, then with each allocation
+** failing in turn.  Interop groups run the daemon (./olpcidx) and, but
+** for usage, talk to it through a private Prosody on 127.0.0.1.
+**
+** The file, in order; each part uses only what is above it:
+**   A. Harness
+**      A1. checks, strings, files    CHECK, t_same, t_str, t_readfile
+**      A2. the test allocator        counts, checks sizes, fails on demand
+**      A3. feeding patterns          whole, bytewise, split, random
+**      A4. golden transcripts        the component's output one stanza
+**                                    per line, cut by the tokenizer
+**      A5. a component in memory     t_core: online, fed, drained, freed
+**   B. Offline groups
+**      B1. sha1                      SHA-1 and the handshake digest
+**      B2. xml, core                 the fixtures
+**      B3. serializer, timers, api, backpressure
+**      B4. siphash                   (B4 to B6: olpcidx.c section 5)
+**      B5. map
+**      B6. props
+**      B7. rsm, memcap, rate, notice, idle, atomic: the index
+**      B8. persist                   a storage in memory
+**   C. Interop
+**      C1. processes                 Prosody and the daemon, started
+**                                    and always stopped
+**      C2. a small c2s client        t_cl, on the project's tokenizer
+**      C3. scenarios as tables       t_step rows, walked by t_scene
+**      C4. what the interop groups share: Prosody, the live component
+**      C5. refused, usage
+**      C6. basics, seed              the scenarios' tables and groups
+**      C7. reload, reconnect
+**      C8. state, crash              durability
+**   D. Demo (make demo)
+**   E. Fuzzing (make fuzz)           LLVMFuzzerTestOneInput, with
+**                                    -DOLPCIDX_FUZZ
+**   F. The groups, and main          t_groups[], the table
+** The benchmark (make bench) is contrib/bench.c.
 */
 #define _POSIX_C_SOURCE 200809L       /* mkdtemp */
 #define _FILE_OFFSET_BITS 64            /* readdir of 64-bit inodes on i586 */
@@ -37,7 +85,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- tiny harness ---------------------------------------------------- */
+/* ==== A. Harness ======================================================== */
+
+/* ---- A1. checks, strings, files ---------------------------------------- */
 
 static int t_passed, t_failed;
 static const char *t_fixdir = "fixtures";
@@ -187,7 +237,7 @@ static uint32_t t_rand(uint32_t *s)
     return *s = x;
 }
 
-/* ---- a test allocator: counts, checks sizes, fails on demand --------- */
+/* ---- A2. the test allocator: counts, checks sizes, fails on demand ----- */
 
 /*
 ** Every block carries its size in a header, so a wrong osize from the
@@ -238,7 +288,7 @@ static void *t_alloc_fn(void *ud, void *p, size_t osize, size_t nsize)
     return q + 1;
 }
 
-/* ---- feeding patterns ------------------------------------------------ */
+/* ---- A3. feeding patterns ---------------------------------------------- */
 
 /* How a fixture is cut into feeds: 0 whole, 1 byte by byte, 2 split at
 ** `at`, 3 random chunks from `seed`. */
@@ -272,7 +322,174 @@ static int t_feed_all(const t_feed *f, const char *in, size_t n,
     return rc;
 }
 
-/* ---- 1. SHA-1 and the handshake digest ------------------------------- */
+/* ---- A4. golden transcripts, one stanza per line ----------------------- */
+
+/*
+** What the component sent, as the core-*.out files hold it: a newline
+** after the stream header and after each top-level stanza, the bytes
+** otherwise exactly as sent, so that a diff names the stanza that changed.
+** The boundaries come from the project's tokenizer, fed up to each '>' in
+** turn: every tag ends on one, and its event has fired when the feed
+** returns.  Bytes that do not tokenize are copied as they are from there
+** on.  Only the tokenizer's interface is used here.
+*/
+typedef struct t_lay {
+    size_t depth;
+    int cut;                    /* this feed ended the header or a stanza */
+} t_lay;
+
+static int t_lay_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
+                       size_t na)
+{
+    t_lay *l = (t_lay *)ud;
+    (void)ns;
+    (void)name;
+    (void)a;
+    (void)na;
+    if (++l->depth == 1)
+        l->cut = 1;
+    return 0;
+}
+
+static int t_lay_end(void *ud)
+{
+    t_lay *l = (t_lay *)ud;
+    if (--l->depth == 1)
+        l->cut = 1;
+    return 0;
+}
+
+static int t_lay_text(void *ud, const char *p, size_t n)
+{
+    (void)ud;
+    (void)p;
+    (void)n;
+    return 0;
+}
+
+static const oi_xml_handler t_lay_handler = {
+    t_lay_start, t_lay_end, t_lay_text
+};
+
+/* Appends p..n to s, laid out one stanza per line. */
+static void t_layout(t_str *s, const char *p, size_t n)
+{
+    t_lay l;
+    t_alloc a;
+    oi_mem mem;
+    oi_xml xml;
+    size_t off = 0, k;
+    int ok = 1;
+    memset(&l, 0, sizeof l);
+    memset(&a, 0, sizeof a);
+    memset(&mem, 0, sizeof mem);
+    mem.alloc = t_alloc_fn;
+    mem.ud = &a;
+    oi_xml_init(&xml, &mem, &t_lay_handler, &l);
+    oi_xml_limits(&xml, 1024, 1024, 1024, n + 1);   /* no limit binds */
+    t_add(s, "", 0);
+    while (off < n) {
+        const char *gt = ok ? (const char *)memchr(p + off, '>', n - off)
+                            : NULL;
+        k = gt ? (size_t)(gt - (p + off)) + 1 : n - off;
+        l.cut = 0;
+        if (ok && oi_xml_feed(&xml, p + off, k) != 0)
+            ok = 0;
+        t_add(s, p + off, k);
+        if (ok && l.cut)
+            t_addz(s, "\n");
+        off += k;
+    }
+    oi_xml_release(&xml);
+}
+
+/* ---- A5. a component in memory ----------------------------------------- */
+
+/*
+** A component on the test allocator, through the public API only: what
+** it sends (drained in uneven pieces, as partial writes) and what it logs
+** are collected in strings; t_core_online brings it past the handshake,
+** t_send feeds a stanza at a time, t_core_done frees it and checks that
+** nothing leaked.
+*/
+typedef struct t_core {
+    t_alloc alloc;
+    olpcidx *x;
+    t_str out;                  /* bytes the component sent */
+    t_str log;
+} t_core;
+
+static void t_core_log(void *ud, int level, const char *msg)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    t_addf(&((t_core *)ud)->log, "%s: %s\n", names[level], msg);
+}
+
+static void t_core_drain(t_core *t)
+{
+    const void *p;
+    size_t n;
+    while ((n = olpcidx_pending(t->x, &p)) > 0) {
+        t_add(&t->out, p, n > 7 ? n - 7 : n);   /* partial writes too */
+        olpcidx_sent(t->x, n > 7 ? n - 7 : n);
+    }
+}
+
+static int t_core_feed(void *ctx, const char *p, size_t n)
+{
+    t_core *t = (t_core *)ctx;
+    int rc = olpcidx_feed(t->x, p, n);
+    t_core_drain(t);
+    return rc;
+}
+
+static void t_core_config(olpcidx_config *c, t_core *t)
+{
+    olpcidx_config_init(c);
+    c->jid = "index.jabber.test";
+    c->secret = "secret";
+    c->alloc = t_alloc_fn;
+    c->alloc_ud = &t->alloc;
+    c->log = t_core_log;
+    c->log_ud = t;
+    c->log_level = OLPCIDX_LOG_DEBUG;
+}
+
+#define T_HDR "<stream:stream xmlns:stream='" OI_NS_STREAM "' xmlns='" \
+              OI_NS_ACCEPT "' id='abc'><handshake/>"
+#define T_TO  " to='index.jabber.test'"
+
+/* A component online at time now, with the config tweaked by the caller
+** beforehand through c. */
+static void t_core_online(t_core *t, olpcidx_config *c, uint64_t now)
+{
+    CHECK(olpcidx_new(&t->x, c) == 0);
+    CHECK(olpcidx_connect(t->x, now) == 0);
+    CHECK(olpcidx_feed(t->x, T_HDR, strlen(T_HDR)) == 0);
+    t_core_drain(t);
+    t->out.n = 0;
+}
+
+static void t_core_done(t_core *t)
+{
+    olpcidx_free(t->x);
+    CHECK(t->alloc.live == 0);
+    free(t->out.p);
+    free(t->log.p);
+    memset(t, 0, sizeof *t);
+}
+
+static void t_send(t_core *t, uint64_t now, const char *z)
+{
+    int wait;
+    olpcidx_tick(t->x, now, &wait);
+    CHECK(olpcidx_feed(t->x, z, strlen(z)) == 0);
+    t_core_drain(t);
+}
+
+/* ==== B. Offline groups ================================================= */
+
+/* ---- B1. sha1: SHA-1 and the handshake digest -------------------------- */
 
 static void t_sha1(void)
 {
@@ -315,7 +532,7 @@ static void t_sha1(void)
     }
 }
 
-/* ---- 2. the tokenizer on fixtures/xml-*.xml -------------------------- */
+/* ---- B2. xml, core: the fixtures --------------------------------------- */
 
 /* The trace of events: one line per start, attribute, text run
 ** (coalesced across feeds, so identical for any split), end. */
@@ -408,57 +625,14 @@ static char *t_tok_run(const char *in, size_t n, const t_feed *f,
     return t.trace.p;
 }
 
-/* ---- 3. the whole component on fixtures/core-*.xml ------------------- */
-
-typedef struct t_core {
-    t_alloc alloc;
-    olpcidx *x;
-    t_str out;                  /* bytes the component sent */
-    t_str log;
-} t_core;
-
-static void t_core_log(void *ud, int level, const char *msg)
-{
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    t_addf(&((t_core *)ud)->log, "%s: %s\n", names[level], msg);
-}
-
-static void t_core_drain(t_core *t)
-{
-    const void *p;
-    size_t n;
-    while ((n = olpcidx_pending(t->x, &p)) > 0) {
-        t_add(&t->out, p, n > 7 ? n - 7 : n);   /* partial writes too */
-        olpcidx_sent(t->x, n > 7 ? n - 7 : n);
-    }
-}
-
-static int t_core_feed(void *ctx, const char *p, size_t n)
-{
-    t_core *t = (t_core *)ctx;
-    int rc = olpcidx_feed(t->x, p, n);
-    t_core_drain(t);
-    return rc;
-}
-
-static void t_core_config(olpcidx_config *c, t_core *t)
-{
-    olpcidx_config_init(c);
-    c->jid = "index.jabber.test";
-    c->secret = "secret";
-    c->alloc = t_alloc_fn;
-    c->alloc_ud = &t->alloc;
-    c->log = t_core_log;
-    c->log_ud = t;
-    c->log_level = OLPCIDX_LOG_DEBUG;
-}
-
-/* Runs one server transcript through a component; returns what it sent,
-** the final code and its log, as one string (caller frees). */
+/* Runs one server transcript through a component; returns what it sent
+** (one stanza per line), the final code and its log, as one string
+** (caller frees). */
 static char *t_core_run(const char *in, size_t n, const t_feed *f,
                         long fail_at, t_alloc *stats)
 {
     t_core t;
+    t_str res;
     olpcidx_config c;
     int rc;
     memset(&t, 0, sizeof t);
@@ -473,12 +647,15 @@ static char *t_core_run(const char *in, size_t n, const t_feed *f,
         if (rc == 0)
             rc = t_feed_all(f, in, n, t_core_feed, &t);
     }
-    t_addf(&t.out, "\n== %s\n", t_errname(rc));
-    t_addz(&t.out, t.log.p);
+    memset(&res, 0, sizeof res);
+    t_layout(&res, t.out.p, t.out.n);
+    t_addf(&res, "\n== %s\n", t_errname(rc));
+    t_addz(&res, t.log.p);
     olpcidx_free(t.x);
     *stats = t.alloc;
+    free(t.out.p);
     free(t.log.p);
-    return t.out.p;
+    return res.p;
 }
 
 typedef char *(*t_runfn)(const char *in, size_t n, const t_feed *f,
@@ -603,7 +780,18 @@ static void t_fixtures(const char *prefix, t_runfn run)
     free(names);
 }
 
-/* ---- 4. serializer, limits, timers ----------------------------------- */
+/* The groups of fixtures. */
+static void t_xml_fixtures(void)
+{
+    t_fixtures("xml-", t_tok_run);
+}
+
+static void t_core_fixtures(void)
+{
+    t_fixtures("core-", t_core_run);
+}
+
+/* ---- B3. serializer, timers, api, backpressure ------------------------- */
 
 /* Parses a stanza with the component's own assembly and writes it back. */
 static void t_serializer(void)
@@ -799,14 +987,15 @@ static void t_backpressure(void)
     CHECK(t.alloc.live == 0);
 }
 
-/* ---- 5. keyed hashing, the hash map, property values ---------------- */
+/* ---- B4. siphash: keyed hashing ---------------------------------------- */
 
 /*
-** Unit tests of section 5 of olpcidx.c: SipHash against the reference
-** vectors (SipHash-2-4: the reference implementation's; SipHash-1-3:
-** an independent implementation's), the map against a plain array under
-** random operations, growth, reservation, allocation failure at every
-** growth and walks with deletions, and every rule of the property types.
+** B4 to B6 are unit tests of section 5 of olpcidx.c: SipHash against the
+** reference vectors (SipHash-2-4: the reference implementation's;
+** SipHash-1-3: an independent implementation's), the map against a plain
+** array under random operations, growth, reservation, allocation failure
+** at every growth and walks with deletions, and every rule of the
+** property types.  The helpers here serve all three.
 */
 static void tu_mem_init(oi_mem *mem, t_alloc *a)
 {
@@ -1110,8 +1299,9 @@ static const uint64_t tu_sip13_cpython[16] = {
     UINT64_C(0xf30eb725bb91c9ea),  /* 15 bytes */
 };
 
-/* xorshift64*: deterministic, so failures reproduce. */
-static uint64_t tu_rng = UINT64_C(0x853c49e6748fea9b);
+/* xorshift64*: deterministic, so failures reproduce; each group that
+** uses it sets the seed first. */
+static uint64_t tu_rng;
 
 static uint64_t tu_rand(void)
 {
@@ -1176,7 +1366,7 @@ static void tu_siphash(void)
     CHECK(oi_siphash(key, NULL, 0) == oi_siphash(key, "", 0));
 }
 
-/* ==== Map ============================================================ */
+/* ---- B5. map: the hash map --------------------------------------------- */
 
 /* Structural check: capacity a power of two, load within bounds, each
 ** stored hash right, each entry reachable from its home slot without
@@ -1696,7 +1886,29 @@ static void tu_map_walk_stale(void)
     CHECK(mem.used == 0 && a.blocks == 0);
 }
 
-/* ==== Property values ================================================ */
+/* The map group: keys made, every map test, keys freed.  Groups that
+** draw random numbers start from their own fixed seed, so that a group
+** run alone draws what it draws in a full run. */
+static void tu_map_all(void)
+{
+    size_t k;
+    tu_rng = UINT64_C(0x853c49e6748fea9b);
+    for (k = 0; k < TU_NKEYS; k++) {
+        tu_make_key(k);
+        tu_tag[k][0] = tu_tag[k][1] = 0;
+    }
+    tu_map_basic();
+    tu_map_random();
+    tu_map_growth();
+    tu_map_reserve();
+    tu_map_enomem();
+    tu_map_walk();
+    tu_map_walk_stale();
+    for (k = 0; k < TU_NKEYS; k++)
+        free(tu_kbuf[k]);
+}
+
+/* ---- B6. props: property values ---------------------------------------- */
 
 typedef struct tu_prop {
     int type;
@@ -2103,62 +2315,86 @@ static void tu_prop_b64(void)
     CHECK(bad == 0);
 }
 
-/* All of the above, in order. */
-static void tu_all(void)
+/* The property group. */
+static void tu_prop_all(void)
 {
-    size_t k;
-    for (k = 0; k < TU_NKEYS; k++) {
-        tu_make_key(k);
-        tu_tag[k][0] = tu_tag[k][1] = 0;
-    }
-    tu_siphash();
-    tu_map_basic();
-    tu_map_random();
-    tu_map_growth();
-    tu_map_reserve();
-    tu_map_enomem();
-    tu_map_walk();
-    tu_map_walk_stale();
+    tu_rng = UINT64_C(0xdd3fe780dddfa9cd);
     tu_ptype();
     tu_prop_table();
     tu_prop_int_random();
     tu_prop_b64();
-    for (k = 0; k < TU_NKEYS; k++)
-        free(tu_kbuf[k]);
 }
 
-/* ---- 6. the index: rate, idle pings, failure atomicity --------------- */
+/* ---- B7. rsm, memcap, rate, notice, idle, atomic: the index ------------ */
 
-#define T_HDR "<stream:stream xmlns:stream='" OI_NS_STREAM "' xmlns='" \
-              OI_NS_ACCEPT "' id='abc'><handshake/>"
-#define T_TO  " to='index.jabber.test'"
+/*
+** The index through a component in memory (A5): the paging cursor, the
+** memory cap, rate limits, the notice message type, idle participants,
+** and every update all or nothing under allocation failure.
+*/
 
-/* A component online at time now, with the config tweaked by the caller
-** beforehand through c. */
-static void t_core_online(t_core *t, olpcidx_config *c, uint64_t now)
+/* The positional cursor of XEP-0059 paging (PROTOCOL.md 3): where after
+** and before UIDs fall in the sorted items, present or not. */
+static void t_rsm_pos(void)
 {
-    CHECK(olpcidx_new(&t->x, c) == 0);
-    CHECK(olpcidx_connect(t->x, now) == 0);
-    CHECK(olpcidx_feed(t->x, T_HDR, strlen(T_HDR)) == 0);
-    t_core_drain(t);
-    t->out.n = 0;
+    oi_item a, b, c, *v[3];
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    memset(&c, 0, sizeof c);
+    a.uid = OI_LIT("a1");
+    b.uid = OI_LIT("a2");
+    c.uid = OI_LIT("a3");
+    v[0] = &a;
+    v[1] = &b;
+    v[2] = &c;
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 1) == 1);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a15"), 1) == 1);     /* vanished */
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a3"), 1) == 3);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("0"), 1) == 0);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 0) == 0);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a2"), 0) == 1);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("a25"), 0) == 2);
+    CHECK(oi_rsm_pos(v, 3, OI_LIT("zz"), 0) == 3);
+    CHECK(oi_rsm_pos(v, 0, OI_LIT("a1"), 1) == 0);
 }
 
-static void t_core_done(t_core *t)
+/* With the memory cap reached, announcements are refused with
+** resource-constraint, the index stays whole and the stream goes on. */
+static void t_memcap(void)
 {
-    olpcidx_free(t->x);
-    CHECK(t->alloc.live == 0);
-    free(t->out.p);
-    free(t->log.p);
-    memset(t, 0, sizeof *t);
-}
-
-static void t_send(t_core *t, uint64_t now, const char *z)
-{
-    int wait;
-    olpcidx_tick(t->x, now, &wait);
-    CHECK(olpcidx_feed(t->x, z, strlen(z)) == 0);
-    t_core_drain(t);
+    char msg[2048], big[1025];
+    t_core t;
+    olpcidx_config c;
+    int i, refused = 0;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.mem_limit = 160 * 1024;
+    t_core_online(&t, &c, 0);
+    memset(big, 'v', 1024);
+    big[1024] = '\0';
+    t_send(&t, 1, "<iq type='get' id='d' from='a@jabber.test/x'" T_TO "><query"
+           " xmlns='" OI_NS_DINFO "'/></iq>");
+    for (i = 0; i < 400 && !refused; i++) {
+        snprintf(msg, sizeof msg, "<message from='u%d@jabber.test/x'" T_TO
+                 "><properties xmlns='" OI_NS_APROPS "' activity='act%d'>"
+                 "<property type='str' name='blob'>%s</property></properties>"
+                 "</message>", i, i, big);
+        t.out.n = 0;
+        t_send(&t, 1, msg);
+        refused = t_count(t.out.p, "<resource-constraint") > 0;
+    }
+    CHECK(refused);
+    CHECK(t.x->mem.used <= c.mem_limit);
+    CHECK(oi_map_get(&t.x->acts, OI_LIT("act0")) != NULL);
+    /* everything before the refusal is there, the refused one is not */
+    snprintf(msg, sizeof msg, "act%d", i - 1);
+    CHECK(oi_map_get(&t.x->acts, oi_zstr(msg)) == NULL);
+    CHECK((int)t.x->acts.n == i - 1);
+    t.out.n = 0;
+    t_send(&t, 2, "<iq type='get' id='p' from='a@jabber.test/x'" T_TO "><ping"
+           " xmlns='urn:xmpp:ping'/></iq>");
+    CHECK(t_count(t.out.p, "type='result'") == 1);
+    t_core_done(&t);
 }
 
 static void t_rate(void)
@@ -2255,70 +2491,6 @@ static void t_idle(void)
     CHECK(t_count(t.out.p, "<left jid='b@jabber.test'/>") == 1);
     CHECK(t_count(t.out.p, "<closed/>") == 1);
     CHECK(t.x->acts.n == 0 && t.x->buddies.n == 0);
-    t_core_done(&t);
-}
-
-/* The positional cursor of XEP-0059 paging (PROTOCOL.md 3): where after
-** and before UIDs fall in the sorted items, present or not. */
-static void t_rsm_pos(void)
-{
-    oi_item a, b, c, *v[3];
-    memset(&a, 0, sizeof a);
-    memset(&b, 0, sizeof b);
-    memset(&c, 0, sizeof c);
-    a.uid = OI_LIT("a1");
-    b.uid = OI_LIT("a2");
-    c.uid = OI_LIT("a3");
-    v[0] = &a;
-    v[1] = &b;
-    v[2] = &c;
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 1) == 1);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a15"), 1) == 1);     /* vanished */
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a3"), 1) == 3);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("0"), 1) == 0);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 0) == 0);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a2"), 0) == 1);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("a25"), 0) == 2);
-    CHECK(oi_rsm_pos(v, 3, OI_LIT("zz"), 0) == 3);
-    CHECK(oi_rsm_pos(v, 0, OI_LIT("a1"), 1) == 0);
-}
-
-/* With the memory cap reached, announcements are refused with
-** resource-constraint, the index stays whole and the stream goes on. */
-static void t_memcap(void)
-{
-    char msg[2048], big[1025];
-    t_core t;
-    olpcidx_config c;
-    int i, refused = 0;
-    memset(&t, 0, sizeof t);
-    t_core_config(&c, &t);
-    c.mem_limit = 160 * 1024;
-    t_core_online(&t, &c, 0);
-    memset(big, 'v', 1024);
-    big[1024] = '\0';
-    t_send(&t, 1, "<iq type='get' id='d' from='a@jabber.test/x'" T_TO "><query"
-           " xmlns='" OI_NS_DINFO "'/></iq>");
-    for (i = 0; i < 400 && !refused; i++) {
-        snprintf(msg, sizeof msg, "<message from='u%d@jabber.test/x'" T_TO
-                 "><properties xmlns='" OI_NS_APROPS "' activity='act%d'>"
-                 "<property type='str' name='blob'>%s</property></properties>"
-                 "</message>", i, i, big);
-        t.out.n = 0;
-        t_send(&t, 1, msg);
-        refused = t_count(t.out.p, "<resource-constraint") > 0;
-    }
-    CHECK(refused);
-    CHECK(t.x->mem.used <= c.mem_limit);
-    CHECK(oi_map_get(&t.x->acts, OI_LIT("act0")) != NULL);
-    /* everything before the refusal is there, the refused one is not */
-    snprintf(msg, sizeof msg, "act%d", i - 1);
-    CHECK(oi_map_get(&t.x->acts, oi_zstr(msg)) == NULL);
-    CHECK((int)t.x->acts.n == i - 1);
-    t.out.n = 0;
-    t_send(&t, 2, "<iq type='get' id='p' from='a@jabber.test/x'" T_TO "><ping"
-           " xmlns='urn:xmpp:ping'/></iq>");
-    CHECK(t_count(t.out.p, "type='result'") == 1);
     t_core_done(&t);
 }
 
@@ -2489,8 +2661,14 @@ static void t_atomic(void)
     CHECK(ok);
 }
 
-/* ---- persistence with a storage in memory (PROTOCOL.md 7) ------------ */
+/* ---- B8. persist: a storage in memory (PROTOCOL.md 7) ------------------ */
 
+/*
+** A storage (olpcidx_storage) that keeps the journal and the snapshot in
+** strings, and can fail as a full disk does; a small school day of
+** announcements; components restored from those bytes, compared by a
+** dump of what is durable (t_dump_as, B7).
+*/
 typedef struct t_store {
     t_str journal;
     t_str snap;
@@ -2750,26 +2928,9 @@ static void t_persist(void)
     free(empty.p);
 }
 
-static void t_offline(void)
-{
-    t_sha1();
-    t_fixtures("xml-", t_tok_run);
-    t_fixtures("core-", t_core_run);
-    t_serializer();
-    t_timers();
-    t_api();
-    t_backpressure();
-    tu_all();
-    t_rsm_pos();
-    t_memcap();
-    t_rate();
-    t_notice();
-    t_idle();
-    t_atomic();
-    t_persist();
-}
+/* ==== C. Interop ======================================================== */
 
-/* ---- 7. a private Prosody and processes ------------------------------ */
+/* ---- C1. processes: a private Prosody and the daemon ------------------- */
 
 /*
 ** The interop tests start everything they use and stop it again: a
@@ -2934,13 +3095,19 @@ static int t_wait_log(const char *file, const char *needle, int n, int ms)
     return 0;
 }
 
-static int t_file_has(const char *file, const char *needle)
+/* How many copies of needle file holds. */
+static int t_file_count(const char *file, const char *needle)
 {
     size_t len;
     char *p = t_readfile(file, &len);
     int k = p ? t_count(p, needle) : 0;
     free(p);
-    return k > 0;
+    return k;
+}
+
+static int t_file_has(const char *file, const char *needle)
+{
+    return t_file_count(file, needle) > 0;
 }
 
 static void t_path(char *out, size_t n, const char *name)
@@ -3134,41 +3301,42 @@ static int t_run(const char *const *args, const char *log)
     return pid > 0 ? t_wait_exit(pid, 5000) : -1;
 }
 
-/* Usage and configuration errors: exit 2 and a message that names what
-** is wrong.  None of these connects anywhere. */
-static void t_usage_errors(void)
+/* Creates the directory, picks ports, writes the server configuration. */
+static int t_env_setup(void)
 {
-    static const char *const nodomain[] = { "--secret", "x", NULL };
-    static const char *const bogus[] = { "--domain", "a.b", "--bogus", NULL };
-    static const char *const depth[] = {
-        "--domain", "a.b", "--secret", "x", "--max-depth", "0", NULL };
-    static const char *const nosecret[] = { "--domain", "a.b", NULL };
-    static const char *const help[] = { "--help", NULL };
-    char path[256], conf[256];
-    const char *cargs[3];
-    t_path(path, sizeof path, "usage.log");
-    CHECK(t_run(nodomain, "usage.log") == 2);
-    CHECK(t_file_has(path, "--domain"));
-    CHECK(t_run(bogus, "usage.log") == 2);
-    CHECK(t_file_has(path, "--bogus"));
-    CHECK(t_run(depth, "usage.log") == 2);
-    CHECK(t_file_has(path, "max-depth"));
-    unsetenv("OLPCIDX_SECRET");
-    CHECK(t_run(nosecret, "usage.log") == 2);
-    CHECK(t_file_has(path, "OLPCIDX_SECRET"));
-    t_path(conf, sizeof conf, "bad.conf");
-    t_writefile(conf, "domain = a.b\nsecret = x\ncolour = blue\n", 35);
-    cargs[0] = "--config";
-    cargs[1] = conf;
-    cargs[2] = NULL;
-    CHECK(t_run(cargs, "usage.log") == 2);
-    CHECK(t_file_has(path, "bad.conf:3"));
-    CHECK(t_run(help, "help.log") == 0);
-    t_path(path, sizeof path, "help.log");
-    CHECK(t_file_has(path, "--max-stanza"));
+    strcpy(t_dir, "/tmp/olpcidx-test-XXXXXX");
+    if (!mkdtemp(t_dir)) {
+        t_dir[0] = '\0';
+        printf("FAIL mkdtemp: %s\n", strerror(errno));
+        t_failed++;
+        return -1;
+    }
+    setenv("OLPCIDX_TEST_DIR", t_dir, 1);
+    atexit(t_cleanup);
+    signal(SIGINT, t_on_signal);
+    signal(SIGTERM, t_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    t_c2s_port = t_free_port();
+    do
+        t_comp_port = t_free_port();
+    while (t_comp_port == t_c2s_port);
+    return t_prosody_setup();
 }
 
-/* ---- 8. a small c2s client -------------------------------------------- */
+static int t_have_prosody(void)
+{
+    if (system("command -v prosody >/dev/null 2>&1") == 0)
+        return 1;
+    printf("FAIL ======================================================\n"
+           "FAIL Prosody is not installed: the interop tests cannot run.\n"
+           "FAIL Install it (apt-get install prosody) or run the offline\n"
+           "FAIL tests alone with OLPCIDX_TEST_OFFLINE=1.\n"
+           "FAIL ======================================================\n");
+    t_failed++;
+    return 0;
+}
+
+/* ---- C2. a small c2s client -------------------------------------------- */
 
 /*
 ** Enough of RFC 6120 for tests: stream, SASL PLAIN (loopback only), resource
@@ -3490,84 +3658,6 @@ static void t_expect(const char *what, const char *reply,
         t_failed++;
 }
 
-/* The exchanges every client should see from a live component. */
-static void t_cl_basics(t_cl *c)
-{
-    static const char *const info[] = {
-        "type='result'", "from='" T_COMP "'",
-        "<identity ", "category='collaboration'", "type='gadget'",
-        "name='OLPC Gadget'",
-        "<feature var='" OI_NS_BUDDY "'/>", "<feature var='" OI_NS_ACT "'/>",
-        "<feature var='" OI_NS_RSM "'/>", "<feature var='" OI_NS_DINFO "'/>",
-        "<feature var='" OI_NS_PING "'/>", "<feature var='" OI_NS_VERSION "'/>",
-        NULL
-    };
-    static const char *const unknown[] = {
-        "type='error'", "from='" T_COMP "'", "<service-unavailable", NULL
-    };
-    static const char *const items[] = {
-        "type='result'", "<query xmlns='" OI_NS_DITEMS "'/>", NULL
-    };
-    static const char *const version[] = {
-        "type='result'", "<name>olpcidx</name>",
-        "<version>" OLPCIDX_VERSION "</version>", NULL
-    };
-    static const char *const pong[] = { "type='result'", NULL };
-    char *r;
-    r = t_cl_iq(c, "info1", "get", "<query xmlns='" OI_NS_DINFO "'/>");
-    t_expect("disco#info", r, info);
-    if (r && !CHECK(strstr(r, c->jid) != NULL))
-        printf("  reply not addressed to %s: %s\n", c->jid, r);
-    free(r);
-    r = t_cl_iq(c, "unk1", "get", "<query xmlns='urn:example:nothing'/>");
-    t_expect("unknown iq", r, unknown);
-    free(r);
-    r = t_cl_iq(c, "items1", "get", "<query xmlns='" OI_NS_DITEMS "'/>");
-    t_expect("disco#items", r, items);
-    free(r);
-    r = t_cl_iq(c, "ver1", "get", "<query xmlns='" OI_NS_VERSION "'/>");
-    t_expect("version", r, version);
-    free(r);
-    r = t_cl_iq(c, "ping1", "get", "<ping xmlns='" OI_NS_PING "'/>");
-    t_expect("ping", r, pong);
-    free(r);
-}
-
-/* Creates the directory, picks ports, writes the server configuration. */
-static int t_env_setup(void)
-{
-    strcpy(t_dir, "/tmp/olpcidx-test-XXXXXX");
-    if (!mkdtemp(t_dir)) {
-        t_dir[0] = '\0';
-        printf("FAIL mkdtemp: %s\n", strerror(errno));
-        t_failed++;
-        return -1;
-    }
-    setenv("OLPCIDX_TEST_DIR", t_dir, 1);
-    atexit(t_cleanup);
-    signal(SIGINT, t_on_signal);
-    signal(SIGTERM, t_on_signal);
-    signal(SIGPIPE, SIG_IGN);
-    t_c2s_port = t_free_port();
-    do
-        t_comp_port = t_free_port();
-    while (t_comp_port == t_c2s_port);
-    return t_prosody_setup();
-}
-
-static int t_have_prosody(void)
-{
-    if (system("command -v prosody >/dev/null 2>&1") == 0)
-        return 1;
-    printf("FAIL ======================================================\n"
-           "FAIL Prosody is not installed: the interop tests cannot run.\n"
-           "FAIL Install it (apt-get install prosody) or run the offline\n"
-           "FAIL tests alone with OLPCIDX_TEST_OFFLINE=1.\n"
-           "FAIL ======================================================\n");
-    t_failed++;
-    return 0;
-}
-
 /* Sends a message to the component. */
 static void t_cl_msg(t_cl *c, const char *payload)
 {
@@ -3611,6 +3701,8 @@ static void t_cl_none(t_cl *c, const char *what, const char *needle)
     free(s);
 }
 
+/* ---- C3. scenarios as tables ------------------------------------------- */
+
 #define T_AP  "xmlns='" OI_NS_APROPS "'"
 #define T_BP  "xmlns='" OI_NS_BPROPS "'"
 #define T_Q_A "<query xmlns='" OI_NS_ACT "'>"
@@ -3618,313 +3710,602 @@ static void t_cl_none(t_cl *c, const char *what, const char *needle)
 #define T_CONNECT "<property type='str' name='type'>org.laptop.Connect" \
                   "</property>"
 
-/* The seed protocol through Prosody, with several clients at once:
+/*
+** A scenario is a table of steps, walked in order by t_scene: a client
+** sends something, or waits for a stanza and checks what it contains.
+** Each step that checks something counts as one test.  Clients are
+** named by their index in the array given to t_scene.  Whatever needs a
+** loop or a computed value stays code around the tables.
+*/
+enum t_op {
+    T_OP_SEND,                  /* z, sent as it is */
+    T_OP_MSG,                   /* z, in a <message/> to the component */
+    T_OP_IQ,                    /* an iq get of z with id; reply checked */
+    T_OP_SYNC,                  /* a round trip (t_cl_sync) */
+    T_OP_EXPECT,                /* a stanza containing want[0]; checked */
+    T_OP_WAIT,                  /* a stanza containing z, not checked */
+    T_OP_NONE,                  /* no stanza containing z (t_cl_none) */
+    T_OP_CLOSE                  /* the client closes its stream */
+};
+
+typedef struct t_step {
+    enum t_op op;
+    int who;                    /* the client: index in the array */
+    const char *what;           /* what is checked, for failures */
+    const char *id;             /* T_OP_IQ: the iq's id */
+    const char *z;              /* what is sent, or waited for */
+    const char *want[14];       /* in the reply or stanza, each (t_expect) */
+    const char *seq[3];         /* in the reply, first ones in this order */
+    const char *never[4];       /* not in the reply; with seq: one check */
+    int ms;                     /* T_OP_EXPECT: wait this long; 0: 5 s */
+    int to_self;                /* T_OP_IQ: reply names the client's JID */
+} t_step;
+
+/* The steps without checks, in short. */
+#define T_SEND(w, s)        { T_OP_SEND, w, .z = s }
+#define T_MSG(w, s)         { T_OP_MSG, w, .z = s }
+#define T_SYNC(w)           { T_OP_SYNC, w, .z = NULL }
+#define T_WAIT(w, s)        { T_OP_WAIT, w, .z = s }
+#define T_NONE(w, label, s) { T_OP_NONE, w, label, .z = s }
+#define T_CLOSE(w)          { T_OP_CLOSE, w, .z = NULL }
+
+/* seq and never of a step against reply r: one check. */
+static void t_seq_never(const t_step *s, const char *r)
+{
+    const char *prev = NULL, *p;
+    size_t i;
+    int ok = r != NULL;
+    for (i = 0; ok && i < sizeof s->seq / sizeof s->seq[0] && s->seq[i];
+         i++) {
+        p = strstr(r, s->seq[i]);
+        ok = p != NULL && (prev == NULL || prev < p);
+        prev = p;
+    }
+    for (i = 0; ok && i < sizeof s->never / sizeof s->never[0]
+                && s->never[i]; i++)
+        ok = strstr(r, s->never[i]) == NULL;
+    if (!t_check(ok, "reply has seq in order and nothing of never",
+                 __FILE__, __LINE__))
+        printf("  %s: %s\n", s->what ? s->what : s->id, r ? r : "no reply");
+}
+
+/* Walks n steps of the scenario called name with the clients cl. */
+static void t_scene(const char *name, const t_step *s, size_t n,
+                    t_cl *const *cl)
+{
+    size_t i;
+    for (i = 0; i < n; i++, s++) {
+        t_cl *c = cl[s->who];
+        int failed = t_failed;
+        char *r;
+        switch (s->op) {
+        case T_OP_SEND:
+            t_cl_send(c, s->z);
+            break;
+        case T_OP_MSG:
+            t_cl_msg(c, s->z);
+            break;
+        case T_OP_IQ:
+            r = t_cl_iq(c, s->id, "get", s->z);
+            if (s->want[0])
+                t_expect(s->what, r, s->want);
+            if (s->to_self && r && !CHECK(strstr(r, c->jid) != NULL))
+                printf("  reply not addressed to %s: %s\n", c->jid, r);
+            if (s->seq[0] || s->never[0])
+                t_seq_never(s, r);
+            free(r);
+            break;
+        case T_OP_SYNC:
+            t_cl_sync(c);
+            break;
+        case T_OP_EXPECT:
+            r = t_cl_wait(c, s->want[0], s->ms ? s->ms : 5000);
+            t_expect(s->what, r, s->want);
+            free(r);
+            break;
+        case T_OP_WAIT:
+            free(t_cl_wait(c, s->z, 5000));
+            break;
+        case T_OP_NONE:
+            t_cl_none(c, s->what, s->z);
+            break;
+        case T_OP_CLOSE:
+            t_cl_close(c);
+            break;
+        }
+        if (t_failed != failed)
+            printf("  (scenario %s, step %lu)\n", name, (unsigned long)i + 1);
+    }
+}
+
+#define T_SCENE(table, cl) \
+    t_scene(#table, table, sizeof table / sizeof table[0], cl)
+
+/* ---- C4. what the interop groups share --------------------------------- */
+
+/*
+** What the interop groups share, brought up by the first group that
+** needs it and stopped after the last: the environment (the temporary
+** directory and a Prosody), and the live component (the daemon
+** configured by olpcidx.conf, with alice/xo and bob/xo logged in).  The
+** groups run in the order of the table, and each brings up what it
+** needs when no group before it did.
+*/
+static int t_env_state;                 /* 0 not yet, 1 up, -1 failed */
+static pid_t t_server;                  /* Prosody */
+
+static struct {
+    pid_t comp;                         /* the live component, or 0 */
+    int clients;                        /* alice and bob logged in */
+    t_cl alice, bob;
+} t_live;
+
+/* The environment; 0 if it is not there (a failure was counted). */
+static int t_env_up(void)
+{
+    if (t_env_state == 0) {
+        t_env_state = -1;
+        if (!t_have_prosody() || t_env_setup() != 0)
+            return 0;
+        t_server = t_prosody_start();
+        if (t_server < 0)
+            return 0;
+        t_env_state = 1;
+        printf("interop: prosody on 127.0.0.1:%d (c2s) and :%d "
+               "(component)\n", t_c2s_port, t_comp_port);
+    }
+    return t_env_state > 0;
+}
+
+/* The live component and its two clients; 0 without the environment. */
+static int t_live_up(void)
+{
+    char log[256];
+    int online;
+    if (!t_env_up())
+        return 0;
+    if (t_live.comp > 0)
+        return 1;
+    t_path(log, sizeof log, "olpcidx.log");
+    online = t_file_count(log, "online as " T_COMP);
+    t_write_config("info", 65536);
+    t_live.comp = t_olpcidx_start(NULL, NULL, "olpcidx.log");
+    CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 10000));
+    if (!CHECK(t_cl_open(&t_live.alice, "alice", "xo") == 0))
+        printf("  alice could not log in\n");
+    if (!CHECK(t_cl_open(&t_live.bob, "bob", "xo") == 0))
+        printf("  bob could not log in\n");
+    t_live.clients = 1;
+    return 1;
+}
+
+static void t_live_clients_down(void)
+{
+    if (t_live.clients) {
+        t_cl_close(&t_live.alice);
+        t_cl_close(&t_live.bob);
+        t_live.clients = 0;
+    }
+}
+
+/* Stops the live component, if it runs: its name is free again. */
+static void t_live_down(void)
+{
+    t_live_clients_down();
+    if (t_live.comp > 0)
+        t_stop(t_live.comp, SIGTERM);
+    t_live.comp = 0;
+}
+
+static void t_env_down(void)
+{
+    if (t_env_state > 0) {
+        t_live_down();
+        t_stop(t_server, SIGTERM);
+    }
+    t_cleanup();
+}
+
+/* ---- C5. refused, usage: the daemon refused ---------------------------- */
+
+/* A wrong secret is a configuration error: exit 3, and say so; a domain
+** the server does not serve: exit 3 too. */
+static void t_refused(void)
+{
+    char refused[256];
+    pid_t comp;
+    int rc;
+    if (!t_env_up())
+        return;
+    t_live_down();
+    comp = t_olpcidx_start(T_COMP, "wrong", "refused.log");
+    rc = t_wait_exit(comp, 15000);
+    t_path(refused, sizeof refused, "refused.log");
+    if (!CHECK(rc == 3) || !CHECK(t_file_has(refused, "check the secret")))
+        printf("  exit status %d; see %s\n", rc, refused);
+    if (rc < 0)
+        t_stop(comp, SIGKILL);
+
+    comp = t_olpcidx_start("nothere." T_DOMAIN, T_SECRET, "refused2.log");
+    rc = t_wait_exit(comp, 15000);
+    t_path(refused, sizeof refused, "refused2.log");
+    if (!CHECK(rc == 3) || !CHECK(t_file_has(refused, "component domain")))
+        printf("  exit status %d; see %s\n", rc, refused);
+    if (rc < 0)
+        t_stop(comp, SIGKILL);
+}
+
+/* Usage and configuration errors: exit 2 and a message that names what
+** is wrong.  None of these connects anywhere. */
+static void t_usage_errors(void)
+{
+    static const char *const nodomain[] = { "--secret", "x", NULL };
+    static const char *const bogus[] = { "--domain", "a.b", "--bogus", NULL };
+    static const char *const depth[] = {
+        "--domain", "a.b", "--secret", "x", "--max-depth", "0", NULL };
+    static const char *const nosecret[] = { "--domain", "a.b", NULL };
+    static const char *const help[] = { "--help", NULL };
+    char path[256], conf[256];
+    const char *cargs[3];
+    if (!t_env_up())
+        return;
+    t_path(path, sizeof path, "usage.log");
+    CHECK(t_run(nodomain, "usage.log") == 2);
+    CHECK(t_file_has(path, "--domain"));
+    CHECK(t_run(bogus, "usage.log") == 2);
+    CHECK(t_file_has(path, "--bogus"));
+    CHECK(t_run(depth, "usage.log") == 2);
+    CHECK(t_file_has(path, "max-depth"));
+    unsetenv("OLPCIDX_SECRET");
+    CHECK(t_run(nosecret, "usage.log") == 2);
+    CHECK(t_file_has(path, "OLPCIDX_SECRET"));
+    t_path(conf, sizeof conf, "bad.conf");
+    t_writefile(conf, "domain = a.b\nsecret = x\ncolour = blue\n", 35);
+    cargs[0] = "--config";
+    cargs[1] = conf;
+    cargs[2] = NULL;
+    CHECK(t_run(cargs, "usage.log") == 2);
+    CHECK(t_file_has(path, "bad.conf:3"));
+    CHECK(t_run(help, "help.log") == 0);
+    t_path(path, sizeof path, "help.log");
+    CHECK(t_file_has(path, "--max-stanza"));
+}
+
+/* ---- C6. basics, seed: the component through Prosody ------------------- */
+
+/* The exchanges every client should see from a live component. */
+static const t_step t_basics_steps[] = {
+    { T_OP_IQ, 0, "disco#info", .id = "info1",
+      .z = "<query xmlns='" OI_NS_DINFO "'/>", .to_self = 1,
+      .want = { "type='result'", "from='" T_COMP "'",
+        "<identity ", "category='collaboration'", "type='gadget'",
+        "name='OLPC Gadget'",
+        "<feature var='" OI_NS_BUDDY "'/>", "<feature var='" OI_NS_ACT "'/>",
+        "<feature var='" OI_NS_RSM "'/>", "<feature var='" OI_NS_DINFO "'/>",
+        "<feature var='" OI_NS_PING "'/>",
+        "<feature var='" OI_NS_VERSION "'/>" } },
+    { T_OP_IQ, 0, "unknown iq", .id = "unk1",
+      .z = "<query xmlns='urn:example:nothing'/>",
+      .want = { "type='error'", "from='" T_COMP "'",
+                "<service-unavailable" } },
+    { T_OP_IQ, 0, "disco#items", .id = "items1",
+      .z = "<query xmlns='" OI_NS_DITEMS "'/>",
+      .want = { "type='result'", "<query xmlns='" OI_NS_DITEMS "'/>" } },
+    { T_OP_IQ, 0, "version", .id = "ver1",
+      .z = "<query xmlns='" OI_NS_VERSION "'/>",
+      .want = { "type='result'", "<name>olpcidx</name>",
+                "<version>" OLPCIDX_VERSION "</version>" } },
+    { T_OP_IQ, 0, "ping", .id = "ping1",
+      .z = "<ping xmlns='" OI_NS_PING "'/>",
+      .want = { "type='result'" } }
+};
+
+static void t_cl_basics(t_cl *c)
+{
+    T_SCENE(t_basics_steps, &c);
+}
+
+/*
+** The seed protocol through Prosody, with several clients at once:
 ** announcements, every query form, RSM, notifications and their absence,
 ** refusals, presence- and ping-driven departures, domain and rate limits
-** (PROTOCOL.md 2-5 and 8; reference scenarios D.12 50-56). */
+** (PROTOCOL.md 2-5 and 8; reference scenarios D.12 50-56).  The clients
+** log in with resource "laptop": alice and bob are online as "xo" too,
+** the live component's clients.
+*/
+enum { ALICE, BOB, CAROL, DAVE, EVE, MALLORY };
+
+#define T_RSMQ(set) T_Q_A "<activity/>" T_RSM set "</set></query>"
+
+/* Presence, announcements and every query form, RSM included. */
+static const t_step t_seed_queries[] = {
+    /* directed presence: the server tells the component when they go */
+    T_SEND(ALICE, "<presence to='" T_COMP "'/>"),
+    T_SEND(BOB, "<presence to='" T_COMP "'/>"),
+    T_SEND(CAROL, "<presence to='" T_COMP "'/>"),
+
+    /* announcements (PROTOCOL.md 4) */
+    T_MSG(ALICE, "<properties " T_BP "><property type='str' name='nick'>"
+          "Alice</property><property type='str' name='color'>#005FE4,"
+          "#00A0FF</property></properties>"),
+    T_MSG(ALICE, "<properties " T_AP " activity='a1' room='a1@conference."
+          T_DOMAIN "'>" T_CONNECT "<property type='str' name='title'>"
+          "Draw &amp; chat</property></properties>"
+          "<activity xmlns='" OI_NS_CURACT "' id='a1' room='a1@conference."
+          T_DOMAIN "'/>"),
+    T_MSG(BOB, "<change xmlns='" OI_NS_BUDDY "'><properties " T_BP ">"
+          "<property type='str' name='nick'>Bob</property></properties>"
+          "</change>"),
+    T_MSG(BOB, "<change xmlns='" OI_NS_ACT "' activity='a2'><properties "
+          T_AP ">" T_CONNECT "</properties></change>"),
+    T_MSG(BOB, "<properties " T_AP " activity='a3'><property type='str' "
+          "name='type'>org.laptop.Chess</property></properties>"),
+    T_MSG(BOB, "<properties " T_AP " activity='a4'>" T_CONNECT
+          "<property type='bool' name='private'>true</property>"
+          "</properties>"),
+    T_SYNC(ALICE),
+    T_SYNC(BOB),
+
+    /* D.12 50, 51: by properties, wrapped and flat; private a4 unseen */
+    { T_OP_IQ, CAROL, "D.12 50 query by properties", .id = "q50",
+      .z = T_Q_A "<activity><properties " T_AP ">" T_CONNECT
+           "</properties></activity></query>",
+      .want = { "id='q50'", "<activity activity='a1' id='a1' "
+        "room='a1@conference." T_DOMAIN "'>", "<property name='title' "
+        "type='str'>Draw &amp; chat</property>", "<buddy jid='alice@"
+        T_DOMAIN "'>", "<property name='nick' type='str'>Alice</property>",
+        "<activity activity='a2' id='a2'>", "<buddy jid='bob@" T_DOMAIN
+        "'>" },
+      .seq = { "a1", "a2" }, .never = { "a4", "a3", "<set" } },
+    { T_OP_IQ, CAROL, "D.12 51 flat properties", .id = "q51",
+      .z = T_Q_A "<activity>" T_CONNECT "</activity></query>",
+      .want = { "<activity activity='a1' id='a1' room='a1@conference."
+        T_DOMAIN "'>", "<property name='title' type='str'>Draw &amp; "
+        "chat</property>", "<buddy jid='alice@" T_DOMAIN "'>",
+        "<property name='nick' type='str'>Alice</property>",
+        "<activity activity='a2' id='a2'>", "<buddy jid='bob@" T_DOMAIN
+        "'>" } },
+
+    /* D.12 52: by id, known and unknown */
+    { T_OP_IQ, CAROL, "D.12 52 query by id", .id = "q52",
+      .z = T_Q_A "<activity id='a3'/></query>",
+      .want = { "id='q52'", "<activity activity='a3' id='a3'>" } },
+    { T_OP_IQ, CAROL, "D.12 52 unknown id", .id = "q52b",
+      .z = T_Q_A "<activity activity='zz'/></query>",
+      .want = { "id='q52b'", "<query xmlns='" OI_NS_ACT "'/>" } },
+
+    /* by participants, and buddies by JID, alias and the seed's bare
+    ** form */
+    { T_OP_IQ, CAROL, "query by participant", .id = "qp",
+      .z = T_Q_A "<activity><buddy jid='alice@" T_DOMAIN "'/></activity>"
+           "</query>",
+      .want = { "id='qp'", "<activity activity='a1' id='a1'" },
+      .never = { "a2" } },
+    { T_OP_IQ, CAROL, "buddies by JID", .id = "qb",
+      .z = "<query xmlns='" OI_NS_BUDDY "'><buddy jid='alice@" T_DOMAIN
+           "'/><buddy jid='bob@" T_DOMAIN "'/><buddy jid='nobody@"
+           T_DOMAIN "'/></query>",
+      .want = { "id='qb'", "<buddy jid='alice@" T_DOMAIN "'>",
+        "<activity xmlns='" OI_NS_CURACT "' id='a1'",
+        "<buddy jid='bob@" T_DOMAIN "'>" } },
+    { T_OP_IQ, CAROL, "buddies by alias", .id = "qa",
+      .z = "<query xmlns='" OI_NS_BUDDY "'><buddy alias='LIC'/></query>",
+      .want = { "id='qa'", "<buddy jid='alice@" T_DOMAIN "'>" },
+      .never = { "bob@" } },
+    { T_OP_IQ, CAROL, "the seed's bare buddy query", .id = "qa",
+      .z = "<buddy xmlns='" OI_NS_BUDDY "' jid='alice@" T_DOMAIN "'/>",
+      .want = { "id='qa'", "<buddy jid='alice@" T_DOMAIN "'>" } },
+    { T_OP_IQ, CAROL, "buddies by properties", .id = "qa",
+      .z = "<query xmlns='" OI_NS_BUDDY "'><buddy><properties " T_BP
+           "><property type='str' name='color'>#005FE4,#00A0FF</property>"
+           "</properties></buddy></query>",
+      .want = { "id='qa'", "<buddy jid='alice@" T_DOMAIN "'>" },
+      .never = { "bob@" } },
+
+    /* D.12 53: RSM over the three public activities a1 a2 a3 */
+    { T_OP_IQ, CAROL, "D.12 53 first page", .id = "rsm",
+      .z = T_RSMQ("<max>1</max>"),
+      .want = { "id='a1'", "<first index='0'>a1</first><last>a1</last>"
+                "<count>3</count>" } },
+    { T_OP_IQ, CAROL, "D.12 53 after", .id = "rsm",
+      .z = T_RSMQ("<max>1</max><after>a1</after>"),
+      .want = { "id='a2'", "<first index='1'>a2</first><last>a2</last>"
+                "<count>3</count>" } },
+    { T_OP_IQ, CAROL, "D.12 53 empty before: last page", .id = "rsm",
+      .z = T_RSMQ("<max>1</max><before/>"),
+      .want = { "id='a3'", "<first index='2'>a3</first><last>a3</last>"
+                "<count>3</count>" } },
+    { T_OP_IQ, CAROL, "D.12 53 max 0: count only", .id = "rsm",
+      .z = T_RSMQ("<max>0</max>"),
+      .want = { "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
+                "<count>3</count></set></query>" } },
+    { T_OP_IQ, CAROL, "D.12 53 index beyond count: empty page", .id = "rsm",
+      .z = T_RSMQ("<index>5</index>"),
+      .want = { "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
+                "<count>3</count></set></query>" } },
+    { T_OP_IQ, CAROL, "after a vanished UID: positional", .id = "rsm",
+      .z = T_RSMQ("<after>a15</after>"),
+      .want = { "id='a2'", "<first index='1'>a2</first><last>a3</last>" } },
+    { T_OP_IQ, CAROL, "malformed max", .id = "rsm",
+      .z = T_RSMQ("<max>ten</max>"),
+      .want = { "type='error'", "<bad-request" } },
+    { T_OP_IQ, CAROL, "before a UID", .id = "rsm",
+      .z = T_RSMQ("<max>1</max><before>a3</before>"),
+      .want = { "id='a2'", "<first index='1'>a2</first><last>a2</last>" } },
+    { T_OP_IQ, CAROL, "index", .id = "rsm",
+      .z = T_RSMQ("<max>1</max><index>1</index>"),
+      .want = { "id='a2'", "<first index='1'>a2</first><last>a2</last>" } }
+};
+
+/* Notifications to the current result set, and their absence; then the
+** refusals that need no computed payload. */
+static const t_step t_seed_notify[] = {
+    /* D.12 54: carol's current result set is {a1, a2}; a change of a1
+    ** reaches her, not bob (who looked at nothing) nor alice (the
+    ** cause) */
+    { T_OP_IQ, CAROL, NULL, .id = "q54",
+      .z = T_Q_A "<activity>" T_CONNECT "</activity></query>" },
+    T_MSG(ALICE, "<change xmlns='" OI_NS_ACT "' activity='a1'>"
+          "<properties " T_AP ">" T_CONNECT "<property type='str' "
+          "name='title'>Round two</property></properties></change>"),
+    { T_OP_EXPECT, CAROL, "D.12 54 change notification",
+      .want = { "<change xmlns='" OI_NS_ACT "' activity='a1' "
+        "room='a1@conference." T_DOMAIN "'>", "type='headline'",
+        "from='" T_COMP "'",
+        "<properties xmlns='" OI_NS_APROPS "' activity='a1'",
+        "<property name='title' type='str'>Round two</property>",
+        "<rule action='error' condition='deliver-at' value='stored'/>" } },
+    T_SYNC(BOB),
+    T_SYNC(ALICE),
+    T_NONE(BOB, "no change to a client not looking", "<change"),
+    T_NONE(ALICE, "no change to the cause", "<change"),
+
+    /* D.12 55: bob joins by room only; carol hears it with his
+    ** properties */
+    T_MSG(BOB, "<activity xmlns='" OI_NS_ACT "' room='a1@conference."
+          T_DOMAIN "'><joined/></activity>"),
+    { T_OP_EXPECT, CAROL, "D.12 55 joined",
+      .want = { "<activity xmlns='" OI_NS_ACT "' activity='a1'",
+        "<joined jid='bob@" T_DOMAIN "'>",
+        "<property name='nick' type='str'>Bob</property>" } },
+
+    /* buddy changes: reach carol once although bob is in a1 and a2 */
+    T_MSG(BOB, "<properties " T_BP "><property type='str' name='nick'>"
+          "Bobby</property></properties>"),
+    { T_OP_EXPECT, CAROL, "buddy change",
+      .want = { "<change xmlns='" OI_NS_BUDDY "' jid='bob@" T_DOMAIN "'>",
+        "<property name='nick' type='str'>Bobby</property>" } },
+    T_SYNC(BOB),
+    T_SYNC(CAROL),
+    T_NONE(CAROL, "buddy change only once", "Bobby"),
+
+    /* refusals: not a participant, bad values, another's JID */
+    T_MSG(CAROL, "<properties " T_AP " activity='a3'>" T_CONNECT
+          "</properties>"),
+    { T_OP_EXPECT, CAROL, "refused: not a participant",
+      .want = { "type='error'",
+        "<properties xmlns='" OI_NS_APROPS "' activity='a3'",
+        "<forbidden" } },
+    T_MSG(CAROL, "<properties " T_BP "><property type='int' "
+          "name='n'>12x</property></properties>"),
+    { T_OP_EXPECT, CAROL, "refused: bad value",
+      .want = { "type='error'", "<bad-request" } },
+    T_MSG(CAROL, "<change xmlns='" OI_NS_BUDDY "' jid='alice@"
+          T_DOMAIN "'><properties " T_BP "/></change>"),
+    { T_OP_EXPECT, CAROL, "refused: another's JID",
+      .want = { "<forbidden" } }
+};
+
+/* Result sets replaced and closed, and departures: explicit, and on
+** unavailable presence. */
+static const t_step t_seed_sets[] = {
+    /* the refused announcements changed nothing */
+    { T_OP_IQ, CAROL, "refused announcements changed nothing", .id = "ref",
+      .z = T_Q_A "<activity id='a3'/></query>",
+      .seq = { "org.laptop.Chess" }, .never = { "Connect" } },
+
+    /* a new query replaces the result set; close drops it */
+    { T_OP_IQ, CAROL, NULL, .id = "q54b",
+      .z = T_Q_A "<activity id='a3'/></query>" },
+    T_MSG(ALICE, "<change xmlns='" OI_NS_ACT "' activity='a1'><properties "
+          T_AP ">" T_CONNECT "</properties></change>"),
+    T_SYNC(ALICE),
+    T_SYNC(CAROL),
+    T_NONE(CAROL, "D.12 54 replaced result set", "<change"),
+    T_MSG(CAROL, "<close xmlns='" OI_NS_ACT "'/>"),
+    T_SYNC(CAROL),
+    T_MSG(BOB, "<properties " T_AP " activity='a3'><property type='str' "
+          "name='type'>org.laptop.Chess</property><property type='int' "
+          "name='round'>2</property></properties>"),
+    T_SYNC(BOB),
+    T_SYNC(CAROL),
+    T_NONE(CAROL, "closed result set", "<change"),
+
+    /* an explicit departure */
+    { T_OP_IQ, CAROL, NULL, .id = "ql",
+      .z = T_Q_A "<activity id='a1'/></query>" },
+    T_MSG(ALICE, "<activity xmlns='" OI_NS_ACT "' id='a1'><left/>"
+          "</activity>"),
+    { T_OP_EXPECT, CAROL, "left announcement",
+      .want = { "activity='a1'", "<left jid='alice@" T_DOMAIN "'/>" } },
+    T_MSG(ALICE, "<activity xmlns='" OI_NS_ACT "' id='a1'><joined/>"
+          "</activity>"),
+    T_WAIT(CAROL, "<joined jid='alice@"),
+
+    /* D.12 56 and presence: carol watches a1, a2; bob goes offline: he
+    ** leaves a1, and a2, his alone, closes */
+    { T_OP_IQ, CAROL, NULL, .id = "q56",
+      .z = T_Q_A "<activity>" T_CONNECT "</activity></query>" },
+    T_CLOSE(BOB),
+    { T_OP_EXPECT, CAROL, "left on unavailable presence",
+      .want = { "activity='a1'", "<left jid='bob@" T_DOMAIN "'/>" } },
+    { T_OP_EXPECT, CAROL, "left the other activity",
+      .want = { "activity='a2'", "<left jid='bob@" T_DOMAIN "'/>" } },
+    { T_OP_EXPECT, CAROL, "D.12 56 closed",
+      .want = { "activity='a2'", "<closed/>" } },
+    { T_OP_IQ, CAROL, "a1 only left", .id = "q56b",
+      .z = T_Q_A "<activity/></query>",
+      .seq = { "id='a1'" }, .never = { "id='a2'", "id='a3'" } }
+};
+
+/* A participant that never sent presence: after idle seconds it is
+** pinged at its last full JID; gone, the server bounces the ping. */
+static const t_step t_seed_idle[] = {
+    T_MSG(EVE, "<activity xmlns='" OI_NS_ACT "' id='a1'><joined/>"
+          "</activity>"),
+    T_SYNC(EVE),
+    T_WAIT(CAROL, "<joined jid='eve@"),
+    T_CLOSE(EVE),
+    { T_OP_EXPECT, CAROL, "idle participant pinged and gone", .ms = 15000,
+      .want = { "<left jid='eve@" T_DOMAIN "'/>", "activity='a1'" } }
+};
+
+/* Other domains may not query or announce (PROTOCOL.md 8). */
+static const t_step t_seed_domain[] = {
+    { T_OP_IQ, MALLORY, "query from another domain", .id = "m1",
+      .z = T_Q_A "<activity/></query>",
+      .want = { "type='error'", "<forbidden" } },
+    T_MSG(MALLORY, "<activity xmlns='" OI_NS_ACT "' id='a1'>"
+          "<joined/></activity>"),
+    { T_OP_EXPECT, MALLORY, "announcement from another domain",
+      .want = { "type='error'", "<forbidden" } },
+    T_CLOSE(MALLORY)
+};
+
 static void t_interop_seed(void)
 {
     t_cl alice, bob, carol, dave, eve, mallory;
+    t_cl *const cl[] = { &alice, &bob, &carol, &dave, &eve, &mallory };
     char *r;
     int i, results, limited;
-    /* resource "laptop": alice and bob are online as "xo" too */
+    if (!t_live_up())
+        return;
     if (!CHECK(t_cl_open(&alice, "alice", "laptop") == 0)
         || !CHECK(t_cl_open(&bob, "bob", "laptop") == 0)
         || !CHECK(t_cl_open(&carol, "carol", "laptop") == 0))
         return;
-    /* directed presence: the server tells the component when they go */
-    t_cl_send(&alice, "<presence to='" T_COMP "'/>");
-    t_cl_send(&bob, "<presence to='" T_COMP "'/>");
-    t_cl_send(&carol, "<presence to='" T_COMP "'/>");
-
-    /* announcements (PROTOCOL.md 4) */
-    t_cl_msg(&alice, "<properties " T_BP "><property type='str' name='nick'>"
-             "Alice</property><property type='str' name='color'>#005FE4,"
-             "#00A0FF</property></properties>");
-    t_cl_msg(&alice, "<properties " T_AP " activity='a1' room='a1@conference."
-             T_DOMAIN "'>" T_CONNECT "<property type='str' name='title'>"
-             "Draw &amp; chat</property></properties>"
-             "<activity xmlns='" OI_NS_CURACT "' id='a1' room='a1@conference."
-             T_DOMAIN "'/>");
-    t_cl_msg(&bob, "<change xmlns='" OI_NS_BUDDY "'><properties " T_BP ">"
-             "<property type='str' name='nick'>Bob</property></properties>"
-             "</change>");
-    t_cl_msg(&bob, "<change xmlns='" OI_NS_ACT "' activity='a2'><properties "
-             T_AP ">" T_CONNECT "</properties></change>");
-    t_cl_msg(&bob, "<properties " T_AP " activity='a3'><property type='str' "
-             "name='type'>org.laptop.Chess</property></properties>");
-    t_cl_msg(&bob, "<properties " T_AP " activity='a4'>" T_CONNECT
-             "<property type='bool' name='private'>true</property>"
-             "</properties>");
-    t_cl_sync(&alice);
-    t_cl_sync(&bob);
-
-    /* D.12 50, 51: by properties, wrapped and flat; private a4 unseen */
+    T_SCENE(t_seed_queries, cl);
+    T_SCENE(t_seed_notify, cl);
     {
-        static const char *const want[] = {
-            "id='q50'", "<activity activity='a1' id='a1' room='a1@conference."
-            T_DOMAIN "'>", "<property name='title' type='str'>Draw &amp; "
-            "chat</property>", "<buddy jid='alice@" T_DOMAIN "'>",
-            "<property name='nick' type='str'>Alice</property>",
-            "<activity activity='a2' id='a2'>",
-            "<buddy jid='bob@" T_DOMAIN "'>", NULL
-        };
-        r = t_cl_iq(&carol, "q50", "get", T_Q_A "<activity><properties "
-                    T_AP ">" T_CONNECT "</properties></activity></query>");
-        t_expect("D.12 50 query by properties", r, want);
-        CHECK(r && strstr(r, "a1") < strstr(r, "a2") && !strstr(r, "a4")
-              && !strstr(r, "a3") && !strstr(r, "<set"));
-        free(r);
-        r = t_cl_iq(&carol, "q51", "get", T_Q_A "<activity>" T_CONNECT
-                    "</activity></query>");
-        t_expect("D.12 51 flat properties", r, want + 1);
-        free(r);
+        /* refused: over a limit (max-props is 64) */
+        static const char *const over[] = { "type='error'",
+            "<not-acceptable", NULL };
+        t_str many;
+        memset(&many, 0, sizeof many);
+        t_addz(&many, "<properties " T_BP ">");
+        for (i = 0; i < 65; i++)
+            t_addf(&many, "<property type='int' name='p%d'>%d"
+                   "</property>", i, i);
+        t_addz(&many, "</properties>");
+        t_cl_msg(&carol, many.p);
+        free(many.p);
+        t_cl_expect(&carol, "refused: over a limit", over);
     }
-    /* D.12 52: by id, known and unknown */
-    {
-        static const char *const one[] = {
-            "id='q52'", "<activity activity='a3' id='a3'>", NULL };
-        static const char *const none[] = {
-            "id='q52b'", "<query xmlns='" OI_NS_ACT "'/>", NULL };
-        r = t_cl_iq(&carol, "q52", "get", T_Q_A "<activity id='a3'/>"
-                    "</query>");
-        t_expect("D.12 52 query by id", r, one);
-        free(r);
-        r = t_cl_iq(&carol, "q52b", "get", T_Q_A "<activity activity='zz'/>"
-                    "</query>");
-        t_expect("D.12 52 unknown id", r, none);
-        free(r);
-    }
-    /* by participants, and buddies by JID, alias and the seed's bare form */
-    {
-        static const char *const part[] = {
-            "id='qp'", "<activity activity='a1' id='a1'", NULL };
-        static const char *const buds[] = {
-            "id='qb'", "<buddy jid='alice@" T_DOMAIN "'>",
-            "<activity xmlns='" OI_NS_CURACT "' id='a1'",
-            "<buddy jid='bob@" T_DOMAIN "'>", NULL };
-        static const char *const alias[] = {
-            "id='qa'", "<buddy jid='alice@" T_DOMAIN "'>", NULL };
-        r = t_cl_iq(&carol, "qp", "get", T_Q_A "<activity><buddy jid='alice@"
-                    T_DOMAIN "'/></activity></query>");
-        t_expect("query by participant", r, part);
-        CHECK(r && !strstr(r, "a2"));
-        free(r);
-        r = t_cl_iq(&carol, "qb", "get", "<query xmlns='" OI_NS_BUDDY "'>"
-                    "<buddy jid='alice@" T_DOMAIN "'/><buddy jid='bob@"
-                    T_DOMAIN "'/><buddy jid='nobody@" T_DOMAIN "'/></query>");
-        t_expect("buddies by JID", r, buds);
-        free(r);
-        r = t_cl_iq(&carol, "qa", "get", "<query xmlns='" OI_NS_BUDDY "'>"
-                    "<buddy alias='LIC'/></query>");
-        t_expect("buddies by alias", r, alias);
-        CHECK(r && !strstr(r, "bob@"));
-        free(r);
-        r = t_cl_iq(&carol, "qa", "get", "<buddy xmlns='" OI_NS_BUDDY
-                    "' jid='alice@" T_DOMAIN "'/>");
-        t_expect("the seed's bare buddy query", r, alias);
-        free(r);
-        r = t_cl_iq(&carol, "qa", "get", "<query xmlns='" OI_NS_BUDDY "'>"
-                    "<buddy><properties " T_BP "><property type='str' "
-                    "name='color'>#005FE4,#00A0FF</property></properties>"
-                    "</buddy></query>");
-        t_expect("buddies by properties", r, alias);
-        CHECK(r && !strstr(r, "bob@"));
-        free(r);
-    }
-    /* D.12 53: RSM over the three public activities a1 a2 a3 */
-    {
-        static const struct { const char *what, *set, *want[4]; } rsm[] = {
-            { "D.12 53 first page", "<max>1</max>",
-              { "id='a1'", "<first index='0'>a1</first><last>a1</last>"
-                "<count>3</count>", NULL } },
-            { "D.12 53 after", "<max>1</max><after>a1</after>",
-              { "id='a2'", "<first index='1'>a2</first><last>a2</last>"
-                "<count>3</count>", NULL } },
-            { "D.12 53 empty before: last page", "<max>1</max><before/>",
-              { "id='a3'", "<first index='2'>a3</first><last>a3</last>"
-                "<count>3</count>", NULL } },
-            { "D.12 53 max 0: count only", "<max>0</max>",
-              { "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
-                "<count>3</count></set></query>", NULL } },
-            { "D.12 53 index beyond count: empty page", "<index>5</index>",
-              { "<query xmlns='" OI_NS_ACT "'><set xmlns='" OI_NS_RSM "'>"
-                "<count>3</count></set></query>", NULL } },
-            { "after a vanished UID: positional", "<after>a15</after>",
-              { "id='a2'", "<first index='1'>a2</first><last>a3</last>",
-                NULL } },
-            { "malformed max", "<max>ten</max>",
-              { "type='error'", "<bad-request", NULL } },
-            { "before a UID", "<max>1</max><before>a3</before>",
-              { "id='a2'", "<first index='1'>a2</first><last>a2</last>",
-                NULL } },
-            { "index", "<max>1</max><index>1</index>",
-              { "id='a2'", "<first index='1'>a2</first><last>a2</last>",
-                NULL } }
-        };
-        char q[512];
-        size_t k;
-        for (k = 0; k < sizeof rsm / sizeof rsm[0]; k++) {
-            snprintf(q, sizeof q, T_Q_A "<activity/>" T_RSM "%s</set>"
-                     "</query>", rsm[k].set);
-            r = t_cl_iq(&carol, "rsm", "get", q);
-            t_expect(rsm[k].what, r, rsm[k].want);
-            free(r);
-        }
-    }
-
-    /* D.12 54: carol's current result set is {a1, a2}; a change of a1
-    ** reaches her, not bob (who looked at nothing) nor alice (the cause) */
-    {
-        static const char *const chg[] = {
-            "<change xmlns='" OI_NS_ACT "' activity='a1' room='a1@conference."
-            T_DOMAIN "'>", "type='headline'", "from='" T_COMP "'",
-            "<properties xmlns='" OI_NS_APROPS "' activity='a1'",
-            "<property name='title' type='str'>Round two</property>",
-            "<rule action='error' condition='deliver-at' value='stored'/>",
-            NULL };
-        free(t_cl_iq(&carol, "q54", "get", T_Q_A "<activity>" T_CONNECT
-                     "</activity></query>"));
-        t_cl_msg(&alice, "<change xmlns='" OI_NS_ACT "' activity='a1'>"
-                 "<properties " T_AP ">" T_CONNECT "<property type='str' "
-                 "name='title'>Round two</property></properties></change>");
-        t_cl_expect(&carol, "D.12 54 change notification", chg);
-        t_cl_sync(&bob);
-        t_cl_sync(&alice);
-        t_cl_none(&bob, "no change to a client not looking", "<change");
-        t_cl_none(&alice, "no change to the cause", "<change");
-    }
-    /* D.12 55: bob joins by room only; carol hears it with his properties */
-    {
-        static const char *const joined[] = {
-            "<activity xmlns='" OI_NS_ACT "' activity='a1'",
-            "<joined jid='bob@" T_DOMAIN "'>",
-            "<property name='nick' type='str'>Bob</property>", NULL };
-        t_cl_msg(&bob, "<activity xmlns='" OI_NS_ACT "' room='a1@conference."
-                 T_DOMAIN "'><joined/></activity>");
-        t_cl_expect(&carol, "D.12 55 joined", joined);
-    }
-    /* buddy changes: reach carol once although bob is in a1 and a2 */
-    {
-        static const char *const chg[] = {
-            "<change xmlns='" OI_NS_BUDDY "' jid='bob@" T_DOMAIN "'>",
-            "<property name='nick' type='str'>Bobby</property>", NULL };
-        t_cl_msg(&bob, "<properties " T_BP "><property type='str' name='nick'>"
-                 "Bobby</property></properties>");
-        t_cl_expect(&carol, "buddy change", chg);
-        t_cl_sync(&bob);
-        t_cl_sync(&carol);
-        t_cl_none(&carol, "buddy change only once", "Bobby");
-    }
-    /* refusals: not a participant, bad values, another's JID */
-    {
-        static const char *const forb[] = { "type='error'",
-            "<properties xmlns='" OI_NS_APROPS "' activity='a3'",
-            "<forbidden", NULL };
-        static const char *const badv[] = { "type='error'", "<bad-request",
-            NULL };
-        t_cl_msg(&carol, "<properties " T_AP " activity='a3'>" T_CONNECT
-                 "</properties>");
-        t_cl_expect(&carol, "refused: not a participant", forb);
-        t_cl_msg(&carol, "<properties " T_BP "><property type='int' "
-                 "name='n'>12x</property></properties>");
-        t_cl_expect(&carol, "refused: bad value", badv);
-        t_cl_msg(&carol, "<change xmlns='" OI_NS_BUDDY "' jid='alice@"
-                 T_DOMAIN "'><properties " T_BP "/></change>");
-        t_cl_expect(&carol, "refused: another's JID", forb + 2);
-        {
-            static const char *const over[] = { "type='error'",
-                "<not-acceptable", NULL };
-            t_str many;
-            memset(&many, 0, sizeof many);
-            t_addz(&many, "<properties " T_BP ">");
-            for (i = 0; i < 65; i++)          /* max-props is 64 */
-                t_addf(&many, "<property type='int' name='p%d'>%d"
-                       "</property>", i, i);
-            t_addz(&many, "</properties>");
-            t_cl_msg(&carol, many.p);
-            free(many.p);
-            t_cl_expect(&carol, "refused: over a limit", over);
-        }
-        r = t_cl_iq(&carol, "ref", "get", T_Q_A "<activity id='a3'/></query>");
-        CHECK(r && strstr(r, "org.laptop.Chess") && !strstr(r, "Connect"));
-        free(r);
-    }
-    /* a new query replaces the result set; close drops it */
-    free(t_cl_iq(&carol, "q54b", "get", T_Q_A "<activity id='a3'/></query>"));
-    t_cl_msg(&alice, "<change xmlns='" OI_NS_ACT "' activity='a1'><properties "
-             T_AP ">" T_CONNECT "</properties></change>");
-    t_cl_sync(&alice);
-    t_cl_sync(&carol);
-    t_cl_none(&carol, "D.12 54 replaced result set", "<change");
-    t_cl_msg(&carol, "<close xmlns='" OI_NS_ACT "'/>");
-    t_cl_sync(&carol);
-    t_cl_msg(&bob, "<properties " T_AP " activity='a3'><property type='str' "
-             "name='type'>org.laptop.Chess</property><property type='int' "
-             "name='round'>2</property></properties>");
-    t_cl_sync(&bob);
-    t_cl_sync(&carol);
-    t_cl_none(&carol, "closed result set", "<change");
-
-    /* an explicit departure */
-    {
-        static const char *const left[] = {
-            "activity='a1'", "<left jid='alice@" T_DOMAIN "'/>", NULL };
-        free(t_cl_iq(&carol, "ql", "get", T_Q_A "<activity id='a1'/>"
-                     "</query>"));
-        t_cl_msg(&alice, "<activity xmlns='" OI_NS_ACT "' id='a1'><left/>"
-                 "</activity>");
-        t_cl_expect(&carol, "left announcement", left);
-        t_cl_msg(&alice, "<activity xmlns='" OI_NS_ACT "' id='a1'><joined/>"
-                 "</activity>");
-        free(t_cl_wait(&carol, "<joined jid='alice@", 5000));
-    }
-    /* D.12 56 and presence: carol watches a1, a2; bob goes offline: he
-    ** leaves a1, and a2, his alone, closes */
-    {
-        static const char *const left[] = {
-            "activity='a1'", "<left jid='bob@" T_DOMAIN "'/>", NULL };
-        static const char *const left2[] = {
-            "activity='a2'", "<left jid='bob@" T_DOMAIN "'/>", NULL };
-        static const char *const closed[] = {
-            "activity='a2'", "<closed/>", NULL };
-        free(t_cl_iq(&carol, "q56", "get", T_Q_A "<activity>" T_CONNECT
-                     "</activity></query>"));
-        t_cl_close(&bob);
-        t_cl_expect(&carol, "left on unavailable presence", left);
-        t_cl_expect(&carol, "left the other activity", left2);
-        t_cl_expect(&carol, "D.12 56 closed", closed);
-        r = t_cl_iq(&carol, "q56b", "get", T_Q_A "<activity/></query>");
-        CHECK(r && strstr(r, "id='a1'") && !strstr(r, "id='a2'")
-              && !strstr(r, "id='a3'"));
-        free(r);
-    }
-    /* a participant that never sent presence: after idle seconds it is
-    ** pinged at its last full JID; gone, the server bounces the ping */
-    if (CHECK(t_cl_open(&eve, "eve", "laptop") == 0)) {
-        static const char *const left[] = {
-            "activity='a1'", "<left jid='eve@" T_DOMAIN "'/>", NULL };
-        t_cl_msg(&eve, "<activity xmlns='" OI_NS_ACT "' id='a1'><joined/>"
-                 "</activity>");
-        t_cl_sync(&eve);
-        free(t_cl_wait(&carol, "<joined jid='eve@", 5000));
-        t_cl_close(&eve);
-        r = t_cl_wait(&carol, left[1], 15000);
-        t_expect("idle participant pinged and gone", r, left);
-        free(r);
-    }
-    /* other domains may not query or announce (PROTOCOL.md 8) */
-    if (CHECK(t_cl_open_at(&mallory, "mallory", "other.test", "x") == 0)) {
-        static const char *const forb[] = { "type='error'", "<forbidden",
-            NULL };
-        r = t_cl_iq(&mallory, "m1", "get", T_Q_A "<activity/></query>");
-        t_expect("query from another domain", r, forb);
-        free(r);
-        t_cl_msg(&mallory, "<activity xmlns='" OI_NS_ACT "' id='a1'>"
-                 "<joined/></activity>");
-        t_cl_expect(&mallory, "announcement from another domain", forb);
-        t_cl_close(&mallory);
-    }
+    T_SCENE(t_seed_sets, cl);
+    if (CHECK(t_cl_open(&eve, "eve", "laptop") == 0))
+        T_SCENE(t_seed_idle, cl);
+    if (CHECK(t_cl_open_at(&mallory, "mallory", "other.test", "x") == 0))
+        T_SCENE(t_seed_domain, cl);
     /* the rate limit: a burst beyond rate-burst is refused in part */
     if (CHECK(t_cl_open(&dave, "dave", "laptop") == 0)) {
         t_str burst;
@@ -3952,6 +4333,92 @@ static void t_interop_seed(void)
     t_cl_close(&alice);
     t_cl_close(&carol);
 }
+
+/* The component online, configured by a file, and two clients asking it
+** things. */
+static void t_basics(void)
+{
+    if (!t_live_up())
+        return;
+    t_cl_basics(&t_live.alice);
+    t_cl_basics(&t_live.bob);
+}
+
+/* ---- C7. reload, reconnect: signals and restarts ----------------------- */
+
+/* SIGHUP applies the file's new log level and limits: debug lines
+** appear, and a stanza over the new max-stanza ends that stream with
+** policy-violation; the component reconnects and bob, who sent it, gets
+** nothing back while alice's next query is answered. */
+static void t_reload(void)
+{
+    static const char *const pong[] = { "type='result'", NULL };
+    char log[256], big[1600], *r;
+    int online;
+    if (!t_live_up())
+        return;
+    t_path(log, sizeof log, "olpcidx.log");
+    online = t_file_count(log, "online as " T_COMP);
+    CHECK(!t_file_has(log, " debug: "));
+    t_write_config("debug", 1024);
+    kill(t_live.comp, SIGHUP);
+    CHECK(t_wait_log(log, "SIGHUP: re-read", 1, 5000));
+    CHECK(t_file_has(log, "log-level debug, max-stanza 1024"));
+    t_cl_send(&t_live.bob, "<message to='" T_COMP "'><body>hello</body>"
+              "</message>");
+    CHECK(t_wait_log(log, "debug: message from bob@" T_DOMAIN "/xo", 1, 5000));
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    t_cl_send(&t_live.bob, "<iq type='get' id='big1' to='" T_COMP "'>"
+              "<query xmlns='urn:example:big'>");
+    t_cl_send(&t_live.bob, big);
+    t_cl_send(&t_live.bob, "</query></iq>");
+    CHECK(t_wait_log(log, "stanza too large", 1, 5000));
+    CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 10000));
+    r = t_cl_iq(&t_live.alice, "ping2", "get", "<ping xmlns='" OI_NS_PING
+                "'/>");
+    t_expect("ping after a reconnect", r, pong);
+    free(r);
+    t_write_config("info", 65536);
+    kill(t_live.comp, SIGHUP);
+    CHECK(t_wait_log(log, "SIGHUP: re-read", 2, 5000));
+    t_live_clients_down();
+}
+
+/* Prosody stops and comes back: the component reconnects by itself.
+** Then SIGTERM: the stream is closed cleanly and the exit status is 0. */
+static void t_reconnect(void)
+{
+    char log[256];
+    t_cl alice;
+    int rc, online;
+    if (!t_live_up())
+        return;
+    t_live_clients_down();
+    t_path(log, sizeof log, "olpcidx.log");
+    online = t_file_count(log, "online as " T_COMP);
+    t_stop(t_server, SIGTERM);
+    CHECK(t_wait_exit(t_live.comp, 500) < 0);          /* still running */
+    t_server = t_prosody_start();
+    if (t_server < 0) {
+        t_env_state = -1;               /* the groups after it cannot run */
+        return;
+    }
+    if (!CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 20000)))
+        printf("  no reconnect; see %s\n", log);
+    CHECK(t_file_has(log, "reconnecting"));
+    if (CHECK(t_cl_open(&alice, "alice", "xo2") == 0))
+        t_cl_basics(&alice);
+    t_cl_close(&alice);
+
+    kill(t_live.comp, SIGTERM);
+    rc = t_wait_exit(t_live.comp, 5000);
+    if (!CHECK(rc == 0))
+        printf("  exit status %d after SIGTERM\n", rc);
+    t_live.comp = 0;
+}
+
+/* ---- C8. state, crash: durability -------------------------------------- */
 
 /* Runs the daemon on state directory state with extra arguments; its
 ** log goes to log.  Returns its pid. */
@@ -3981,13 +4448,17 @@ static pid_t t_olpcidx_state(const char *state, const char *log,
 }
 
 /* The state directory: created 0700 when missing; refused when it cannot
-** be written or another daemon holds it (exit 2, saying why). */
+** be written or another daemon holds it (exit 2, saying why).  The
+** component name must be free. */
 static void t_state_dir(void)
 {
     char state[256], log[256];
     struct stat sb;
     pid_t a, b;
     int rc;
+    if (!t_env_up())
+        return;
+    t_live_down();
     t_path(state, sizeof state, "new/state");
     t_path(log, sizeof log, "new");
     mkdir(log, 0755);
@@ -4132,113 +4603,17 @@ static void t_crash(const char *sync, int cycles)
     t_cl_close(&alice);
 }
 
-static void t_interop(void)
+/* Both crash tests, with the component name free. */
+static void t_crashes(void)
 {
-    char log[256], refused[256];
-    pid_t server, comp;
-    t_cl alice, bob;
-    char *r;
-    int rc;
-    if (!t_have_prosody() || t_env_setup() != 0)
+    if (!t_env_up())
         return;
-    server = t_prosody_start();
-    if (server < 0)
-        return;
-    printf("interop: prosody on 127.0.0.1:%d (c2s) and :%d (component)\n",
-           t_c2s_port, t_comp_port);
-
-    /* A wrong secret is a configuration error: exit 3, and say so. */
-    comp = t_olpcidx_start(T_COMP, "wrong", "refused.log");
-    rc = t_wait_exit(comp, 15000);
-    t_path(refused, sizeof refused, "refused.log");
-    if (!CHECK(rc == 3) || !CHECK(t_file_has(refused, "check the secret")))
-        printf("  exit status %d; see %s\n", rc, refused);
-    if (rc < 0)
-        t_stop(comp, SIGKILL);
-
-    /* A domain the server does not serve: exit 3 too. */
-    comp = t_olpcidx_start("nothere." T_DOMAIN, T_SECRET, "refused2.log");
-    rc = t_wait_exit(comp, 15000);
-    t_path(refused, sizeof refused, "refused2.log");
-    if (!CHECK(rc == 3) || !CHECK(t_file_has(refused, "component domain")))
-        printf("  exit status %d; see %s\n", rc, refused);
-    if (rc < 0)
-        t_stop(comp, SIGKILL);
-
-    t_usage_errors();
-
-    /* The component online, configured by a file, and two clients asking
-    ** it things. */
-    t_write_config("info", 65536);
-    comp = t_olpcidx_start(NULL, NULL, "olpcidx.log");
-    t_path(log, sizeof log, "olpcidx.log");
-    CHECK(t_wait_log(log, "online as " T_COMP, 1, 10000));
-    if (!CHECK(t_cl_open(&alice, "alice", "xo") == 0))
-        printf("  alice could not log in\n");
-    if (!CHECK(t_cl_open(&bob, "bob", "xo") == 0))
-        printf("  bob could not log in\n");
-    t_cl_basics(&alice);
-    t_cl_basics(&bob);
-    t_interop_seed();
-
-    /* SIGHUP applies the file's new log level and limits: debug lines
-    ** appear, and a stanza over the new max-stanza ends that stream with
-    ** policy-violation; the component reconnects and bob, who sent it,
-    ** gets nothing back while alice's next query is answered. */
-    CHECK(!t_file_has(log, " debug: "));
-    t_write_config("debug", 1024);
-    kill(comp, SIGHUP);
-    CHECK(t_wait_log(log, "SIGHUP: re-read", 1, 5000));
-    CHECK(t_file_has(log, "log-level debug, max-stanza 1024"));
-    t_cl_send(&bob, "<message to='" T_COMP "'><body>hello</body></message>");
-    CHECK(t_wait_log(log, "debug: message from bob@" T_DOMAIN "/xo", 1, 5000));
-    {
-        char big[1600];
-        static const char *const pong[] = { "type='result'", NULL };
-        memset(big, 'x', sizeof big - 1);
-        big[sizeof big - 1] = '\0';
-        t_cl_send(&bob, "<iq type='get' id='big1' to='" T_COMP "'>"
-                  "<query xmlns='urn:example:big'>");
-        t_cl_send(&bob, big);
-        t_cl_send(&bob, "</query></iq>");
-        CHECK(t_wait_log(log, "stanza too large", 1, 5000));
-        CHECK(t_wait_log(log, "online as " T_COMP, 2, 10000));
-        r = t_cl_iq(&alice, "ping2", "get", "<ping xmlns='" OI_NS_PING "'/>");
-        t_expect("ping after a reconnect", r, pong);
-        free(r);
-    }
-    t_write_config("info", 65536);
-    kill(comp, SIGHUP);
-    CHECK(t_wait_log(log, "SIGHUP: re-read", 2, 5000));
-    t_cl_close(&alice);
-    t_cl_close(&bob);
-
-    /* Prosody stops and comes back: the component reconnects by itself. */
-    t_stop(server, SIGTERM);
-    CHECK(t_wait_exit(comp, 500) < 0);          /* still running */
-    server = t_prosody_start();
-    if (server < 0)
-        return;
-    if (!CHECK(t_wait_log(log, "online as " T_COMP, 3, 20000)))
-        printf("  no reconnect; see %s\n", log);
-    CHECK(t_file_has(log, "reconnecting"));
-    if (CHECK(t_cl_open(&alice, "alice", "xo2") == 0))
-        t_cl_basics(&alice);
-    t_cl_close(&alice);
-
-    /* SIGTERM: the stream is closed cleanly and the exit status is 0. */
-    kill(comp, SIGTERM);
-    rc = t_wait_exit(comp, 5000);
-    if (!CHECK(rc == 0))
-        printf("  exit status %d after SIGTERM\n", rc);
-
-    /* durability, with the component name free again */
-    t_state_dir();
+    t_live_down();
     t_crash("always", 20);
     t_crash("batch", 5);    /* a crash of the process alone loses nothing */
-    t_stop(server, SIGTERM);
-    t_cleanup();
 }
+
+/* ==== D. Demo (make demo) =============================================== */
 
 /* make demo: the same scene, with the exchanges printed. */
 static int t_demo(int argc, char **argv)
@@ -4340,723 +4715,9 @@ static int t_demo(int argc, char **argv)
     return 0;
 }
 
-#ifdef OLPCIDX_BENCH
-/* ---- 9. the benchmark (make bench) ----------------------------------- */
-
-/*
-** Throughput of the XML tokenizer alone and of the whole component (feed,
-** dispatch, reply), next to a memchr scan (the ceiling) and, when compiled
-** in, expat with namespaces and libxml2's SAX2 push parser, all on the
-** same bytes in 64 KiB feeds: the file $BENCH_INPUT, or about 8 MiB of
-** generated component traffic (a live stream: the root is never closed).
-** Each figure is the best of BENCH_RUNS runs of at least BENCH_MIN_RUN
-** seconds.  MB is 10^6 bytes.  The last line is machine-readable.
-*/
-#ifdef HAVE_EXPAT
-#include <expat.h>
-#endif
-#ifdef HAVE_LIBXML2
-#include <libxml/parser.h>
-#endif
-
-#define BENCH_CHUNK     (64u * 1024)            /* bytes per feed */
-#define BENCH_GEN_SIZE  (8u * 1024 * 1024)      /* generated input size */
-#define BENCH_MIN_RUN   0.5                     /* seconds per run */
-#define BENCH_RUNS      3                       /* runs, best one kept */
-#define BENCH_JID       "index.jabber.test"
-
-/* What one pass over the input saw.  Parsers count their own events and
-** track depth themselves, so that stanza counts can be compared too. */
-typedef struct bench_count {
-    unsigned long start;        /* start-element events */
-    unsigned long end;          /* end-element events */
-    unsigned long text;         /* character-data events */
-    unsigned long stanzas;      /* start events at depth 2 */
-    unsigned long depth;        /* currently open elements */
-    unsigned long bytes;        /* memchr: '<' bytes; core: reply bytes */
-} bench_count;
-
-/* Parses the whole input once; 0 on success, -1 after printing why. */
-typedef int (*bench_pass_fn)(const char *p, size_t n, bench_count *c);
-
-typedef struct bench_result {
-    const char *name;
-    double mb_s;                /* best run */
-    double stanzas_s;           /* 0: not meaningful */
-    bench_count c;              /* counts of one pass */
-} bench_result;
-
-/* Keeps the memchr loop from being optimised away. */
-static volatile unsigned long bench_sink;
-
-/* Last error line logged by the core, for the failure message. */
-static char bench_log_line[512];
-
-static double bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* ---- Input ---------------------------------------------------------- */
-
-/* Reads a whole file; returns 0, or -1 after printing why. */
-static int bench_read_file(const char *path, t_str *b)
-{
-    size_t n;
-    char *p = t_readfile(path, &n);
-    if (!p) {
-        fprintf(stderr, "bench: cannot read %s\n", path);
-        return -1;
-    }
-    b->p = p;
-    b->n = b->cap = n;
-    return 0;
-}
-
-/* xorshift32: fixed seed, so every run measures the same bytes. */
-static uint32_t bench_rand(uint32_t *s)
-{
-    uint32_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *s = x;
-}
-
-static const char *bench_pick(uint32_t *s, const char *const *v, size_t n)
-{
-    return v[bench_rand(s) % n];
-}
-
-#define BENCH_PICK(s, v) bench_pick((s), (v), sizeof(v) / sizeof((v)[0]))
-
-/* Text as laptops send it: entities, character references, and
-** non-ASCII UTF-8 of two, three and four bytes. */
-static const char *const bench_bodies[] = {
-    "Tom &amp; Jerry &lt;3 the caf&#233; in the plaza",
-    "\xc2\xbfVamos a jugar? El \xc3\x91" "and\xc3\xba corre m\xc3\xa1s "
-    "r\xc3\xa1pido que t\xc3\xba",
-    "x &lt; y &amp;&amp; y &gt; z, so the turtle turns left",
-    "Ol\xc3\xa1! A reuni\xc3\xa3o \xc3\xa9 \xc3\xa0s 15h &#x263A;",
-    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\x86 and ASCII",
-    "Shall we share the Memorize activity with the whole class?",
-    "Nice drawing \xf0\x9f\x98\x80 can I join &quot;Paint&quot;?"
-};
-
-static const char *const bench_nicks[] = {
-    "\xc3\x91" "and\xc3\xba", "J\xc3\xbcrgen", "Zo\xc3\xab",
-    "Mar\xc3\xad" "a Jos\xc3\xa9", "Kofi", "\xe6\x9d\x8e\xe5\xb0\x8f"
-    "\xe9\xbe\x99", "Tom &amp; Co", "Ana"
-};
-
-static const char *const bench_acts[] = {
-    "org.laptop.Connect", "org.laptop.Chat", "org.laptop.WebActivity",
-    "org.laptop.Memorize", "org.laptop.TurtleArtActivity",
-    "org.laptop.AbiWordActivity"
-};
-
-static const char *const bench_status[] = {
-    "Jugando con el \xc3\x91" "and\xc3\xba &amp; amigos", "En clase",
-    "Writing a story &lt;draft&gt;", "Ausente", "Leyendo \xe2\x80\x9c"
-    "El Principito\xe2\x80\x9d"
-};
-
-/* Appends one stanza; the mix averages about 330 bytes. */
-static void bench_stanza(t_str *b, uint32_t *s, unsigned long id)
-{
-    char t[2048];
-    unsigned user = bench_rand(s) % 500, r = bench_rand(s) % 100;
-    char from[128];
-
-    snprintf(from, sizeof from, "from='user%u@jabber.test/xo' to='"
-             BENCH_JID "'", user);
-    if (r < 20) {                       /* disco#info: answered */
-        snprintf(t, sizeof t, "<iq type='get' id='%lu' %s><query xmlns="
-                 "'http://jabber.org/protocol/disco#info'/></iq>", id, from);
-    } else if (r < 28) {                /* unknown namespace: error */
-        snprintf(t, sizeof t, "<iq type='get' id='%lu' %s><query xmlns="
-                 "'urn:example:unknown:%u'><item name='x%u'/></query></iq>",
-                 id, from, r, user);
-    } else if (r < 53) {                /* OLPC activity query */
-        snprintf(t, sizeof t, "<iq type='get' id='%lu' %s><query xmlns="
-                 "'http://laptop.org/xmpp/activity'><activity><properties "
-                 "xmlns='http://laptop.org/xmpp/activity-properties'>"
-                 "<property type='str' name='type'>%s</property>"
-                 "</properties></activity><set xmlns="
-                 "'http://jabber.org/protocol/rsm'><max>20</max>%s</set>"
-                 "</query></iq>", id, from, BENCH_PICK(s, bench_acts),
-                 r & 1 ? "<after>activity-40</after>" : "");
-    } else if (r < 78) {                /* message with buddy properties */
-        snprintf(t, sizeof t, "<message type='normal' id='m%lu' %s><body>"
-                 "%s</body><properties xmlns="
-                 "'http://laptop.org/xmpp/buddy-properties'><property "
-                 "type='str' name='nick'>%s</property><property "
-                 "type='str' name='color'>#%06X,#%06X</property><property "
-                 "type='bytes' name='key'>AAAAB3NzaC1kc3MAAACBAN%08X"
-                 "</property></properties></message>", id, from,
-                 BENCH_PICK(s, bench_bodies), BENCH_PICK(s, bench_nicks),
-                 (unsigned)(bench_rand(s) & 0xFFFFFF),
-                 (unsigned)(bench_rand(s) & 0xFFFFFF),
-                 (unsigned)bench_rand(s));
-    } else if (r < 95) {                /* presence with caps */
-        snprintf(t, sizeof t, "<presence %s xml:lang='es'><show>chat"
-                 "</show><status>%s</status><priority>0</priority><c "
-                 "xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
-                 "node='http://sugarlabs.org/xmpp' ver='QgayPKawpkPSDYmw"
-                 "T/WM94u%04X='/></presence>", from,
-                 BENCH_PICK(s, bench_status),
-                 (unsigned)(bench_rand(s) & 0xFFFF));
-    } else if (r < 98) {
-        snprintf(t, sizeof t, "<presence type='unavailable' %s/>", from);
-    } else {                            /* the server's ping */
-        snprintf(t, sizeof t, "<iq type='get' id='s2c%lu' from='jabber.test'"
-                 " to='" BENCH_JID "'><ping xmlns='urn:xmpp:ping'/></iq>",
-                 id);
-    }
-    t_addz(b, t);
-    if (bench_rand(s) % 64 == 0)        /* whitespace keepalive */
-        t_addz(b, "\n");
-}
-
-static void bench_generate(t_str *b)
-{
-    uint32_t seed = 0x2545F491u;
-    unsigned long id = 1;
-    t_addz(b, "<?xml version='1.0'?><stream:stream "
-               "xmlns='jabber:component:accept' "
-               "xmlns:stream='http://etherx.jabber.org/streams' "
-               "from='" BENCH_JID "' id='3BF96D32'><handshake/>");
-    while (b->n < BENCH_GEN_SIZE)
-        bench_stanza(b, &seed, id++);
-}
-
-/* ---- Passes --------------------------------------------------------- */
-
-static size_t bench_chunk(size_t n, size_t off)
-{
-    return n - off < BENCH_CHUNK ? n - off : BENCH_CHUNK;
-}
-
-static void bench_on_start(bench_count *c)
-{
-    c->start++;
-    if (++c->depth == 2)
-        c->stanzas++;
-}
-
-static void bench_on_end(bench_count *c)
-{
-    c->end++;
-    c->depth--;
-}
-
-/* The tokenizer with callbacks that only count. */
-static int bench_tok_start(void *ud, oi_str ns, oi_str name,
-                           const oi_xattr *a, size_t na)
-{
-    (void)ns;
-    (void)name;
-    (void)a;
-    (void)na;
-    bench_on_start((bench_count *)ud);
-    return 0;
-}
-
-static int bench_tok_end(void *ud)
-{
-    bench_on_end((bench_count *)ud);
-    return 0;
-}
-
-static int bench_tok_text(void *ud, const char *p, size_t n)
-{
-    (void)p;
-    (void)n;
-    ((bench_count *)ud)->text++;
-    return 0;
-}
-
-static const oi_xml_handler bench_tok_handler = {
-    bench_tok_start, bench_tok_end, bench_tok_text
-};
-
-static int bench_tok_pass(const char *p, size_t n, bench_count *c)
-{
-    oi_mem m;
-    oi_xml x;
-    size_t off, k;
-    int rc = 0;
-
-    memset(&m, 0, sizeof m);
-    m.alloc = oi_default_alloc;
-    oi_xml_init(&x, &m, &bench_tok_handler, c);
-    for (off = 0; off < n && rc == 0; off += k) {
-        k = bench_chunk(n, off);
-        rc = oi_xml_feed(&x, p + off, k);
-    }
-    if (rc != 0)
-        fprintf(stderr, "bench: tokenizer: %s at byte %lu: %s\n",
-                olpcidx_strerror(rc), (unsigned long)x.err_off,
-                x.err_msg ? x.err_msg : "?");
-    oi_xml_release(&x);
-    return rc ? -1 : 0;
-}
-
-/* The core's log sink: keeps the last error line for the message. */
-static void bench_log(void *ud, int level, const char *msg)
-{
-    (void)ud;
-    (void)level;
-    snprintf(bench_log_line, sizeof bench_log_line, "%s", msg);
-}
-
-/* Reads and discards what the component queued, as a socket write of
-** everything would. */
-static void bench_drain(olpcidx *x, bench_count *c)
-{
-    const void *out;
-    size_t k;
-    while ((k = olpcidx_pending(x, &out)) > 0) {
-        c->bytes += k;
-        olpcidx_sent(x, k);
-    }
-}
-
-/* The whole component on a fresh handle.  Stanza counts come from the
-** tokenizer pass; this one only counts reply bytes. */
-static int bench_core_pass(const char *p, size_t n, bench_count *c)
-{
-    olpcidx_config cfg;
-    olpcidx *x;
-    size_t off, k;
-    int rc;
-
-    olpcidx_config_init(&cfg);
-    cfg.jid = BENCH_JID;
-    cfg.secret = "secret";
-    cfg.log = bench_log;                /* errors only: off the hot path */
-    cfg.log_level = OLPCIDX_LOG_ERROR;
-    rc = olpcidx_new(&x, &cfg);
-    if (rc != 0) {
-        fprintf(stderr, "bench: core: olpcidx_new: %s\n",
-                olpcidx_strerror(rc));
-        return -1;
-    }
-    rc = olpcidx_connect(x, 0);
-    bench_drain(x, c);
-    for (off = 0; off < n && rc == 0; off += k) {
-        k = bench_chunk(n, off);
-        rc = olpcidx_feed(x, p + off, k);
-        bench_drain(x, c);
-    }
-    if (rc == 0 && !olpcidx_online(x)) {
-        fprintf(stderr, "bench: core: the stream never went online\n");
-        rc = -1;
-    } else if (rc != 0) {
-        fprintf(stderr, "bench: core: %s (last error: %s)\n",
-                olpcidx_strerror(rc),
-                bench_log_line[0] ? bench_log_line : "none logged");
-    }
-    olpcidx_free(x);
-    return rc ? -1 : 0;
-}
-
-/* The ceiling: one memchr sweep for '<' over the same chunks. */
-static int bench_memchr_pass(const char *p, size_t n, bench_count *c)
-{
-    size_t off, k;
-    for (off = 0; off < n; off += k) {
-        const char *s = p + off, *e;
-        k = bench_chunk(n, off);
-        e = s + k;
-        while ((s = (const char *)memchr(s, '<', (size_t)(e - s))) != NULL) {
-            c->bytes++;
-            s++;
-        }
-    }
-    bench_sink += c->bytes;
-    return 0;
-}
-
-#ifdef HAVE_EXPAT
-static void XMLCALL bench_expat_start(void *ud, const XML_Char *name,
-                                      const XML_Char **atts)
-{
-    (void)name;
-    (void)atts;
-    bench_on_start((bench_count *)ud);
-}
-
-static void XMLCALL bench_expat_end(void *ud, const XML_Char *name)
-{
-    (void)name;
-    bench_on_end((bench_count *)ud);
-}
-
-static void XMLCALL bench_expat_text(void *ud, const XML_Char *s, int len)
-{
-    (void)s;
-    (void)len;
-    ((bench_count *)ud)->text++;
-}
-
-static int bench_expat_pass(const char *p, size_t n, bench_count *c)
-{
-    XML_Parser xp = XML_ParserCreateNS(NULL, ' ');
-    size_t off, k;
-    int rc = 0;
-
-    if (!xp) {
-        fprintf(stderr, "bench: expat: out of memory\n");
-        return -1;
-    }
-    XML_SetUserData(xp, c);
-    XML_SetElementHandler(xp, bench_expat_start, bench_expat_end);
-    XML_SetCharacterDataHandler(xp, bench_expat_text);
-#if XML_MAJOR_VERSION > 2 \
-    || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
-    /* Reparse deferral (2.6) may hold events back across feeds. */
-    XML_SetReparseDeferralEnabled(xp, XML_FALSE);
-#endif
-    for (off = 0; off < n; off += k) {
-        k = bench_chunk(n, off);
-        if (XML_Parse(xp, p + off, (int)k, 0) == XML_STATUS_ERROR) {
-            fprintf(stderr, "bench: expat: %s at line %lu\n",
-                    XML_ErrorString(XML_GetErrorCode(xp)),
-                    (unsigned long)XML_GetCurrentLineNumber(xp));
-            rc = -1;
-            break;
-        }
-    }
-    XML_ParserFree(xp);
-    return rc;
-}
-#endif /* HAVE_EXPAT */
-
-#ifdef HAVE_LIBXML2
-static void bench_lx_start(void *ud, const xmlChar *local,
-                           const xmlChar *prefix, const xmlChar *uri,
-                           int nns, const xmlChar **ns, int nattr,
-                           int ndefaulted, const xmlChar **attr)
-{
-    (void)local;
-    (void)prefix;
-    (void)uri;
-    (void)nns;
-    (void)ns;
-    (void)nattr;
-    (void)ndefaulted;
-    (void)attr;
-    bench_on_start((bench_count *)ud);
-}
-
-static void bench_lx_end(void *ud, const xmlChar *local,
-                         const xmlChar *prefix, const xmlChar *uri)
-{
-    (void)local;
-    (void)prefix;
-    (void)uri;
-    bench_on_end((bench_count *)ud);
-}
-
-static void bench_lx_text(void *ud, const xmlChar *s, int len)
-{
-    (void)s;
-    (void)len;
-    ((bench_count *)ud)->text++;
-}
-
-static int bench_lx_pass(const char *p, size_t n, bench_count *c)
-{
-    xmlSAXHandler sax;
-    xmlParserCtxtPtr ctx;
-    size_t off, k;
-    int rc = 0;
-
-    memset(&sax, 0, sizeof sax);
-    sax.initialized = XML_SAX2_MAGIC;
-    sax.startElementNs = bench_lx_start;
-    sax.endElementNs = bench_lx_end;
-    sax.characters = bench_lx_text;
-    ctx = xmlCreatePushParserCtxt(&sax, c, NULL, 0, NULL);
-    if (!ctx) {
-        fprintf(stderr, "bench: libxml2: cannot create a parser\n");
-        return -1;
-    }
-    for (off = 0; off < n; off += k) {
-        k = bench_chunk(n, off);
-        if (xmlParseChunk(ctx, p + off, (int)k, 0) != 0) {
-            fprintf(stderr, "bench: libxml2: parse error near byte %lu\n",
-                    (unsigned long)off);
-            rc = -1;
-            break;
-        }
-    }
-    xmlFreeParserCtxt(ctx);
-    return rc;
-}
-#endif /* HAVE_LIBXML2 */
-
-/* ---- Driver --------------------------------------------------------- */
-
-/* Times fn: one warm-up pass (which also fills r->c and sizes the runs),
-** then BENCH_RUNS runs of enough passes to last BENCH_MIN_RUN seconds;
-** the fastest run counts.  Returns 0, or -1 if any pass failed. */
-static int bench_measure(const char *name, bench_pass_fn fn, const char *p,
-                         size_t n, unsigned long stanzas, bench_result *r)
-{
-    bench_count scratch;
-    double t0, t, best = 0;
-    unsigned long reps, i;
-    int run;
-
-    memset(r, 0, sizeof *r);
-    r->name = name;
-    t0 = bench_now();
-    if (fn(p, n, &r->c) != 0)
-        return -1;
-    t = bench_now() - t0;
-    reps = t > 0 ? (unsigned long)(BENCH_MIN_RUN / t) + 1 : 1000;
-    for (run = 0; run < BENCH_RUNS; run++) {
-        t0 = bench_now();
-        for (i = 0; i < reps; i++) {
-            memset(&scratch, 0, sizeof scratch);
-            if (fn(p, n, &scratch) != 0)
-                return -1;
-        }
-        t = (bench_now() - t0) / (double)reps;
-        if (run == 0 || t < best)
-            best = t;
-    }
-    r->mb_s = (double)n / best / 1e6;
-    r->stanzas_s = stanzas ? (double)stanzas / best : 0;
-    return 0;
-}
-
-static void bench_row(const bench_result *r, const char *events)
-{
-    char ss[32];
-    if (r->stanzas_s > 0)
-        snprintf(ss, sizeof ss, "%.0f", r->stanzas_s);
-    else
-        snprintf(ss, sizeof ss, "-");
-    printf("%-12s %10.1f %12s  %s\n", r->name, r->mb_s, ss, events);
-}
-
-/* Prints the counts of a parser row. */
-static void bench_parser_row(const bench_result *r)
-{
-    char ev[96];
-    snprintf(ev, sizeof ev, "%lu start, %lu end, %lu text", r->c.start,
-             r->c.end, r->c.text);
-    bench_row(r, ev);
-}
-
-#if defined(HAVE_EXPAT) || defined(HAVE_LIBXML2)
-/* Warns when another parser disagrees with the tokenizer on what it
-** saw: then one of them is wrong and the comparison is unfair. */
-static void bench_agree(const bench_result *tok, const bench_result *r)
-{
-    if (r->c.start != tok->c.start || r->c.stanzas != tok->c.stanzas)
-        printf("WARNING: %s saw %lu start elements (%lu stanzas), the "
-               "tokenizer %lu (%lu)\n", r->name, r->c.start, r->c.stanzas,
-               tok->c.start, tok->c.stanzas);
-}
-#endif
-
-/*
-** Start-up from storage: an index of 100 000 buddies with properties and
-** 50 000 activities of two participants each is built through the
-** component (announcements as laptops send them, journaled in memory),
-** written as a snapshot, and restored into a fresh component (best of
-** three).  Also reports the journal's bytes per announcement.
-*/
-static int bench_restore(double *ms, double *per_ann)
-{
-    t_store st;
-    olpcidx_storage s;
-    olpcidx_config c;
-    olpcidx *x;
-    char buf[512];
-    size_t i, ok, nann = 0;
-    double best = 1e9;
-    int run, rc = 0;
-    const void *p;
-    memset(&st, 0, sizeof st);
-    memset(&s, 0, sizeof s);
-    s.append = t_st_append;
-    s.sync = t_st_sync;
-    s.snapshot = t_st_snapshot;
-    s.ud = &st;
-    olpcidx_config_init(&c);
-    c.jid = BENCH_JID;
-    c.secret = "secret";
-    c.storage = &s;
-    c.rate_burst = 1000000;
-    if (olpcidx_new(&x, &c) != 0 || olpcidx_connect(x, 0) != 0)
-        return -1;
-    snprintf(buf, sizeof buf, "<stream:stream xmlns:stream='" OI_NS_STREAM
-             "' xmlns='" OI_NS_ACCEPT "' id='1'><handshake/>");
-    rc |= olpcidx_feed(x, buf, strlen(buf));
-    for (i = 0; i < 100000 && rc == 0; i++) {
-        snprintf(buf, sizeof buf, "<message from='u%lu@jabber.test/xo' to='"
-                 BENCH_JID "'><properties xmlns='" OI_NS_BPROPS "'><property "
-                 "type='str' name='nick'>Kid %lu</property><property "
-                 "type='str' name='color'>#005FE4,#00A0FF</property>"
-                 "</properties>"
-                 "</message>", (unsigned long)i, (unsigned long)i);
-        rc |= olpcidx_feed(x, buf, strlen(buf));
-        nann++;
-        if (i % 2 == 0) {
-            snprintf(buf, sizeof buf, "<message from='u%lu@jabber.test/xo' "
-                     "to='" BENCH_JID "'><properties xmlns='" OI_NS_APROPS
-                     "' activity='act%lu' room='act%lu@conference.jabber."
-                     "test'><property type='str' name='type'>org.laptop."
-                     "Paint</property></properties></message>",
-                     (unsigned long)i, (unsigned long)i, (unsigned long)i);
-            rc |= olpcidx_feed(x, buf, strlen(buf));
-            nann++;
-        } else {
-            snprintf(buf, sizeof buf, "<message from='u%lu@jabber.test/xo' "
-                     "to='" BENCH_JID "'><activity xmlns='" OI_NS_ACT
-                     "' id='act%lu'><joined/></activity></message>",
-                     (unsigned long)i, (unsigned long)(i - 1));
-            rc |= olpcidx_feed(x, buf, strlen(buf));
-            nann++;
-        }
-        while (olpcidx_pending(x, &p) > 0)
-            olpcidx_sent(x, olpcidx_pending(x, &p));
-    }
-    *per_ann = (double)st.journal.n / (double)nann;
-    if (rc != 0 || x->buddies.n != 100000 || x->acts.n != 50000
-        || oi_snapshot(x) != 0) {
-        fprintf(stderr, "bench: building the index failed (%d)\n", rc);
-        return -1;
-    }
-    olpcidx_free(x);
-    for (run = 0; run < 3; run++) {
-        double t0;
-        c.storage = NULL;
-        if (olpcidx_new(&x, &c) != 0)
-            return -1;
-        t0 = bench_now();
-        rc = olpcidx_restore(x, st.snap.p, st.snap.n, NULL, 0, &ok);
-        t0 = bench_now() - t0;
-        if (rc != 0 || x->buddies.n != 100000 || x->acts.n != 50000) {
-            fprintf(stderr, "bench: restore failed (%d)\n", rc);
-            return -1;
-        }
-        olpcidx_free(x);
-        if (t0 < best)
-            best = t0;
-    }
-    *ms = best * 1000;
-    printf("restore: %lu-byte snapshot of 100000 buddies and 50000 "
-           "activities in %.0f ms; journal %.0f bytes per announcement\n",
-           (unsigned long)st.snap.n, *ms, *per_ann);
-    free(st.snap.p);
-    free(st.journal.p);
-    return 0;
-}
-
-static int bench_main(int argc, char **argv)
-{
-    t_str in = {NULL, 0, 0};
-    const char *path = getenv("BENCH_INPUT");
-    bench_result tok, core, mc;
-#ifdef HAVE_EXPAT
-    bench_result ex;
-#endif
-#ifdef HAVE_LIBXML2
-    bench_result lx;
-#endif
-    char ev[96];
-    unsigned long stanzas;
-    double restore_ms, per_ann;
-
-    (void)argc;
-    (void)argv;
-    if (path && *path) {
-        if (bench_read_file(path, &in) != 0)
-            return 1;
-    } else {
-        bench_generate(&in);
-    }
-    if (in.n == 0) {
-        fprintf(stderr, "bench: empty input\n");
-        return 1;
-    }
-#ifdef HAVE_LIBXML2
-    xmlInitParser();
-#endif
-
-    /* The tokenizer first: its pass also counts the stanzas. */
-    if (bench_measure("tokenizer", bench_tok_pass, in.p, in.n, 0, &tok))
-        return 1;
-    stanzas = tok.c.stanzas;
-    tok.stanzas_s = tok.mb_s * 1e6 / (double)in.n * (double)stanzas;
-    printf("input: %s, %lu bytes (%.2f MiB), %lu stanzas "
-           "(%.0f bytes each), fed in %u KiB chunks\n",
-           path && *path ? path : "generated", (unsigned long)in.n,
-           (double)in.n / 1048576.0, stanzas,
-           stanzas ? (double)in.n / (double)stanzas : 0.0,
-           BENCH_CHUNK / 1024);
-    if (bench_measure("core", bench_core_pass, in.p, in.n, stanzas, &core)
-        || bench_measure("strlen", bench_memchr_pass, in.p, in.n, 0, &mc))
-        return 1;
-#ifdef HAVE_EXPAT
-    if (bench_measure("expat_ns", bench_expat_pass, in.p, in.n, stanzas,
-                      &ex))
-        return 1;
-#endif
-#ifdef HAVE_LIBXML2
-    if (bench_measure("libxml2_sax", bench_lx_pass, in.p, in.n, stanzas,
-                      &lx))
-        return 1;
-#endif
-
-    printf("%-12s %10s %12s  %s\n", "name", "MB/s", "stanzas/s", "events");
-    bench_parser_row(&tok);
-    snprintf(ev, sizeof ev, "%lu reply bytes", core.c.bytes);
-    bench_row(&core, ev);
-    snprintf(ev, sizeof ev, "%lu '<' bytes (memchr)", mc.c.bytes);
-    bench_row(&mc, ev);
-#ifdef HAVE_EXPAT
-    bench_parser_row(&ex);
-    bench_agree(&tok, &ex);
-#endif
-#ifdef HAVE_LIBXML2
-    bench_parser_row(&lx);
-    bench_agree(&tok, &lx);
-#endif
-    if (core.c.bytes == 0)
-        printf("WARNING: the core sent no replies\n");
-    if (bench_restore(&restore_ms, &per_ann) != 0)
-        return 1;
-
-    printf("tokenizer_mb_s=%.1f core_mb_s=%.1f core_stanzas_s=%.0f "
-           "strlen_mb_s=%.1f", tok.mb_s, core.mb_s, core.stanzas_s, mc.mb_s);
-#ifdef HAVE_EXPAT
-    printf(" expat_ns_mb_s=%.1f", ex.mb_s);
-#endif
-#ifdef HAVE_LIBXML2
-    printf(" libxml2_sax_mb_s=%.1f", lx.mb_s);
-#endif
-    printf(" restore_100k_ms=%.0f journal_bytes_per_announcement=%.0f\n",
-           restore_ms, per_ann);
-#ifdef HAVE_LIBXML2
-    xmlCleanupParser();
-#endif
-    free(in.p);
-    return 0;
-}
-#endif /* OLPCIDX_BENCH */
+/* ==== E. Fuzzing (make fuzz) ============================================ */
 
 #ifdef OLPCIDX_FUZZ
-/* ---- 10. fuzzing (make fuzz) ------------------------------------------ */
-
 /*
 ** libFuzzer entry: the input is what a server sends, fed to a component
 ** in pieces whose sizes come from the input's first byte, under a small
@@ -5092,25 +4753,128 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         abort();
     return 0;
 }
-#define main t_main_unused
+#define main t_main_unused          /* libFuzzer has its own */
 #endif /* OLPCIDX_FUZZ */
+
+/* ==== F. The groups, and main =========================================== */
+
+/*
+** Every group of tests, in the order they run.  Offline groups need no
+** server and no sockets; interop groups run the daemon, and all but
+** usage talk to it through a private Prosody (started for the first of
+** them, stopped after the last).
+*/
+enum { T_OFFLINE, T_INTEROP };
+
+static const struct t_group {
+    const char *name;
+    int kind;                           /* T_OFFLINE or T_INTEROP */
+    void (*run)(void);
+    const char *what;
+} t_groups[] = {
+    { "sha1", T_OFFLINE, t_sha1,
+      "SHA-1 (FIPS 180) and handshake digest (XEP-0114) vectors" },
+    { "xml", T_OFFLINE, t_xml_fixtures,
+      "fixtures/xml-*.xml through the tokenizer" },
+    { "core", T_OFFLINE, t_core_fixtures,
+      "fixtures/core-*.xml through the whole component" },
+    { "serializer", T_OFFLINE, t_serializer,
+      "a stanza parsed and written back: escapes, prefixes" },
+    { "timers", T_OFFLINE, t_timers,
+      "keepalive, ping, read and handshake timeouts, close" },
+    { "api", T_OFFLINE, t_api,
+      "configuration checks, error strings, memory cap, misuse" },
+    { "backpressure", T_OFFLINE, t_backpressure,
+      "replies beyond the output bound dropped whole" },
+    { "siphash", T_OFFLINE, tu_siphash,
+      "SipHash-2-4 and SipHash-1-3 against reference vectors" },
+    { "map", T_OFFLINE, tu_map_all,
+      "the hash map against a plain array, growth, walks" },
+    { "props", T_OFFLINE, tu_prop_all,
+      "every rule of the property types, against references" },
+    { "rsm", T_OFFLINE, t_rsm_pos,
+      "the positional cursor of XEP-0059 paging" },
+    { "memcap", T_OFFLINE, t_memcap,
+      "announcements refused at the memory cap, the index whole" },
+    { "rate", T_OFFLINE, t_rate,
+      "rate limits per full JID" },
+    { "notice", T_OFFLINE, t_notice,
+      "--notify-type notice: the seed's message type" },
+    { "idle", T_OFFLINE, t_idle,
+      "idle participants pinged; no answer or an error: gone" },
+    { "atomic", T_OFFLINE, t_atomic,
+      "each update all or nothing under allocation failure" },
+    { "persist", T_OFFLINE, t_persist,
+      "storage in memory: journal, snapshot, damage, full disk" },
+    { "refused", T_INTEROP, t_refused,
+      "daemon refused: wrong secret, unknown domain (exit 3)" },
+    { "usage", T_INTEROP, t_usage_errors,
+      "usage and configuration errors of the daemon (exit 2)" },
+    { "basics", T_INTEROP, t_basics,
+      "configured by a file; disco, version, ping, unknown iq" },
+    { "seed", T_INTEROP, t_interop_seed,
+      "the seed protocol with six clients (D.12 50-56)" },
+    { "reload", T_INTEROP, t_reload,
+      "SIGHUP: new log level and stanza limit, live" },
+    { "reconnect", T_INTEROP, t_reconnect,
+      "Prosody restarted: component reconnects; SIGTERM: exit 0" },
+    { "state", T_INTEROP, t_state_dir,
+      "the state directory: created, locked, refused, repaired" },
+    { "crash", T_INTEROP, t_crashes,
+      "kill -9 at random: nothing acknowledged is lost" }
+};
+
+#define T_NGROUPS (sizeof t_groups / sizeof t_groups[0])
+
+static void t_list_groups(void)
+{
+    size_t i;
+    for (i = 0; i < T_NGROUPS; i++)
+        printf("%-13s %-8s %s\n", t_groups[i].name,
+               t_groups[i].kind == T_OFFLINE ? "offline" : "interop",
+               t_groups[i].what);
+}
 
 int main(int argc, char **argv)
 {
     const char *dir = getenv("OLPCIDX_FIXTURES");
     int offline = getenv("OLPCIDX_TEST_OFFLINE") != NULL;
+    unsigned char run[T_NGROUPS];
+    size_t i, j, last_offline = T_NGROUPS;
     setvbuf(stdout, NULL, _IONBF, 0);
-#ifdef OLPCIDX_BENCH
-    return bench_main(argc, argv);
-#endif
     if (dir)
         t_fixdir = dir;
     if (argc > 1 && strcmp(argv[1], "demo") == 0)
         return t_demo(argc, argv);
-    t_offline();
-    printf("offline: %d passed, %d failed\n", t_passed, t_failed);
-    if (!offline)
-        t_interop();
+    if (argc > 1 && strcmp(argv[1], "list") == 0) {
+        t_list_groups();
+        return 0;
+    }
+    /* the groups named, or all (the offline ones only under
+    ** OLPCIDX_TEST_OFFLINE) */
+    for (i = 0; i < T_NGROUPS; i++)
+        run[i] = argc < 2 && (t_groups[i].kind == T_OFFLINE || !offline);
+    for (j = 1; j < (size_t)argc; j++) {
+        for (i = 0; i < T_NGROUPS && strcmp(argv[j], t_groups[i].name); i++)
+            ;
+        if (i == T_NGROUPS) {
+            fprintf(stderr, "olpcidx-test: no group %s; "
+                    "'olpcidx-test list' shows them\n", argv[j]);
+            return 2;
+        }
+        run[i] = 1;
+    }
+    for (i = 0; i < T_NGROUPS; i++)
+        if (run[i] && t_groups[i].kind == T_OFFLINE)
+            last_offline = i;
+    for (i = 0; i < T_NGROUPS; i++) {
+        if (!run[i])
+            continue;
+        t_groups[i].run();
+        if (i == last_offline)
+            printf("offline: %d passed, %d failed\n", t_passed, t_failed);
+    }
+    t_env_down();
     printf("%d passed, %d failed\n", t_passed, t_failed);
     return t_failed ? 1 : 0;
 }
