@@ -100,6 +100,15 @@ enum {
 #define OI_NS_BPROPS  "http://laptop.org/xmpp/buddy-properties"
 #define OI_NS_APROPS  "http://laptop.org/xmpp/activity-properties"
 #define OI_NS_CURACT  "http://laptop.org/xmpp/current-activity"
+#define OI_NS_ACTS    "http://laptop.org/xmpp/activities"
+#define OI_NS_NICK    "http://jabber.org/protocol/nick"
+#define OI_NS_CAPS    "http://jabber.org/protocol/caps"
+#define OI_NS_PUBSUB  "http://jabber.org/protocol/pubsub"
+#define OI_NS_PSEVENT "http://jabber.org/protocol/pubsub#event"
+#define OI_NS_PSERROR "http://jabber.org/protocol/pubsub#errors"
+#define OI_NS_MUC     "http://jabber.org/protocol/muc"
+#define OI_NS_MUCUSER "http://jabber.org/protocol/muc#user"
+#define OI_CAPS_NODE  "http://laptop.org/xmpp/gadget"   /* XEP-0115 node */
 
 /* "Cannot happen, but do not take the daemon down if it does" (SQLite's
 ** NEVER): in release builds the condition is still tested and the caller
@@ -356,10 +365,9 @@ static void oi_sha1_update(oi_sha1 *c, const void *data, size_t n)
     }
 }
 
-/* Writes the digest as 40 lowercase hex digits and a NUL into hex. */
-static void oi_sha1_hex(oi_sha1 *c, char hex[41])
+/* Ends the hash and writes the 20 bytes of the digest. */
+static void oi_sha1_digest(oi_sha1 *c, unsigned char out[20])
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char pad[72];
     uint64_t bits = c->len * 8;
     size_t r = (size_t)(c->len % 64), i;
@@ -369,10 +377,20 @@ static void oi_sha1_hex(oi_sha1 *c, char hex[41])
     for (i = 0; i < 8; i++)
         pad[npad + i] = (unsigned char)(bits >> (56 - 8 * i));
     oi_sha1_update(c, pad, npad + 8);
+    for (i = 0; i < 20; i++)
+        out[i] = (unsigned char)(c->h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+/* Writes the digest as 40 lowercase hex digits and a NUL into hex. */
+static void oi_sha1_hex(oi_sha1 *c, char hex[41])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char d[20];
+    size_t i;
+    oi_sha1_digest(c, d);
     for (i = 0; i < 20; i++) {
-        unsigned v = (unsigned)(c->h[i / 4] >> (24 - 8 * (i % 4))) & 0xFF;
-        hex[2 * i] = digits[v >> 4];
-        hex[2 * i + 1] = digits[v & 15];
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
     }
     hex[40] = '\0';
 }
@@ -489,6 +507,62 @@ static void oi_buf_free(oi_mem *m, oi_buf *b)
     oi_free(m, b->p, b->cap);
     b->p = NULL;
     b->n = b->cap = 0;
+}
+
+typedef struct oi_vec {         /* a growable array of pointers */
+    void **v;
+    size_t n;
+    size_t cap;
+} oi_vec;
+
+static int oi_vec_reserve(oi_mem *m, oi_vec *a, size_t extra)
+{
+    size_t cap;
+    void **v;
+    if (extra <= a->cap - a->n)
+        return OLPCIDX_OK;
+    cap = a->cap ? a->cap * 2 : 4;
+    while (cap - a->n < extra)
+        cap *= 2;
+    v = (void **)oi_realloc(m, a->v, a->cap * sizeof *v, cap * sizeof *v);
+    if (!v)
+        return OLPCIDX_ENOMEM;
+    a->v = v;
+    a->cap = cap;
+    return OLPCIDX_OK;
+}
+
+/* Appends p; the caller reserved room. */
+static void oi_vec_push(oi_vec *a, void *p)
+{
+    a->v[a->n++] = p;
+}
+
+static int oi_vec_has(const oi_vec *a, const void *p)
+{
+    size_t i;
+    for (i = 0; i < a->n; i++)
+        if (a->v[i] == p)
+            return 1;
+    return 0;
+}
+
+/* Removes p (order is not kept). */
+static void oi_vec_drop(oi_vec *a, const void *p)
+{
+    size_t i;
+    for (i = 0; i < a->n; i++)
+        if (a->v[i] == p) {
+            a->v[i] = a->v[--a->n];
+            return;
+        }
+}
+
+static void oi_vec_free(oi_mem *m, oi_vec *a)
+{
+    oi_free(m, a->v, a->cap * sizeof *a->v);
+    a->v = NULL;
+    a->n = a->cap = 0;
 }
 
 /*
@@ -1023,6 +1097,29 @@ static long oi_canon_b64(oi_str v, char *out)
         if (!oi_isxmlws((unsigned char)v.p[i]))
             out[n++] = v.p[i];
     return (long)n;
+}
+
+/* Encodes n bytes as base64 with padding (RFC 4648 section 4) into out,
+** which has room for 4 * ((n + 2) / 3) + 1 bytes; NUL-ended. */
+static void oi_b64_encode(const unsigned char *p, size_t n, char *out)
+{
+    static const char sym[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i;
+    for (i = 0; i + 2 < n; i += 3, out += 4) {
+        out[0] = sym[p[i] >> 2];
+        out[1] = sym[(p[i] & 3) << 4 | p[i + 1] >> 4];
+        out[2] = sym[(p[i + 1] & 15) << 2 | p[i + 2] >> 6];
+        out[3] = sym[p[i + 2] & 63];
+    }
+    if (i < n) {
+        out[0] = sym[p[i] >> 2];
+        out[1] = sym[(p[i] & 3) << 4 | (i + 1 < n ? p[i + 1] >> 4 : 0)];
+        out[2] = i + 1 < n ? sym[(p[i + 1] & 15) << 2] : '=';
+        out[3] = '=';
+        out += 4;
+    }
+    *out = '\0';
 }
 
 /* Writes the canonical form of v, a value of type t, into out and
@@ -1997,6 +2094,10 @@ struct olpcidx {
     oi_map aposts;              /* posting key -> oi_post of activities */
     /* 9: watchers and events */
     oi_map clients;             /* full JID -> oi_client */
+    oi_map online;              /* bare JID -> oi_online */
+    oi_vec open[2];             /* oi_watch * taking new members, by
+                                ** OI_K_ACT and OI_K_BUDDY */
+    size_t nopenable[2];        /* watchers of kinds that may be open */
     unsigned long event;        /* events raised so far */
     oi_str cause;               /* full JID whose stanza is being handled */
     /* 10: persistence */
@@ -2017,13 +2118,19 @@ struct olpcidx {
     uint64_t last_in;           /* last byte received */
     int ping_out;               /* a keepalive ping awaits any byte */
     unsigned long nping;
-    int (*on_stanza)(olpcidx *x, const oi_node *st);  /* set by 16 */
+    int (*on_stanza)(olpcidx *x, const oi_node *st);  /* set by 17: */
+    void (*on_online)(olpcidx *x);      /* the dispatcher, and the
+                                        ** Gadget dialect's start */
     /* 13: common handlers */
     oi_str name;                /* disco identity name (owned copy) */
+    char caps_ver[32];          /* its XEP-0115 verification string */
     oi_str allow;               /* allowed domains, space-separated */
     uint64_t live_at;           /* last liveness sweep */
     /* 14: the seed dialect */
     const char *notify_type;    /* message type of notifications */
+    /* 15: the Gadget dialect */
+    uint64_t rng;               /* splitmix64 state: random views */
+    int announced;              /* the start-up presence went out */
     /* 15: dispatch */
     const struct oi_route *routes[OI_ROUTE_KINDS][OI_ROUTES_MAX + 1];
                                 /* per kind of stanza, its rows in order,
@@ -2369,62 +2476,6 @@ static void oi_out_error(olpcidx *x, int cond)
 ** it succeeded is anything changed, and that part cannot fail.  Nothing
 ** here journals or notifies: section 11's changes do, around these.
 */
-typedef struct oi_vec {         /* a growable array of pointers */
-    void **v;
-    size_t n;
-    size_t cap;
-} oi_vec;
-
-static int oi_vec_reserve(oi_mem *m, oi_vec *a, size_t extra)
-{
-    size_t cap;
-    void **v;
-    if (extra <= a->cap - a->n)
-        return OLPCIDX_OK;
-    cap = a->cap ? a->cap * 2 : 4;
-    while (cap - a->n < extra)
-        cap *= 2;
-    v = (void **)oi_realloc(m, a->v, a->cap * sizeof *v, cap * sizeof *v);
-    if (!v)
-        return OLPCIDX_ENOMEM;
-    a->v = v;
-    a->cap = cap;
-    return OLPCIDX_OK;
-}
-
-/* Appends p; the caller reserved room. */
-static void oi_vec_push(oi_vec *a, void *p)
-{
-    a->v[a->n++] = p;
-}
-
-static int oi_vec_has(const oi_vec *a, const void *p)
-{
-    size_t i;
-    for (i = 0; i < a->n; i++)
-        if (a->v[i] == p)
-            return 1;
-    return 0;
-}
-
-/* Removes p (order is not kept). */
-static void oi_vec_drop(oi_vec *a, const void *p)
-{
-    size_t i;
-    for (i = 0; i < a->n; i++)
-        if (a->v[i] == p) {
-            a->v[i] = a->v[--a->n];
-            return;
-        }
-}
-
-static void oi_vec_free(oi_mem *m, oi_vec *a)
-{
-    oi_free(m, a->v, a->cap * sizeof *a->v);
-    a->v = NULL;
-    a->n = a->cap = 0;
-}
-
 typedef struct oi_prop {
     oi_str name;
     oi_str value;               /* canonical */
@@ -2562,6 +2613,7 @@ struct oi_watch {
     const struct oi_wkind *kind;        /* section 9: what it is */
     struct oi_client *owner;            /* section 9: whose it is */
     oi_watch *next;             /* the owner's next watcher */
+    int open;                   /* section 9: in x->open[items] */
 };
 
 /* Takes an item out of every watcher holding it (it is going away, or
@@ -2616,13 +2668,25 @@ typedef struct oi_buddy {
     uint64_t seen;              /* when, in ms */
     uint64_t ping_at;           /* idle ping sent then; 0: none */
     int restored;               /* from storage: to be pinged at once */
+    int roster;                 /* OI_ROSTER_*: publishing (PROTOCOL.md
+                                ** 6.2), persisted */
+    char *nick;                 /* its PEP nick (owned), or NULL */
+    size_t nnick;
 } oi_buddy;
+
+enum { OI_ROSTER_NONE, OI_ROSTER_ASKED, OI_ROSTER_PUBLISHED };
 
 typedef struct oi_act {
     oi_item it;                 /* uid: the activity id */
     oi_str room;                /* after the id; may be empty */
     oi_vec parts;               /* oi_buddy * participants */
+    int muc;                    /* OI_MUC_*: the component in its room
+                                ** (PROTOCOL.md 6.5) */
+    int nick_try;               /* its nick there: 0 "inspector", else
+                                ** "inspector-<nick_try + 1>" */
 } oi_act;
+
+enum { OI_MUC_NONE, OI_MUC_JOINING, OI_MUC_IN };
 
 /* An activity is private when its "private" property is bool true
 ** (PROTOCOL.md 2.3): never returned, never notified. */
@@ -2761,7 +2825,7 @@ static oi_buddy *oi_buddy_get(olpcidx *x, oi_str jid, int create)
 /* Forgets a buddy that holds nothing any more. */
 static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
 {
-    if (b->it.props.n || b->cur || b->acts.n)
+    if (b->it.props.n || b->cur || b->acts.n || b->roster || b->nick)
         return;
     oi_unwatch(&x->mem, &b->it);
     oi_map_del(&x->buddies, b->it.uid);
@@ -2787,6 +2851,33 @@ static int oi_buddy_set_cur(olpcidx *x, oi_buddy *b, oi_str id, oi_str room)
     b->cur_id = oi_mkstr(cur, id.n);
     b->cur_room = oi_mkstr(cur ? cur + id.n : NULL, room.n);
     return OLPCIDX_OK;
+}
+
+/* Sets the buddy's PEP nick (empty: none). */
+static int oi_buddy_set_nick(olpcidx *x, oi_buddy *b, oi_str nick)
+{
+    char *p = NULL;
+    if (nick.n) {
+        if (!(p = (char *)oi_realloc(&x->mem, NULL, 0, nick.n)))
+            return OLPCIDX_ENOMEM;
+        memcpy(p, nick.p, nick.n);
+    }
+    if (b->nick)
+        oi_free(&x->mem, b->nick, b->nnick);
+    b->nick = p;
+    b->nnick = nick.n;
+    return OLPCIDX_OK;
+}
+
+/* The alias a buddy is searched by (PROTOCOL.md 2.2): its PEP nick, else
+** its nick property. */
+static oi_str oi_buddy_alias(const oi_buddy *b)
+{
+    const oi_prop *p;
+    if (b->nick)
+        return oi_mkstr(b->nick, b->nnick);
+    p = oi_props_get(&b->it.props, "nick");
+    return p ? p->value : oi_mkstr("", 0);
 }
 
 static oi_act *oi_act_find(olpcidx *x, oi_str id, oi_str room)
@@ -2868,11 +2959,14 @@ static int oi_leave(olpcidx *x, oi_act *a, oi_buddy *b)
 }
 
 /* A stanza came from full JID jid: a sign of life of its buddy
-** (PROTOCOL.md 5.2), which remembers where it was last heard from. */
+** (PROTOCOL.md 5.2), which remembers where it was last heard from.  What
+** comes from a bare JID (its server: PEP) is none. */
 static void oi_seen(olpcidx *x, oi_str jid)
 {
-    oi_buddy *b = oi_buddy_get(x, oi_bare(jid), 0);
-    if (!b)
+    oi_buddy *b;
+    if (oi_bare(jid).n == jid.n)
+        return;                         /* a bare JID is no laptop */
+    if (!(b = oi_buddy_get(x, oi_bare(jid), 0)))
         return;
     b->seen = x->now;
     b->ping_at = 0;
@@ -2906,6 +3000,8 @@ static void oi_index_free(olpcidx *x)
         oi_post_remove(&x->mem, &x->bposts, &b->it);
         oi_props_free(&x->mem, &b->it.props);
         oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
+        oi_buddy_set_nick(x, b, OI_LIT(""));
+        b->roster = OI_ROSTER_NONE;
         oi_buddy_trim(x, b);
     }
     oi_map_free(&x->mem, &x->buddies);
@@ -2935,12 +3031,17 @@ static void oi_index_free(olpcidx *x)
 ** the number of those watchers, never the number of clients.  Each event
 ** has a number, so that a dialect can tell a client once of an event that
 ** reaches it through several watchers, and carries the full JID whose
-** stanza caused it (x->cause), whom a dialect may spare.
+** stanza caused it (x->cause), whom a dialect may spare.  Watchers that
+** take new members (x->open) are then offered the item, at a cost of
+** their number.
 */
 enum oi_ev_type {
     OI_EV_BUDDY_PROPS,          /* buddy: properties replaced */
     OI_EV_BUDDY_CUR,            /* buddy: current activity set or cleared */
+    OI_EV_BUDDY_NICK,           /* buddy: its PEP nick changed */
+    OI_EV_BUDDY_COMES,          /* buddy: online and published from now on */
     OI_EV_BUDDY_GONE,           /* buddy: offline, or no longer published */
+    OI_EV_ACT_OPENS,            /* act: new, or public from now on */
     OI_EV_ACT_PROPS,            /* act: properties replaced */
     OI_EV_JOINED,               /* act, buddy: the buddy joined */
     OI_EV_LEFT,                 /* act, buddy: the buddy left */
@@ -2955,12 +3056,16 @@ typedef struct oi_event {
     oi_str cause;               /* full JID whose stanza caused it */
 } oi_event;
 
-/* What a dialect does with its watchers of one kind. */
+/* What a dialect does with its watchers of one kind.  A watcher that
+** takes new members (a view below its size) is open: it is also offered
+** every event about an item of its kind it does not hold. */
 typedef struct oi_wkind {
     const char *name;           /* for log lines */
     size_t size;                /* bytes of its watchers (oi_watch first) */
     int lives_empty;            /* an empty one stays (else it goes) */
     void (*render)(olpcidx *x, oi_watch *w, const oi_event *ev);
+    void (*offer)(olpcidx *x, oi_watch *w, const oi_event *ev);
+    void (*drop)(olpcidx *x, oi_watch *w);      /* frees what it owns */
 } oi_wkind;
 
 typedef struct oi_client {
@@ -2971,6 +3076,43 @@ typedef struct oi_client {
     uint64_t tokens;            /* 13: rate bucket, in 1/1000 stanza */
     uint64_t filled;            /* 13: when it was last refilled, ms */
 } oi_client;
+
+/* How many full JIDs of one bare JID sent available presence (PROTOCOL.md
+** 5.1): the bare JID is online while this is not zero.  The bare JID's
+** bytes follow the struct. */
+typedef struct oi_online {
+    oi_str bare;
+    size_t n;
+} oi_online;
+
+/* Whether bare JID bare is online. */
+static int oi_is_online(olpcidx *x, oi_str bare)
+{
+    return oi_map_get(&x->online, bare) != NULL;
+}
+
+/* One more, or (delta -1) one fewer, available full JID of bare.
+** Returns the count after, or -1 when out of memory. */
+static long oi_online_add(olpcidx *x, oi_str bare, int delta)
+{
+    oi_online *o = (oi_online *)oi_map_get(&x->online, bare);
+    if (!o) {
+        if (delta < 0)
+            return 0;
+        o = (oi_online *)oi_keyed_new(&x->mem, &x->online, sizeof *o, bare,
+                                      &bare);
+        if (!o)
+            return -1;
+        o->bare = bare;
+    }
+    o->n = delta > 0 ? o->n + 1 : o->n - 1;
+    if (o->n == 0) {
+        oi_map_del(&x->online, o->bare);
+        oi_free(&x->mem, o, sizeof *o + o->bare.n);
+        return 0;
+    }
+    return (long)o->n;
+}
 
 /* The client with that full JID, created when create is set.  NULL:
 ** absent, or out of memory. */
@@ -3013,7 +3155,32 @@ static oi_watch *oi_watch_new(olpcidx *x, oi_client *c, const oi_wkind *kind,
     w->items = items;
     w->next = c->watches;
     c->watches = w;
+    if (kind->lives_empty)
+        x->nopenable[items]++;
     return w;
+}
+
+/* Opens or closes watcher w to new members.  Never fails for a watcher
+** of a kind that lives empty: oi_watch_reserve made the room. */
+static void oi_watch_set_open(olpcidx *x, oi_watch *w, int open)
+{
+    oi_vec *o = &x->open[w->items];
+    if (w->open == open
+        || (open && OI_NEVER(oi_vec_reserve(&x->mem, o, 1) != OLPCIDX_OK)))
+        return;
+    if (open)
+        oi_vec_push(o, w);
+    else
+        oi_vec_drop(o, w);
+    w->open = open;
+}
+
+/* Makes sure that one more watcher over items of that kind can be open
+** (before creating one that may be). */
+static int oi_watch_reserve(olpcidx *x, int items)
+{
+    oi_vec *o = &x->open[items];
+    return oi_vec_reserve(&x->mem, o, x->nopenable[items] + 1 - o->n);
 }
 
 /* Empties watcher w and frees it. */
@@ -3023,6 +3190,11 @@ static void oi_watch_free(olpcidx *x, oi_watch *w)
     while (*p != w)
         p = &(*p)->next;
     *p = w->next;
+    oi_watch_set_open(x, w, 0);
+    if (w->kind->lives_empty)
+        x->nopenable[w->items]--;
+    if (w->kind->drop)
+        w->kind->drop(x, w);
     oi_watch_clear(&x->mem, w);
     oi_free(&x->mem, w, w->kind->size);
 }
@@ -3051,6 +3223,8 @@ static void oi_client_free(olpcidx *x, oi_client *c)
 {
     while (c->watches)
         oi_watch_free(x, c->watches);
+    if (c->available)
+        oi_online_add(x, oi_bare(c->jid), -1);
     c->available = 0;
     c->tokens = x->cfg.rate_burst * 1000;
     oi_client_trim(x, c);
@@ -3059,6 +3233,7 @@ static void oi_client_free(olpcidx *x, oi_client *c)
 static void oi_clients_init(olpcidx *x)
 {
     oi_map_init(&x->clients, x->cfg.hash_seed, 6);
+    oi_map_init(&x->online, x->cfg.hash_seed, 7);
 }
 
 /* Frees every client and watcher (before the index: olpcidx_free). */
@@ -3069,18 +3244,30 @@ static void oi_clients_free(olpcidx *x)
     while ((p = oi_map_next(&x->clients, &i)) != NULL)
         oi_client_free(x, (oi_client *)p);
     oi_map_free(&x->mem, &x->clients);
+    oi_map_free(&x->mem, &x->online);
+    oi_vec_free(&x->mem, &x->open[0]);
+    oi_vec_free(&x->mem, &x->open[1]);
 }
 
-/* Hands ev to each watcher in ws that has not had it yet. */
-static void oi_fan_out(olpcidx *x, const oi_vec *ws, const oi_event *ev)
+/* Hands ev to each watcher in ws that has not had it yet, to render
+** (offer 0) or as an offer (offer 1).  A watcher may leave ws while it
+** is handed the event (a view drops a member): the walk then stays where
+** it is, where the last watcher of ws has moved. */
+static void oi_fan_out(olpcidx *x, const oi_vec *ws, const oi_event *ev,
+                       int offer)
 {
-    size_t i;
-    for (i = 0; i < ws->n; i++) {
+    size_t i = 0;
+    while (i < ws->n) {
         oi_watch *w = (oi_watch *)ws->v[i];
-        if (w->stamp == ev->seq)
-            continue;
-        w->stamp = ev->seq;
-        w->kind->render(x, w, ev);
+        if (w->stamp != ev->seq) {
+            w->stamp = ev->seq;
+            if (offer)
+                w->kind->offer(x, w, ev);
+            else
+                w->kind->render(x, w, ev);
+        }
+        if (i < ws->n && ws->v[i] == w)
+            i++;
     }
 }
 
@@ -3096,16 +3283,22 @@ static void oi_emit(olpcidx *x, int type, const oi_act *a, const oi_buddy *b)
     ev.buddy = b;
     ev.cause = x->cause;
     if (a) {
-        oi_fan_out(x, &a->it.watch, &ev);
+        oi_fan_out(x, &a->it.watch, &ev, 0);
+        if (type != OI_EV_CLOSED)
+            oi_fan_out(x, &x->open[OI_K_ACT], &ev, 1);
         return;
     }
-    oi_fan_out(x, &b->it.watch, &ev);
+    oi_fan_out(x, &b->it.watch, &ev, 0);
     if (type == OI_EV_BUDDY_GONE)
         return;
+    if (type != OI_EV_BUDDY_CUR)
+        oi_fan_out(x, &x->open[OI_K_BUDDY], &ev, 1);
+    if (type == OI_EV_BUDDY_NICK || type == OI_EV_BUDDY_COMES)
+        return;                         /* not about its activities */
     for (i = 0; i < b->acts.n; i++) {
         const oi_act *in = (const oi_act *)b->acts.v[i];
         if (!oi_act_private(in))        /* PROTOCOL.md 2.3 */
-            oi_fan_out(x, &in->it.watch, &ev);
+            oi_fan_out(x, &in->it.watch, &ev, 0);
     }
 }
 
@@ -3127,6 +3320,7 @@ static void oi_emit_closed(olpcidx *x, oi_act *a)
 **     BUDDY  jid, properties, current activity id, room
 **     ACT    id, room, properties
 **     JOIN   id, bare JID, full JID            LEAVE  id, bare JID
+**     ROSTER bare JID, u8 roster state, PEP nick (PROTOCOL.md 6.2, 6.4)
 ** The journal is such records appended one per change, written through
 ** the embedder's storage (olpcidx_storage) before the notifications the
 ** change causes are queued.  A snapshot is the magic "OLPCIDX1", the
@@ -3137,7 +3331,7 @@ static void oi_emit_closed(olpcidx *x, oi_act *a)
 ** is retried every second until one succeeds.
 */
 enum { OI_REC_BUDDY = 1, OI_REC_ACT, OI_REC_JOIN, OI_REC_LEAVE,
-       OI_REC_END = 255 };
+       OI_REC_ROSTER, OI_REC_END = 255 };
 
 #define OI_SNAP_MAGIC "OLPCIDX1"
 #define OI_REC_HDR 9                    /* length, CRC, type */
@@ -3270,6 +3464,18 @@ static void oi_rec_member(olpcidx *x, int type, const oi_act *a,
     oi_rec_end(x);
 }
 
+static void oi_rec_roster(olpcidx *x, const oi_buddy *b)
+{
+    unsigned char st = (unsigned char)b->roster;
+    if (!x->cfg.storage)
+        return;                         /* nothing is persisted */
+    oi_rec_begin(x, OI_REC_ROSTER);
+    oi_rec_str(x, b->it.uid);
+    oi_rec_bytes(x, &st, 1);
+    oi_rec_str(x, oi_mkstr(b->nick, b->nnick));
+    oi_rec_end(x);
+}
+
 /* Hands the records written since the last call to the storage, and
 ** syncs them when the storage wants every change durable at once.  Called
 ** before the notifications of a change are queued. */
@@ -3317,8 +3523,13 @@ static int oi_snapshot(olpcidx *x)
     x->rec_err = 0;
     oi_rec_bytes(x, OI_SNAP_MAGIC, 8);
     while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
-        oi_rec_buddy(x, (const oi_buddy *)p);
+        const oi_buddy *b = (const oi_buddy *)p;
+        oi_rec_buddy(x, b);
         count++;
+        if (b->roster || b->nick) {
+            oi_rec_roster(x, b);
+            count++;
+        }
     }
     i = 0;
     while ((p = oi_map_next(&x->acts, &i)) != NULL) {
@@ -3436,6 +3647,7 @@ static void oi_rd_props(olpcidx *x, oi_rd *r, oi_props *ps)
 ** or OLPCIDX_ENOMEM. */
 static int oi_apply(olpcidx *x, int type, oi_rd *r)
 {
+    int state;
     oi_str id, room, jid, full, cur_id, cur_room;
     oi_props ps;
     oi_buddy *b;
@@ -3465,6 +3677,22 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
             return OLPCIDX_ENOMEM;
         if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, &ps))
             return OLPCIDX_ENOMEM;
+        return 0;
+    case OI_REC_ROSTER:
+        jid = oi_rd_str(r);
+        if (r->bad || r->p >= r->end || *r->p > OI_ROSTER_PUBLISHED) {
+            r->bad = 1;
+            return 1;
+        }
+        state = *r->p++;
+        cur_id = oi_rd_str(r);          /* the nick */
+        if (r->bad || jid.n == 0)
+            return 1;
+        if (!(b = oi_buddy_get(x, jid, 1))
+            || oi_buddy_set_nick(x, b, cur_id))
+            return OLPCIDX_ENOMEM;
+        b->roster = state;
+        oi_buddy_trim(x, b);
         return 0;
     case OI_REC_JOIN:
     case OI_REC_LEAVE:
@@ -3563,11 +3791,12 @@ static void oi_restore_finish(olpcidx *x)
 ** journals the change, then raises its events: in that order, so that
 ** nothing is told before it is durable (PROTOCOL.md 7).  Each returns
 ** OI_C_NONE, or the stanza error condition that refused it, the index
-** then unchanged.  The buddy is always the sender's bare JID, never one
-** a payload names (PROTOCOL.md 4.4).
+** then unchanged.  The buddy is always the sender's bare JID, or one a
+** room vouches for, never one a payload names (PROTOCOL.md 4.4, 6.5).
 */
 
-/* Buddy bare's own properties, a full replacement set (PROTOCOL.md 4.1). */
+/* Buddy bare's own properties, a full replacement set (PROTOCOL.md 4.1,
+** 6.4). */
 static int oi_chg_buddy_props(olpcidx *x, oi_str bare, const oi_props *ps)
 {
     oi_buddy *b;
@@ -3602,9 +3831,90 @@ static int oi_chg_current(olpcidx *x, oi_str bare, oi_str id, oi_str room)
     return OI_C_NONE;
 }
 
+/* Buddy bare's PEP nick, its alias (PROTOCOL.md 2.2, 6.4). */
+static int oi_chg_nick(olpcidx *x, oi_str bare, oi_str nick)
+{
+    oi_buddy *b;
+    if (!(b = oi_buddy_get(x, bare, nick.n > 0)))
+        return OI_C_NONE;
+    if (oi_streq(oi_mkstr(b->nick, b->nnick), nick))
+        return OI_C_NONE;
+    if (oi_buddy_set_nick(x, b, nick) != OLPCIDX_OK) {
+        oi_buddy_trim(x, b);
+        return OI_C_RESOURCE_CONSTRAINT;
+    }
+    oi_rec_roster(x, b);
+    oi_journal(x);
+    oi_emit(x, OI_EV_BUDDY_NICK, NULL, b);
+    oi_buddy_trim(x, b);
+    return OI_C_NONE;
+}
+
+/* The nick of the component in a's room: "inspector", "inspector-2"... */
+static oi_str oi_room_nick(const oi_act *a, char buf[24])
+{
+    if (a->nick_try == 0)
+        return OI_LIT("inspector");
+    snprintf(buf, 24, "inspector-%u", (unsigned)(a->nick_try % 100) + 1);
+    return oi_zstr(buf);
+}
+
+/* Presence from the bare component JID to a's room: a join (with no
+** history, PROTOCOL.md 6.5) or, unavailable, leaving it. */
+static void oi_room_presence(olpcidx *x, oi_act *a, int join)
+{
+    char nick[24], to[1024 + 24];
+    oi_str n = oi_room_nick(a, nick);
+    size_t mark;
+    if (a->room.n + 1 + n.n > sizeof to)
+        return;                         /* cannot happen: JIDs are checked */
+    memcpy(to, a->room.p, a->room.n);
+    to[a->room.n] = '/';
+    memcpy(to + a->room.n + 1, n.p, n.n);
+    mark = oi_out_begin(x);
+    oi_out_head(x, "presence", join ? NULL : "unavailable",
+                oi_mkstr(to, a->room.n + 1 + n.n), NULL);
+    if (join)
+        oi_outz(x, "<x xmlns='http://jabber.org/protocol/muc'><history "
+                "maxstanzas='0'/></x>");
+    oi_outz(x, "</presence>");
+    oi_out_commit(x, mark, join ? "room join" : "room leave");
+    a->muc = join ? OI_MUC_JOINING : OI_MUC_NONE;
+}
+
+/* Activity a closed for everyone (PROTOCOL.md 2.3): told, and the
+** component leaves its room. */
+static void oi_close_act(olpcidx *x, oi_act *a)
+{
+    oi_emit_closed(x, a);
+    if (a->muc != OI_MUC_NONE)
+        oi_room_presence(x, a, 0);
+}
+
+/* New properties of a: journaled (with the JOIN of its creator, after
+** the activity) and told; an activity that turns private closes for all,
+** one that is new or turns public opens. */
+static void oi_act_props_told(olpcidx *x, oi_act *a, const oi_buddy *creator,
+                              int was_private)
+{
+    int created = creator != NULL;
+    oi_rec_act(x, a);
+    if (creator)
+        oi_rec_member(x, OI_REC_JOIN, a, creator);
+    oi_journal(x);
+    if (oi_act_private(a)) {
+        if (!was_private && !created)
+            oi_close_act(x, a);
+    } else if (created || was_private) {
+        oi_emit(x, OI_EV_ACT_OPENS, a, NULL);
+    } else {
+        oi_emit(x, OI_EV_ACT_PROPS, a, NULL);
+    }
+}
+
 /* Activity properties, from bare: create the activity (bare its first
 ** participant) or, from a participant, replace its properties
-** (PROTOCOL.md 4.3).  An activity that turns private is closed to all. */
+** (PROTOCOL.md 4.3). */
 static int oi_chg_act_props(olpcidx *x, oi_str bare, oi_str id, oi_str room,
                             const oi_props *ps)
 {
@@ -3641,18 +3951,19 @@ static int oi_chg_act_props(olpcidx *x, oi_str bare, oi_str id, oi_str room,
         oi_buddy_trim(x, b);
         return OI_C_RESOURCE_CONSTRAINT;
     }
-    oi_rec_act(x, a);
-    if (created) {
+    if (created)
         oi_seen(x, x->cause);           /* the JOIN record names it */
-        oi_rec_member(x, OI_REC_JOIN, a, b);
-    }
-    oi_journal(x);
-    if (oi_act_private(a)) {
-        if (!was_private)
-            oi_emit_closed(x, a);
-    } else if (!created) {
-        oi_emit(x, OI_EV_ACT_PROPS, a, NULL);
-    }
+    oi_act_props_told(x, a, created ? b : NULL, was_private);
+    return OI_C_NONE;
+}
+
+/* Activity properties as the room of a says them (PROTOCOL.md 6.5). */
+static int oi_chg_room_props(olpcidx *x, oi_act *a, const oi_props *ps)
+{
+    int was_private = oi_act_private(a);
+    if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, ps))
+        return OI_C_RESOURCE_CONSTRAINT;
+    oi_act_props_told(x, a, NULL, was_private);
     return OI_C_NONE;
 }
 
@@ -3665,14 +3976,18 @@ static void oi_depart(olpcidx *x, oi_act *a, oi_buddy *b)
     if (!oi_act_private(a)) {
         oi_emit(x, OI_EV_LEFT, a, b);
         if (a->parts.n == 1)
-            oi_emit_closed(x, a);
+            oi_close_act(x, a);
+    } else if (a->parts.n == 1 && a->muc != OI_MUC_NONE) {
+        oi_room_presence(x, a, 0);
     }
     oi_leave(x, a, b);
 }
 
 /* bare joins the activity named by id and/or room, created when unknown
-** (it needs its id then) (PROTOCOL.md 4.4). */
-static int oi_chg_join(olpcidx *x, oi_str bare, oi_str id, oi_str room)
+** (it needs its id then) (PROTOCOL.md 4.4, 6.5).  full is where it was
+** heard from (empty: nowhere, as for a room without real JIDs). */
+static int oi_chg_join(olpcidx *x, oi_str bare, oi_str full, oi_str id,
+                       oi_str room)
 {
     oi_act *a = oi_act_find(x, id, room);
     oi_buddy *b;
@@ -3695,13 +4010,15 @@ static int oi_chg_join(olpcidx *x, oi_str bare, oi_str id, oi_str room)
                                     : OI_C_RESOURCE_CONSTRAINT;
     }
     if (fresh) {
-        oi_seen(x, x->cause);           /* the JOIN record names it */
+        if (full.n)
+            oi_seen(x, full);           /* the JOIN record names it */
         if (a->parts.n == 1)            /* created by this join */
             oi_rec_act(x, a);
         oi_rec_member(x, OI_REC_JOIN, a, b);
         oi_journal(x);
         if (!oi_act_private(a))
-            oi_emit(x, OI_EV_JOINED, a, b);
+            oi_emit(x, a->parts.n == 1 ? OI_EV_ACT_OPENS : OI_EV_JOINED, a,
+                    b);
     }
     return OI_C_NONE;
 }
@@ -3718,23 +4035,71 @@ static int oi_chg_leave(olpcidx *x, oi_str bare, oi_str id, oi_str room)
     return OI_C_NONE;
 }
 
+/* Activity a closes whoever is in it (its room was destroyed, the
+** component was put out of it: PROTOCOL.md 6.5). */
+static void oi_chg_close(olpcidx *x, oi_act *a)
+{
+    size_t i;
+    for (i = 0; i < a->parts.n; i++)
+        oi_rec_member(x, OI_REC_LEAVE, a, (const oi_buddy *)a->parts.v[i]);
+    oi_journal(x);
+    if (!oi_act_private(a))
+        oi_close_act(x, a);
+    else if (a->muc != OI_MUC_NONE)
+        oi_room_presence(x, a, 0);
+    while (a->parts.n > 1) {
+        oi_buddy *b = (oi_buddy *)a->parts.v[0];
+        oi_leave(x, a, b);
+        oi_buddy_trim(x, b);
+    }
+    if (a->parts.n == 1) {
+        oi_buddy *b = (oi_buddy *)a->parts.v[0];
+        oi_leave(x, a, b);              /* the last: a is freed */
+        oi_buddy_trim(x, b);
+    }
+}
+
+/* Whether buddy b is a view candidate: published and online (PROTOCOL.md
+** 6.7). */
+static int oi_buddy_listed(olpcidx *x, const oi_buddy *b)
+{
+    return b->roster == OI_ROSTER_PUBLISHED && oi_is_online(x, b->it.uid);
+}
+
+/* Full JID sent available presence (PROTOCOL.md 5.1). */
+static int oi_chg_available(olpcidx *x, oi_str full)
+{
+    oi_client *c = oi_client_get(x, full, 1);
+    oi_buddy *b;
+    if (!c)
+        return OI_C_RESOURCE_CONSTRAINT;
+    if (c->available)
+        return OI_C_NONE;
+    if (oi_online_add(x, oi_bare(full), 1) < 0) {
+        oi_client_trim(x, c);
+        return OI_C_RESOURCE_CONSTRAINT;
+    }
+    c->available = 1;
+    b = oi_buddy_get(x, oi_bare(full), 0);
+    if (b && b->roster == OI_ROSTER_PUBLISHED
+        && ((oi_online *)oi_map_get(&x->online, b->it.uid))->n == 1)
+        oi_emit(x, OI_EV_BUDDY_COMES, NULL, b);
+    return OI_C_NONE;
+}
+
 /* Full JID went offline (PROTOCOL.md 5.1): its watchers go; when it was
 ** its buddy's last online resource, the buddy is gone, leaves its
 ** activities and its current activity is cleared, with the events these
-** raise. */
+** raise.  O(1) for a JID the index does not know. */
 static void oi_chg_offline(olpcidx *x, oi_str full)
 {
-    oi_client *c = oi_client_get(x, full, 0), *o;
+    oi_client *c = oi_client_get(x, full, 0);
     oi_str bare = oi_bare(full);
     oi_buddy *b;
-    size_t i = 0;
     if (c)
         oi_client_free(x, c);
-    if (!(b = oi_buddy_get(x, bare, 0)))
-        return;                         /* nothing announced: done */
-    while ((o = (oi_client *)oi_map_next(&x->clients, &i)) != NULL)
-        if (o->available && oi_streq(oi_bare(o->jid), bare))
-            return;                     /* another resource is online */
+    if (!(b = oi_buddy_get(x, bare, 0)) || oi_is_online(x, bare))
+        return;                         /* unknown, or still online */
     x->cause = oi_mkstr("", 0);
     oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
     while (b->acts.n > 0)
@@ -3747,6 +4112,36 @@ static void oi_chg_offline(olpcidx *x, oi_str full)
     }
     b->ping_at = 0;
     oi_buddy_trim(x, b);
+}
+
+/* Buddy bare's roster state becomes state (PROTOCOL.md 6.2).  A buddy
+** that stops publishing is gone from views and forgets what PEP told. */
+static int oi_chg_roster(olpcidx *x, oi_str bare, int state)
+{
+    oi_buddy *b = oi_buddy_get(x, bare, state != OI_ROSTER_NONE);
+    int was;
+    if (!b)
+        return state == OI_ROSTER_NONE ? OI_C_NONE : OI_C_RESOURCE_CONSTRAINT;
+    was = b->roster;
+    if (was == state)
+        return OI_C_NONE;
+    b->roster = state;
+    oi_rec_roster(x, b);
+    oi_journal(x);
+    if (state == OI_ROSTER_PUBLISHED && oi_is_online(x, bare)) {
+        oi_emit(x, OI_EV_BUDDY_COMES, NULL, b);
+    } else if (was == OI_ROSTER_PUBLISHED) {
+        oi_props none;
+        memset(&none, 0, sizeof none);
+        oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
+        oi_chg_nick(x, bare, OI_LIT(""));
+        oi_chg_current(x, bare, OI_LIT(""), OI_LIT(""));
+        if ((b = oi_buddy_get(x, bare, 0)) != NULL && b->it.props.n)
+            oi_chg_buddy_props(x, bare, &none);
+        return OI_C_NONE;
+    }
+    oi_buddy_trim(x, b);
+    return OI_C_NONE;
 }
 
 /* ==== 12. Stream and XEP-0114 handshake ============================== */
@@ -3880,6 +4275,7 @@ static int oi_stream_stanza(olpcidx *x, const oi_node *st)
         x->state = OI_S_ONLINE;
         oi_log(x, OLPCIDX_LOG_INFO, "online as %.*s (stream %s)",
                (int)x->jid.n, x->jid.p, x->stream_id);
+        x->on_online(x);
         return 0;
     }
     if (x->state != OI_S_ONLINE) {
@@ -3987,11 +4383,13 @@ enum {                          /* oi_route.on: what a row is for; one
     OI_ON_PRES = 32             /* presence */
 };
 
-enum {                          /* oi_route.guard: who may use it */
-    OI_G_ANYONE,
-    OI_G_DOMAIN                 /* allowed domains only (PROTOCOL.md 8.2):
+enum {                          /* oi_route.guard bits: who may use it */
+    OI_G_ANYONE = 0,
+    OI_G_DOMAIN = 1,            /* allowed domains only (PROTOCOL.md 8.2):
                                 ** others are refused with forbidden, or
                                 ** ignored where no reply is due */
+    OI_G_BARE_ERRORS = 2        /* its error replies never carry the
+                                ** request back (PROTOCOL.md 6.7) */
 };
 
 #define OI_PASS (-1)            /* a handler's "not mine after all" */
@@ -4057,9 +4455,13 @@ static void oi_msg_error(olpcidx *x, const oi_ctx *c, const oi_node *child,
 /* ---- 13.2 Properties in stanzas (PROTOCOL.md 2.1) -------------------- */
 
 /* Reads the <property type name>value</property> children of n into a
-** canonical set sorted by name, in the arena.  Returns OI_C_NONE, or
-** the stanza error condition that refuses it (PROTOCOL.md 2.1, 8.1). */
-static int oi_props_parse(olpcidx *x, const oi_node *n, oi_props *out)
+** canonical set sorted by name, in the arena.  Strict (a request, an
+** announcement): returns the stanza error condition that refuses the set
+** (PROTOCOL.md 2.1, 8.1).  Lenient (what PEP or a room says): an invalid
+** property is skipped, one beyond max-props ignored, and a later one of
+** the same name wins; only memory may fail. */
+static int oi_props_read(olpcidx *x, const oi_node *n, oi_props *out,
+                         int lenient)
 {
     const oi_node *c;
     size_t k = 0, i;
@@ -4070,31 +4472,50 @@ static int oi_props_parse(olpcidx *x, const oi_node *n, oi_props *out)
             k++;
     if (k == 0)
         return OI_C_NONE;
-    if (k > x->cfg.max_props)
-        return OI_C_NOT_ACCEPTABLE;
+    if (k > x->cfg.max_props) {
+        if (!lenient)
+            return OI_C_NOT_ACCEPTABLE;
+        k = x->cfg.max_props;
+    }
     out->v = (oi_prop *)oi_arena_alloc(&x->mem, &x->arena, k * sizeof *out->v);
     if (!out->v)
         return OI_C_RESOURCE_CONSTRAINT;
-    for (c = n->child; c; c = c->next) {
+    for (c = n->child; c && out->n < k; c = c->next) {
         oi_prop *p = &out->v[out->n];
         oi_str type;
         char *buf;
         long len;
+        int cond = OI_C_NONE;
         if (!oi_eq(c->name, "property"))
             continue;
         oi_attr(c, "type", &type);
         if ((p->type = oi_ptype(type)) < 0 || !oi_attr(c, "name", &p->name)
             || p->name.n == 0)
-            return OI_C_BAD_REQUEST;
-        if (c->ntext > x->cfg.max_value)
-            return OI_C_NOT_ACCEPTABLE;
-        buf = (char *)oi_arena_alloc(&x->mem, &x->arena, c->ntext + 4);
-        if (!buf)
+            cond = OI_C_BAD_REQUEST;
+        else if (c->ntext > x->cfg.max_value)
+            cond = OI_C_NOT_ACCEPTABLE;
+        else if (!(buf = (char *)oi_arena_alloc(&x->mem, &x->arena,
+                                                c->ntext + 4)))
             return OI_C_RESOURCE_CONSTRAINT;
-        len = oi_prop_canon(p->type, oi_mkstr(c->text, c->ntext), buf);
-        if (len < 0)
-            return OI_C_BAD_REQUEST;
-        p->value = oi_mkstr(buf, (size_t)len);
+        else if ((len = oi_prop_canon(p->type, oi_mkstr(c->text, c->ntext),
+                                      buf)) < 0)
+            cond = OI_C_BAD_REQUEST;
+        else
+            p->value = oi_mkstr(buf, (size_t)len);
+        if (cond != OI_C_NONE) {
+            if (!lenient)
+                return cond;
+            continue;
+        }
+        if (lenient) {                  /* a later one of that name wins */
+            for (i = 0; i < out->n; i++)
+                if (oi_streq(out->v[i].name, p->name))
+                    break;
+            if (i < out->n) {
+                out->v[i] = *p;
+                continue;
+            }
+        }
         out->n++;
     }
     qsort(out->v, out->n, sizeof *out->v, oi_prop_cmp);
@@ -4102,6 +4523,11 @@ static int oi_props_parse(olpcidx *x, const oi_node *n, oi_props *out)
         if (oi_streq(out->v[i - 1].name, out->v[i].name))
             return OI_C_BAD_REQUEST;
     return OI_C_NONE;
+}
+
+static int oi_props_parse(olpcidx *x, const oi_node *n, oi_props *out)
+{
+    return oi_props_read(x, n, out, 0);
 }
 
 /* The properties of an item element: in a <properties> wrapper of
@@ -4148,28 +4574,145 @@ static void oi_out_props(olpcidx *x, const oi_props *ps, const char *ns,
     oi_outz(x, "</properties>");
 }
 
-/* ---- 13.3 Discovery, version, ping ----------------------------------- */
+/* ---- 13.3 Finding items, and telling of them ------------------------ */
 
+static int oi_item_cmp(const void *a, const void *b)
+{
+    return oi_str_cmp((*(oi_item *const *)a)->uid, (*(oi_item *const *)b)->uid);
+}
+
+/* Whether item it passes a query's criteria crit. */
+typedef int (*oi_keep_fn)(olpcidx *x, const oi_item *it, const void *crit);
+
+/* Collects candidate items: the shortest posting list among the wanted
+** properties, or the whole map.  Returns the number kept in *out (an
+** arena array), or -1 when out of memory. */
+static long oi_collect(olpcidx *x, oi_map *all, oi_map *posts,
+                       const oi_props *want, oi_keep_fn keep,
+                       const void *crit, oi_item ***out)
+{
+    const oi_post *best = NULL;
+    size_t i, n = 0, cap;
+    oi_item **v;
+    for (i = 0; i < want->n; i++) {
+        char *kb = (char *)oi_arena_alloc(&x->mem, &x->arena,
+                                          want->v[i].name.n + 2
+                                          + want->v[i].value.n);
+        const oi_post *p;
+        if (!kb)
+            return -1;
+        p = (const oi_post *)oi_map_get(posts, oi_post_key(&want->v[i], kb));
+        if (!p) {
+            *out = NULL;
+            return 0;                   /* nobody has that property */
+        }
+        if (!best || p->items.n < best->items.n)
+            best = p;
+    }
+    cap = best ? best->items.n : all->n;
+    v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, (cap ? cap : 1)
+                                   * sizeof *v);
+    if (!v)
+        return -1;
+    if (best) {
+        for (i = 0; i < best->items.n; i++)
+            if (keep(x, (const oi_item *)best->items.v[i], crit))
+                v[n++] = (oi_item *)best->items.v[i];
+    } else {
+        void *it;
+        i = 0;
+        while ((it = oi_map_next(all, &i)) != NULL)
+            if (keep(x, (const oi_item *)it, crit))
+                v[n++] = (oi_item *)it;
+    }
+    *out = v;
+    return (long)n;
+}
+
+/* Opens a notification to full JID to (PROTOCOL.md 3.6, 6.8); returns
+** the mark for oi_note_end. */
+static size_t oi_note_begin(olpcidx *x, oi_str to)
+{
+    size_t mark = oi_out_begin(x);
+    oi_out_head(x, "message", x->notify_type, to, NULL);
+    return mark;
+}
+
+/* Ends it with the AMP rule: deliver now, or bounce. */
+static void oi_note_end(olpcidx *x, size_t mark)
+{
+    oi_outz(x, "<amp xmlns='" OI_NS_AMP "'><rule condition='deliver-at' "
+            "value='stored' action='error'/></amp></message>");
+    oi_out_commit(x, mark, "notification");
+}
+
+/* ---- 13.4 Discovery, version, ping ----------------------------------- */
+
+/* What disco#info lists after the identity: the services, then the PEP
+** nodes whose events the component wants (XEP-0163 "+notify"). */
 static const char *const oi_features[] = {
-    OI_NS_BUDDY, OI_NS_ACT, OI_NS_RSM, OI_NS_DINFO, OI_NS_PING, OI_NS_VERSION
+    OI_NS_BUDDY, OI_NS_ACT, OI_NS_RSM, OI_NS_DINFO, OI_NS_PING, OI_NS_VERSION,
+    OI_NS_BPROPS "+notify", OI_NS_ACTS "+notify", OI_NS_CURACT "+notify",
+    OI_NS_APROPS "+notify", OI_NS_NICK "+notify"
 };
 
+#define OI_NFEATURES (sizeof oi_features / sizeof oi_features[0])
+
+static int oi_cmp_z(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The XEP-0115 5.1 verification string of the identity and features,
+** into x->caps_ver (PROTOCOL.md 6.1). */
+static void oi_caps_init(olpcidx *x)
+{
+    const char *sorted[OI_NFEATURES];
+    unsigned char d[20];
+    oi_sha1 c;
+    size_t i;
+    memcpy(sorted, oi_features, sizeof sorted);
+    qsort(sorted, OI_NFEATURES, sizeof *sorted, oi_cmp_z);
+    oi_sha1_init(&c);
+    oi_sha1_update(&c, "collaboration/gadget//", 22);
+    oi_sha1_update(&c, x->name.p, x->name.n);
+    oi_sha1_update(&c, "<", 1);
+    for (i = 0; i < OI_NFEATURES; i++) {
+        oi_sha1_update(&c, sorted[i], strlen(sorted[i]));
+        oi_sha1_update(&c, "<", 1);
+    }
+    oi_sha1_digest(&c, d);
+    oi_b64_encode(d, sizeof d, x->caps_ver);
+}
+
+/* Whether node is the component's caps node, "NODE#VER". */
+static int oi_is_caps_node(olpcidx *x, oi_str node)
+{
+    size_t n = sizeof OI_CAPS_NODE - 1;
+    return node.n == n + 1 + strlen(x->caps_ver)
+        && memcmp(node.p, OI_CAPS_NODE, n) == 0 && node.p[n] == '#'
+        && memcmp(node.p + n + 1, x->caps_ver, node.n - n - 1) == 0;
+}
+
 /* disco#info (XEP-0030; PROTOCOL.md 6.1): the identity the Sugar client
-** looks for first, then the features; a node we do not know:
-** item-not-found. */
+** looks for first, then the features; on the caps node the same (XEP-0115
+** 6.2), another node is item-not-found. */
 static int oi_disco_info(olpcidx *x, const oi_ctx *c, const oi_node *q)
 {
     size_t mark, i;
     oi_str node;
-    if (oi_attr(q, "node", &node))
+    int has_node = oi_attr(q, "node", &node);
+    if (has_node && !oi_is_caps_node(x, node))
         return OI_C_ITEM_NOT_FOUND;
     mark = oi_out_begin(x);
     oi_out_head(x, "iq", "result", c->from, &c->id);
-    oi_outz(x, "<query xmlns='" OI_NS_DINFO "'>"
-            "<identity category='collaboration' type='gadget'");
+    oi_outz(x, "<query xmlns='" OI_NS_DINFO "'");
+    if (has_node)
+        oi_out_attr(x, "node", node);
+    oi_outz(x, "><identity category='collaboration' type='gadget'");
     oi_out_attr(x, "name", x->name);
     oi_outz(x, "/>");
-    for (i = 0; i < sizeof oi_features / sizeof oi_features[0]; i++) {
+    for (i = 0; i < OI_NFEATURES; i++) {
         oi_outz(x, "<feature var='");
         oi_outz(x, oi_features[i]);
         oi_outz(x, "'/>");
@@ -4212,7 +4755,7 @@ static int oi_pong(olpcidx *x, const oi_ctx *c, const oi_node *q)
     return oi_reply_fixed(x, c, "", "ping reply");
 }
 
-/* ---- 13.4 Who may ask (PROTOCOL.md 8.2) ------------------------------- */
+/* ---- 13.5 Who may ask (PROTOCOL.md 8.2) ------------------------------- */
 
 /* Whether jid belongs to one of the allowed domains (x->allow: names
 ** separated by spaces). */
@@ -4248,15 +4791,13 @@ static int oi_rate_take(olpcidx *x, oi_str jid)
     return 1;
 }
 
-/* ---- 13.5 Liveness (PROTOCOL.md 5) ------------------------------------ */
+/* ---- 13.6 Liveness (PROTOCOL.md 5) ------------------------------------ */
 
 /* Directed available presence marks the full JID online. */
 static int oi_pres_available(olpcidx *x, const oi_ctx *c, const oi_node *p)
 {
-    oi_client *cl = oi_client_get(x, c->from, 1);
     (void)p;
-    if (cl)
-        cl->available = 1;
+    oi_chg_available(x, c->from);
     return OI_C_NONE;
 }
 
@@ -4328,7 +4869,7 @@ static void oi_liveness(olpcidx *x)
     }
 }
 
-/* ---- 13.6 The routes both dialects share ------------------------------ */
+/* ---- 13.7 The routes both dialects share ------------------------------ */
 
 static const oi_route oi_common_routes[] = {
     { OI_ON_GET, OI_ANY, OI_Z(OI_NS_DINFO), OI_Z("query"), OI_G_ANYONE,
@@ -4388,13 +4929,13 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
     const oi_act *a = ev->act;
     const oi_buddy *b = ev->buddy;
     size_t mark;
-    if (ev->type == OI_EV_BUDDY_GONE)
-        return;                         /* the seed has no word for it */
+    if (ev->type == OI_EV_BUDDY_GONE || ev->type == OI_EV_BUDDY_NICK
+        || ev->type == OI_EV_BUDDY_COMES || ev->type == OI_EV_ACT_OPENS)
+        return;                         /* the seed has no word for these */
     if (c->stamp == ev->seq || oi_streq(c->jid, ev->cause))
         return;
     c->stamp = ev->seq;
-    mark = oi_out_begin(x);
-    oi_out_head(x, "message", x->notify_type, c->jid, NULL);
+    mark = oi_note_begin(x, c->jid);
     switch (ev->type) {
     case OI_EV_ACT_PROPS:
         oi_outz(x, "<change xmlns='" OI_NS_ACT "'");
@@ -4436,22 +4977,16 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
         oi_outz(x, "</change>");
         break;
     }
-    oi_outz(x, "<amp xmlns='" OI_NS_AMP "'><rule condition='deliver-at' "
-            "value='stored' action='error'/></amp></message>");
-    oi_out_commit(x, mark, "notification");
+    oi_note_end(x, mark);
 }
 
 /* A result set that empties is no result set. */
 static const oi_wkind oi_seed_kind = {
-    "result set", sizeof(oi_watch), 0, oi_seed_render
+    "result set", sizeof(oi_watch), 0, oi_seed_render, NULL, NULL
 };
 
 /* ---- 14.2 Queries and paging (PROTOCOL.md 3.1-3.5) -------------------- */
 
-static int oi_item_cmp(const void *a, const void *b)
-{
-    return oi_str_cmp((*(oi_item *const *)a)->uid, (*(oi_item *const *)b)->uid);
-}
 
 /* Reads a non-negative decimal <max>/<index>; -1 if malformed. */
 static long oi_rsm_num(const oi_node *n)
@@ -4613,53 +5148,6 @@ static int oi_reply_page(olpcidx *x, const oi_ctx *ctx, const char *ns,
     return OI_C_NONE;
 }
 
-/* Whether item it passes a query's criteria crit. */
-typedef int (*oi_keep_fn)(olpcidx *x, const oi_item *it, const void *crit);
-
-/* Collects candidate items: the shortest posting list among the wanted
-** properties, or the whole map.  Returns the number kept in *out (an
-** arena array), or -1 when out of memory. */
-static long oi_collect(olpcidx *x, oi_map *all, oi_map *posts,
-                       const oi_props *want, oi_keep_fn keep,
-                       const void *crit, oi_item ***out)
-{
-    const oi_post *best = NULL;
-    size_t i, n = 0, cap;
-    oi_item **v;
-    for (i = 0; i < want->n; i++) {
-        char *kb = (char *)oi_arena_alloc(&x->mem, &x->arena,
-                                          want->v[i].name.n + 2
-                                          + want->v[i].value.n);
-        const oi_post *p;
-        if (!kb)
-            return -1;
-        p = (const oi_post *)oi_map_get(posts, oi_post_key(&want->v[i], kb));
-        if (!p) {
-            *out = NULL;
-            return 0;                   /* nobody has that property */
-        }
-        if (!best || p->items.n < best->items.n)
-            best = p;
-    }
-    cap = best ? best->items.n : all->n;
-    v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, (cap ? cap : 1)
-                                   * sizeof *v);
-    if (!v)
-        return -1;
-    if (best) {
-        for (i = 0; i < best->items.n; i++)
-            if (keep(x, (const oi_item *)best->items.v[i], crit))
-                v[n++] = (oi_item *)best->items.v[i];
-    } else {
-        void *it;
-        i = 0;
-        while ((it = oi_map_next(all, &i)) != NULL)
-            if (keep(x, (const oi_item *)it, crit))
-                v[n++] = (oi_item *)it;
-    }
-    *out = v;
-    return (long)n;
-}
 
 typedef struct oi_acrit {       /* an activity query's criteria */
     oi_props props;
@@ -4905,7 +5393,7 @@ static int oi_seed_member(olpcidx *x, const oi_ctx *c, const oi_node *p)
     oi_seed_ids(p, &id, &room);
     if (id.n == 0 && room.n == 0)
         return OI_C_BAD_REQUEST;
-    return joined ? oi_chg_join(x, c->bare, id, room)
+    return joined ? oi_chg_join(x, c->bare, c->from, id, room)
                   : oi_chg_leave(x, c->bare, id, room);
 }
 
@@ -4959,7 +5447,1030 @@ static const oi_route oi_seed_routes[] = {
     { 0, OI_ANY, OI_ANY, OI_ANY, 0, NULL }
 };
 
-/* ==== 15. Dispatch: stanzas to routes ================================ */
+/* ==== 15. The Gadget dialect ========================================= */
+
+/*
+** What the Sugar client speaks (PROTOCOL.md 6): live views over the same
+** index, publishing by presence subscription, buddy data from PEP and
+** activities from the MUC rooms the component is invited into.
+**
+** A view is a watcher of its own kind (section 9), keyed by its client's
+** full JID and the client's id.  It holds at most size members, the
+** first matches in UID order or a random sample; while it holds fewer it
+** is open, so that every item that starts to match is offered to it.
+** Views live until closed, or their client goes; they are not persisted.
+** The roster (who publishes) and PEP nicks are, as ROSTER records.
+*/
+
+/* ---- 15.1 Aliases, folded (PROTOCOL.md 6.7) -------------------------- */
+
+/* The folding of U+00C0 to U+017F: two bytes each, '_' for none; "__"
+** keeps the character as it is (U+00D7, U+00F7). */
+static const char oi_fold_tab[] =
+    "a_a_a_a_a_a_aec_e_e_e_e_i_i_i_i_d_n_o_o_o_o_o___o_u_u_u_u_y_thss"
+    "a_a_a_a_a_a_aec_e_e_e_e_i_i_i_i_d_n_o_o_o_o_o___o_u_u_u_u_y_thy_"
+    "a_a_a_a_a_a_c_c_c_c_c_c_c_c_d_d_d_d_e_e_e_e_e_e_e_e_e_e_g_g_g_g_"
+    "g_g_g_g_h_h_h_h_i_i_i_i_i_i_i_i_i_i_ijijj_j_k_k_k_l_l_l_l_l_l_l_"
+    "l_l_l_n_n_n_n_n_n_n_n_n_o_o_o_o_o_o_oeoer_r_r_r_r_r_s_s_s_s_s_s_"
+    "s_s_t_t_t_t_t_t_u_u_u_u_u_u_u_u_u_u_u_u_w_w_y_y_y_z_z_z_z_z_z_s_";
+
+/* Folds t (valid UTF-8) into out, which has room for cap bytes: ASCII
+** letters to lower case, Latin letters with diacritics to their base
+** letters, combining marks U+0300-U+036F dropped.  The folded text is
+** never longer than t; what does not fit in cap is cut. */
+static size_t oi_fold(oi_str t, char *out, size_t cap)
+{
+    size_t i = 0, n = 0;
+    while (i < t.n && n < cap) {
+        unsigned c = (unsigned char)t.p[i];
+        if (c < 0x80) {
+            out[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            i++;
+        } else if (c >= 0xC2 && c <= 0xDF && i + 1 < t.n) {
+            unsigned cp = (c & 0x1F) << 6 | ((unsigned char)t.p[i + 1] & 0x3F);
+            const char *f = cp >= 0xC0 && cp <= 0x17F
+                            ? oi_fold_tab + 2 * (cp - 0xC0) : NULL;
+            if (f && f[0] != '_') {
+                out[n++] = f[0];
+                if (f[1] != '_' && n < cap)
+                    out[n++] = f[1];
+            } else if (!(cp >= 0x300 && cp <= 0x36F) && n + 2 <= cap) {
+                out[n++] = t.p[i];
+                out[n++] = t.p[i + 1];
+            }
+            i += 2;
+        } else {                        /* a longer sequence: as it is */
+            out[n++] = t.p[i++];
+            while (i < t.n && ((unsigned char)t.p[i] & 0xC0) == 0x80
+                   && n < cap)
+                out[n++] = t.p[i++];
+        }
+    }
+    return n;
+}
+
+/* Whether the folded text needle occurs in the folding of hay. */
+static int oi_alias_has(oi_str hay, const char *needle, size_t nneedle)
+{
+    char buf[1024];
+    size_t n = oi_fold(hay, buf, sizeof buf), i;
+    for (i = 0; i + nneedle <= n; i++)
+        if (memcmp(buf + i, needle, nneedle) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- 15.2 Views (PROTOCOL.md 6.7-6.9) -------------------------------- */
+
+typedef struct oi_view {
+    oi_watch w;                 /* first: its members, of kind w.items */
+    char id[10];                /* the client's id: 1 to 9 digits */
+    size_t size;                /* the most members it holds */
+    oi_props props;             /* criteria: properties (owned) */
+    char *alias;                /* criteria: the alias, folded (owned) */
+    size_t nalias;
+    char *parts;                /* criteria: participants' bare JIDs, each
+                                ** NUL-ended (owned) */
+    size_t nparts, partsz;
+} oi_view;
+
+static int oi_view_random(const oi_view *v)
+{
+    return v->props.n == 0 && !v->alias && v->nparts == 0;
+}
+
+static const oi_wkind oi_view_kind;    /* below, after its functions */
+
+/* Whether item it may be a member of v (PROTOCOL.md 6.7): a candidate of
+** its kind that meets every criterion. */
+static int oi_view_matches(olpcidx *x, const oi_view *v, const oi_item *it)
+{
+    if (!oi_props_match(&it->props, &v->props))
+        return 0;
+    if (v->w.items == OI_K_BUDDY) {
+        const oi_buddy *b = (const oi_buddy *)(const void *)it;
+        return oi_buddy_listed(x, b)
+            && !oi_streq(b->it.uid, oi_bare(v->w.owner->jid))
+            && (!v->alias || oi_alias_has(oi_buddy_alias(b), v->alias,
+                                          v->nalias));
+    } else {
+        const oi_act *a = (const oi_act *)(const void *)it;
+        const char *p = v->parts;
+        size_t i;
+        if (oi_act_private(a) || a->room.n == 0)
+            return 0;
+        for (i = 0; i < v->nparts; i++, p += strlen(p) + 1) {
+            const oi_buddy *b = (const oi_buddy *)oi_map_get(&x->buddies,
+                                                             oi_zstr(p));
+            if (!b || !oi_vec_has(&a->parts, b))
+                return 0;
+        }
+        return 1;
+    }
+}
+
+static int oi_view_keep(olpcidx *x, const oi_item *it, const void *v)
+{
+    return oi_view_matches(x, (const oi_view *)v, it);
+}
+
+/* The matching items not in v but exclude, in an arena array sorted by
+** UID; -1 when out of memory. */
+static long oi_view_candidates(olpcidx *x, const oi_view *v,
+                               const oi_item *exclude, oi_item ***out)
+{
+    long n, i, k = 0;
+    if (v->w.items == OI_K_BUDDY)
+        n = oi_collect(x, &x->buddies, &x->bposts, &v->props, oi_view_keep,
+                       v, out);
+    else
+        n = oi_collect(x, &x->acts, &x->aposts, &v->props, oi_view_keep, v,
+                       out);
+    for (i = 0; i < n; i++)
+        if ((*out)[i] != exclude && !oi_vec_has(&v->w.members, (*out)[i]))
+            (*out)[k++] = (*out)[i];
+    if (k > 1)
+        qsort(*out, (size_t)k, sizeof **out, oi_item_cmp);
+    return n < 0 ? n : k;
+}
+
+/* A random number below n (n > 0). */
+static size_t oi_random_below(olpcidx *x, size_t n)
+{
+    return (size_t)(oi_splitmix64(&x->rng) % n);
+}
+
+/* Chooses at most want of the n sorted items v: the first ones, or (a
+** random view) a uniform sample, moved to the front in UID order.
+** Returns how many. */
+static size_t oi_view_choose(olpcidx *x, const oi_view *view, oi_item **v,
+                             size_t n, size_t want)
+{
+    size_t i;
+    if (n <= want)
+        return n;
+    if (oi_view_random(view)) {
+        for (i = 0; i < want; i++) {    /* partial Fisher-Yates */
+            size_t j = i + oi_random_below(x, n - i);
+            oi_item *t = v[i];
+            v[i] = v[j];
+            v[j] = t;
+        }
+        qsort(v, want, sizeof *v, oi_item_cmp);
+    }
+    return want;
+}
+
+/* Writes <buddy jid><properties/></buddy>. */
+static void oi_view_out_buddy(olpcidx *x, const oi_buddy *b)
+{
+    oi_outz(x, "<buddy");
+    oi_out_attr(x, "jid", b->it.uid);
+    oi_out(x, ">", 1);
+    oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+    oi_outz(x, "</buddy>");
+}
+
+/* Writes <activity id room> with its properties and participants. */
+static void oi_view_out_act(olpcidx *x, const oi_act *a)
+{
+    size_t i;
+    oi_outz(x, "<activity");
+    oi_out_attr(x, "id", a->it.uid);
+    oi_out_attr(x, "room", a->room);
+    oi_out(x, ">", 1);
+    oi_out_props(x, &a->it.props, OI_NS_APROPS, NULL);
+    for (i = 0; i < a->parts.n; i++)
+        oi_view_out_buddy(x, (const oi_buddy *)a->parts.v[i]);
+    oi_outz(x, "</activity>");
+}
+
+static void oi_view_out_item(olpcidx *x, const oi_view *v, const oi_item *it)
+{
+    if (v->w.items == OI_K_BUDDY)
+        oi_view_out_buddy(x, (const oi_buddy *)(const void *)it);
+    else
+        oi_view_out_act(x, (const oi_act *)(const void *)it);
+}
+
+/* Opens <what xmlns=B|A id=ID> of view v. */
+static void oi_view_out_open(olpcidx *x, const oi_view *v, const char *what)
+{
+    oi_out(x, "<", 1);
+    oi_outz(x, what);
+    oi_out_attr(x, "xmlns", oi_zstr(v->w.items == OI_K_BUDDY ? OI_NS_BUDDY
+                                                            : OI_NS_ACT));
+    oi_out_attr(x, "id", oi_zstr(v->id));
+}
+
+/* it joins v, and the client is told (<added>). */
+static void oi_view_add(olpcidx *x, oi_view *v, oi_item *it)
+{
+    size_t mark;
+    if (oi_vec_reserve(&x->mem, &v->w.members, 1) != OLPCIDX_OK
+        || oi_vec_reserve(&x->mem, &it->watch, 1) != OLPCIDX_OK) {
+        oi_log(x, OLPCIDX_LOG_WARN, "view %s of %.*s: no memory to add a "
+               "member", v->id, (int)v->w.owner->jid.n, v->w.owner->jid.p);
+        return;
+    }
+    oi_vec_push(&v->w.members, it);
+    oi_vec_push(&it->watch, &v->w);
+    if (v->w.members.n >= v->size)
+        oi_watch_set_open(x, &v->w, 0);
+    mark = oi_note_begin(x, v->w.owner->jid);
+    oi_view_out_open(x, v, "added");
+    oi_out(x, ">", 1);
+    oi_view_out_item(x, v, it);
+    oi_outz(x, "</added>");
+    oi_note_end(x, mark);
+}
+
+/* Adds matching items until v is full or none is left (PROTOCOL.md 6.8,
+** fill-up); exclude is an item on its way out. */
+static void oi_view_fill(olpcidx *x, oi_view *v, const oi_item *exclude)
+{
+    oi_item **c;
+    long n;
+    size_t k, i;
+    if (v->w.members.n >= v->size)
+        return;
+    n = oi_view_candidates(x, v, exclude, &c);
+    if (n <= 0)
+        return;
+    k = oi_view_choose(x, v, c, (size_t)n, v->size - v->w.members.n);
+    for (i = 0; i < k; i++)
+        oi_view_add(x, v, c[i]);
+}
+
+/* it leaves v, and the client is told (<removed>); v fills up again. */
+static void oi_view_remove(olpcidx *x, oi_view *v, oi_item *it)
+{
+    size_t mark;
+    oi_vec_drop(&v->w.members, it);
+    oi_vec_drop(&it->watch, &v->w);
+    oi_watch_set_open(x, &v->w, 1);
+    mark = oi_note_begin(x, v->w.owner->jid);
+    oi_view_out_open(x, v, "removed");
+    oi_out(x, ">", 1);
+    if (v->w.items == OI_K_BUDDY) {
+        oi_outz(x, "<buddy");
+        oi_out_attr(x, "jid", it->uid);
+        oi_outz(x, "/>");
+    } else {
+        oi_outz(x, "<activity");
+        oi_out_attr(x, "id", it->uid);
+        oi_out_attr(x, "room", ((const oi_act *)(const void *)it)->room);
+        oi_outz(x, "/>");
+    }
+    oi_outz(x, "</removed>");
+    oi_note_end(x, mark);
+    oi_view_fill(x, v, it);
+}
+
+/* Whether activity a is in one of client c's activity views. */
+static int oi_client_sees(const oi_client *c, const oi_act *a)
+{
+    const oi_watch *w;
+    for (w = c->watches; w; w = w->next)
+        if (w->kind == &oi_view_kind && w->items == OI_K_ACT
+            && oi_vec_has(&w->members, a))
+            return 1;
+    return 0;
+}
+
+/* A buddy change for view v (PROTOCOL.md 6.8): its properties, or its
+** current activity as the client may see it. */
+static void oi_view_note_buddy(olpcidx *x, oi_view *v, const oi_buddy *b,
+                               int props)
+{
+    size_t mark = oi_note_begin(x, v->w.owner->jid);
+    const oi_act *a;
+    oi_outz(x, "<change xmlns='" OI_NS_BUDDY "'");
+    oi_out_attr(x, "jid", b->it.uid);
+    oi_out_attr(x, "id", oi_zstr(v->id));
+    oi_out(x, ">", 1);
+    if (props) {
+        oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+    } else {
+        a = b->cur_id.n ? (const oi_act *)oi_map_get(&x->acts, b->cur_id)
+            : b->cur_room.n ? (const oi_act *)oi_map_get(&x->rooms,
+                                                         b->cur_room) : NULL;
+        oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
+        if (a && !oi_act_private(a) && oi_client_sees(v->w.owner, a)) {
+            oi_out_attr(x, "id", a->it.uid);
+            oi_out_attr(x, "room", a->room);
+        } else {
+            oi_outz(x, " id='' room=''");
+        }
+        oi_outz(x, "/>");
+    }
+    oi_outz(x, "</change>");
+    oi_note_end(x, mark);
+}
+
+/* An event for view v (PROTOCOL.md 6.8). */
+static void oi_view_render(olpcidx *x, oi_watch *w, const oi_event *ev)
+{
+    oi_view *v = (oi_view *)(void *)w;
+    oi_buddy *b = (oi_buddy *)(size_t)ev->buddy;
+    oi_act *a = (oi_act *)(size_t)ev->act;
+    size_t mark;
+    if (oi_streq(w->owner->jid, ev->cause))
+        return;                         /* never of its own doing */
+    if (w->items == OI_K_BUDDY || !a) { /* a buddy: member or participant */
+        if (!b || ev->type == OI_EV_BUDDY_COMES)
+            return;
+        if (w->items == OI_K_BUDDY && ev->type != OI_EV_BUDDY_CUR
+            && (ev->type == OI_EV_BUDDY_GONE
+                || !oi_view_matches(x, v, &b->it)))
+            oi_view_remove(x, v, &b->it);
+        else if (ev->type == OI_EV_BUDDY_PROPS
+                 || ev->type == OI_EV_BUDDY_CUR)
+            oi_view_note_buddy(x, v, b, ev->type == OI_EV_BUDDY_PROPS);
+        return;
+    }
+    if (ev->type == OI_EV_CLOSED || !oi_view_matches(x, v, &a->it)) {
+        oi_view_remove(x, v, &a->it);
+        return;
+    }
+    if (ev->type != OI_EV_ACT_PROPS && ev->type != OI_EV_JOINED
+        && ev->type != OI_EV_LEFT)
+        return;
+    mark = oi_note_begin(x, w->owner->jid);
+    if (ev->type == OI_EV_ACT_PROPS) {
+        oi_view_out_open(x, v, "change");
+        oi_out_act_ids(x, a->it.uid, a->room);
+        oi_out(x, ">", 1);
+        oi_out_props(x, &a->it.props, OI_NS_APROPS, a);
+        oi_outz(x, "</change>");
+    } else {
+        oi_outz(x, "<activity xmlns='" OI_NS_ACT "'");
+        oi_out_attr(x, "room", a->room);
+        oi_out_attr(x, "view", oi_zstr(v->id));
+        if (ev->type == OI_EV_JOINED) {
+            oi_outz(x, "><joined");
+            oi_out_attr(x, "jid", b->it.uid);
+            oi_out(x, ">", 1);
+            oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+            oi_outz(x, "</joined></activity>");
+        } else {
+            oi_outz(x, "><left");
+            oi_out_attr(x, "jid", b->it.uid);
+            oi_outz(x, "/></activity>");
+        }
+    }
+    oi_note_end(x, mark);
+}
+
+/* An item that may start to match open view w. */
+static void oi_view_offer(olpcidx *x, oi_watch *w, const oi_event *ev)
+{
+    oi_view *v = (oi_view *)(void *)w;
+    oi_item *it = w->items == OI_K_BUDDY
+                  ? (ev->buddy ? &((oi_buddy *)(size_t)ev->buddy)->it : NULL)
+                  : (ev->act ? &((oi_act *)(size_t)ev->act)->it : NULL);
+    if (!it || oi_streq(w->owner->jid, ev->cause)
+        || w->members.n >= v->size || oi_vec_has(&w->members, it)
+        || !oi_view_matches(x, v, it))
+        return;
+    oi_view_add(x, v, it);
+}
+
+static void oi_view_drop(olpcidx *x, oi_watch *w)
+{
+    oi_view *v = (oi_view *)(void *)w;
+    oi_props_free(&x->mem, &v->props);
+    if (v->alias)
+        oi_free(&x->mem, v->alias, v->nalias + 1);
+    if (v->parts)
+        oi_free(&x->mem, v->parts, v->partsz);
+}
+
+/* A view lives empty: it waits for matches. */
+static const oi_wkind oi_view_kind = {
+    "view", sizeof(oi_view), 1, oi_view_render, oi_view_offer, oi_view_drop
+};
+
+/* The view with that id among client c's, or NULL. */
+static oi_view *oi_view_find(oi_client *c, oi_str id)
+{
+    oi_watch *w;
+    for (w = c->watches; w; w = w->next)
+        if (w->kind == &oi_view_kind
+            && oi_streq(oi_zstr(((oi_view *)(void *)w)->id), id))
+            return (oi_view *)(void *)w;
+    return NULL;
+}
+
+/* A decimal of 1 to maxdigits digits, clamped to max (at most
+** LONG_MAX).  Returns -1 if it is not one. */
+static long oi_view_num(oi_str s, size_t max, size_t maxdigits)
+{
+    size_t i, v = 0;
+    if (s.n == 0 || s.n > maxdigits)
+        return -1;
+    if (max > (size_t)LONG_MAX)
+        max = (size_t)LONG_MAX;
+    for (i = 0; i < s.n; i++) {
+        size_t d = (size_t)(s.p[i] - '0');
+        if (s.p[i] < '0' || s.p[i] > '9')
+            return -1;
+        v = v > (max - d) / 10 ? max : v * 10 + d;
+    }
+    return (long)v;
+}
+
+/* <view xmlns=B|A id size> (PROTOCOL.md 6.7).  Errors carry no payload:
+** the route says so. */
+static int oi_view_request(olpcidx *x, const oi_ctx *c, const oi_node *q)
+{
+    int items = oi_eq(q->ns, OI_NS_BUDDY) ? OI_K_BUDDY : OI_K_ACT;
+    const oi_node *crit = q->child, *p;
+    oi_view tmp, *v, *old;
+    oi_client *cl;
+    oi_str id, size, alias = OI_LIT("");
+    oi_item **cand;
+    size_t nv = 0, k, i, nparts = 0, partsz = 0, mark;
+    long n, sz;
+    int cond;
+    oi_watch *w;
+    char *pp, num[24];
+    if (!oi_attr(q, "id", &id) || oi_view_num(id, 999999999, 9) < 0
+        || !oi_attr(q, "size", &size)
+        || (sz = oi_view_num(size, x->cfg.max_page, 64)) <= 0
+        || !crit || crit->next || !oi_streq(crit->ns, q->ns)
+        || !oi_eq(crit->name, items == OI_K_BUDDY ? "buddy" : "activity"))
+        return OI_C_BAD_REQUEST;
+    memset(&tmp, 0, sizeof tmp);
+    cond = oi_props_of(x, crit, items == OI_K_BUDDY ? OI_NS_BPROPS
+                                                    : OI_NS_APROPS, &tmp.props);
+    if (cond != OI_C_NONE)
+        return cond;
+    if (items == OI_K_BUDDY && oi_attr(crit, "alias", &alias) && alias.n) {
+        if (!(tmp.alias = (char *)oi_arena_alloc(&x->mem, &x->arena,
+                                                 alias.n)))
+            return OI_C_RESOURCE_CONSTRAINT;
+        tmp.nalias = oi_fold(alias, tmp.alias, alias.n);
+    }
+    for (p = crit->child; p && items == OI_K_ACT; p = p->next) {
+        oi_str j;
+        if (oi_eq(p->name, "buddy") && oi_attr(p, "jid", &j) && j.n) {
+            nparts++;
+            partsz += oi_bare(j).n + 1;
+        }
+    }
+    if (partsz) {
+        if (!(pp = tmp.parts = (char *)oi_arena_alloc(&x->mem, &x->arena,
+                                                      partsz)))
+            return OI_C_RESOURCE_CONSTRAINT;
+        for (p = crit->child; p; p = p->next) {
+            oi_str j;
+            if (!oi_eq(p->name, "buddy") || !oi_attr(p, "jid", &j) || !j.n)
+                continue;
+            j = oi_bare(j);
+            memcpy(pp, j.p, j.n);
+            pp[j.n] = '\0';
+            pp += j.n + 1;
+        }
+        tmp.nparts = nparts;
+        tmp.partsz = partsz;
+    }
+    if (!(cl = oi_client_get(x, c->from, 1)))
+        return OI_C_RESOURCE_CONSTRAINT;
+    old = oi_view_find(cl, id);
+    for (w = cl->watches; w; w = w->next)
+        nv += w->kind == &oi_view_kind;
+    if (!old && nv >= x->cfg.max_views) {
+        oi_client_trim(x, cl);
+        return OI_C_RESOURCE_CONSTRAINT;
+    }
+    tmp.w.items = items;
+    tmp.w.owner = cl;
+    tmp.size = (size_t)sz;
+    n = oi_view_candidates(x, &tmp, NULL, &cand);
+    if (n < 0 || oi_watch_reserve(x, items) != OLPCIDX_OK
+        || !(v = (oi_view *)(void *)oi_watch_new(x, cl, &oi_view_kind,
+                                                 items))) {
+        oi_client_trim(x, cl);
+        return OI_C_RESOURCE_CONSTRAINT;
+    }
+    k = oi_view_choose(x, &tmp, cand, (size_t)n, (size_t)sz);
+    memcpy(v->id, id.p, id.n);
+    v->size = (size_t)sz;
+    if (tmp.alias && (v->alias = (char *)oi_realloc(&x->mem, NULL, 0,
+                                                    tmp.nalias + 1)) != NULL)
+        memcpy(v->alias, tmp.alias, v->nalias = tmp.nalias);
+    if (tmp.parts && (v->parts = (char *)oi_realloc(&x->mem, NULL, 0,
+                                                    partsz)) != NULL) {
+        memcpy(v->parts, tmp.parts, v->partsz = partsz);
+        v->nparts = nparts;
+    }
+    if ((tmp.alias && !v->alias) || (tmp.parts && !v->parts)
+        || oi_props_own(&x->mem, &tmp.props, &v->props) != OLPCIDX_OK
+        || oi_watch_set(&x->mem, &v->w, cand, k) != OLPCIDX_OK) {
+        oi_watch_free(x, &v->w);
+        oi_client_trim(x, cl);
+        return OI_C_RESOURCE_CONSTRAINT;
+    }
+    if (old)                            /* a live id: replaced (6.7) */
+        oi_watch_free(x, &old->w);
+    oi_watch_set_open(x, &v->w, k < v->size);
+    mark = oi_out_begin(x);
+    oi_out_head(x, "iq", "result", c->from, &c->id);
+    oi_view_out_open(x, v, "view");
+    snprintf(num, sizeof num, "%lu", (unsigned long)v->size);
+    oi_out_attr(x, "size", oi_zstr(num));
+    if (k == 0) {
+        oi_outz(x, "/></iq>");
+    } else {
+        oi_out(x, ">", 1);
+        for (i = 0; i < k; i++)
+            oi_view_out_item(x, v, cand[i]);
+        oi_outz(x, "</view></iq>");
+    }
+    oi_out_commit(x, mark, "view reply");
+    return OI_C_NONE;
+}
+
+/* <close xmlns=B|A id/>: that view goes, an unknown id is ignored
+** (PROTOCOL.md 6.9); without id it is the seed's close. */
+static int oi_view_close(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    oi_client *cl;
+    oi_view *v;
+    oi_str id;
+    if (!oi_attr(p, "id", &id))
+        return OI_PASS;
+    if ((cl = oi_client_get(x, c->from, 0)) != NULL) {
+        if ((v = oi_view_find(cl, id)) != NULL)
+            oi_watch_free(x, &v->w);
+        oi_client_trim(x, cl);
+    }
+    return OI_C_NONE;
+}
+/* ---- 15.3 Publishing, and the presence the component sends ----------- */
+
+/* Presence from the bare component JID to bare JID to: available with
+** caps (type NULL: PROTOCOL.md 6.3 says when), or of type type. */
+static void oi_send_presence(olpcidx *x, oi_str to, const char *type)
+{
+    size_t mark = oi_out_begin(x);
+    oi_out_head(x, "presence", type, to, NULL);
+    if (!type) {
+        oi_outz(x, "<c xmlns='" OI_NS_CAPS "' hash='sha-1' node='"
+                OI_CAPS_NODE "'");
+        oi_out_attr(x, "ver", oi_zstr(x->caps_ver));
+        oi_outz(x, "/>");
+    }
+    oi_outz(x, "</presence>");
+    oi_out_commit(x, mark, "presence");
+}
+
+/* The PEP nodes the component reads (PROTOCOL.md 6.4), in the order of
+** the digit in the ids of its fetches. */
+static const char *const oi_pep_nodes[] = {
+    OI_NS_BPROPS, OI_NS_CURACT, OI_NS_ACTS, OI_NS_APROPS, OI_NS_NICK
+};
+
+#define OI_NPEP (sizeof oi_pep_nodes / sizeof oi_pep_nodes[0])
+
+/* Asks the buddy's server for each PEP node of bare JID to. */
+static void oi_pep_fetch(olpcidx *x, oi_str to)
+{
+    size_t i, mark;
+    char id[8];
+    for (i = 0; i < OI_NPEP; i++) {
+        snprintf(id, sizeof id, "pep%u", (unsigned)i);
+        mark = oi_out_begin(x);
+        oi_outz(x, "<iq type='get'");
+        oi_out_attr(x, "id", oi_zstr(id));
+        oi_out_attr(x, "from", x->jid);
+        oi_out_attr(x, "to", to);
+        oi_outz(x, "><pubsub xmlns='" OI_NS_PUBSUB "'><items node='");
+        oi_outz(x, oi_pep_nodes[i]);
+        oi_outz(x, "'/></pubsub></iq>");
+        oi_out_commit(x, mark, "PEP fetch");
+    }
+}
+
+/* The roster state of bare JID bare. */
+static int oi_roster_of(olpcidx *x, oi_str bare)
+{
+    const oi_buddy *b = oi_buddy_get(x, bare, 0);
+    return b ? b->roster : OI_ROSTER_NONE;
+}
+
+/* subscribe: subscribed and subscribe back, from an allowed domain;
+** unsubscribed from another (PROTOCOL.md 6.2). */
+static int oi_sub_subscribe(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    (void)p;
+    if (!oi_allowed(x, c->bare)) {
+        oi_send_presence(x, c->bare, "unsubscribed");
+        return OI_C_NONE;
+    }
+    oi_send_presence(x, c->bare, "subscribed");
+    oi_send_presence(x, c->bare, "subscribe");
+    if (oi_roster_of(x, c->bare) == OI_ROSTER_NONE)
+        oi_chg_roster(x, c->bare, OI_ROSTER_ASKED);
+    return OI_C_NONE;
+}
+
+/* subscribed: the buddy publishes; its PEP nodes are read. */
+static int oi_sub_subscribed(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    int was = oi_roster_of(x, c->bare);
+    (void)p;
+    if (was == OI_ROSTER_NONE)
+        return OI_C_NONE;               /* not asked for: ignored */
+    oi_chg_roster(x, c->bare, OI_ROSTER_PUBLISHED);
+    if (was == OI_ROSTER_ASKED)
+        oi_pep_fetch(x, c->bare);
+    return OI_C_NONE;
+}
+
+/* unsubscribe: unsubscribed, and the buddy no longer publishes. */
+static int oi_sub_unsubscribe(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    (void)p;
+    oi_send_presence(x, c->bare, "unsubscribed");
+    oi_chg_roster(x, c->bare, OI_ROSTER_NONE);
+    return OI_C_NONE;
+}
+
+/* unsubscribed: the buddy no longer publishes. */
+static int oi_sub_unsubscribed(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    (void)p;
+    oi_chg_roster(x, c->bare, OI_ROSTER_NONE);
+    return OI_C_NONE;
+}
+
+/* probe: available presence, to a subscriber only. */
+static int oi_sub_probe(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    (void)p;
+    if (oi_roster_of(x, c->bare) != OI_ROSTER_NONE)
+        oi_send_presence(x, c->bare, NULL);
+    return OI_C_NONE;
+}
+
+/* ---- 15.4 PEP intake (PROTOCOL.md 6.4) ------------------------------- */
+
+/* The buddy's public activities as its activities node lists them: it
+** joins the known ones whose rooms the component does not watch, and
+** leaves those no longer listed. */
+static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
+{
+    const oi_node *e;
+    oi_buddy *b;
+    oi_str id, room;
+    size_t i;
+    for (e = list ? list->child : NULL; e; e = e->next) {
+        oi_act *a;
+        if (!oi_eq(e->name, "activity"))
+            continue;
+        oi_attr(e, "type", &id);
+        oi_attr(e, "room", &room);
+        a = oi_act_find(x, id, room);
+        if (!a && id.n)
+            a = oi_act_find(x, OI_LIT(""), room);
+        if (a && a->muc == OI_MUC_NONE)
+            oi_chg_join(x, bare, OI_LIT(""), a->it.uid, a->room);
+    }
+    if (!(b = oi_buddy_get(x, bare, 0)))
+        return;
+    for (i = b->acts.n; i-- > 0;) {
+        oi_act *a = (oi_act *)b->acts.v[i];
+        int listed = 0;
+        if (a->muc != OI_MUC_NONE)
+            continue;
+        for (e = list ? list->child : NULL; e && !listed; e = e->next) {
+            oi_attr(e, "type", &id);
+            oi_attr(e, "room", &room);
+            listed = oi_eq(e->name, "activity")
+                     && (oi_streq(id, a->it.uid)
+                         || (room.n && oi_streq(room, a->room)));
+        }
+        if (!listed)
+            oi_chg_leave(x, bare, a->it.uid, a->room);
+        if (!(b = oi_buddy_get(x, bare, 0)))
+            return;
+    }
+}
+
+/* What one PEP node of published buddy bare now holds (payload NULL:
+** nothing). */
+static void oi_pep_node(olpcidx *x, oi_str bare, oi_str node,
+                        const oi_node *payload)
+{
+    oi_props ps;
+    oi_str id = OI_LIT(""), room = OI_LIT("");
+    const oi_node *e;
+    memset(&ps, 0, sizeof ps);
+    if (oi_eq(node, OI_NS_BPROPS)) {
+        if (!payload || oi_props_read(x, payload, &ps, 1) == OI_C_NONE)
+            oi_chg_buddy_props(x, bare, &ps);
+    } else if (oi_eq(node, OI_NS_CURACT)) {
+        if (payload) {
+            oi_attr(payload, "type", &id);
+            oi_attr(payload, "room", &room);
+        }
+        oi_chg_current(x, bare, id, room);
+    } else if (oi_eq(node, OI_NS_ACTS)) {
+        oi_pep_acts(x, bare, payload);
+    } else if (oi_eq(node, OI_NS_APROPS)) {
+        for (e = payload ? payload->child : NULL; e; e = e->next) {
+            oi_act *a;
+            oi_buddy *b = oi_buddy_get(x, bare, 0);
+            if (!oi_eq(e->name, "properties"))
+                continue;
+            oi_attr(e, "activity", &id);
+            oi_attr(e, "room", &room);
+            a = oi_act_find(x, id, room);
+            if (a && b && a->muc == OI_MUC_NONE && oi_vec_has(&a->parts, b)
+                && oi_props_read(x, e, &ps, 1) == OI_C_NONE)
+                oi_chg_room_props(x, a, &ps);
+        }
+    } else if (oi_eq(node, OI_NS_NICK)) {
+        oi_chg_nick(x, bare, payload ? oi_mkstr(payload->text, payload->ntext)
+                                     : OI_LIT(""));
+    }
+}
+
+/* <items node> of an event or (fetched) of a fetch: its last item is
+** what the node holds; a retraction, or a fetch that found no item,
+** empties it; an item without payload is fetched. */
+static void oi_pep_items(olpcidx *x, oi_str bare, const oi_node *items,
+                         int fetched)
+{
+    const oi_node *e, *last = NULL;
+    oi_str node;
+    int retracted = 0;
+    oi_attr(items, "node", &node);
+    for (e = items->child; e; e = e->next) {
+        if (oi_eq(e->name, "item"))
+            last = e;
+        else if (oi_eq(e->name, "retract"))
+            retracted = 1;
+    }
+    if (last && !last->child)
+        oi_pep_fetch(x, bare);          /* a notification without payload */
+    else if (last || retracted || fetched)
+        oi_pep_node(x, bare, node, last ? last->child : NULL);
+}
+
+/* A PEP event from a published buddy (the bare JID itself). */
+static int oi_pep_event(olpcidx *x, const oi_ctx *c, const oi_node *ev)
+{
+    const oi_node *e;
+    oi_str node;
+    if (c->from.n != c->bare.n
+        || oi_roster_of(x, c->bare) != OI_ROSTER_PUBLISHED)
+        return OI_C_NONE;
+    for (e = ev->child; e; e = e->next) {
+        if (oi_eq(e->name, "items"))
+            oi_pep_items(x, c->bare, e, 0);
+        else if ((oi_eq(e->name, "purge") || oi_eq(e->name, "delete"))
+                 && oi_attr(e, "node", &node))
+            oi_pep_node(x, c->bare, node, NULL);
+    }
+    return OI_C_NONE;
+}
+
+/* The answer to one of our fetches (id "pepN"); anything else is for the
+** next route. */
+static int oi_pep_answer(olpcidx *x, const oi_ctx *c, const oi_node *q)
+{
+    const oi_node *e, *err;
+    size_t k;
+    if (c->id.n != 4 || memcmp(c->id.p, "pep", 3) != 0
+        || (k = (size_t)(c->id.p[3] - '0')) >= OI_NPEP
+        || c->from.n != c->bare.n)
+        return OI_PASS;
+    if (oi_roster_of(x, c->bare) != OI_ROSTER_PUBLISHED)
+        return OI_C_NONE;
+    if (OI_IS(c->type, "result")) {
+        if (q && oi_eq(q->name, "pubsub")
+            && (e = oi_child(q, NULL, "items")) != NULL)
+            oi_pep_items(x, c->bare, e, 1);
+        else
+            oi_pep_node(x, c->bare, oi_zstr(oi_pep_nodes[k]), NULL);
+        return OI_C_NONE;
+    }
+    if (!(err = oi_child(c->st, NULL, "error")))
+        return OI_C_NONE;
+    if (oi_child(err, OI_NS_PSERROR, "presence-subscription-required")) {
+        oi_log(x, OLPCIDX_LOG_INFO, "%.*s no longer lets the component read "
+               "its PEP: it stops publishing", (int)c->bare.n, c->bare.p);
+        oi_chg_roster(x, c->bare, OI_ROSTER_NONE);
+    } else if (oi_child(err, OI_NS_XSTANZA, "item-not-found")) {
+        oi_pep_node(x, c->bare, oi_zstr(oi_pep_nodes[k]), NULL);
+    } else {
+        oi_log(x, OLPCIDX_LOG_INFO, "reading %s of %.*s failed",
+               oi_pep_nodes[k], (int)c->bare.n, c->bare.p);
+    }
+    return OI_C_NONE;
+}
+
+/* ---- 15.5 MUC intake (PROTOCOL.md 6.5) ------------------------------- */
+
+/* An invitation relayed by a room: accepted from a published buddy (or,
+** in a room that hides real JIDs, for an activity a published buddy is
+** in), for a public activity the component is not watching yet. */
+static int oi_muc_invite(olpcidx *x, const oi_ctx *c, const oi_node *xu)
+{
+    const oi_node *inv = oi_child(xu, OI_NS_MUCUSER, "invite");
+    oi_act *a;
+    oi_str inviter;
+    const oi_buddy *b;
+    size_t i;
+    int ok = 0;
+    if (!inv || !oi_attr(inv, "from", &inviter))
+        return OI_C_NONE;
+    if (!(a = (oi_act *)oi_map_get(&x->rooms, c->bare))) {
+        oi_log(x, OLPCIDX_LOG_INFO, "invitation to %.*s ignored: no activity "
+               "is known in that room", (int)c->bare.n, c->bare.p);
+        return OI_C_NONE;
+    }
+    if (oi_act_private(a) || a->muc != OI_MUC_NONE)
+        return OI_C_NONE;
+    if (oi_streq(oi_bare(inviter), c->bare)) {  /* room/nick */
+        for (i = 0; i < a->parts.n && !ok; i++)
+            ok = ((const oi_buddy *)a->parts.v[i])->roster
+                 == OI_ROSTER_PUBLISHED;
+    } else {
+        b = oi_buddy_get(x, oi_bare(inviter), 0);
+        ok = b && b->roster == OI_ROSTER_PUBLISHED
+             && oi_allowed(x, oi_bare(inviter));
+    }
+    if (!ok) {
+        oi_log(x, OLPCIDX_LOG_INFO, "invitation to %.*s from %.*s ignored: "
+               "not from a published buddy", (int)c->bare.n, c->bare.p,
+               (int)inviter.n, inviter.p);
+        return OI_C_NONE;
+    }
+    a->nick_try = 0;
+    oi_room_presence(x, a, 1);
+    return OI_C_NONE;
+}
+
+/* Activity properties said in a room the component is in. */
+static int oi_muc_props(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    oi_str room;
+    oi_props ps;
+    oi_act *a;
+    if (!oi_attr(p, "room", &room) || !room.n)
+        room = c->bare;
+    a = (oi_act *)oi_map_get(&x->rooms, room);
+    if (a && a->muc == OI_MUC_IN && oi_props_read(x, p, &ps, 1) == OI_C_NONE)
+        oi_chg_room_props(x, a, &ps);
+    return OI_C_NONE;
+}
+
+/* Whether MUC status code code is among those of xu. */
+static int oi_muc_status(const oi_node *xu, const char *code)
+{
+    const oi_node *s;
+    oi_str v;
+    for (s = xu ? xu->child : NULL; s; s = s->next)
+        if (oi_eq(s->name, "status") && oi_attr(s, "code", &v)
+            && oi_eq(v, code))
+            return 1;
+    return 0;
+}
+
+/* Presence from a room the component is in, or joining: its own, an
+** occupant's, or an error; presence from anyone else is for the next
+** route. */
+static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
+{
+    oi_act *a = (oi_act *)oi_map_get(&x->rooms, c->bare);
+    const oi_node *xu, *item;
+    oi_str nick, jid = OI_LIT(""), bare, id, room;
+    char own[24], buf[1100];
+    int gone = OI_IS(c->type, "unavailable");
+    (void)p;
+    if (!a || a->muc == OI_MUC_NONE || c->from.n == c->bare.n)
+        return OI_PASS;
+    nick = oi_mkstr(c->from.p + c->bare.n + 1, c->from.n - c->bare.n - 1);
+    if (OI_IS(c->type, "error")) {
+        const oi_node *err = oi_child(c->st, NULL, "error");
+        if (a->muc == OI_MUC_JOINING && err
+            && oi_child(err, OI_NS_XSTANZA, "conflict") && a->nick_try < 8) {
+            a->nick_try++;              /* nick taken: the next one */
+            oi_room_presence(x, a, 1);
+        } else {
+            oi_log(x, OLPCIDX_LOG_INFO, "cannot watch room %.*s: it refused "
+                   "the component", (int)c->bare.n, c->bare.p);
+            a->muc = OI_MUC_NONE;
+        }
+        return OI_C_NONE;
+    }
+    xu = oi_child(c->st, OI_NS_MUCUSER, "x");
+    item = xu ? oi_child(xu, OI_NS_MUCUSER, "item") : NULL;
+    if (item)
+        oi_attr(item, "jid", &jid);
+    if (oi_muc_status(xu, "110") || oi_streq(nick, oi_room_nick(a, own))) {
+        if (gone) {                     /* put out, or the room went */
+            a->muc = OI_MUC_NONE;
+            oi_chg_close(x, a);
+        } else if (oi_muc_status(xu, "201")) {
+            oi_log(x, OLPCIDX_LOG_INFO, "room %.*s no longer existed: its "
+                   "activity is closed", (int)c->bare.n, c->bare.p);
+            oi_room_presence(x, a, 0);
+            oi_chg_close(x, a);
+        } else {
+            a->muc = OI_MUC_IN;
+        }
+        return OI_C_NONE;
+    }
+    if (jid.n) {
+        bare = oi_bare(jid);
+    } else {                            /* real JIDs hidden: nick@server */
+        if (nick.n + 1 + x->server.n > sizeof buf)
+            return OI_C_NONE;
+        memcpy(buf, nick.p, nick.n);
+        buf[nick.n] = '@';
+        memcpy(buf + nick.n + 1, x->server.p, x->server.n);
+        bare = oi_mkstr(buf, nick.n + 1 + x->server.n);
+        if (!oi_buddy_get(x, bare, 0))
+            return OI_C_NONE;
+    }
+    if (oi_streq(bare, x->jid) || !oi_allowed(x, bare))
+        return OI_C_NONE;               /* never the inspector itself */
+    id = a->it.uid;
+    room = a->room;
+    if (gone)
+        oi_chg_leave(x, bare, id, room);
+    else
+        oi_chg_join(x, bare, jid, id, room);
+    return OI_C_NONE;
+}
+
+/* ---- 15.6 Start, and the Gadget's routes ------------------------------ */
+
+/* Online (x->on_online): once per process, available presence to every
+** subscriber, which tells their clients that views were lost, and a
+** fresh read of every publisher's PEP (PROTOCOL.md 6.3, 6.4); after a
+** reconnect, the rooms the component was in are joined again. */
+static void oi_gadget_online(olpcidx *x)
+{
+    size_t i = 0;
+    void *p;
+    if (!x->announced) {
+        x->announced = 1;
+        while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
+            const oi_buddy *b = (const oi_buddy *)p;
+            if (b->roster != OI_ROSTER_NONE)
+                oi_send_presence(x, b->it.uid, NULL);
+            if (b->roster == OI_ROSTER_PUBLISHED)
+                oi_pep_fetch(x, b->it.uid);
+        }
+        return;
+    }
+    while ((p = oi_map_next(&x->acts, &i)) != NULL) {
+        oi_act *a = (oi_act *)p;
+        if (a->muc != OI_MUC_NONE) {
+            a->nick_try = 0;
+            oi_room_presence(x, a, 1);
+        }
+    }
+}
+
+#define OI_ON_IQS (OI_ON_GET | OI_ON_SET)
+
+static const oi_route oi_gadget_routes[] = {
+    { OI_ON_IQS, OI_ANY, OI_Z(OI_NS_BUDDY), OI_Z("view"),
+      OI_G_DOMAIN | OI_G_BARE_ERRORS, oi_view_request },
+    { OI_ON_IQS, OI_ANY, OI_Z(OI_NS_ACT), OI_Z("view"),
+      OI_G_DOMAIN | OI_G_BARE_ERRORS, oi_view_request },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_BUDDY), OI_Z("close"), OI_G_DOMAIN,
+      oi_view_close },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_ACT), OI_Z("close"), OI_G_DOMAIN,
+      oi_view_close },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_PSEVENT), OI_Z("event"), OI_G_ANYONE,
+      oi_pep_event },
+    { OI_ON_MSG, OI_ANY, OI_Z(OI_NS_MUCUSER), OI_Z("x"), OI_G_ANYONE,
+      oi_muc_invite },
+    { OI_ON_MSG, OI_Z("groupchat"), OI_Z(OI_NS_APROPS), OI_Z("properties"),
+      OI_G_ANYONE, oi_muc_props },
+    { OI_ON_ANSWER, OI_ANY, OI_ANY, OI_ANY, OI_G_ANYONE, oi_pep_answer },
+    { OI_ON_PRES, OI_ANY, OI_ANY, OI_ANY, OI_G_ANYONE, oi_muc_presence },
+    { OI_ON_PRES, OI_Z("subscribe"), OI_ANY, OI_ANY, OI_G_ANYONE,
+      oi_sub_subscribe },
+    { OI_ON_PRES, OI_Z("subscribed"), OI_ANY, OI_ANY, OI_G_DOMAIN,
+      oi_sub_subscribed },
+    { OI_ON_PRES, OI_Z("unsubscribe"), OI_ANY, OI_ANY, OI_G_ANYONE,
+      oi_sub_unsubscribe },
+    { OI_ON_PRES, OI_Z("unsubscribed"), OI_ANY, OI_ANY, OI_G_ANYONE,
+      oi_sub_unsubscribed },
+    { OI_ON_PRES, OI_Z("probe"), OI_ANY, OI_ANY, OI_G_DOMAIN, oi_sub_probe },
+    { 0, OI_ANY, OI_ANY, OI_ANY, 0, NULL }
+};
+
+/* ==== 16. Dispatch: stanzas to routes ================================ */
 
 /*
 ** The route tables of every dialect, searched in this order, first match
@@ -4967,7 +6478,7 @@ static const oi_route oi_seed_routes[] = {
 ** ours to handle.
 */
 static const oi_route *const oi_tables[] = {
-    oi_common_routes, oi_seed_routes
+    oi_gadget_routes, oi_common_routes, oi_seed_routes
 };
 
 /* Sorts the rows of every table by the kind of stanza they are for, in
@@ -5037,7 +6548,7 @@ static int oi_run_routes(olpcidx *x, oi_ctx *c, const oi_node *p,
 {
     int cond = OI_PASS;
     for (; r; r = oi_route_next(cur, c->type, p)) {
-        if (r->guard == OI_G_DOMAIN && !oi_ctx_allowed(x, c))
+        if ((r->guard & OI_G_DOMAIN) && !oi_ctx_allowed(x, c))
             return OI_C_FORBIDDEN;
         if ((cond = r->fn(x, c, p)) != OI_PASS)
             break;
@@ -5076,14 +6587,15 @@ static void oi_iq(olpcidx *x, oi_ctx *c)
     }
     /* refused before it costs a token (PROTOCOL.md 8.2) */
     r = oi_route_first(x, &cur, on, c->type, q);
-    if (r && r->guard == OI_G_DOMAIN && !oi_ctx_allowed(x, c))
+    if (r && (r->guard & OI_G_DOMAIN) && !oi_ctx_allowed(x, c))
         cond = OI_C_FORBIDDEN;
     else if (!oi_rate_take(x, c->from))
         cond = OI_C_RESOURCE_CONSTRAINT;
     else if ((cond = oi_run_routes(x, c, q, &cur, r)) == OI_PASS)
         cond = OI_C_SERVICE_UNAVAILABLE;
     if (cond != OI_C_NONE)
-        oi_iq_error(x, c, q, cond);
+        oi_iq_error(x, c, r && (r->guard & OI_G_BARE_ERRORS) ? NULL : q,
+                    cond);
 }
 
 /* A message: every child a route takes is handled in order, and a
@@ -5148,7 +6660,7 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
     return 0;
 }
 
-/* ==== 16. Public API ================================================ */
+/* ==== 17. Public API ================================================ */
 
 /* The limits as data (OLPCIDX_LIMITS): ranges for the checks here, names,
 ** units and help for the daemon. */
@@ -5307,6 +6819,9 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
     oi_index_init(x);
     oi_clients_init(x);
     x->on_stanza = oi_dispatch;
+    x->on_online = oi_gadget_online;
+    x->rng = (uint64_t)cfg->hash_seed << 32 | 0x9e3779b9u;
+    oi_caps_init(x);
     oi_routes_init(x);
     x->notify_type = cfg->notify_type && strcmp(cfg->notify_type, "notice") == 0
                      ? "notice" : "headline";
@@ -5537,7 +7052,7 @@ int olpcidx_online(const olpcidx *x)
     return x->state == OI_S_ONLINE;
 }
 
-/* ==== 17. Daemon (OLPCIDX_MAIN) ===================================== */
+/* ==== 18. Daemon (OLPCIDX_MAIN) ===================================== */
 
 #ifdef OLPCIDX_MAIN
 /*
@@ -5574,7 +7089,7 @@ int olpcidx_online(const olpcidx *x)
 #define DM_BACKOFF_MAX 60000
 #define DM_HOSTLEN 256
 
-/* ---- 17.1 Options, configuration, logging ---------------------------- */
+/* ---- 18.1 Options, configuration, logging ---------------------------- */
 
 /* Option keys: the options below, then the limits (OLPCIDX_LIMITS) in
 ** their order, then --config.  Config file keys are the long option
@@ -6085,7 +7600,7 @@ static void dm_pick_secret(void)
     dm.cfg.secret = s;
 }
 
-/* ---- 17.2 The socket loop -------------------------------------------- */
+/* ---- 18.2 The socket loop -------------------------------------------- */
 
 /* A per-process seed from the clock, the pid and /dev/urandom when
 ** readable, mixed by the murmur3 finaliser. */
@@ -6308,7 +7823,7 @@ static int dm_sleep(olpcidx *x, int ms)
     return dm.stop != 0;
 }
 
-/* ---- 17.3 The state directory ---------------------------------------- */
+/* ---- 18.3 The state directory ---------------------------------------- */
 
 /*
 ** The state directory (PROTOCOL.md 7): "snapshot" and "journal", written
@@ -6500,7 +8015,7 @@ static void dm_load_state(olpcidx *x)
     lseek(dm_state.jfd, dm_state.jlen, SEEK_SET);
 }
 
-/* ---- 17.4 main -------------------------------------------------------- */
+/* ---- 18.4 main -------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {

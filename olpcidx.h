@@ -112,7 +112,9 @@ typedef struct olpcidx_storage {
     X(max_activities, "max-activities", 32, 1, (size_t)-1, COUNT,           \
       "activities one buddy may be in")                                     \
     X(max_page, "max-page", 100, 1, (size_t)-1, COUNT,                      \
-      "items per result page (XEP-0059)")                                   \
+      "items per result page (XEP-0059) and per view")                      \
+    X(max_views, "max-views", 16, 1, 4096, COUNT,                           \
+      "views one client may hold open (Gadget)")                            \
     X(rate_burst, "rate-burst", 100, 1, 1000000, COUNT,                     \
       "stanzas one client may send at once")                                \
     X(rate_per_sec, "rate", 50, 1, 1000000, COUNT,                          \
