@@ -2684,6 +2684,9 @@ typedef struct oi_act {
                                 ** (PROTOCOL.md 6.5) */
     int nick_try;               /* its nick there: 0 "inspector", else
                                 ** "inspector-<nick_try + 1>" */
+    oi_vec here;                /* oi_buddy * seen in the room while
+                                ** joining it, to reconcile */
+    int here_ok;                /* here is whole (no memory was short) */
 } oi_act;
 
 enum { OI_MUC_NONE, OI_MUC_JOINING, OI_MUC_IN };
@@ -2928,6 +2931,7 @@ static void oi_act_free(olpcidx *x, oi_act *a)
     oi_props_free(&x->mem, &a->it.props);
     oi_unwatch(&x->mem, &a->it);
     oi_vec_free(&x->mem, &a->parts);
+    oi_vec_free(&x->mem, &a->here);
     oi_free(&x->mem, a, sizeof *a + a->it.uid.n + a->room.n);
 }
 
@@ -3880,6 +3884,8 @@ static void oi_room_presence(olpcidx *x, oi_act *a, int join)
     oi_outz(x, "</presence>");
     oi_out_commit(x, mark, join ? "room join" : "room leave");
     a->muc = join ? OI_MUC_JOINING : OI_MUC_NONE;
+    a->here.n = 0;
+    a->here_ok = 1;
 }
 
 /* Activity a closed for everyone (PROTOCOL.md 2.3): told, and the
@@ -6341,6 +6347,27 @@ static int oi_muc_status(const oi_node *xu, const char *code)
     return 0;
 }
 
+/* The component is in a's room: the participants the room did not list
+** while it was joining have left (after a reconnect: PROTOCOL.md 6.5). */
+static void oi_muc_reconcile(olpcidx *x, oi_act *a)
+{
+    oi_str id = a->it.uid, room = a->room;
+    size_t i;
+    a->muc = OI_MUC_IN;
+    for (i = a->here_ok ? a->parts.n : 0; i-- > 0;) {
+        oi_buddy *b = (oi_buddy *)a->parts.v[i];
+        if (oi_vec_has(&a->here, b))
+            continue;
+        if (a->parts.n == 1) {          /* the last one: a goes */
+            oi_vec_free(&x->mem, &a->here);
+            oi_chg_leave(x, b->it.uid, id, room);
+            return;
+        }
+        oi_chg_leave(x, b->it.uid, id, room);
+    }
+    oi_vec_free(&x->mem, &a->here);
+}
+
 /* Presence from a room the component is in, or joining: its own, an
 ** occupant's, or an error; presence from anyone else is for the next
 ** route. */
@@ -6351,6 +6378,7 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
     oi_str nick, jid = OI_LIT(""), bare, id, room;
     char own[24], buf[1100];
     int gone = OI_IS(c->type, "unavailable");
+    oi_buddy *b;
     (void)p;
     if (!a || a->muc == OI_MUC_NONE || c->from.n == c->bare.n)
         return OI_PASS;
@@ -6381,8 +6409,8 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
                    "activity is closed", (int)c->bare.n, c->bare.p);
             oi_room_presence(x, a, 0);
             oi_chg_close(x, a);
-        } else {
-            a->muc = OI_MUC_IN;
+        } else if (a->muc == OI_MUC_JOINING) {
+            oi_muc_reconcile(x, a);
         }
         return OI_C_NONE;
     }
@@ -6402,10 +6430,17 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
         return OI_C_NONE;               /* never the inspector itself */
     id = a->it.uid;
     room = a->room;
-    if (gone)
+    if (gone) {
         oi_chg_leave(x, bare, id, room);
-    else
+    } else {
         oi_chg_join(x, bare, jid, id, room);
+        if (a->muc == OI_MUC_JOINING && (b = oi_buddy_get(x, bare, 0))) {
+            if (oi_vec_reserve(&x->mem, &a->here, 1) == OLPCIDX_OK)
+                oi_vec_push(&a->here, b);
+            else
+                a->here_ok = 0;         /* then nobody is taken out */
+        }
+    }
     return OI_C_NONE;
 }
 
@@ -6437,6 +6472,24 @@ static void oi_gadget_online(olpcidx *x)
             oi_room_presence(x, a, 1);
         }
     }
+}
+
+/* A clean stop (olpcidx_close): unavailable presence to subscribers
+** (the Sugar client keeps its views on it) and out of every room. */
+static void oi_gadget_closing(olpcidx *x)
+{
+    size_t i = 0;
+    void *p;
+    if (x->state != OI_S_ONLINE)
+        return;
+    while ((p = oi_map_next(&x->buddies, &i)) != NULL)
+        if (((const oi_buddy *)p)->roster != OI_ROSTER_NONE)
+            oi_send_presence(x, ((const oi_buddy *)p)->it.uid,
+                             "unavailable");
+    i = 0;
+    while ((p = oi_map_next(&x->acts, &i)) != NULL)
+        if (((oi_act *)p)->muc != OI_MUC_NONE)
+            oi_room_presence(x, (oi_act *)p, 0);
 }
 
 #define OI_ON_IQS (OI_ON_GET | OI_ON_SET)
@@ -6997,6 +7050,7 @@ int olpcidx_close(olpcidx *x)
     if (x->state == OI_S_IDLE || x->state == OI_S_CLOSED
         || x->state == OI_S_CLOSING)
         return x->err ? x->err : OLPCIDX_ESTATE;
+    oi_gadget_closing(x);
     mark = oi_out_begin(x);
     oi_outz(x, "</stream:stream>");
     if (oi_out_commit(x, mark, "stream close") != 0)

@@ -178,8 +178,10 @@ void olpcidx_sent(olpcidx *x, size_t n);
 ** Returns 0 or a negative code as olpcidx_feed does. */
 int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms);
 
-/* Queues a clean end of stream (</stream:stream>).  Once the bytes are
-** sent the caller may close the socket. */
+/* Queues a clean end of stream: unavailable presence to the Gadget
+** subscribers, out of every room (PROTOCOL.md 6.3), then
+** </stream:stream>.  Once the bytes are sent the caller may close the
+** socket. */
 int olpcidx_close(olpcidx *x);
 
 /* Rebuilds the index from a snapshot and a journal (either may be empty),
