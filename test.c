@@ -51,6 +51,7 @@
 **      B6. props
 **      B7. rsm, memcap, rate, notice, idle, atomic: the index
 **      B8. persist                   a storage in memory
+**      B9. docs                      PROTOCOL.md citations resolve
 **   C. Interop
 **      C1. processes                 Prosody and the daemon, started
 **                                    and always stopped
@@ -3025,6 +3026,70 @@ static void t_persist(void)
     free(empty.p);
 }
 
+/* ---- B9. docs: every citation of PROTOCOL.md resolves ------------------ */
+
+/* Whether contrib/PROTOCOL.md (text doc) has section sec: a heading
+** "## N." or "### N.M ". */
+static int t_doc_has(const char *doc, const char *sec, size_t n)
+{
+    char h[32];
+    int dot = memchr(sec, '.', n) != NULL;
+    if (n + 6 > sizeof h)
+        return 0;
+    snprintf(h, sizeof h, "\n%s %.*s%s", dot ? "###" : "##", (int)n, sec,
+             dot ? " " : ".");
+    return strstr(doc, h) != NULL;
+}
+
+/* Every "PROTOCOL.md N", "N.M", lists and ranges of them, in the sources
+** and the README, names a section of contrib/PROTOCOL.md. */
+static void t_docs(void)
+{
+    static const char *const files[] = {
+        "olpcidx.c", "olpcidx.h", "test.c", "README.md", "contrib/bench.c"
+    };
+    size_t nd, nf, i, cites = 0;
+    char *doc = t_readfile("contrib/PROTOCOL.md", &nd);
+    if (!CHECK(doc != NULL))
+        return;
+    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *src = t_readfile(files[i], &nf), *p = src;
+        if (!CHECK(src != NULL))
+            continue;
+        while ((p = strstr(p, "PROTOCOL.md")) != NULL) {
+            p += 11;
+            for (;;) {                  /* "N", "N.M", ", ", "-", "and" */
+                const char *q;
+                while (*p == ' ' || *p == '\n' || *p == '*')
+                    p++;
+                if (strncmp(p, "section", 7) == 0)
+                    p += 7;
+                while (*p == ' ')
+                    p++;
+                for (q = p; (*q >= '0' && *q <= '9') || (*q == '.'
+                     && q[1] >= '0' && q[1] <= '9' && q > p); q++)
+                    ;
+                if (q == p)
+                    break;
+                cites++;
+                if (!CHECK(t_doc_has(doc, p, (size_t)(q - p))))
+                    printf("  %s: PROTOCOL.md %.*s is no section\n",
+                           files[i], (int)(q - p), p);
+                p = (char *)q;
+                if (*p == ',' || *p == '-')
+                    p++;
+                else if (strncmp(p, " and ", 5) == 0)
+                    p += 4;
+                else
+                    break;
+            }
+        }
+        free(src);
+    }
+    CHECK(cites >= 30);
+    free(doc);
+}
+
 /* ==== C. Interop ======================================================== */
 
 /* ---- C1. processes: a private Prosody and the daemon ------------------- */
@@ -4903,6 +4968,8 @@ static const struct t_group {
       "each update all or nothing under allocation failure" },
     { "persist", T_OFFLINE, t_persist,
       "storage in memory: journal, snapshot, damage, full disk" },
+    { "docs", T_OFFLINE, t_docs,
+      "every citation of contrib/PROTOCOL.md names a section" },
     { "refused", T_INTEROP, t_refused,
       "daemon refused: wrong secret, unknown domain (exit 3)" },
     { "usage", T_INTEROP, t_usage_errors,
