@@ -83,7 +83,7 @@ sanitize: $(SRC) test.c
 
 # libFuzzer over the whole component (clang); FUZZ_SECONDS to taste
 fuzz: $(SRC) test.c
-	clang $(STD) -g -O1 -DOLPCIDX_FUZZ -fsanitize=fuzzer,address,undefined \
+	clang $(STD) -g -O1 -DOLPCIDX_FUZZ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  -o olpcidx-fuzz test.c
 	mkdir -p fuzz-corpus && cp fixtures/core-*.xml fuzz-corpus/
 	./olpcidx-fuzz -max_total_time=$${FUZZ_SECONDS:-60} -max_len=8192 fuzz-corpus

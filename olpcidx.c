@@ -1353,9 +1353,11 @@ static int oi_xml_lookup(oi_xml *x, oi_str prefix, oi_str *ns)
     const oi_xbind *b = (const oi_xbind *)(void *)x->binds.p;
     size_t i = x->binds.n / sizeof(oi_xbind);
     while (i-- > 0) {
-        if (b[i].plen == prefix.n
-            && memcmp(x->nsstr.p + b[i].poff, prefix.p, prefix.n) == 0) {
-            *ns = oi_mkstr(x->nsstr.p + b[i].uoff, b[i].ulen);
+        if (b[i].plen == prefix.n && (prefix.n == 0
+            || memcmp(x->nsstr.p + b[i].poff, prefix.p, prefix.n) == 0)) {
+            /* xmlns='' may leave nsstr without a byte, p NULL */
+            *ns = b[i].ulen ? oi_mkstr(x->nsstr.p + b[i].uoff, b[i].ulen)
+                            : oi_mkstr("", 0);
             return 0;
         }
     }
