@@ -3104,6 +3104,7 @@ static void t_docs(void)
 #define T_DOMAIN "jabber.test"
 #define T_COMP   "index.jabber.test"
 #define T_SECRET "secret"
+#define T_MUC    "conference.jabber.test"
 
 static char t_dir[64];                  /* temporary directory */
 static int t_c2s_port, t_comp_port;
@@ -3290,12 +3291,13 @@ static void t_account(const char *dir, const char *user)
 /* Writes the Prosody configuration and the test accounts.  Accounts are
 ** internal_plain files, the format mod_storage_internal reads
 ** (data/<host, dots as %2e>/accounts/<user>.dat), so no prosodyctl run
-** is needed. */
+** is needed.  PEP and a MUC service, with Prosody's defaults, are what
+** the Gadget dialect needs of a server (PROTOCOL.md 6.4, 6.5). */
 static int t_prosody_setup(void)
 {
     static const char *const users[] = {"alice", "bob", "carol", "dave",
-                                        "eve"};
-    char path[256], cfg[2048];
+                                        "eve", "maria"};
+    char path[256], cfg[3072];
     size_t i;
     t_path(path, sizeof path, "data");
     mkdir(path, 0700);
@@ -3331,7 +3333,7 @@ static int t_prosody_setup(void)
         "http_ports = {}\n"
         "https_ports = {}\n"
         "modules_enabled = { \"roster\"; \"saslauth\"; \"disco\";"
-        " \"ping\" }\n"
+        " \"ping\"; \"pep\" }\n"
         "modules_disabled = { \"s2s\"; \"s2s_auth_certs\"; \"offline\" }\n"
         "c2s_require_encryption = false\n"
         "allow_unencrypted_plain_auth = true\n"
@@ -3340,7 +3342,8 @@ static int t_prosody_setup(void)
         "VirtualHost \"" T_DOMAIN "\"\n"
         "VirtualHost \"other.test\"\n"
         "Component \"" T_COMP "\"\n"
-        "\tcomponent_secret = \"" T_SECRET "\"\n",
+        "\tcomponent_secret = \"" T_SECRET "\"\n"
+        "Component \"" T_MUC "\" \"muc\"\n",
         t_dir, t_dir, t_dir, t_dir, t_c2s_port, t_comp_port);
     t_path(path, sizeof path, "prosody.cfg.lua");
     t_writefile(path, cfg, strlen(cfg));
