@@ -3890,7 +3890,15 @@ enum t_op {
     T_OP_EXPECT,                /* a stanza containing want[0]; checked */
     T_OP_WAIT,                  /* a stanza containing z, not checked */
     T_OP_NONE,                  /* no stanza containing z (t_cl_none) */
-    T_OP_CLOSE                  /* the client closes its stream */
+    T_OP_CLOSE,                 /* the client closes its stream */
+    T_OP_COUNT,                 /* exactly n stanzas received so far hold
+                                ** every string of want and none of
+                                ** never; they are taken; checked */
+    T_OP_ORDER,                 /* one holding want[0] came before one
+                                ** holding want[1]; nothing taken */
+    T_OP_FLUSH                  /* a round trip, then every stanza
+                                ** received is dropped; with never, none
+                                ** of them may hold any of it (checked) */
 };
 
 typedef struct t_step {
@@ -3904,6 +3912,7 @@ typedef struct t_step {
     const char *never[4];       /* not in the reply; with seq: one check */
     int ms;                     /* T_OP_EXPECT: wait this long; 0: 5 s */
     int to_self;                /* T_OP_IQ: reply names the client's JID */
+    int n;                      /* T_OP_COUNT: how many */
 } t_step;
 
 /* The steps without checks, in short. */
@@ -3913,6 +3922,7 @@ typedef struct t_step {
 #define T_WAIT(w, s)        { T_OP_WAIT, w, .z = s }
 #define T_NONE(w, label, s) { T_OP_NONE, w, label, .z = s }
 #define T_CLOSE(w)          { T_OP_CLOSE, w, .z = NULL }
+#define T_FLUSH(w)          { T_OP_FLUSH, w, .z = NULL }
 
 /* seq and never of a step against reply r: one check. */
 static void t_seq_never(const t_step *s, const char *r)
@@ -3932,6 +3942,84 @@ static void t_seq_never(const t_step *s, const char *r)
     if (!t_check(ok, "reply has seq in order and nothing of never",
                  __FILE__, __LINE__))
         printf("  %s: %s\n", s->what ? s->what : s->id, r ? r : "no reply");
+}
+
+/* Does stanza r hold every string of want and none of never? */
+static int t_holds(const char *r, const char *const *want, size_t nwant,
+                   const char *const *never, size_t nnever)
+{
+    size_t i;
+    for (i = 0; i < nwant && want[i]; i++)
+        if (!strstr(r, want[i]))
+            return 0;
+    for (i = 0; i < nnever && never[i]; i++)
+        if (strstr(r, never[i]))
+            return 0;
+    return 1;
+}
+
+#define T_HOLDS(r, s) t_holds(r, (s)->want, sizeof (s)->want \
+    / sizeof (s)->want[0], (s)->never, sizeof (s)->never \
+    / sizeof (s)->never[0])
+
+/* T_OP_COUNT: takes the stanzas received that match, checks how many. */
+static void t_cl_count(t_cl *c, const t_step *s)
+{
+    size_t i = 0;
+    int k = 0;
+    while (i < c->nqueue)
+        if (T_HOLDS(c->queue[i], s)) {
+            if (k++ >= s->n)
+                printf("  %s: one too many: %s\n", s->what, c->queue[i]);
+            free(c->queue[i]);
+            memmove(&c->queue[i], &c->queue[i + 1],
+                    (c->nqueue - i - 1) * sizeof c->queue[0]);
+            c->nqueue--;
+        } else {
+            i++;
+        }
+    if (!CHECK(k == s->n))
+        printf("  %s: %d such stanzas, not %d (the first wanted: %s)\n",
+               s->what, k, s->n, s->want[0]);
+}
+
+/* T_OP_ORDER: the first stanza holding want[0] is before the first
+** holding want[1]. */
+static void t_cl_order(t_cl *c, const t_step *s)
+{
+    size_t i, a = c->nqueue, b = c->nqueue;
+    for (i = c->nqueue; i-- > 0; ) {
+        if (strstr(c->queue[i], s->want[0]))
+            a = i;
+        if (strstr(c->queue[i], s->want[1]))
+            b = i;
+    }
+    if (!CHECK(a < b))
+        printf("  %s: \"%s\" %s \"%s\"\n", s->what, s->want[0],
+               a == c->nqueue || b == c->nqueue ? "or not both of" :
+               "not before", s->want[1]);
+}
+
+/* T_OP_FLUSH: a round trip, then everything received is dropped, none of
+** it holding a string of never. */
+static void t_cl_flush(t_cl *c, const t_step *s)
+{
+    size_t i, j;
+    int clean = 1;
+    t_cl_sync(c);
+    for (i = 0; i < c->nqueue; i++) {
+        for (j = 0; j < sizeof s->never / sizeof s->never[0]
+                    && s->never[j]; j++)
+            if (strstr(c->queue[i], s->never[j])) {
+                printf("  %s: \"%s\" in %s\n", s->what ? s->what : "flush",
+                       s->never[j], c->queue[i]);
+                clean = 0;
+            }
+        free(c->queue[i]);
+    }
+    c->nqueue = 0;
+    if (s->never[0])
+        CHECK(clean);
 }
 
 /* Walks n steps of the scenario called name with the clients cl. */
@@ -3966,6 +4054,8 @@ static void t_scene(const char *name, const t_step *s, size_t n,
         case T_OP_EXPECT:
             r = t_cl_wait(c, s->want[0], s->ms ? s->ms : 5000);
             t_expect(s->what, r, s->want);
+            if (r && (s->seq[0] || s->never[0]))
+                t_seq_never(s, r);
             free(r);
             break;
         case T_OP_WAIT:
@@ -3976,6 +4066,15 @@ static void t_scene(const char *name, const t_step *s, size_t n,
             break;
         case T_OP_CLOSE:
             t_cl_close(c);
+            break;
+        case T_OP_COUNT:
+            t_cl_count(c, s);
+            break;
+        case T_OP_ORDER:
+            t_cl_order(c, s);
+            break;
+        case T_OP_FLUSH:
+            t_cl_flush(c, s);
             break;
         }
         if (t_failed != failed)
