@@ -62,6 +62,9 @@
 **      C6. basics, seed              the scenarios' tables and groups
 **      C7. reload, reconnect
 **      C8. state, crash              durability
+**      C9. gadget                    the Gadget dialect as the Sugar
+**                                    client speaks it, PEP and MUC
+**                                    through Prosody
 **   D. Demo (make demo)
 **   E. Fuzzing (make fuzz)           LLVMFuzzerTestOneInput, with
 **                                    -DOLPCIDX_FUZZ
@@ -4877,6 +4880,900 @@ static void t_crashes(void)
     t_crash("batch", 5);    /* a crash of the process alone loses nothing */
 }
 
+/* ---- C9. gadget: the Gadget dialect through Prosody -------------------- */
+
+/*
+** The Gadget dialect (PROTOCOL.md 6) end to end: the daemon on a state
+** directory of its own, and laptops played by c2s clients that send what
+** the Sugar client (telepathy-gabble 0.10.2) sends: initial presence and
+** a roster request at login, PEP publications (XEP-0163) to their own
+** account, presence subscription to publish, MUC rooms (XEP-0045) with
+** the pseudo-invitation and the mediated invitation.  carol only
+** searches; dave publishes late and unpublishes; eve is in the way of
+** the inspector's nick; mallory is of another domain.
+**
+** Most checks follow a round trip: whatever Prosody passes on while it
+** handles a stanza (a PEP event, an occupant's presence, the probe after
+** a subscription) is on the component's stream before the next stanza
+** of any client, so once an actor's answer is back, a round trip of the
+** watcher to the component (T_SYNC) brings every notification caused,
+** and an absence is checked at no cost in time.  Only what the
+** component starts by itself (joining a room, its presence at start-up)
+** is waited for.
+**
+** What Prosody 0.12 does here, and the tests rely on:
+** - disco#items of the server lists every component, this one included;
+** - mod_pep sends a component PEP events once it has seen the
+**   component's presence with caps at the user's bare JID (only there)
+**   and had its disco#info on the caps node answered; it asks that as
+**   an iq from the user's bare JID.  Its knowledge is in memory only;
+** - when the user answers the component's subscribe with subscribed,
+**   mod_presence itself probes the component from the bare JID; the
+**   answer is the one available presence a laptop sees when it publishes
+**   (6.2, 6.3).  It probes again, from the full JID, at each initial
+**   presence (login, or back from unavailable);
+** - only a session that requested its roster gets subscribed and
+**   unsubscribed, and only an available one gets subscribe; the
+**   component's unsubscribed after the user's unsubscribe is not passed
+**   on at all (the user's side has nothing left to cancel);
+** - rooms are semi-anonymous, and locked until their owner submits a
+**   configuration; the component sees real JIDs only where whois is
+**   anyone; relayed invitations name the inviter as room/nick in
+**   semi-anonymous rooms and carry a <body> and jabber:x:conference.
+*/
+enum { GA, GB, GC, GM, GD, GE, GX };    /* alice bob carol maria dave eve
+                                        ** mallory */
+
+#define T_CAPS_NODE "http://laptop.org/xmpp/gadget"
+#define T_CAPS_VER  "1n/J36ef1kwwu0z323ocQwxutDQ="  /* default name */
+#define T_CAPS      "<c xmlns='" OI_NS_CAPS "' hash='sha-1' node='" \
+                    T_CAPS_NODE "' ver='" T_CAPS_VER "'/>"
+#define T_A9   "a9@" T_MUC               /* alice's room, non-anonymous */
+#define T_N5   "n5@" T_MUC               /* maria's, semi-anonymous */
+#define T_S3   "s3@" T_MUC               /* announced the seed way only */
+#define T_FROM_COMP "from='" T_COMP "'"
+#define T_NOTIFY(f) "<feature var='http://" f "+notify'/>"
+#define T_STR(n, v) "<property type='str' name='" n "'>" v "</property>"
+#define T_PROP_IN(n, v) "<property name='" n "' type='str'>" v "</property>"
+#define T_PRIVATE(v) "<property type='bool' name='private'>" v "</property>"
+#define T_PAINT T_STR("type", "org.laptop.Paint")
+#define T_JID(u) "jid='" u "@" T_DOMAIN "'"
+#define T_BUDDY(u) "<buddy " T_JID(u) ">"
+#define T_NOBODY "inspector", "jid='" T_COMP "'"  /* in no reply */
+
+/* Requests: views (6.7), PEP publications, rooms. */
+#define T_VIEW_B(id, size) "<view xmlns='" OI_NS_BUDDY "' id='" id \
+                           "' size='" size "'>"
+#define T_VIEW_A(id, size) "<view xmlns='" OI_NS_ACT "' id='" id \
+                           "' size='" size "'>"
+#define T_BPROPS(p) "<properties xmlns='" OI_NS_BPROPS "'>" p "</properties>"
+#define T_APROPS(act, room, p) "<properties xmlns='" OI_NS_APROPS \
+    "' activity='" act "' room='" room "'>" p "</properties>"
+#define T_LOOKUP(u) "<query xmlns='" OI_NS_BUDDY "'><buddy " T_JID(u) \
+                    "/></query>"
+#define T_PEP(id, node, item) "<iq type='set' id='" id "'><pubsub xmlns='" \
+    OI_NS_PUBSUB "'><publish node='" node "'><item id='current'>" item \
+    "</item></publish></pubsub></iq>"
+#define T_PUBLISH(w, id, node, item) T_SEND(w, T_PEP(id, node, item)), \
+    { T_OP_EXPECT, w, "PEP publication " id, \
+      .want = { "id='" id "'", "type='result'" } }
+#define T_PEP_PROPS(w, id, p) T_PUBLISH(w, id, OI_NS_BPROPS, T_BPROPS(p))
+#define T_PEP_NICK(w, id, nick) T_PUBLISH(w, id, OI_NS_NICK, \
+    "<nick xmlns='" OI_NS_NICK "'>" nick "</nick>")
+#define T_PEP_CURACT(w, id, act, room) T_PUBLISH(w, id, OI_NS_CURACT, \
+    "<activity xmlns='" OI_NS_CURACT "' type='" act "' room='" room "'/>")
+#define T_JOIN(room, nick) "<presence to='" room "/" nick "'><x xmlns='" \
+    OI_NS_MUC "'/></presence>"
+#define T_LEAVE(room, nick) "<presence type='unavailable' to='" room "/" \
+    nick "'/>"
+#define T_GROUPCHAT(room, p) "<message type='groupchat' to='" room "'>" p \
+    "</message>"
+#define T_INVITE(room) "<message to='" room "'><x xmlns='" OI_NS_MUCUSER \
+    "'><invite to='" T_COMP "'><reason>Share activity</reason></invite>" \
+    "</x></message>"
+#define T_CONFIG(id, room, fields) "<iq type='set' id='" id "' to='" room \
+    "'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns=" \
+    "'jabber:x:data' type='submit'>" fields "</x></query></iq>"
+
+/* What the watcher gets (6.8): view ids as id, on membership as view. */
+#define T_ADDED_B(id, u) "<added xmlns='" OI_NS_BUDDY "' id='" id "'>" \
+                         T_BUDDY(u)
+#define T_REMOVED_B(id, u) "<removed xmlns='" OI_NS_BUDDY "' id='" id \
+                           "'><buddy " T_JID(u) "/></removed>"
+#define T_CHANGE_B(id, u) "<change xmlns='" OI_NS_BUDDY "' id='" id "' " \
+                          T_JID(u) ">"
+#define T_CURACT(act, room) "<activity xmlns='" OI_NS_CURACT "' id='" act \
+                            "' room='" room "'/>"
+#define T_ADDED_A(id, act, room) "<added xmlns='" OI_NS_ACT "' id='" id \
+    "'><activity id='" act "' room='" room "'>"
+#define T_REMOVED_A(id, act, room) "<removed xmlns='" OI_NS_ACT "' id='" \
+    id "'><activity id='" act "' room='" room "'/></removed>"
+#define T_CHANGE_A(id, act, room) "<change xmlns='" OI_NS_ACT \
+    "' activity='" act "' id='" id "' room='" room "'>"
+#define T_MEMBER(room, view) "<activity xmlns='" OI_NS_ACT "' room='" room \
+                             "' view='" view "'>"
+#define T_SEED(act, room) "<activity xmlns='" OI_NS_ACT "' activity='" act \
+                          "' room='" room "'>"
+
+/* A check of what arrived before the last round trip. */
+#define T_GOT(w, label, ...) \
+    { T_OP_EXPECT, w, label, .ms = 1, .want = { __VA_ARGS__ } }
+#define T_NOT(w, label, ...) \
+    { T_OP_COUNT, w, label, .n = 0, .want = { __VA_ARGS__ } }
+#define T_ONE(w, label, ...) \
+    { T_OP_COUNT, w, label, .n = 1, .want = { __VA_ARGS__ } }
+
+/* 6.1: the server lists the component; its identity comes first and is
+** named; the caps node answers as the component does, other nodes not. */
+static const t_step t_gd_discovery[] = {
+    T_SEND(GA, "<iq type='get' id='gd-items' to='" T_DOMAIN "'><query "
+           "xmlns='" OI_NS_DITEMS "'/></iq>"),
+    { T_OP_EXPECT, GA, "6.1 Prosody lists the component",
+      .want = { "id='gd-items'", "type='result'",
+                "<item jid='" T_COMP "'/>" } },
+    { T_OP_IQ, GA, "6.1 identity first, named; the +notify features",
+      .id = "gd-info", .z = "<query xmlns='" OI_NS_DINFO "'/>",
+      .want = { "type='result'", "<query xmlns='" OI_NS_DINFO "'><identity "
+        "category='collaboration' name='OLPC Gadget' type='gadget'/>",
+        "<feature var='" OI_NS_BUDDY "'/>", "<feature var='" OI_NS_ACT "'/>",
+        T_NOTIFY("laptop.org/xmpp/buddy-properties"),
+        T_NOTIFY("laptop.org/xmpp/activities"),
+        T_NOTIFY("laptop.org/xmpp/current-activity"),
+        T_NOTIFY("laptop.org/xmpp/activity-properties"),
+        T_NOTIFY("jabber.org/protocol/nick") } },
+    { T_OP_IQ, GA, "6.1 disco#info on the caps node", .id = "gd-caps",
+      .z = "<query xmlns='" OI_NS_DINFO "' node='" T_CAPS_NODE "#"
+           T_CAPS_VER "'/>",
+      .want = { "type='result'", "node='" T_CAPS_NODE "#" T_CAPS_VER "'",
+        "<identity category='collaboration' name='OLPC Gadget' "
+        "type='gadget'/>", "<feature var='" OI_NS_BUDDY "'/>",
+        T_NOTIFY("laptop.org/xmpp/buddy-properties"),
+        T_NOTIFY("jabber.org/protocol/nick") } },
+    { T_OP_IQ, GA, "6.1 an unknown node", .id = "gd-node",
+      .z = "<query xmlns='" OI_NS_DINFO "' node='urn:example:other'/>",
+      .want = { "type='error'", "<item-not-found" } },
+    { T_OP_IQ, GA, "6.1 the caps node with another ver", .id = "gd-node2",
+      .z = "<query xmlns='" OI_NS_DINFO "' node='" T_CAPS_NODE
+           "#AAAAAAAAAAAAAAAAAAAAAAAAAAA='/>",
+      .want = { "type='error'", "<item-not-found" } }
+};
+
+/* 6.2, 6.3: publishing, run for each laptop (client 0).  When the laptop
+** answers subscribed, Prosody probes the component from its bare JID, so
+** exactly one available presence, with caps, follows; the component
+** reads the laptop's PEP nodes meanwhile.  The second round trip makes
+** sure the component has answered what mod_pep asked it. */
+static const t_step t_gd_publish[] = {
+    T_SEND(0, "<presence type='subscribe' to='" T_COMP "'/>"),
+    T_SYNC(0),
+    { T_OP_ORDER, 0, "6.2 subscribed, then subscribe",
+      .want = { "type='subscribed'", "type='subscribe'" } },
+    T_ONE(0, "6.2 the component's subscribed", "<presence ", T_FROM_COMP,
+          "type='subscribed'"),
+    T_ONE(0, "6.2 the component subscribes back", "<presence ",
+          T_FROM_COMP, "type='subscribe'"),
+    T_SEND(0, "<presence type='subscribed' to='" T_COMP "'/>"),
+    T_SYNC(0),
+    T_SYNC(0),
+    { T_OP_COUNT, 0, "6.3 one available presence, the answer to Prosody's "
+      "probe", .n = 1, .want = { "<presence ", T_FROM_COMP, T_CAPS },
+      .never = { " type='" } },
+    T_SEND(0, "<iq type='get' id='gd-roster'><query xmlns='jabber:iq:"
+           "roster'/></iq>"),
+    { T_OP_EXPECT, 0, "6.2 subscription both, says Prosody",
+      .want = { "id='gd-roster'", "<item jid='" T_COMP "' "
+                "subscription='both'/>" } },
+    { T_OP_FLUSH, 0, "no other presence from the component",
+      .never = { "<presence " T_FROM_COMP } }
+};
+
+/* 6.4: alice, maria and dave have published on PEP before they publish
+** to the component, as the Sugar client does at login (empty activity
+** nodes included).  The component reads those nodes itself, and mod_pep
+** resends their last items once it learns the component's caps: either
+** brings them here.  The restart after a crash, at the end, leaves the
+** component's reading alone to bring what changed. */
+static const t_step t_gd_pep_first[] = {
+    T_PEP_PROPS(GA, "gd-pa1", T_STR("color", "#FF8F00,#00A0FF")
+                T_STR("ip4-address", "10.0.0.1")),
+    T_PEP_NICK(GA, "gd-pa2", "Alice"),
+    T_PEP_CURACT(GA, "gd-pa3", "", ""),
+    T_PUBLISH(GA, "gd-pa4", "http://laptop.org/xmpp/activities",
+              "<activities xmlns='http://laptop.org/xmpp/activities'/>"),
+    T_PUBLISH(GA, "gd-pa5", OI_NS_APROPS,
+              "<activities xmlns='" OI_NS_APROPS "'/>"),
+    T_PEP_PROPS(GM, "gd-pm1", T_STR("color", "#AABBCC,#001122")),
+    T_PEP_NICK(GM, "gd-pm2", "Mar\xc3\xad" "a"),
+    T_PEP_PROPS(GD, "gd-pd1", T_STR("color", "#DDDDDD,#EEEEEE")),
+    T_PEP_NICK(GD, "gd-pd2", "Dave")
+};
+
+/* 6.2, 6.3 and 6.4 once alice, bob and maria have published: probes,
+** strangers, what PEP told the component through its own reading
+** (alice, maria) and through events (bob publishes afterwards). */
+static const t_step t_gd_roster[] = {
+    /* a probe from a full JID (as Prosody's at login): the answer goes
+    ** to the bare JID, the only place mod_pep looks for caps */
+    T_SEND(GA, "<presence type='probe' to='" T_COMP "'/>"),
+    T_SYNC(GA),
+    { T_OP_COUNT, GA, "6.2 a probe answered with caps, to the bare JID",
+      .n = 1, .want = { "<presence ", T_FROM_COMP, "to='alice@" T_DOMAIN
+      "'", T_CAPS }, .never = { " type='" } },
+    T_SEND(GC, "<presence type='probe' to='" T_COMP "'/>"),
+    T_SYNC(GC),
+    T_NOT(GC, "6.2 no answer to a probe from one not published",
+          "<presence ", T_FROM_COMP),
+    T_SEND(GX, "<presence type='subscribe' to='" T_COMP "'/>"),
+    T_SYNC(GX),
+    T_ONE(GX, "6.2 subscribe from another domain: unsubscribed",
+          "<presence ", T_FROM_COMP, "type='unsubscribed'"),
+    T_NOT(GX, "6.2 neither subscribed nor subscribe to another domain",
+          "<presence ", T_FROM_COMP, "type='subscribe"),
+
+    /* 6.4, 6.6: what the component read from PEP, asked the seed way */
+    { T_OP_IQ, GC, "6.4 PEP published before publishing: known",
+      .id = "gd-la", .z = T_LOOKUP("alice"),
+      .want = { T_BUDDY("alice"), T_PROP_IN("color", "#FF8F00,#00A0FF"),
+                T_PROP_IN("ip4-address", "10.0.0.1") } },
+    { T_OP_IQ, GC, "6.4 PEP published before (maria)", .id = "gd-lm",
+      .z = T_LOOKUP("maria"),
+      .want = { T_BUDDY("maria"), T_PROP_IN("color", "#AABBCC,#001122") } },
+    T_PEP_PROPS(GB, "gd-pb1", T_STR("color", "#005FE4,#00A0FF")),
+    T_PEP_NICK(GB, "gd-pb2", "Bob"),
+    { T_OP_IQ, GC, "6.4 PEP events from Prosody (+notify in the caps)",
+      .id = "gd-lb", .z = T_LOOKUP("bob"),
+      .want = { T_BUDDY("bob"), T_PROP_IN("color", "#005FE4,#00A0FF") } },
+    { T_OP_IQ, GC, "6.6 an unknown buddy: an empty query", .id = "gd-lu",
+      .z = T_LOOKUP("nobody"),
+      .want = { "type='result'", "<query xmlns='" OI_NS_BUDDY "'/>" } },
+    { T_OP_FLUSH, GC, "not published, carol gets no presence",
+      .never = { "<presence " T_FROM_COMP } }
+};
+
+/* 6.7: carol's buddy views over alice, bob and maria (published and
+** online; dave, eve and mallory are online, not published). */
+static const t_step t_gd_views[] = {
+    { T_OP_IQ, GC, "6.7 random buddy view", .id = "gd-v1",
+      .z = T_VIEW_B("1", "3") "<buddy/></view>",
+      .want = { "<view xmlns='" OI_NS_BUDDY "' id='1' size='3'>",
+        T_BUDDY("alice"), T_PROP_IN("color", "#FF8F00,#00A0FF"),
+        T_BUDDY("bob"), T_BUDDY("maria") },
+      .seq = { "alice@", "bob@", "maria@" },
+      .never = { "jid='carol@", "jid='dave@", "jid='eve@",
+                 "jid='mallory@" } },
+    { T_OP_IQ, GC, "6.7 buddy view by properties", .id = "gd-v2",
+      .z = T_VIEW_B("2", "10") "<buddy>" T_BPROPS(T_STR("color",
+           "#AABBCC,#001122")) "</buddy></view>",
+      .want = { "<view xmlns='" OI_NS_BUDDY "' id='2' size='10'>",
+        T_BUDDY("maria") }, .never = { "alice@", "bob@" } },
+    { T_OP_IQ, GC, "6.7 alias 'maria' finds the PEP nick Mar\xc3\xad" "a",
+      .id = "gd-v3", .z = T_VIEW_B("3", "10") "<buddy alias='maria'/>"
+      "</view>", .want = { "id='3'", T_BUDDY("maria") },
+      .never = { "alice@", "bob@" } },
+    { T_OP_IQ, GC, "6.7 alias in another case", .id = "gd-v4",
+      .z = T_VIEW_B("4", "10") "<buddy alias='ALI'/></view>",
+      .want = { "id='4'", T_BUDDY("alice") },
+      .never = { "bob@", "maria@" } },
+    { T_OP_IQ, GC, "6.7 alias and properties", .id = "gd-v11",
+      .z = T_VIEW_B("11", "10") "<buddy alias='RIA'>" T_BPROPS(T_STR(
+           "color", "#AABBCC,#001122")) "</buddy></view>",
+      .want = { "id='11'", T_BUDDY("maria") },
+      .never = { "alice@", "bob@" } },
+    { T_OP_IQ, GC, "6.7 alias and properties, none both", .id = "gd-v12",
+      .z = T_VIEW_B("12", "10") "<buddy alias='maria'>" T_BPROPS(T_STR(
+           "color", "#FF8F00,#00A0FF")) "</buddy></view>",
+      .want = { "<view xmlns='" OI_NS_BUDDY "' id='12' size='10'/>" } },
+    { T_OP_IQ, GC, "6.7 size clamped to max-page", .id = "gd-v13",
+      .z = T_VIEW_B("13", "1000") "<buddy/></view>",
+      .want = { "<view xmlns='" OI_NS_BUDDY "' id='13' size='100'>" } },
+    T_MSG(GC, "<close xmlns='" OI_NS_BUDDY "' id='13'/>"),
+
+    /* errors stand alone: a <buddy/> echoed back aborts the client */
+    { T_OP_IQ, GC, "6.7 no size", .id = "gd-e1",
+      .z = "<view xmlns='" OI_NS_BUDDY "' id='14'><buddy/></view>",
+      .want = { "type='error'", "<bad-request" },
+      .never = { "<buddy", "<view" } },
+    { T_OP_IQ, GC, "6.7 size 0", .id = "gd-e2",
+      .z = T_VIEW_B("14", "0") "<buddy/></view>",
+      .want = { "type='error'", "<bad-request" },
+      .never = { "<buddy", "<view" } },
+    { T_OP_IQ, GC, "6.7 size not a number", .id = "gd-e3",
+      .z = T_VIEW_B("14", "x3") "<buddy/></view>",
+      .want = { "type='error'", "<bad-request" },
+      .never = { "<buddy", "<view" } },
+    { T_OP_IQ, GC, "6.7 no id", .id = "gd-e4",
+      .z = "<view xmlns='" OI_NS_BUDDY "' size='3'><buddy/></view>",
+      .want = { "type='error'", "<bad-request" },
+      .never = { "<buddy", "<view" } },
+    { T_OP_IQ, GC, "6.7 an activity view without its child", .id = "gd-e5",
+      .z = T_VIEW_A("14", "3") "</view>",
+      .want = { "type='error'", "<bad-request" },
+      .never = { "<activity", "<view" } },
+
+    { T_OP_IQ, GC, "6.7 a random view with room to spare", .id = "gd-v5",
+      .z = T_VIEW_B("5", "10") "<buddy/></view>",
+      .want = { "id='5'", T_BUDDY("alice"), T_BUDDY("bob"),
+                T_BUDDY("maria") }, .never = { "dave@" } },
+    { T_OP_FLUSH, GC, "no notification yet", .never = { "<added",
+      "<removed", "<change" } }
+};
+
+/* 6.8, 6.9: carol's buddy views kept current, then closed or replaced. */
+static const t_step t_gd_live[] = {
+    /* dave publishes, goes offline, comes back (view 5 has room, view 1
+    ** is full) */
+    T_SEND(GD, "<presence type='subscribe' to='" T_COMP "'/>"),
+    T_SYNC(GD),
+    T_SEND(GD, "<presence type='subscribed' to='" T_COMP "'/>"),
+    T_SYNC(GD),
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 added: a buddy publishes", T_ADDED_B("5", "dave")),
+    T_NOT(GC, "6.8 not added to a full view", "<added xmlns='" OI_NS_BUDDY
+          "' id='1'>"),
+    T_SEND(GD, "<presence type='unavailable'/>"),
+    T_SYNC(GD),
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 removed: a member goes offline",
+          T_REMOVED_B("5", "dave")),
+    T_SEND(GD, "<presence/>"),
+    T_SYNC(GD),
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 added: a buddy comes online", T_ADDED_B("5", "dave")),
+    T_FLUSH(GD),   /* back online, Prosody probed: answered */
+
+    /* property changes: once per view holding the buddy */
+    T_PEP_PROPS(GB, "gd-pb3", T_STR("color", "#FFFFFF,#AAAAAA")),
+    T_SYNC(GC),
+    T_ONE(GC, "6.8 buddy change, view 1", T_CHANGE_B("1", "bob"),
+          T_PROP_IN("color", "#FFFFFF,#AAAAAA")),
+    T_ONE(GC, "6.8 buddy change, view 5", T_CHANGE_B("5", "bob"),
+          T_PROP_IN("color", "#FFFFFF,#AAAAAA")),
+    T_PEP_PROPS(GM, "gd-pm3", T_STR("color", "#000000,#FFFFFF")),
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 removed: a member stops matching",
+          T_REMOVED_B("2", "maria")),
+    T_NOT(GC, "6.8 no change where it stopped matching",
+          T_CHANGE_B("2", "maria")),
+    T_GOT(GC, "6.8 change where it still matches",
+          T_CHANGE_B("1", "maria"), T_PROP_IN("color", "#000000,#FFFFFF")),
+    T_PEP_CURACT(GB, "gd-pb4", "x77", "x77@" T_MUC),
+    T_SYNC(GC),
+    T_ONE(GC, "6.8 current activity unknown to the watcher: empty",
+          T_CHANGE_B("1", "bob"), T_CURACT("", "")),
+    T_ONE(GC, "6.8 current activity unknown, view 5",
+          T_CHANGE_B("5", "bob"), T_CURACT("", "")),
+
+    /* dave unpublishes: unsubscribe, then unsubscribed, as Sugar does.
+    ** The component's unsubscribed does not reach him: his unsubscribe
+    ** already ended that direction, and Prosody passes on only a
+    ** cancellation that changes the roster. */
+    T_SEND(GD, "<presence type='unsubscribe' to='" T_COMP "'/>"),
+    T_SYNC(GD),
+    T_SYNC(GC),
+    T_GOT(GC, "6.2 removed: unpublished", T_REMOVED_B("5", "dave")),
+    T_SEND(GD, "<presence type='unsubscribed' to='" T_COMP "'/>"),
+    T_SEND(GD, "<iq type='get' id='gd-roster2'><query xmlns='jabber:iq:"
+           "roster'/></iq>"),
+    { T_OP_EXPECT, GD, "6.2 no subscription left, says Prosody",
+      .want = { "id='gd-roster2'", "<item jid='" T_COMP "' "
+                "subscription='none'/>" } },
+    T_SEND(GD, "<presence to='" T_COMP "'/>"),   /* online, directed */
+    T_SYNC(GD),
+    T_SYNC(GC),
+    T_NOT(GC, "6.2 unpublished: no longer a candidate",
+          T_ADDED_B("5", "dave")),
+    { T_OP_IQ, GC, "6.2 unpublished: what PEP told is cleared",
+      .id = "gd-ld", .z = T_LOOKUP("dave"), .want = { "type='result'" },
+      .never = { "#DDDDDD" } },
+    { T_OP_FLUSH, GD, "6.3 no presence after unpublishing",
+      .never = { "<presence " T_FROM_COMP } },
+
+    T_FLUSH(GC),
+
+    /* 6.9: closed views say nothing more; unknown ids are ignored */
+    T_MSG(GC, "<close xmlns='" OI_NS_BUDDY "' id='5'/>"),
+    T_MSG(GC, "<close xmlns='" OI_NS_BUDDY "' id='77'/>"),
+    T_MSG(GC, "<close xmlns='" OI_NS_ACT "' id='78'/>"),
+    T_SYNC(GC),
+    T_PEP_PROPS(GB, "gd-pb5", T_STR("color", "#111111,#222222")),
+    T_SYNC(GC),
+    T_ONE(GC, "6.9 an open view still hears", T_CHANGE_B("1", "bob")),
+    T_NOT(GC, "6.9 a closed view hears nothing", T_CHANGE_B("5", "bob")),
+    T_NOT(GC, "6.9 closing an unknown id: no error", "type='error'"),
+
+    /* 6.7: a live id asked again is replaced */
+    { T_OP_IQ, GC, "6.7 a live id replaced", .id = "gd-v2b",
+      .z = T_VIEW_B("2", "10") "<buddy alias='bob'/></view>",
+      .want = { "id='2'", T_BUDDY("bob") }, .never = { "maria@" } },
+    T_PEP_PROPS(GM, "gd-pm4", T_STR("color", "#AABBCC,#001122")),
+    T_SYNC(GC),
+    T_NOT(GC, "6.7 the old criteria are gone", "<added xmlns='"
+          OI_NS_BUDDY "' id='2'>"),
+    T_PEP_PROPS(GB, "gd-pb6", T_STR("color", "#333333,#444444")),
+    T_SYNC(GC),
+    T_ONE(GC, "6.7 the new criteria hold", T_CHANGE_B("2", "bob")),
+    T_FLUSH(GC)
+};
+
+/* 6.5, 6.8, 6.11: alice shares a9 in a non-anonymous room; carol watches
+** it in activity views 6 (random), 7 (Paint) and 8 (alice and bob) and
+** in a seed result set. */
+static const t_step t_gd_share[] = {
+    T_SEND(GA, T_JOIN(T_A9, "alice")),
+    { T_OP_EXPECT, GA, "alice creates a9",
+      .want = { "from='" T_A9 "/alice'", "<status code='201'/>" } },
+    T_SEND(GA, T_CONFIG("gd-cfg", T_A9, "<field var='FORM_TYPE'><value>"
+           "http://jabber.org/protocol/muc#roomconfig</value></field>"
+           "<field var='muc#roomconfig_whois'><value>anyone</value>"
+           "</field>")),
+    { T_OP_EXPECT, GA, "a9 configured: everyone sees real JIDs",
+      .want = { "id='gd-cfg'", "type='result'" } },
+    { T_OP_IQ, GC, "6.7 no activity yet", .id = "gd-v6",
+      .z = T_VIEW_A("6", "5") "<activity/></view>",
+      .want = { "<view xmlns='" OI_NS_ACT "' id='6' size='5'/>" } },
+    { T_OP_IQ, GC, NULL, .id = "gd-v7", .z = T_VIEW_A("7", "5")
+      "<activity><properties xmlns='" OI_NS_APROPS "'>" T_PAINT
+      "</properties></activity></view>" },
+    { T_OP_IQ, GC, NULL, .id = "gd-v8", .z = T_VIEW_A("8", "5")
+      "<activity><buddy " T_JID("alice") "/><buddy " T_JID("bob")
+      "/></activity></view>" },
+
+    /* the pseudo-invitation, then the mediated one */
+    T_MSG(GA, T_APROPS("a9", T_A9, T_PAINT T_STR("title", "Our garden")
+          T_PRIVATE("0"))),
+    T_SYNC(GA),
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 added: a public activity with a room",
+          T_ADDED_A("6", "a9", T_A9), T_PROP_IN("title", "Our garden"),
+          T_BUDDY("alice")),
+    T_GOT(GC, "6.8 added to the view by properties",
+          T_ADDED_A("7", "a9", T_A9)),
+    T_NOT(GC, "6.8 bob is not in a9 yet", "<added xmlns='" OI_NS_ACT
+          "' id='8'>"),
+    { T_OP_IQ, GC, "6.11 the seed query finds it", .id = "gd-q1",
+      .z = T_Q_A "<activity id='a9'/></query>",
+      .want = { "<activity activity='a9' id='a9' room='" T_A9 "'>",
+                T_BUDDY("alice") } },
+    T_SEND(GA, T_INVITE(T_A9)),
+    { T_OP_EXPECT, GA, "6.5 the component joins as inspector, bare JID",
+      .want = { "from='" T_A9 "/inspector'", "<item affiliation='none' "
+                "jid='" T_COMP "' role='participant'/>" } },
+    { T_OP_FLUSH, GC, "6.5 the inspector is no participant",
+      .never = { T_NOBODY } },
+
+    /* bob joins: joined where a9 is listed, added where he made it match */
+    T_SEND(GB, T_JOIN(T_A9, "bob")),
+    { T_OP_EXPECT, GB, "bob in a9",
+      .want = { "from='" T_A9 "/bob'", "<status code='110'/>" } },
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 joined (view 6)", T_MEMBER(T_A9, "6") "<joined "
+          T_JID("bob") "><properties xmlns='" OI_NS_BPROPS "'>"),
+    T_GOT(GC, "6.8 joined (view 7)", T_MEMBER(T_A9, "7") "<joined "
+          T_JID("bob") ">"),
+    { T_OP_EXPECT, GC, "6.8 added: a join makes it match all participants",
+      .ms = 1, .want = { T_ADDED_A("8", "a9", T_A9), T_BUDDY("alice"),
+      T_BUDDY("bob") }, .never = { T_NOBODY } },
+    T_NOT(GC, "6.8 added, not joined", T_MEMBER(T_A9, "8")),
+    T_GOT(GC, "6.11 the seed watcher hears the room too",
+          T_SEED("a9", T_A9) "<joined " T_JID("bob") ">"),
+
+    /* bob's current activity, now one carol's views list */
+    T_PEP_CURACT(GB, "gd-pb7", "a9", T_A9),
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 current activity the watcher knows",
+          T_CHANGE_B("1", "bob"), T_CURACT("a9", T_A9)),
+    T_GOT(GC, "6.8 buddy change to a view listing him as participant",
+          T_CHANGE_B("6", "bob"), T_CURACT("a9", T_A9)),
+
+    /* properties from the room */
+    T_SEND(GB, T_GROUPCHAT(T_A9, T_APROPS("a9", T_A9, T_PAINT
+           T_STR("title", "Our school garden") T_PRIVATE("0")))),
+    { T_OP_EXPECT, GB, "bob's groupchat",
+      .want = { "from='" T_A9 "/bob'", "Our school garden" } },
+    T_SYNC(GC),
+    T_ONE(GC, "6.8 activity change (view 6)", T_CHANGE_A("6", "a9", T_A9),
+          T_PROP_IN("title", "Our school garden")),
+    T_ONE(GC, "6.8 activity change (view 7)", T_CHANGE_A("7", "a9", T_A9)),
+    T_ONE(GC, "6.8 activity change (view 8)", T_CHANGE_A("8", "a9", T_A9)),
+    T_GOT(GC, "6.11 seed change from the room",
+          "<change xmlns='" OI_NS_ACT "' activity='a9' room='" T_A9 "'>",
+          T_PROP_IN("title", "Our school garden")),
+    T_SEND(GB, T_GROUPCHAT(T_A9, T_APROPS("a9", T_A9, T_STR("type",
+           "org.laptop.Write") T_PRIVATE("0")))),
+    { T_OP_EXPECT, GB, "bob's second groupchat",
+      .want = { "from='" T_A9 "/bob'", "org.laptop.Write" } },
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 removed: the activity stops matching",
+          T_REMOVED_A("7", "a9", T_A9)),
+    T_NOT(GC, "6.8 no change where it stopped matching",
+          T_CHANGE_A("7", "a9", T_A9)),
+    T_ONE(GC, "6.8 change where it still matches",
+          T_CHANGE_A("6", "a9", T_A9), "org.laptop.Write"),
+
+    /* 6.11: announced the seed way, found by a view; learned from the
+    ** room, found by a seed query */
+    T_MSG(GA, T_APROPS("s3", T_S3, T_CONNECT T_PRIVATE("0"))),
+    T_SYNC(GA),
+    T_SYNC(GC),
+    T_GOT(GC, "6.11 a seed announcement enters a view",
+          T_ADDED_A("6", "s3", T_S3), T_BUDDY("alice")),
+    { T_OP_IQ, GC, "6.11 the room's activity, the seed way", .id = "gd-q2",
+      .z = T_Q_A "<activity id='a9'/></query>",
+      .want = { "<activity activity='a9' id='a9' room='" T_A9 "'>",
+                T_BUDDY("alice"), T_BUDDY("bob"), "org.laptop.Write" },
+      .never = { T_NOBODY } },
+
+    /* bob leaves; alice makes a9 private */
+    T_SEND(GB, T_LEAVE(T_A9, "bob")),
+    { T_OP_EXPECT, GB, "bob out of a9",
+      .want = { "from='" T_A9 "/bob'", "type='unavailable'" } },
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 left (view 6)", T_MEMBER(T_A9, "6") "<left "
+          T_JID("bob") "/>"),
+    T_GOT(GC, "6.8 removed: no longer all participants",
+          T_REMOVED_A("8", "a9", T_A9)),
+    T_NOT(GC, "6.8 removed, not left", T_MEMBER(T_A9, "8")),
+    T_GOT(GC, "6.11 the seed watcher hears bob leave",
+          T_SEED("a9", T_A9) "<left " T_JID("bob") "/>"),
+    T_SEND(GA, T_GROUPCHAT(T_A9, T_APROPS("a9", T_A9, T_PRIVATE("1")))),
+    { T_OP_EXPECT, GA, "alice's groupchat",
+      .want = { "from='" T_A9 "/alice'", "type='groupchat'" } },
+    T_SYNC(GA),
+    T_GOT(GA, "6.5 private: the component leaves the room",
+          "from='" T_A9 "/inspector'", "type='unavailable'"),
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 removed: the activity became private",
+          T_REMOVED_A("6", "a9", T_A9)),
+    T_GOT(GC, "6.11 closed for the seed watcher",
+          T_SEED("a9", T_A9) "<closed/>"),
+    T_SEND(GA, T_LEAVE(T_A9, "alice")),
+    T_FLUSH(GA),
+    T_FLUSH(GB),
+    { T_OP_FLUSH, GC, "6.5 the inspector is no participant",
+      .never = { T_NOBODY } }
+};
+
+/* 6.5: maria shares n5 in a semi-anonymous room where eve holds the nick
+** inspector; the last participant leaving closes it. */
+static const t_step t_gd_conflict[] = {
+    T_SEND(GM, T_JOIN(T_N5, "maria")),
+    { T_OP_EXPECT, GM, "maria creates n5",
+      .want = { "from='" T_N5 "/maria'", "<status code='201'/>" } },
+    T_SEND(GM, T_CONFIG("gd-cfg2", T_N5, "")),
+    { T_OP_EXPECT, GM, "n5 configured as it comes",
+      .want = { "id='gd-cfg2'", "type='result'" } },
+    T_SEND(GE, T_JOIN(T_N5, "inspector")),
+    { T_OP_EXPECT, GE, "eve in n5 as inspector",
+      .want = { "from='" T_N5 "/inspector'", "<status code='110'/>" } },
+    T_MSG(GM, T_APROPS("n5", T_N5, T_STR("type", "org.laptop.Chat")
+          T_PRIVATE("0"))),
+    T_SYNC(GM),
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 added: n5", T_ADDED_A("6", "n5", T_N5)),
+    T_SEND(GM, T_INVITE(T_N5)),
+    { T_OP_EXPECT, GM, "6.5 the nick taken: the component is inspector-2",
+      .want = { "from='" T_N5 "/inspector-2'", "jid='" T_COMP "'" } },
+    { T_OP_IQ, GC, "6.5 eve, anonymous, is not counted", .id = "gd-q3",
+      .z = T_Q_A "<activity id='n5'/></query>",
+      .want = { "<activity activity='n5' id='n5' room='" T_N5 "'>",
+                T_BUDDY("maria") },
+      .never = { "eve@", T_NOBODY } },
+    T_SEND(GE, T_LEAVE(T_N5, "inspector")),
+    { T_OP_EXPECT, GE, "eve out of n5",
+      .want = { "from='" T_N5 "/inspector'", "type='unavailable'" } },
+    T_SEND(GM, T_LEAVE(T_N5, "maria")),
+    { T_OP_EXPECT, GM, "maria out of n5",
+      .want = { "from='" T_N5 "/maria'", "type='unavailable'" } },
+    T_SYNC(GC),
+    T_GOT(GC, "6.8 removed: the last participant left",
+          T_REMOVED_A("6", "n5", T_N5)),
+    T_GOT(GC, "6.11 closed for the seed watcher",
+          T_SEED("n5", T_N5) "<closed/>"),
+    /* the component left too: the room is gone, eve makes a new one */
+    T_SEND(GE, T_JOIN(T_N5, "eve")),
+    { T_OP_EXPECT, GE, "6.5 closed: the component left the room",
+      .want = { "from='" T_N5 "/eve'", "<status code='201'/>" } },
+    T_SEND(GE, T_LEAVE(T_N5, "eve")),
+    T_FLUSH(GE),
+    T_FLUSH(GM),
+    { T_OP_FLUSH, GC, "6.5 the inspector is no participant",
+      .never = { T_NOBODY } }
+};
+
+/* 7, 6.3: after a restart on the same state, the component announces
+** itself with caps to who published (not to dave), answers probes, and
+** published buddies are view candidates again once online. */
+static const t_step t_gd_restarted[] = {
+    { T_OP_EXPECT, GA, "6.3 presence with caps at start-up",
+      .want = { T_FROM_COMP, T_CAPS, "to='alice@" T_DOMAIN "'" },
+      .never = { " type='" } },
+    T_SYNC(GB),
+    T_ONE(GB, "6.3 to every published buddy", "<presence ", T_FROM_COMP,
+          T_CAPS),
+    T_SYNC(GM),
+    T_ONE(GM, "6.3 to every published buddy (maria)", "<presence ",
+          T_FROM_COMP, T_CAPS),
+    T_SYNC(GD),
+    T_NOT(GD, "6.3 not to one who unpublished", "<presence ",
+          T_FROM_COMP),
+    T_SEND(GA, "<presence type='probe' to='" T_COMP "'/>"),
+    T_SYNC(GA),
+    { T_OP_COUNT, GA, "6.2 the roster survived: a probe answered", .n = 1,
+      .want = { "<presence ", T_FROM_COMP, T_CAPS },
+      .never = { " type='" } },
+    T_SEND(GA, "<presence/>"),
+    T_SYNC(GA),
+    { T_OP_IQ, GC, "7 still published: a view candidate", .id = "gd-v1b",
+      .z = T_VIEW_B("1", "10") "<buddy/></view>",
+      .want = { "<view xmlns='" OI_NS_BUDDY "' id='1' size='10'>",
+                T_BUDDY("alice"), T_PROP_IN("color", "#FF8F00,#00A0FF") } },
+    { T_OP_IQ, GC, "7 what PEP told survived", .id = "gd-lb2",
+      .z = T_LOOKUP("maria"),
+      .want = { T_BUDDY("maria"), T_PROP_IN("color", "#AABBCC,#001122") } }
+};
+
+/* While the component is down after a crash, maria changes her colour
+** on PEP: Prosody cannot pass the event on. */
+static const t_step t_gd_while_down[] = {
+    T_PEP_PROPS(GM, "gd-pm5", T_STR("color", "#ABCDEF,#FEDCBA"))
+};
+
+/* The SHA-1 caps verification string (XEP-0115 5.1) of a disco#info
+** reply: its identity and its features, sorted. */
+static void t_caps_ver(const char *reply, char out[32])
+{
+    const char *feat[64], *p;
+    char hex[41], raw[20], attr[3][64];
+    static const char *const names[3] = { "category='", "type='",
+                                          "name='" };
+    size_t nf = 0, i, j;
+    oi_sha1 c;
+    const char *id = strstr(reply, "<identity ");
+    out[0] = '\0';
+    if (!id)
+        return;
+    for (i = 0; i < 3; i++) {
+        const char *a = strstr(id, names[i]), *e;
+        attr[i][0] = '\0';
+        if (a && (e = strchr(a += strlen(names[i]), '\'')) != NULL
+            && e - a < 64) {
+            memcpy(attr[i], a, (size_t)(e - a));
+            attr[i][e - a] = '\0';
+        }
+    }
+    for (p = reply; nf < 64 && (p = strstr(p, "<feature var='")) != NULL; )
+        feat[nf++] = p += 14;
+    for (i = 1; i < nf; i++)            /* by bytes, up to the quote */
+        for (j = i; j > 0; j--) {
+            const char *a = feat[j - 1], *b = feat[j];
+            size_t k = 0;
+            while (a[k] == b[k] && a[k] != '\'')
+                k++;
+            if ((unsigned char)(a[k] == '\'' ? 0 : a[k])
+                <= (unsigned char)(b[k] == '\'' ? 0 : b[k]))
+                break;
+            feat[j - 1] = b;
+            feat[j] = a;
+        }
+    oi_sha1_init(&c);
+    oi_sha1_update(&c, attr[0], strlen(attr[0]));
+    oi_sha1_update(&c, "/", 1);
+    oi_sha1_update(&c, attr[1], strlen(attr[1]));
+    oi_sha1_update(&c, "//", 2);
+    oi_sha1_update(&c, attr[2], strlen(attr[2]));
+    oi_sha1_update(&c, "<", 1);
+    for (i = 0; i < nf; i++) {
+        oi_sha1_update(&c, feat[i], (size_t)(strchr(feat[i], '\'')
+                                             - feat[i]));
+        oi_sha1_update(&c, "<", 1);
+    }
+    oi_sha1_hex(&c, hex);
+    for (i = 0; i < 20; i++) {
+        unsigned v;
+        sscanf(hex + 2 * i, "%2x", &v);
+        raw[i] = (char)v;
+    }
+    t_base64(raw, 20, out);
+}
+
+/* A laptop logs in as Sugar does: it asks for its roster (so Prosody
+** passes it subscription answers) and sends initial presence. */
+static int t_gd_login(t_cl *c, const char *user, const char *domain)
+{
+    static const char *const ok[] = { "type='result'", NULL };
+    char *r;
+    if (!CHECK(t_cl_open_at(c, user, domain, "xo") == 0)) {
+        printf("  %s could not log in\n", user);
+        return 0;
+    }
+    t_cl_send(c, "<iq type='get' id='gd-login'><query xmlns='jabber:iq:"
+              "roster'/></iq>");
+    r = t_cl_wait(c, "id='gd-login'", 5000);
+    t_expect("a laptop's roster", r, ok);
+    free(r);
+    t_cl_send(c, "<presence/>");
+    return 1;
+}
+
+/* Runs the daemon for this group: its own state directory, debug log. */
+static pid_t t_gd_start(int times)
+{
+    static const char *const extra[] = { "--log-level", "debug", NULL };
+    char state[256], log[256];
+    pid_t pid;
+    t_path(state, sizeof state, "gadget.state");
+    pid = t_olpcidx_state(state, "gadget.log", extra);
+    t_path(log, sizeof log, "gadget.log");
+    if (!CHECK(t_wait_log(log, "online as " T_COMP, times, 10000)))
+        printf("  the daemon is not online; see %s\n", log);
+    return pid;
+}
+
+/* max-views (16) per full JID: a new id beyond it is refused, a live one
+** replaced, a closed one frees a place (6.7, 6.9).  Its own connection:
+** views are per full JID. */
+static void t_gd_max_views(void)
+{
+    static const char *const ok[] = { "type='result'", "<view ", NULL };
+    static const char *const full[] = { "type='error'",
+        "<resource-constraint", NULL };
+    t_cl spare;
+    char req[160], id[16], *r;
+    int i;
+    if (!CHECK(t_cl_open(&spare, "carol", "spare") == 0)) {
+        t_cl_close(&spare);
+        return;
+    }
+    for (i = 1; i <= 17; i++) {
+        snprintf(req, sizeof req, "<view xmlns='" OI_NS_ACT "' id='%d' "
+                 "size='1'><activity/></view>", i);
+        snprintf(id, sizeof id, "gd-m%d", i);
+        r = t_cl_iq(&spare, id, "get", req);
+        if (i <= 16) {
+            if (!r || !strstr(r, "type='result'")) {
+                printf("  view %d of 16 refused: %s\n", i, r ? r : "");
+                CHECK(0);
+            }
+        } else {
+            t_expect("6.7 a 17th view", r, full);
+            if (r && (strstr(r, "<view") || strstr(r, "<activity")))
+                CHECK(!"6.7 the error echoes the request");
+        }
+        free(r);
+    }
+    r = t_cl_iq(&spare, "gd-m5", "get", "<view xmlns='" OI_NS_BUDDY "' "
+                "id='5' size='2'><buddy/></view>");
+    t_expect("6.7 a live id replaced at the limit", r, ok);
+    free(r);
+    t_cl_msg(&spare, "<close xmlns='" OI_NS_ACT "' id='16'/>");
+    r = t_cl_iq(&spare, "gd-m17", "get", "<view xmlns='" OI_NS_ACT "' "
+                "id='17' size='1'><activity/></view>");
+    t_expect("6.9 a closed view frees its place", r, ok);
+    free(r);
+    t_cl_close(&spare);
+}
+
+/* Drops whatever the clients received so far. */
+static void t_gd_flush(t_cl *const *cl, size_t n)
+{
+    static const t_step flush = T_FLUSH(0);
+    size_t i;
+    for (i = 0; i < n; i++)
+        t_cl_flush(cl[i], &flush);
+}
+
+/* Asks payload again every 100 ms until the reply holds want, at most
+** ms long; returns the last reply (caller frees). */
+static char *t_gd_poll(t_cl *c, const char *payload, const char *want,
+                       int ms)
+{
+    uint64_t end = t_now() + (uint64_t)ms;
+    char *r;
+    for (;;) {
+        r = t_cl_iq(c, "gd-poll", "get", payload);
+        if ((r && strstr(r, want)) || t_now() >= end)
+            return r;
+        free(r);
+        t_sleep_ms(100);
+    }
+}
+
+static void t_gadget(void)
+{
+    t_cl alice, bob, carol, maria, dave, eve, mallory;
+    t_cl *const cl[] = { &alice, &bob, &carol, &maria, &dave, &eve,
+                         &mallory };
+    t_cl *const *pub;
+    static const char *const off[] = { "type='unavailable'", T_FROM_COMP,
+                                       NULL };
+    static const char *const caps[] = { T_FROM_COMP, T_CAPS, NULL };
+    static const char *const fetched[] = { T_BUDDY("maria"),
+        T_PROP_IN("color", "#ABCDEF,#FEDCBA"), NULL };
+    char ver[32], *r;
+    pid_t comp;
+    size_t i;
+    int rc;
+    if (!t_env_up())
+        return;
+    t_live_down();                      /* the component name is free */
+    for (i = 0; i < sizeof cl / sizeof cl[0]; i++) {
+        memset(cl[i], 0, sizeof *cl[i]);
+        cl[i]->fd = -1;
+    }
+    comp = t_gd_start(1);
+    if (!t_gd_login(&alice, "alice", T_DOMAIN)
+        || !t_gd_login(&bob, "bob", T_DOMAIN)
+        || !t_gd_login(&carol, "carol", T_DOMAIN)
+        || !t_gd_login(&maria, "maria", T_DOMAIN)
+        || !t_gd_login(&dave, "dave", T_DOMAIN)
+        || !t_gd_login(&eve, "eve", T_DOMAIN)
+        || !t_gd_login(&mallory, "mallory", "other.test")) {
+        for (i = 0; i < sizeof cl / sizeof cl[0]; i++)
+            if (cl[i]->x)
+                t_cl_close(cl[i]);
+        t_stop(comp, SIGTERM);
+        return;
+    }
+    t_gd_flush(cl, sizeof cl / sizeof cl[0]);
+
+    T_SCENE(t_gd_discovery, cl);
+    r = t_cl_iq(&alice, "gd-ver", "get", "<query xmlns='" OI_NS_DINFO
+                "'/>");
+    t_caps_ver(r ? r : "", ver);
+    if (!CHECK(strcmp(ver, T_CAPS_VER) == 0))
+        printf("  6.1 caps ver of the disco#info answer: %s, not "
+               T_CAPS_VER "\n", ver);
+    free(r);
+
+    T_SCENE(t_gd_pep_first, cl);
+    for (pub = cl; pub <= &cl[GM]; pub++)
+        if (*pub != &carol)
+            t_scene("t_gd_publish", t_gd_publish, sizeof t_gd_publish
+                    / sizeof t_gd_publish[0], pub);
+    T_SCENE(t_gd_roster, cl);
+    T_SCENE(t_gd_views, cl);
+    t_gd_max_views();
+    T_SCENE(t_gd_live, cl);
+    T_SCENE(t_gd_share, cl);
+    T_SCENE(t_gd_conflict, cl);
+
+    /* a clean stop says unavailable; the restart announces the
+    ** component to the published */
+    kill(comp, SIGTERM);
+    rc = t_wait_exit(comp, 5000);
+    if (!CHECK(rc == 0))
+        printf("  exit status %d after SIGTERM\n", rc);
+    if (rc < 0)
+        t_stop(comp, SIGKILL);
+    r = t_cl_wait(&alice, off[0], 3000);
+    t_expect("6.3 unavailable presence at a clean stop", r, off);
+    free(r);
+    t_gd_flush(cl, sizeof cl / sizeof cl[0]);
+    comp = t_gd_start(2);
+    T_SCENE(t_gd_restarted, cl);
+
+    /* kill -9: no unavailable, so mod_pep still counts the component as
+    ** a recipient and the start-up presence makes it resend nothing;
+    ** what maria publishes meanwhile reaches the component only by its
+    ** own reading at start-up (PROTOCOL.md 6.4, 7) */
+    kill(comp, SIGKILL);
+    t_wait_exit(comp, 5000);
+    T_SCENE(t_gd_while_down, cl);
+    t_gd_flush(cl, sizeof cl / sizeof cl[0]);
+    comp = t_gd_start(3);
+    r = t_cl_wait(&alice, T_FROM_COMP, 5000);
+    t_expect("6.3 presence with caps after a crash too", r, caps);
+    free(r);
+    r = t_gd_poll(&carol, T_LOOKUP("maria"), T_PROP_IN("color",
+                  "#ABCDEF,#FEDCBA"), 3000);
+    t_expect("6.4, 7 PEP read again at start-up", r, fetched);
+    free(r);
+
+    for (i = 0; i < sizeof cl / sizeof cl[0]; i++)
+        t_cl_close(cl[i]);
+    t_stop(comp, SIGTERM);
+}
+
 /* ==== D. Demo (make demo) =============================================== */
 
 /* make demo: the same scene, with the exchanges printed. */
@@ -5080,6 +5977,8 @@ static const struct t_group {
       "configured by a file; disco, version, ping, unknown iq" },
     { "seed", T_INTEROP, t_interop_seed,
       "the seed protocol with six clients (D.12 50-56)" },
+    { "gadget", T_INTEROP, t_gadget,
+      "the Gadget dialect: publishing, PEP, views, MUC, restart" },
     { "reload", T_INTEROP, t_reload,
       "SIGHUP: new log level and stanza limit, live" },
     { "reconnect", T_INTEROP, t_reconnect,
