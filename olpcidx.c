@@ -2666,7 +2666,9 @@ typedef struct oi_buddy {
     oi_str cur_room;
     char *cur;
     oi_vec acts;                /* oi_act * it participates in */
-    char last[256];             /* last full JID heard from (NUL-ended) */
+    char *last;                 /* last full JID heard from (owned), or
+                                ** NULL: the whole JID, however long */
+    size_t nlast;
     uint64_t seen;              /* when, in ms */
     uint64_t ping_at;           /* idle ping sent then; 0: none */
     int restored;               /* from storage: to be pinged at once */
@@ -2835,6 +2837,8 @@ static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
     oi_unwatch(&x->mem, &b->it);
     oi_map_del(&x->buddies, b->it.uid);
     oi_vec_free(&x->mem, &b->acts);
+    if (b->last)
+        oi_free(&x->mem, b->last, b->nlast);
     oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
 }
 
@@ -2872,6 +2876,23 @@ static int oi_buddy_set_nick(olpcidx *x, oi_buddy *b, oi_str nick)
     b->nick = p;
     b->nnick = nick.n;
     return OLPCIDX_OK;
+}
+
+/* Where the buddy was last heard from (PROTOCOL.md 5.2): a copy of full
+** JID jid.  Out of memory, the one before stays. */
+static void oi_buddy_set_last(olpcidx *x, oi_buddy *b, oi_str jid)
+{
+    char *p;
+    if (b->last && oi_streq(oi_mkstr(b->last, b->nlast), jid))
+        return;
+    if (jid.n && !(p = (char *)oi_realloc(&x->mem, NULL, 0, jid.n)))
+        return;
+    if (b->last)
+        oi_free(&x->mem, b->last, b->nlast);
+    if (jid.n)
+        memcpy(p, jid.p, jid.n);
+    b->last = jid.n ? p : NULL;
+    b->nlast = jid.n;
 }
 
 /* The alias a buddy is searched by (PROTOCOL.md 2.2): its PEP nick, else
@@ -2977,10 +2998,7 @@ static void oi_seen(olpcidx *x, oi_str jid)
     b->seen = x->now;
     b->ping_at = 0;
     b->restored = 0;
-    if (jid.n < sizeof b->last) {
-        memcpy(b->last, jid.p, jid.n);
-        b->last[jid.n] = '\0';
-    }
+    oi_buddy_set_last(x, b, jid);
 }
 
 /* An empty index; each map has its own hash key. */
@@ -3138,6 +3156,18 @@ static oi_client *oi_client_get(olpcidx *x, oi_str jid, int create)
     return c;
 }
 
+/* Refills the client's rate bucket (PROTOCOL.md 8.2) for the time since
+** it was last refilled: rate-per-sec stanzas a second, up to rate-burst.
+** A bucket full again is as good as none (5.4). */
+static void oi_client_refill(olpcidx *x, oi_client *c)
+{
+    uint64_t full = (uint64_t)x->cfg.rate_burst * 1000;
+    c->tokens += (x->now - c->filled) * x->cfg.rate_per_sec;
+    c->filled = x->now;
+    if (c->tokens > full)
+        c->tokens = full;
+}
+
 /* Client c's watcher of that kind over those items, or NULL. */
 static oi_watch *oi_watch_find(oi_client *c, const oi_wkind *kind, int items)
 {
@@ -3216,6 +3246,7 @@ static void oi_client_trim(olpcidx *x, oi_client *c)
         if (w->members.n == 0 && !w->kind->lives_empty)
             oi_watch_free(x, w);
     }
+    oi_client_refill(x, c);
     if (c->watches || c->available
         || c->tokens < x->cfg.rate_burst * 1000)
         return;
@@ -3466,7 +3497,7 @@ static void oi_rec_member(olpcidx *x, int type, const oi_act *a,
     oi_rec_str(x, a->it.uid);
     oi_rec_str(x, b->it.uid);
     if (type == OI_REC_JOIN)
-        oi_rec_str(x, oi_zstr(b->last));
+        oi_rec_str(x, oi_mkstr(b->last, b->nlast));
     oi_rec_end(x);
 }
 
@@ -3721,10 +3752,8 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
         if (!(b = oi_buddy_get(x, jid, 1))
             || oi_join(x, a, b) == OLPCIDX_ENOMEM)
             return OLPCIDX_ENOMEM;
-        if (full.n && full.n < sizeof b->last) {
-            memcpy(b->last, full.p, full.n);
-            b->last[full.n] = '\0';
-        }
+        if (full.n)
+            oi_buddy_set_last(x, b, full);
         return 0;
     default:
         return 1;
@@ -4786,13 +4815,9 @@ static int oi_allowed(olpcidx *x, oi_str jid)
 static int oi_rate_take(olpcidx *x, oi_str jid)
 {
     oi_client *c = oi_client_get(x, jid, 1);
-    uint64_t full = (uint64_t)x->cfg.rate_burst * 1000;
     if (!c)
         return 1;                       /* no memory to track: let it be */
-    c->tokens += (x->now - c->filled) * x->cfg.rate_per_sec;
-    c->filled = x->now;
-    if (c->tokens > full)
-        c->tokens = full;
+    oi_client_refill(x, c);
     if (c->tokens < 1000)
         return 0;
     c->tokens -= 1000;
@@ -4856,12 +4881,12 @@ static void oi_liveness(olpcidx *x)
     i = 0;
     while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
         oi_buddy *b = (oi_buddy *)p;
-        if (b->acts.n == 0 || !b->last[0])
+        if (b->acts.n == 0 || !b->last)
             continue;
         if (b->ping_at && x->now - b->ping_at >= OI_PING_TIMEOUT_MS) {
-            oi_log(x, OLPCIDX_LOG_INFO, "%s did not answer a ping: offline",
-                   b->last);
-            oi_chg_offline(x, oi_zstr(b->last));
+            oi_log(x, OLPCIDX_LOG_INFO, "%.*s did not answer a ping: "
+                   "offline", (int)b->nlast, b->last);
+            oi_chg_offline(x, oi_mkstr(b->last, b->nlast));
             i = 0;                      /* the maps changed: start again */
         } else if (!b->ping_at && (b->restored
                                    || (idle && x->now - b->seen >= idle))) {
@@ -4869,7 +4894,7 @@ static void oi_liveness(olpcidx *x)
             size_t mark = oi_out_begin(x);
             oi_outz(x, "<iq type='get'");
             oi_out_attr(x, "from", x->jid);
-            oi_out_attr(x, "to", oi_zstr(b->last));
+            oi_out_attr(x, "to", oi_mkstr(b->last, b->nlast));
             oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
             if (oi_out_commit(x, mark, "idle ping") == 0)
                 b->ping_at = x->now;
