@@ -89,6 +89,7 @@ enum {
 #define OI_NS_XSTREAM "urn:ietf:params:xml:ns:xmpp-streams"
 #define OI_NS_XSTANZA "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define OI_NS_XML     "http://www.w3.org/XML/1998/namespace"
+#define OI_NS_XMLNS   "http://www.w3.org/2000/xmlns/"
 #define OI_NS_DINFO   "http://jabber.org/protocol/disco#info"
 #define OI_NS_DITEMS  "http://jabber.org/protocol/disco#items"
 #define OI_NS_VERSION "jabber:iq:version"
@@ -1432,11 +1433,21 @@ static int oi_xml_start(oi_xml *x, int empty)
         oi_xbind b;
         if (r[i].decl == 1) {
             b.plen = 0;
+            if (oi_eq(v, OI_NS_XML) || oi_eq(v, OI_NS_XMLNS))
+                return oi_xml_fail(x, OLPCIDX_EXML, "the xml or xmlns "
+                                   "namespace as the default namespace");
         } else if (r[i].decl == 2) {
             b.plen = q.n - 6;
             if (v.n == 0)
                 return oi_xml_fail(x, OLPCIDX_EXML,
                                    "prefix bound to an empty namespace");
+            /* Namespaces in XML 1.0, section 3: xml is bound to its own
+            ** namespace only, and nothing else to it; xmlns's namespace
+            ** is bound to no prefix */
+            if (oi_eq(oi_mkstr(q.p + 6, q.n - 6), "xml")
+                != oi_eq(v, OI_NS_XML) || oi_eq(v, OI_NS_XMLNS))
+                return oi_xml_fail(x, OLPCIDX_EXML, "the xml prefix or "
+                                   "namespace misbound");
             if (oi_eq(oi_mkstr(q.p + 6, q.n - 6), "xmlns"))
                 return oi_xml_fail(x, OLPCIDX_EXML,
                                    "prefix xmlns cannot be declared");
@@ -4299,11 +4310,6 @@ static int oi_stream_stanza(olpcidx *x, const oi_node *st)
             return oi_stream_error_in(x, st);
         return 0;                       /* stream:features: nothing to do */
     }
-    if (!oi_eq(st->ns, OI_NS_ACCEPT)) {
-        oi_log(x, OLPCIDX_LOG_DEBUG, "ignored <%.*s xmlns='%.*s'>",
-               (int)st->name.n, st->name.p, (int)st->ns.n, st->ns.p);
-        return 0;
-    }
     if (oi_eq(st->name, "handshake") && x->state != OI_S_OPENING) {
         if (x->state != OI_S_HANDSHAKE) {
             oi_log(x, OLPCIDX_LOG_ERROR, "unexpected <handshake/>");
@@ -4330,6 +4336,18 @@ static int oi_stream_stanza(olpcidx *x, const oi_node *st)
     return x->on_stanza(x, st);
 }
 
+/* Whether a child of the stream root may stand there: a stanza, the
+** handshake, or the stream's own error and features (RFC 6120 4.9.3.23:
+** anything else is unsupported-stanza-type, at its start tag). */
+static int oi_is_stanza(oi_str ns, oi_str name)
+{
+    if (OI_IS(ns, OI_NS_ACCEPT))
+        return OI_IS(name, "message") || OI_IS(name, "presence")
+            || OI_IS(name, "iq") || OI_IS(name, "handshake");
+    return OI_IS(ns, OI_NS_STREAM)
+        && (OI_IS(name, "error") || OI_IS(name, "features"));
+}
+
 /* Tokenizer callbacks: the stream root, then stanza trees. */
 static int oi_on_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
                        size_t na)
@@ -4337,6 +4355,12 @@ static int oi_on_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
     olpcidx *x = (olpcidx *)ud;
     if (x->xml.depth == 1)
         return oi_stream_open(x, ns, name, a, na);
+    if (x->xml.depth == 2 && !oi_is_stanza(ns, name)) {
+        oi_log(x, OLPCIDX_LOG_ERROR, "server sent <%.*s xmlns='%.*s'> where "
+               "a stanza belongs", (int)name.n, name.p, (int)ns.n, ns.p);
+        return oi_stream_end(x, OLPCIDX_EPROTO, "unsupported-stanza-type",
+                             NULL);
+    }
     if (!x->dropped && oi_tree_start(x, ns, name, a, na) < 0)
         x->dropped = 1;
     return 0;
@@ -6721,11 +6745,8 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
                (int)c.from.n, c.from.p);
     kind = OI_IS(st->name, "iq") ? 'i' : OI_IS(st->name, "message") ? 'm'
          : OI_IS(st->name, "presence") ? 'p' : 0;
-    if (!kind) {
-        oi_log(x, OLPCIDX_LOG_DEBUG, "<%.*s> ignored", (int)st->name.n,
-               st->name.p);
+    if (OI_NEVER(!kind))                /* the stream lets no other pass */
         return 0;
-    }
     if (!has_from || c.from.n == 0) {
         if (kind == 'i')
             oi_log(x, OLPCIDX_LOG_WARN, "iq without 'from' ignored");
@@ -7166,6 +7187,7 @@ int olpcidx_online(const olpcidx *x)
 #define DM_CONNECT_MS 10000   /* bound on one non-blocking connect */
 #define DM_FLUSH_MS 2000      /* bound on writing the last bytes */
 #define DM_POLL_MS 1000       /* longest poll, so flags are seen */
+#define DM_DRAIN_MS 100       /* longest read of queued input at once */
 #define DM_BACKOFF_MIN 1000   /* reconnect delay, doubled per failure */
 #define DM_BACKOFF_MAX 60000
 #define DM_HOSTLEN 256
@@ -7838,6 +7860,36 @@ static int dm_lost(const char *why)
     return DM_LOST;
 }
 
+/* Reads what the server sent and feeds it, until the socket has no more
+** (or DM_DRAIN_MS have passed: the timers must run too), so that the
+** timers look at everything that arrived: an answer to an idle ping that
+** is already here is never taken for silence (PROTOCOL.md 5.2).  Returns
+** 0, 1 when the connection is lost (logged), or the library's negative
+** code. */
+static int dm_drain(olpcidx *x, int fd, int *online)
+{
+    uint64_t end = dm_now() + DM_DRAIN_MS;
+    ssize_t r;
+    int rc;
+    do {
+        r = read(fd, dm.buf, sizeof dm.buf);
+        if (r == 0) {
+            dm_lost("the server closed the connection");
+            return 1;
+        }
+        if (r < 0 && dm_again(errno))
+            return 0;
+        if (r < 0) {
+            dm_lost(strerror(errno));
+            return 1;
+        }
+        if ((rc = olpcidx_feed(x, dm.buf, (size_t)r)) < 0)
+            return rc;
+        *online |= olpcidx_online(x);
+    } while ((size_t)r == sizeof dm.buf && dm_now() < end);
+    return 0;
+}
+
 /* Runs one stream over the connected socket fd until it ends; sets
 ** *online once the server has accepted the handshake.  Returns DM_LOST,
 ** DM_STOPPED, or the library's negative code (last bytes flushed). */
@@ -7847,7 +7899,7 @@ static int dm_session(olpcidx *x, int fd, int *online)
     const void *buf;
     size_t n;
     ssize_t r;
-    int rc, wait;
+    int rc, wait = 0;
 
     p.fd = fd;
     rc = olpcidx_connect(x, dm_now());
@@ -7860,23 +7912,17 @@ static int dm_session(olpcidx *x, int fd, int *online)
         }
         if (dm.hup)
             dm_reload(x);
-        if ((rc = olpcidx_tick(x, dm_now(), &wait)) < 0)
-            break;
         p.events = olpcidx_pending(x, &buf) > 0 ? POLLIN | POLLOUT : POLLIN;
         if (poll(&p, 1, dm_cap(wait)) < 0) {
             if (errno == EINTR)
                 continue;
             return dm_lost(strerror(errno));
         }
-        if (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
-            r = read(fd, dm.buf, sizeof dm.buf);
-            if (r == 0)
-                return dm_lost("the server closed the connection");
-            if (r < 0 && !dm_again(errno))
-                return dm_lost(strerror(errno));
-            if (r > 0 && (rc = olpcidx_feed(x, dm.buf, (size_t)r)) < 0)
-                break;
-            *online |= olpcidx_online(x);
+        if ((p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+            && (rc = dm_drain(x, fd, online)) != 0) {
+            if (rc == 1)
+                return DM_LOST;
+            break;
         }
         if ((p.revents & POLLOUT) && (n = olpcidx_pending(x, &buf)) > 0) {
             r = write(fd, buf, n);
@@ -7885,6 +7931,7 @@ static int dm_session(olpcidx *x, int fd, int *online)
             else if (r < 0 && !dm_again(errno))
                 return dm_lost(strerror(errno));
         }
+        rc = olpcidx_tick(x, dm_now(), &wait);  /* after the input */
     }
     dm_flush(x, fd);
     return rc;
