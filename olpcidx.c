@@ -6704,12 +6704,16 @@ static void oi_iq(olpcidx *x, oi_ctx *c)
 
 /* A message: every child a route takes is handled in order, and a
 ** refused one answered; the rest (<body/> and the like) is not ours.
-** Over the rate, it is dropped silently (PROTOCOL.md 8.2). */
+** Over the rate, it is dropped silently (PROTOCOL.md 8.2).  After
+** OI_MAX_REFUSALS refusals the rest of it is not read: what one stanza
+** may cost, in work and in replies, is bounded (8.4). */
+#define OI_MAX_REFUSALS 8
+
 static void oi_message(olpcidx *x, oi_ctx *c)
 {
     const oi_node *p;
     oi_rcur cur;
-    int cond;
+    int cond, refused = 0;
     if (OI_IS(c->type, "error")) {
         oi_route_stanza(x, c, OI_ON_BOUNCE, c->st->child);
         return;
@@ -6720,8 +6724,15 @@ static void oi_message(olpcidx *x, oi_ctx *c)
     for (p = c->st->child; p; p = p->next) {
         cond = oi_run_routes(x, c, p, &cur,
                              oi_route_first(x, &cur, OI_ON_MSG, c->type, p));
-        if (cond != OI_C_NONE && cond != OI_PASS)
-            oi_msg_error(x, c, p, cond);
+        if (cond == OI_C_NONE || cond == OI_PASS)
+            continue;
+        oi_msg_error(x, c, p, cond);
+        if (++refused == OI_MAX_REFUSALS && p->next) {
+            oi_log(x, OLPCIDX_LOG_WARN, "message from %.*s: %d children "
+                   "refused, the rest not read", (int)c->from.n, c->from.p,
+                   refused);
+            break;
+        }
     }
     x->cause = oi_mkstr("", 0);
     oi_seen(x, c->from);                /* after: it may be a new buddy */
