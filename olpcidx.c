@@ -89,6 +89,7 @@ enum {
 #define OI_NS_XSTREAM "urn:ietf:params:xml:ns:xmpp-streams"
 #define OI_NS_XSTANZA "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define OI_NS_XML     "http://www.w3.org/XML/1998/namespace"
+#define OI_NS_XMLNS   "http://www.w3.org/2000/xmlns/"
 #define OI_NS_DINFO   "http://jabber.org/protocol/disco#info"
 #define OI_NS_DITEMS  "http://jabber.org/protocol/disco#items"
 #define OI_NS_VERSION "jabber:iq:version"
@@ -1432,11 +1433,21 @@ static int oi_xml_start(oi_xml *x, int empty)
         oi_xbind b;
         if (r[i].decl == 1) {
             b.plen = 0;
+            if (oi_eq(v, OI_NS_XML) || oi_eq(v, OI_NS_XMLNS))
+                return oi_xml_fail(x, OLPCIDX_EXML, "the xml or xmlns "
+                                   "namespace as the default namespace");
         } else if (r[i].decl == 2) {
             b.plen = q.n - 6;
             if (v.n == 0)
                 return oi_xml_fail(x, OLPCIDX_EXML,
                                    "prefix bound to an empty namespace");
+            /* Namespaces in XML 1.0, section 3: xml is bound to its own
+            ** namespace only, and nothing else to it; xmlns's namespace
+            ** is bound to no prefix */
+            if (oi_eq(oi_mkstr(q.p + 6, q.n - 6), "xml")
+                != oi_eq(v, OI_NS_XML) || oi_eq(v, OI_NS_XMLNS))
+                return oi_xml_fail(x, OLPCIDX_EXML, "the xml prefix or "
+                                   "namespace misbound");
             if (oi_eq(oi_mkstr(q.p + 6, q.n - 6), "xmlns"))
                 return oi_xml_fail(x, OLPCIDX_EXML,
                                    "prefix xmlns cannot be declared");
@@ -2666,7 +2677,9 @@ typedef struct oi_buddy {
     oi_str cur_room;
     char *cur;
     oi_vec acts;                /* oi_act * it participates in */
-    char last[256];             /* last full JID heard from (NUL-ended) */
+    char *last;                 /* last full JID heard from (owned), or
+                                ** NULL: the whole JID, however long */
+    size_t nlast;
     uint64_t seen;              /* when, in ms */
     uint64_t ping_at;           /* idle ping sent then; 0: none */
     int restored;               /* from storage: to be pinged at once */
@@ -2835,6 +2848,8 @@ static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
     oi_unwatch(&x->mem, &b->it);
     oi_map_del(&x->buddies, b->it.uid);
     oi_vec_free(&x->mem, &b->acts);
+    if (b->last)
+        oi_free(&x->mem, b->last, b->nlast);
     oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
 }
 
@@ -2872,6 +2887,23 @@ static int oi_buddy_set_nick(olpcidx *x, oi_buddy *b, oi_str nick)
     b->nick = p;
     b->nnick = nick.n;
     return OLPCIDX_OK;
+}
+
+/* Where the buddy was last heard from (PROTOCOL.md 5.2): a copy of full
+** JID jid.  Out of memory, the one before stays. */
+static void oi_buddy_set_last(olpcidx *x, oi_buddy *b, oi_str jid)
+{
+    char *p;
+    if (b->last && oi_streq(oi_mkstr(b->last, b->nlast), jid))
+        return;
+    if (jid.n && !(p = (char *)oi_realloc(&x->mem, NULL, 0, jid.n)))
+        return;
+    if (b->last)
+        oi_free(&x->mem, b->last, b->nlast);
+    if (jid.n)
+        memcpy(p, jid.p, jid.n);
+    b->last = jid.n ? p : NULL;
+    b->nlast = jid.n;
 }
 
 /* The alias a buddy is searched by (PROTOCOL.md 2.2): its PEP nick, else
@@ -2977,10 +3009,7 @@ static void oi_seen(olpcidx *x, oi_str jid)
     b->seen = x->now;
     b->ping_at = 0;
     b->restored = 0;
-    if (jid.n < sizeof b->last) {
-        memcpy(b->last, jid.p, jid.n);
-        b->last[jid.n] = '\0';
-    }
+    oi_buddy_set_last(x, b, jid);
 }
 
 /* An empty index; each map has its own hash key. */
@@ -3138,6 +3167,18 @@ static oi_client *oi_client_get(olpcidx *x, oi_str jid, int create)
     return c;
 }
 
+/* Refills the client's rate bucket (PROTOCOL.md 8.2) for the time since
+** it was last refilled: rate-per-sec stanzas a second, up to rate-burst.
+** A bucket full again is as good as none (5.4). */
+static void oi_client_refill(olpcidx *x, oi_client *c)
+{
+    uint64_t full = (uint64_t)x->cfg.rate_burst * 1000;
+    c->tokens += (x->now - c->filled) * x->cfg.rate_per_sec;
+    c->filled = x->now;
+    if (c->tokens > full)
+        c->tokens = full;
+}
+
 /* Client c's watcher of that kind over those items, or NULL. */
 static oi_watch *oi_watch_find(oi_client *c, const oi_wkind *kind, int items)
 {
@@ -3216,6 +3257,7 @@ static void oi_client_trim(olpcidx *x, oi_client *c)
         if (w->members.n == 0 && !w->kind->lives_empty)
             oi_watch_free(x, w);
     }
+    oi_client_refill(x, c);
     if (c->watches || c->available
         || c->tokens < x->cfg.rate_burst * 1000)
         return;
@@ -3466,7 +3508,7 @@ static void oi_rec_member(olpcidx *x, int type, const oi_act *a,
     oi_rec_str(x, a->it.uid);
     oi_rec_str(x, b->it.uid);
     if (type == OI_REC_JOIN)
-        oi_rec_str(x, oi_zstr(b->last));
+        oi_rec_str(x, oi_mkstr(b->last, b->nlast));
     oi_rec_end(x);
 }
 
@@ -3721,10 +3763,8 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
         if (!(b = oi_buddy_get(x, jid, 1))
             || oi_join(x, a, b) == OLPCIDX_ENOMEM)
             return OLPCIDX_ENOMEM;
-        if (full.n && full.n < sizeof b->last) {
-            memcpy(b->last, full.p, full.n);
-            b->last[full.n] = '\0';
-        }
+        if (full.n)
+            oi_buddy_set_last(x, b, full);
         return 0;
     default:
         return 1;
@@ -4270,11 +4310,6 @@ static int oi_stream_stanza(olpcidx *x, const oi_node *st)
             return oi_stream_error_in(x, st);
         return 0;                       /* stream:features: nothing to do */
     }
-    if (!oi_eq(st->ns, OI_NS_ACCEPT)) {
-        oi_log(x, OLPCIDX_LOG_DEBUG, "ignored <%.*s xmlns='%.*s'>",
-               (int)st->name.n, st->name.p, (int)st->ns.n, st->ns.p);
-        return 0;
-    }
     if (oi_eq(st->name, "handshake") && x->state != OI_S_OPENING) {
         if (x->state != OI_S_HANDSHAKE) {
             oi_log(x, OLPCIDX_LOG_ERROR, "unexpected <handshake/>");
@@ -4301,6 +4336,18 @@ static int oi_stream_stanza(olpcidx *x, const oi_node *st)
     return x->on_stanza(x, st);
 }
 
+/* Whether a child of the stream root may stand there: a stanza, the
+** handshake, or the stream's own error and features (RFC 6120 4.9.3.23:
+** anything else is unsupported-stanza-type, at its start tag). */
+static int oi_is_stanza(oi_str ns, oi_str name)
+{
+    if (OI_IS(ns, OI_NS_ACCEPT))
+        return OI_IS(name, "message") || OI_IS(name, "presence")
+            || OI_IS(name, "iq") || OI_IS(name, "handshake");
+    return OI_IS(ns, OI_NS_STREAM)
+        && (OI_IS(name, "error") || OI_IS(name, "features"));
+}
+
 /* Tokenizer callbacks: the stream root, then stanza trees. */
 static int oi_on_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
                        size_t na)
@@ -4308,6 +4355,12 @@ static int oi_on_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
     olpcidx *x = (olpcidx *)ud;
     if (x->xml.depth == 1)
         return oi_stream_open(x, ns, name, a, na);
+    if (x->xml.depth == 2 && !oi_is_stanza(ns, name)) {
+        oi_log(x, OLPCIDX_LOG_ERROR, "server sent <%.*s xmlns='%.*s'> where "
+               "a stanza belongs", (int)name.n, name.p, (int)ns.n, ns.p);
+        return oi_stream_end(x, OLPCIDX_EPROTO, "unsupported-stanza-type",
+                             NULL);
+    }
     if (!x->dropped && oi_tree_start(x, ns, name, a, na) < 0)
         x->dropped = 1;
     return 0;
@@ -4786,13 +4839,9 @@ static int oi_allowed(olpcidx *x, oi_str jid)
 static int oi_rate_take(olpcidx *x, oi_str jid)
 {
     oi_client *c = oi_client_get(x, jid, 1);
-    uint64_t full = (uint64_t)x->cfg.rate_burst * 1000;
     if (!c)
         return 1;                       /* no memory to track: let it be */
-    c->tokens += (x->now - c->filled) * x->cfg.rate_per_sec;
-    c->filled = x->now;
-    if (c->tokens > full)
-        c->tokens = full;
+    oi_client_refill(x, c);
     if (c->tokens < 1000)
         return 0;
     c->tokens -= 1000;
@@ -4856,12 +4905,12 @@ static void oi_liveness(olpcidx *x)
     i = 0;
     while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
         oi_buddy *b = (oi_buddy *)p;
-        if (b->acts.n == 0 || !b->last[0])
+        if (b->acts.n == 0 || !b->last)
             continue;
         if (b->ping_at && x->now - b->ping_at >= OI_PING_TIMEOUT_MS) {
-            oi_log(x, OLPCIDX_LOG_INFO, "%s did not answer a ping: offline",
-                   b->last);
-            oi_chg_offline(x, oi_zstr(b->last));
+            oi_log(x, OLPCIDX_LOG_INFO, "%.*s did not answer a ping: "
+                   "offline", (int)b->nlast, b->last);
+            oi_chg_offline(x, oi_mkstr(b->last, b->nlast));
             i = 0;                      /* the maps changed: start again */
         } else if (!b->ping_at && (b->restored
                                    || (idle && x->now - b->seen >= idle))) {
@@ -4869,7 +4918,7 @@ static void oi_liveness(olpcidx *x)
             size_t mark = oi_out_begin(x);
             oi_outz(x, "<iq type='get'");
             oi_out_attr(x, "from", x->jid);
-            oi_out_attr(x, "to", oi_zstr(b->last));
+            oi_out_attr(x, "to", oi_mkstr(b->last, b->nlast));
             oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
             if (oi_out_commit(x, mark, "idle ping") == 0)
                 b->ping_at = x->now;
@@ -6655,12 +6704,16 @@ static void oi_iq(olpcidx *x, oi_ctx *c)
 
 /* A message: every child a route takes is handled in order, and a
 ** refused one answered; the rest (<body/> and the like) is not ours.
-** Over the rate, it is dropped silently (PROTOCOL.md 8.2). */
+** Over the rate, it is dropped silently (PROTOCOL.md 8.2).  After
+** OI_MAX_REFUSALS refusals the rest of it is not read: what one stanza
+** may cost, in work and in replies, is bounded (8.4). */
+#define OI_MAX_REFUSALS 8
+
 static void oi_message(olpcidx *x, oi_ctx *c)
 {
     const oi_node *p;
     oi_rcur cur;
-    int cond;
+    int cond, refused = 0;
     if (OI_IS(c->type, "error")) {
         oi_route_stanza(x, c, OI_ON_BOUNCE, c->st->child);
         return;
@@ -6671,8 +6724,15 @@ static void oi_message(olpcidx *x, oi_ctx *c)
     for (p = c->st->child; p; p = p->next) {
         cond = oi_run_routes(x, c, p, &cur,
                              oi_route_first(x, &cur, OI_ON_MSG, c->type, p));
-        if (cond != OI_C_NONE && cond != OI_PASS)
-            oi_msg_error(x, c, p, cond);
+        if (cond == OI_C_NONE || cond == OI_PASS)
+            continue;
+        oi_msg_error(x, c, p, cond);
+        if (++refused == OI_MAX_REFUSALS && p->next) {
+            oi_log(x, OLPCIDX_LOG_WARN, "message from %.*s: %d children "
+                   "refused, the rest not read", (int)c->from.n, c->from.p,
+                   refused);
+            break;
+        }
     }
     x->cause = oi_mkstr("", 0);
     oi_seen(x, c->from);                /* after: it may be a new buddy */
@@ -6696,11 +6756,8 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
                (int)c.from.n, c.from.p);
     kind = OI_IS(st->name, "iq") ? 'i' : OI_IS(st->name, "message") ? 'm'
          : OI_IS(st->name, "presence") ? 'p' : 0;
-    if (!kind) {
-        oi_log(x, OLPCIDX_LOG_DEBUG, "<%.*s> ignored", (int)st->name.n,
-               st->name.p);
+    if (OI_NEVER(!kind))                /* the stream lets no other pass */
         return 0;
-    }
     if (!has_from || c.from.n == 0) {
         if (kind == 'i')
             oi_log(x, OLPCIDX_LOG_WARN, "iq without 'from' ignored");
@@ -7141,6 +7198,7 @@ int olpcidx_online(const olpcidx *x)
 #define DM_CONNECT_MS 10000   /* bound on one non-blocking connect */
 #define DM_FLUSH_MS 2000      /* bound on writing the last bytes */
 #define DM_POLL_MS 1000       /* longest poll, so flags are seen */
+#define DM_DRAIN_MS 100       /* longest read of queued input at once */
 #define DM_BACKOFF_MIN 1000   /* reconnect delay, doubled per failure */
 #define DM_BACKOFF_MAX 60000
 #define DM_HOSTLEN 256
@@ -7813,6 +7871,36 @@ static int dm_lost(const char *why)
     return DM_LOST;
 }
 
+/* Reads what the server sent and feeds it, until the socket has no more
+** (or DM_DRAIN_MS have passed: the timers must run too), so that the
+** timers look at everything that arrived: an answer to an idle ping that
+** is already here is never taken for silence (PROTOCOL.md 5.2).  Returns
+** 0, 1 when the connection is lost (logged), or the library's negative
+** code. */
+static int dm_drain(olpcidx *x, int fd, int *online)
+{
+    uint64_t end = dm_now() + DM_DRAIN_MS;
+    ssize_t r;
+    int rc;
+    do {
+        r = read(fd, dm.buf, sizeof dm.buf);
+        if (r == 0) {
+            dm_lost("the server closed the connection");
+            return 1;
+        }
+        if (r < 0 && dm_again(errno))
+            return 0;
+        if (r < 0) {
+            dm_lost(strerror(errno));
+            return 1;
+        }
+        if ((rc = olpcidx_feed(x, dm.buf, (size_t)r)) < 0)
+            return rc;
+        *online |= olpcidx_online(x);
+    } while ((size_t)r == sizeof dm.buf && dm_now() < end);
+    return 0;
+}
+
 /* Runs one stream over the connected socket fd until it ends; sets
 ** *online once the server has accepted the handshake.  Returns DM_LOST,
 ** DM_STOPPED, or the library's negative code (last bytes flushed). */
@@ -7822,7 +7910,7 @@ static int dm_session(olpcidx *x, int fd, int *online)
     const void *buf;
     size_t n;
     ssize_t r;
-    int rc, wait;
+    int rc, wait = 0;
 
     p.fd = fd;
     rc = olpcidx_connect(x, dm_now());
@@ -7835,23 +7923,17 @@ static int dm_session(olpcidx *x, int fd, int *online)
         }
         if (dm.hup)
             dm_reload(x);
-        if ((rc = olpcidx_tick(x, dm_now(), &wait)) < 0)
-            break;
         p.events = olpcidx_pending(x, &buf) > 0 ? POLLIN | POLLOUT : POLLIN;
         if (poll(&p, 1, dm_cap(wait)) < 0) {
             if (errno == EINTR)
                 continue;
             return dm_lost(strerror(errno));
         }
-        if (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
-            r = read(fd, dm.buf, sizeof dm.buf);
-            if (r == 0)
-                return dm_lost("the server closed the connection");
-            if (r < 0 && !dm_again(errno))
-                return dm_lost(strerror(errno));
-            if (r > 0 && (rc = olpcidx_feed(x, dm.buf, (size_t)r)) < 0)
-                break;
-            *online |= olpcidx_online(x);
+        if ((p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+            && (rc = dm_drain(x, fd, online)) != 0) {
+            if (rc == 1)
+                return DM_LOST;
+            break;
         }
         if ((p.revents & POLLOUT) && (n = olpcidx_pending(x, &buf)) > 0) {
             r = write(fd, buf, n);
@@ -7860,6 +7942,7 @@ static int dm_session(olpcidx *x, int fd, int *online)
             else if (r < 0 && !dm_again(errno))
                 return dm_lost(strerror(errno));
         }
+        rc = olpcidx_tick(x, dm_now(), &wait);  /* after the input */
     }
     dm_flush(x, fd);
     return rc;

@@ -49,7 +49,7 @@
 **      B4. siphash                   (B4 to B6: olpcidx.c section 5)
 **      B5. map
 **      B6. props
-**      B7. rsm, memcap, rate, notice, idle, atomic: the index
+**      B7. rsm, memcap, rate, notice, idle, atomic, bounded: the index
 **      B8. persist                   a storage in memory
 **      B9. docs                      PROTOCOL.md citations resolve
 **   C. Interop
@@ -2740,6 +2740,55 @@ static void t_atomic(void)
         free(good);
     }
     CHECK(ok);
+}
+
+/* Per-JID state is bounded by the clients that are active (PROTOCOL.md
+** 5.4): one stanza from each of many JIDs leaves nothing once their
+** buckets are full again; unavailable presence from an unknown JID makes
+** nothing; a participant's full JID is kept whole however long (5.2). */
+static void t_bounded(void)
+{
+    char st[2048], res[1501];
+    t_core t;
+    olpcidx_config c;
+    size_t used;
+    int i;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.log_level = OLPCIDX_LOG_INFO;
+    t_core_online(&t, &c, 0);
+    used = t.x->mem.used;
+    for (i = 0; i < 1000; i++) {
+        snprintf(st, sizeof st, "<iq type='get' id='p' from='u%d@jabber.test"
+                 "/r'" T_TO "><ping xmlns='urn:xmpp:ping'/></iq>", i);
+        t_send(&t, 10, st);
+    }
+    CHECK(t.x->clients.n == 1000);
+    t_send(&t, 500, " ");               /* no sweep yet */
+    CHECK(t.x->clients.n == 1000);
+    t_send(&t, 1100, " ");              /* a token is back in 20 ms */
+    CHECK(t.x->clients.n == 0);
+    /* all that is left is the room the table grew to */
+    if (!CHECK(t.x->mem.used - t.x->clients.cap * sizeof(oi_mslot)
+               <= used + 4096))         /* buffers grown by the replies */
+        printf("  %lu bytes before, %lu after, %lu of table\n", (unsigned long)used, (unsigned long)t.x->mem.used, (unsigned long)(t.x->clients.cap * sizeof(oi_mslot)));
+    for (i = 0; i < 1000; i++) {
+        snprintf(st, sizeof st, "<presence type='unavailable' from='v%d@"
+                 "jabber.test/r'" T_TO "/>", i);
+        t_send(&t, 2200, st);
+    }
+    CHECK(t.x->clients.n == 0 && t.x->buddies.n == 0 && t.x->online.n == 0);
+    memset(res, 'r', sizeof res - 1);
+    res[sizeof res - 1] = '\0';
+    snprintf(st, sizeof st, "<message from='w@jabber.test/%s'" T_TO "><activity "
+             "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>",
+             res);
+    t_send(&t, 3000, st);
+    t.out.n = 0;
+    t_send(&t, 3000 + 301000, " ");
+    snprintf(st, sizeof st, "to='w@jabber.test/%s' id='idle'", res);
+    CHECK(t.out.p && strstr(t.out.p, st) != NULL);
+    t_core_done(&t);
 }
 
 /* ---- B8. persist: a storage in memory (PROTOCOL.md 7) ------------------ */
@@ -5965,6 +6014,8 @@ static const struct t_group {
       "idle participants pinged; no answer or an error: gone" },
     { "atomic", T_OFFLINE, t_atomic,
       "each update all or nothing under allocation failure" },
+    { "bounded", T_OFFLINE, t_bounded,
+      "per-JID state freed when idle; long JIDs kept whole" },
     { "persist", T_OFFLINE, t_persist,
       "storage in memory: journal, snapshot, damage, full disk" },
     { "docs", T_OFFLINE, t_docs,
