@@ -3369,6 +3369,7 @@ static void oi_emit_closed(olpcidx *x, oi_act *a)
 **     ACT    id, room, properties
 **     JOIN   id, bare JID, full JID            LEAVE  id, bare JID
 **     ROSTER bare JID, u8 roster state, PEP nick (PROTOCOL.md 6.2, 6.4)
+**     ROOM   activity id, u8: 1 the component watches its room (6.5)
 ** The journal is such records appended one per change, written through
 ** the embedder's storage (olpcidx_storage) before the notifications the
 ** change causes are queued.  A snapshot is the magic "OLPCIDX1", the
@@ -3379,7 +3380,7 @@ static void oi_emit_closed(olpcidx *x, oi_act *a)
 ** is retried every second until one succeeds.
 */
 enum { OI_REC_BUDDY = 1, OI_REC_ACT, OI_REC_JOIN, OI_REC_LEAVE,
-       OI_REC_ROSTER, OI_REC_END = 255 };
+       OI_REC_ROSTER, OI_REC_ROOM, OI_REC_END = 255 };
 
 #define OI_SNAP_MAGIC "OLPCIDX1"
 #define OI_REC_HDR 9                    /* length, CRC, type */
@@ -3524,6 +3525,17 @@ static void oi_rec_roster(olpcidx *x, const oi_buddy *b)
     oi_rec_end(x);
 }
 
+static void oi_rec_room(olpcidx *x, const oi_act *a)
+{
+    unsigned char in = a->muc != OI_MUC_NONE;
+    if (!x->cfg.storage)
+        return;                         /* nothing is persisted */
+    oi_rec_begin(x, OI_REC_ROOM);
+    oi_rec_str(x, a->it.uid);
+    oi_rec_bytes(x, &in, 1);
+    oi_rec_end(x);
+}
+
 /* Hands the records written since the last call to the storage, and
 ** syncs them when the storage wants every change durable at once.  Called
 ** before the notifications of a change are queued. */
@@ -3586,6 +3598,10 @@ static int oi_snapshot(olpcidx *x)
         count++;
         for (j = 0; j < a->parts.n; j++, count++)
             oi_rec_member(x, OI_REC_JOIN, a, (const oi_buddy *)a->parts.v[j]);
+        if (a->muc != OI_MUC_NONE) {
+            oi_rec_room(x, a);
+            count++;
+        }
     }
     oi_rec_begin(x, OI_REC_END);
     oi_rec_u32(end, (uint32_t)count);
@@ -3741,6 +3757,13 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
             return OLPCIDX_ENOMEM;
         b->roster = state;
         oi_buddy_trim(x, b);
+        return 0;
+    case OI_REC_ROOM:
+        id = oi_rd_str(r);
+        if (r->bad || id.n == 0 || r->p >= r->end || *r->p > 1)
+            return 1;
+        if ((a = oi_act_find(x, id, OI_LIT(""))) != NULL)
+            a->muc = *r->p ? OI_MUC_JOINING : OI_MUC_NONE;  /* to rejoin */
         return 0;
     case OI_REC_JOIN:
     case OI_REC_LEAVE:
@@ -3906,8 +3929,9 @@ static oi_str oi_room_nick(const oi_act *a, char buf[24])
 }
 
 /* Presence from the bare component JID to a's room: a join (with no
-** history, PROTOCOL.md 6.5) or, unavailable, leaving it. */
-static void oi_room_presence(olpcidx *x, oi_act *a, int join)
+** history, PROTOCOL.md 6.5) or, unavailable, leaving it.  With keep,
+** whether the component is in the room is journaled, for a restart. */
+static void oi_room_presence(olpcidx *x, oi_act *a, int join, int keep)
 {
     char nick[24], to[1024 + 24];
     oi_str n = oi_room_nick(a, nick);
@@ -3926,6 +3950,10 @@ static void oi_room_presence(olpcidx *x, oi_act *a, int join)
     oi_outz(x, "</presence>");
     oi_out_commit(x, mark, join ? "room join" : "room leave");
     a->muc = join ? OI_MUC_JOINING : OI_MUC_NONE;
+    if (keep) {
+        oi_rec_room(x, a);
+        oi_journal(x);
+    }
     a->here.n = 0;
     a->here_ok = 1;
 }
@@ -3936,7 +3964,7 @@ static void oi_close_act(olpcidx *x, oi_act *a)
 {
     oi_emit_closed(x, a);
     if (a->muc != OI_MUC_NONE)
-        oi_room_presence(x, a, 0);
+        oi_room_presence(x, a, 0, 1);
 }
 
 /* New properties of a: journaled (with the JOIN of its creator, after
@@ -4015,20 +4043,26 @@ static int oi_chg_room_props(olpcidx *x, oi_act *a, const oi_props *ps)
     return OI_C_NONE;
 }
 
-/* b leaves a, and the watchers of a are told; when b was the last one,
-** a closes. */
+/* b leaves a, and the watchers of a are told once it has left (so that a
+** view with b among its criteria sees a without b); when b was the last
+** one, a closes. */
 static void oi_depart(olpcidx *x, oi_act *a, oi_buddy *b)
 {
     oi_rec_member(x, OI_REC_LEAVE, a, b);
     oi_journal(x);
+    if (a->parts.n > 1) {
+        oi_leave(x, a, b);              /* a stays */
+        if (!oi_act_private(a))
+            oi_emit(x, OI_EV_LEFT, a, b);
+        return;
+    }
     if (!oi_act_private(a)) {
         oi_emit(x, OI_EV_LEFT, a, b);
-        if (a->parts.n == 1)
-            oi_close_act(x, a);
-    } else if (a->parts.n == 1 && a->muc != OI_MUC_NONE) {
-        oi_room_presence(x, a, 0);
+        oi_close_act(x, a);
+    } else if (a->muc != OI_MUC_NONE) {
+        oi_room_presence(x, a, 0, 1);
     }
-    oi_leave(x, a, b);
+    oi_leave(x, a, b);                  /* the last: a is freed */
 }
 
 /* bare joins the activity named by id and/or room, created when unknown
@@ -4094,7 +4128,7 @@ static void oi_chg_close(olpcidx *x, oi_act *a)
     if (!oi_act_private(a))
         oi_close_act(x, a);
     else if (a->muc != OI_MUC_NONE)
-        oi_room_presence(x, a, 0);
+        oi_room_presence(x, a, 0, 1);
     while (a->parts.n > 1) {
         oi_buddy *b = (oi_buddy *)a->parts.v[0];
         oi_leave(x, a, b);
@@ -6317,7 +6351,9 @@ static int oi_pep_answer(olpcidx *x, const oi_ctx *c, const oi_node *q)
     }
     if (!(err = oi_child(c->st, NULL, "error")))
         return OI_C_NONE;
-    if (oi_child(err, OI_NS_PSERROR, "presence-subscription-required")) {
+    if (oi_child(err, OI_NS_PSERROR, "presence-subscription-required")
+        || oi_child(err, OI_NS_XSTANZA, "forbidden")
+        || oi_child(err, OI_NS_XSTANZA, "not-authorized")) {
         oi_log(x, OLPCIDX_LOG_INFO, "%.*s no longer lets the component read "
                "its PEP: it stops publishing", (int)c->bare.n, c->bare.p);
         oi_chg_roster(x, c->bare, OI_ROSTER_NONE);
@@ -6368,7 +6404,7 @@ static int oi_muc_invite(olpcidx *x, const oi_ctx *c, const oi_node *xu)
         return OI_C_NONE;
     }
     a->nick_try = 0;
-    oi_room_presence(x, a, 1);
+    oi_room_presence(x, a, 1, 1);
     return OI_C_NONE;
 }
 
@@ -6439,7 +6475,7 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
         if (a->muc == OI_MUC_JOINING && err
             && oi_child(err, OI_NS_XSTANZA, "conflict") && a->nick_try < 8) {
             a->nick_try++;              /* nick taken: the next one */
-            oi_room_presence(x, a, 1);
+            oi_room_presence(x, a, 1, 0);
         } else {
             oi_log(x, OLPCIDX_LOG_INFO, "cannot watch room %.*s: it refused "
                    "the component", (int)c->bare.n, c->bare.p);
@@ -6458,7 +6494,7 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
         } else if (oi_muc_status(xu, "201")) {
             oi_log(x, OLPCIDX_LOG_INFO, "room %.*s no longer existed: its "
                    "activity is closed", (int)c->bare.n, c->bare.p);
-            oi_room_presence(x, a, 0);
+            oi_room_presence(x, a, 0, 1);
             oi_chg_close(x, a);
         } else if (a->muc == OI_MUC_JOINING) {
             oi_muc_reconcile(x, a);
@@ -6498,9 +6534,11 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
 /* ---- 15.6 Start, and the Gadget's routes ------------------------------ */
 
 /* Online (x->on_online): once per process, available presence to every
-** subscriber, which tells their clients that views were lost, and a
-** fresh read of every publisher's PEP (PROTOCOL.md 6.3, 6.4); after a
-** reconnect, the rooms the component was in are joined again. */
+** subscriber, which tells their clients that views were lost, a probe of
+** every publisher (its server answers with the resources online: views
+** need them) and a fresh read of its PEP (PROTOCOL.md 6.3, 6.4); and
+** every time, the rooms the component was in (before a reconnect, or a
+** restart) are joined again (6.5). */
 static void oi_gadget_online(olpcidx *x)
 {
     size_t i = 0;
@@ -6511,16 +6549,18 @@ static void oi_gadget_online(olpcidx *x)
             const oi_buddy *b = (const oi_buddy *)p;
             if (b->roster != OI_ROSTER_NONE)
                 oi_send_presence(x, b->it.uid, NULL);
-            if (b->roster == OI_ROSTER_PUBLISHED)
+            if (b->roster == OI_ROSTER_PUBLISHED) {
+                oi_send_presence(x, b->it.uid, "probe");  /* who is on */
                 oi_pep_fetch(x, b->it.uid);
+            }
         }
-        return;
+        i = 0;
     }
     while ((p = oi_map_next(&x->acts, &i)) != NULL) {
         oi_act *a = (oi_act *)p;
         if (a->muc != OI_MUC_NONE) {
             a->nick_try = 0;
-            oi_room_presence(x, a, 1);
+            oi_room_presence(x, a, 1, 0);
         }
     }
 }
@@ -6540,7 +6580,7 @@ static void oi_gadget_closing(olpcidx *x)
     i = 0;
     while ((p = oi_map_next(&x->acts, &i)) != NULL)
         if (((oi_act *)p)->muc != OI_MUC_NONE)
-            oi_room_presence(x, (oi_act *)p, 0);
+            oi_room_presence(x, (oi_act *)p, 0, 0);
 }
 
 #define OI_ON_IQS (OI_ON_GET | OI_ON_SET)

@@ -2589,9 +2589,10 @@ static char *t_dump_as(olpcidx *x, int durable)
         memset(&s, 0, sizeof s);
         oi_str parts[64];
         size_t np = 0;
-        t_addf(&s, "act %.*s room=%.*s watch=%lu", (int)a->it.uid.n,
-               a->it.uid.p, (int)a->room.n, a->room.n ? a->room.p : "",
-               durable ? 0ul : t_seed_watch(&a->it));
+        t_addf(&s, "act %.*s room=%.*s watch=%lu in-room=%d",
+               (int)a->it.uid.n, a->it.uid.p, (int)a->room.n,
+               a->room.n ? a->room.p : "",
+               durable ? 0ul : t_seed_watch(&a->it), a->muc != OI_MUC_NONE);
         t_dump_props(&s, &a->it.props);
         for (j = 0; j < a->parts.n && np < 64; j++)   /* in name order */
             parts[np++] = ((oi_buddy *)a->parts.v[j])->it.uid;
@@ -2869,6 +2870,12 @@ static const char *const t_day[] = {
     "<message type='headline' from='e@jabber.test'" T_TO "><event xmlns='"
     OI_NS_PSEVENT "'><items node='" OI_NS_NICK "'><item id='current'><nick "
     "xmlns='" OI_NS_NICK "'>Eve</nick></item></items></event></message>",
+    /* a room the component is invited into (6.5) */
+    "<message from='e@jabber.test/xo'" T_TO "><properties xmlns='"
+    OI_NS_APROPS "' activity='a5' room='r5@c.jabber.test'><property "
+    "type='bool' name='private'>0</property></properties></message>",
+    "<message from='r5@c.jabber.test'" T_TO "><x xmlns='" OI_NS_MUCUSER
+    "'><invite from='e@jabber.test/xo'/></x></message>",
     NULL
 };
 
@@ -2933,10 +2940,12 @@ static void t_persist(void)
            strlen(want));
     free(got);
     CHECK(strstr(want, "act a3") == NULL);      /* d went offline: closed */
-    CHECK(strstr(want, "buddy e@jabber.test cur=/ acts=0 watch=0 roster=2 "
+    CHECK(strstr(want, "buddy e@jabber.test cur=/ acts=1 watch=0 roster=2 "
                  "nick=Eve") != NULL);
     CHECK(strstr(want, "buddy f@jabber.test cur=/ acts=0 watch=0 roster=1 "
                  "nick=") != NULL);
+    CHECK(strstr(want, "act a5 room=r5@c.jabber.test watch=0 in-room=1")
+          != NULL);
 
     /* after a restart every participant is pinged before it is trusted,
     ** at the full JID it last used, even with idle pings off */
@@ -2954,7 +2963,7 @@ static void t_persist(void)
         CHECK(olpcidx_feed(r.x, T_HDR, strlen(T_HDR)) == 0);
         CHECK(olpcidx_tick(r.x, 6000, &w) == 0);
         t_core_drain(&r);
-        CHECK(t_count(r.out.p, "id='idle'") == 3);
+        CHECK(t_count(r.out.p, "id='idle'") == 4);
         CHECK(strstr(r.out.p, "to='a@jabber.test/xo' id='idle'") != NULL);
         /* and every subscriber hears that the component started (6.3);
         ** the publisher's PEP is read again (6.4) */
@@ -2962,8 +2971,14 @@ static void t_persist(void)
                       "e@jabber.test'><c xmlns='" OI_NS_CAPS "'") == 1);
         CHECK(t_count(r.out.p, "<presence from='index.jabber.test' to='"
                       "f@jabber.test'><c xmlns='" OI_NS_CAPS "'") == 1);
-        CHECK(t_count(r.out.p, "<presence") == 2);
+        CHECK(t_count(r.out.p, "<presence type='probe' from='index.jabber."
+                      "test' to='e@jabber.test'>") == 1);  /* who is on */
+        CHECK(t_count(r.out.p, "<presence") == 4);    /* and the room */
         CHECK(t_count(r.out.p, "to='e@jabber.test'><pubsub") == 5);
+        /* and the room the component was in is joined again (6.5) */
+        CHECK(t_count(r.out.p, "<presence from='index.jabber.test' to='r5@"
+                      "c.jabber.test/inspector'><x xmlns='" OI_NS_MUC "'>")
+              == 1);
         CHECK(t_count(r.out.p, "to='f@jabber.test'><pubsub") == 0);
         t_core_done(&r);
     }
