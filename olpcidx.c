@@ -6289,11 +6289,11 @@ static void oi_pep_node(olpcidx *x, oi_str bare, oi_str node,
     }
 }
 
-/* <items node> of an event or (fetched) of a fetch: its last item is
-** what the node holds; a retraction, or a fetch that found no item,
-** empties it; an item without payload is fetched. */
-static void oi_pep_items(olpcidx *x, oi_str bare, const oi_node *items,
-                         int fetched)
+/* <items node> of an event or of a fetch: its last item is what the node
+** holds; a retraction empties it; an item without payload is fetched.  A
+** node with no item says nothing: what the buddy announced otherwise
+** stays. */
+static void oi_pep_items(olpcidx *x, oi_str bare, const oi_node *items)
 {
     const oi_node *e, *last = NULL;
     oi_str node;
@@ -6307,7 +6307,7 @@ static void oi_pep_items(olpcidx *x, oi_str bare, const oi_node *items,
     }
     if (last && !last->child)
         oi_pep_fetch(x, bare);          /* a notification without payload */
-    else if (last || retracted || fetched)
+    else if (last || retracted)
         oi_pep_node(x, bare, node, last ? last->child : NULL);
 }
 
@@ -6321,7 +6321,7 @@ static int oi_pep_event(olpcidx *x, const oi_ctx *c, const oi_node *ev)
         return OI_C_NONE;
     for (e = ev->child; e; e = e->next) {
         if (oi_eq(e->name, "items"))
-            oi_pep_items(x, c->bare, e, 0);
+            oi_pep_items(x, c->bare, e);
         else if ((oi_eq(e->name, "purge") || oi_eq(e->name, "delete"))
                  && oi_attr(e, "node", &node))
             oi_pep_node(x, c->bare, node, NULL);
@@ -6344,9 +6344,7 @@ static int oi_pep_answer(olpcidx *x, const oi_ctx *c, const oi_node *q)
     if (OI_IS(c->type, "result")) {
         if (q && oi_eq(q->name, "pubsub")
             && (e = oi_child(q, NULL, "items")) != NULL)
-            oi_pep_items(x, c->bare, e, 1);
-        else
-            oi_pep_node(x, c->bare, oi_zstr(oi_pep_nodes[k]), NULL);
+            oi_pep_items(x, c->bare, e);
         return OI_C_NONE;
     }
     if (!(err = oi_child(c->st, NULL, "error")))
@@ -6358,7 +6356,7 @@ static int oi_pep_answer(olpcidx *x, const oi_ctx *c, const oi_node *q)
                "its PEP: it stops publishing", (int)c->bare.n, c->bare.p);
         oi_chg_roster(x, c->bare, OI_ROSTER_NONE);
     } else if (oi_child(err, OI_NS_XSTANZA, "item-not-found")) {
-        oi_pep_node(x, c->bare, oi_zstr(oi_pep_nodes[k]), NULL);
+        ;                               /* no such node: nothing to learn */
     } else {
         oi_log(x, OLPCIDX_LOG_INFO, "reading %s of %.*s failed",
                oi_pep_nodes[k], (int)c->bare.n, c->bare.p);

@@ -5921,6 +5921,29 @@ static int t_demo(int argc, char **argv)
              "Our school, in spring</property></properties></change>", paint);
     t_cl_msg(&alice, buf);
     free(t_cl_wait(&carol, "<change", 5000));
+    printf("\n== the Gadget dialect: carol's Sugar opens a live view of three "
+           "buddies\n   among those who publish (nobody yet)\n");
+    free(t_cl_iq(&carol, "view1", "get", "<view xmlns='" OI_NS_BUDDY "' "
+                 "id='1' size='3'><buddy/></view>"));
+    printf("\n== bob publishes himself (Gadget.Publish): a presence "
+           "subscription\n   both ways; carol's view is filled at once\n");
+    t_verbose = 0;                      /* roster and presence: plumbing */
+    free(t_cl_iq(&bob, "roster", "get", "<query xmlns='jabber:iq:roster'/>"));
+    t_cl_send(&bob, "<presence/>");
+    t_verbose = 1;
+    t_cl_send(&bob, "<presence type='subscribe' to='" T_COMP "'/>");
+    free(t_cl_wait(&bob, "type='subscribe'", 5000));
+    t_cl_send(&bob, "<presence type='subscribed' to='" T_COMP "'/>");
+    free(t_cl_wait(&carol, "<added", 5000));
+    printf("\n== bob picks another colour: the view is told\n");
+    t_cl_msg(&bob, "<properties " T_BP "><property type='str' name='nick'>"
+             "Bob</property><property type='str' name='color'>#00EA11,"
+             "#AC32FF</property></properties>");
+    free(t_cl_wait(&carol, "id='1'><properties", 5000));
+    printf("\n== carol's Sugar closes the view\n");
+    t_cl_msg(&carol, "<close xmlns='" OI_NS_BUDDY "' id='1'/>");
+    t_cl_sync(&carol);
+
     printf("\n== bob leaves, then alice's XO goes offline: left, closed\n");
     t_cl_msg(&bob, "<activity xmlns='" OI_NS_ACT "' id='p1'><left/>"
              "</activity>");
