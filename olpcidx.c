@@ -82,6 +82,7 @@ enum {
 #define OI_READ_TIMEOUT_MS  (3 * OI_KEEPALIVE_MS)
 #define OI_HANDSHAKE_MS     30000u  /* stream open to <handshake/> */
 #define OI_PING_TIMEOUT_MS  30000u  /* idle participant's ping */
+#define OI_JOIN_TIMEOUT_MS  30000u  /* a room's answer to the component */
 
 /* Namespaces (PROTOCOL.md appendix A). */
 #define OI_NS_ACCEPT  "jabber:component:accept"
@@ -2143,6 +2144,7 @@ struct olpcidx {
     const char *notify_type;    /* message type of notifications */
     /* 15: the Gadget dialect */
     uint64_t rng;               /* splitmix64 state: random views */
+    int joining;                /* a room may not have answered yet */
     int announced;              /* the start-up presence went out */
     /* 15: dispatch */
     const struct oi_route *routes[OI_ROUTE_KINDS][OI_ROUTES_MAX + 1];
@@ -2702,6 +2704,7 @@ typedef struct oi_act {
     oi_vec here;                /* oi_buddy * seen in the room while
                                 ** joining it, to reconcile */
     int here_ok;                /* here is whole (no memory was short) */
+    uint64_t join_at;           /* when the component asked to join */
 } oi_act;
 
 enum { OI_MUC_NONE, OI_MUC_JOINING, OI_MUC_IN };
@@ -3950,6 +3953,8 @@ static void oi_room_presence(olpcidx *x, oi_act *a, int join, int keep)
     oi_outz(x, "</presence>");
     oi_out_commit(x, mark, join ? "room join" : "room leave");
     a->muc = join ? OI_MUC_JOINING : OI_MUC_NONE;
+    a->join_at = x->now;
+    x->joining |= join;
     if (keep) {
         oi_rec_room(x, a);
         oi_journal(x);
@@ -4584,8 +4589,8 @@ static int oi_props_read(olpcidx *x, const oi_node *n, oi_props *out,
         if (!oi_eq(c->name, "property"))
             continue;
         oi_attr(c, "type", &type);
-        if ((p->type = oi_ptype(type)) < 0 || !oi_attr(c, "name", &p->name)
-            || p->name.n == 0)
+        oi_attr(c, "name", &p->name);
+        if ((p->type = oi_ptype(type)) < 0 || p->name.n == 0)
             cond = OI_C_BAD_REQUEST;
         else if (c->ntext > x->cfg.max_value)
             cond = OI_C_NOT_ACCEPTABLE;
@@ -4600,6 +4605,8 @@ static int oi_props_read(olpcidx *x, const oi_node *n, oi_props *out,
         if (cond != OI_C_NONE) {
             if (!lenient)
                 return cond;
+            oi_log(x, OLPCIDX_LOG_INFO, "property '%.*s' skipped: %s",
+                   (int)p->name.n, p->name.p, oi_conds[cond].cond);
             continue;
         }
         if (lenient) {                  /* a later one of that name wins */
@@ -4926,6 +4933,32 @@ static int oi_bounce(olpcidx *x, const oi_ctx *c, const oi_node *p)
     return OI_C_NONE;
 }
 
+/* Rooms that did not let the component in within OI_JOIN_TIMEOUT_MS are
+** given up (PROTOCOL.md 6.5); the activity is then left to announcements
+** and liveness.  Looked at only while a join is pending. */
+static void oi_room_timeouts(olpcidx *x)
+{
+    size_t i = 0;
+    void *p;
+    int pending = 0;
+    if (!x->joining)
+        return;
+    while ((p = oi_map_next(&x->acts, &i)) != NULL) {
+        oi_act *a = (oi_act *)p;
+        if (a->muc != OI_MUC_JOINING)
+            continue;
+        if (x->now - a->join_at < OI_JOIN_TIMEOUT_MS) {
+            pending = 1;
+            continue;
+        }
+        oi_log(x, OLPCIDX_LOG_INFO, "room %.*s did not answer the component "
+               "within %u s: not watched", (int)a->room.n, a->room.p,
+               OI_JOIN_TIMEOUT_MS / 1000);
+        a->muc = OI_MUC_NONE;
+    }
+    x->joining = pending;
+}
+
 /* Once a second (PROTOCOL.md 5.2): pings participants silent for idle
 ** seconds at their last full JID (XEP-0199), takes offline those whose
 ** ping went unanswered for 30 s, and forgets clients that hold nothing. */
@@ -4934,6 +4967,7 @@ static void oi_liveness(olpcidx *x)
     uint64_t idle = (uint64_t)x->cfg.idle * 1000;
     size_t i = 0;
     void *p;
+    oi_room_timeouts(x);
     while ((p = oi_map_next(&x->clients, &i)) != NULL)
         oi_client_trim(x, (oi_client *)p);
     i = 0;
@@ -6032,6 +6066,9 @@ static int oi_view_request(olpcidx *x, const oi_ctx *c, const oi_node *q)
     for (w = cl->watches; w; w = w->next)
         nv += w->kind == &oi_view_kind;
     if (!old && nv >= x->cfg.max_views) {
+        oi_log(x, OLPCIDX_LOG_INFO, "%.*s holds %lu views, the most it may: "
+               "view %.*s refused", (int)c->from.n, c->from.p,
+               (unsigned long)nv, (int)id.n, id.p);
         oi_client_trim(x, cl);
         return OI_C_RESOURCE_CONSTRAINT;
     }

@@ -49,7 +49,7 @@
 **      B4. siphash                   (B4 to B6: olpcidx.c section 5)
 **      B5. map
 **      B6. props
-**      B7. rsm, memcap, rate, notice, idle, atomic, bounded: the index
+**      B7. rsm, memcap, rate, notice, idle, atomic, bounded, rooms
 **      B8. persist                   a storage in memory
 **      B9. docs                      PROTOCOL.md citations resolve
 **   C. Interop
@@ -2789,6 +2789,43 @@ static void t_bounded(void)
     t_send(&t, 3000 + 301000, " ");
     snprintf(st, sizeof st, "to='w@jabber.test/%s' id='idle'", res);
     CHECK(t.out.p && strstr(t.out.p, st) != NULL);
+    t_core_done(&t);
+}
+
+/* A room that never lets the component in is given up after 30 s, with
+** a log line; a new invitation then tries again (PROTOCOL.md 6.5). */
+static void t_room_timeout(void)
+{
+    static const char *const steps[] = {
+        "<presence type='subscribe' from='a@jabber.test'" T_TO "/>",
+        "<presence type='subscribed' from='a@jabber.test'" T_TO "/>",
+        "<message from='a@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a1' room='r1@c.jabber.test'/></message>",
+        "<message from='r1@c.jabber.test'" T_TO "><x xmlns='" OI_NS_MUCUSER
+        "'><invite from='a@jabber.test/xo'/></x></message>",
+        NULL
+    };
+    t_core t;
+    olpcidx_config c;
+    oi_act *a;
+    size_t i;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    t_core_online(&t, &c, 0);
+    for (i = 0; steps[i]; i++)
+        t_send(&t, 1000, steps[i]);
+    a = (oi_act *)oi_map_get(&t.x->acts, OI_LIT("a1"));
+    CHECK(a && a->muc == OI_MUC_JOINING);
+    CHECK(t_count(t.out.p, "to='r1@c.jabber.test/inspector'") == 1);
+    t_send(&t, 30500, " ");
+    CHECK(a->muc == OI_MUC_JOINING);
+    t_send(&t, 31500, " ");
+    CHECK(a->muc == OI_MUC_NONE && !t.x->joining);
+    CHECK(strstr(t.log.p, "room r1@c.jabber.test did not answer the "
+                 "component within 30 s") != NULL);
+    t_send(&t, 32000, steps[3]);
+    CHECK(a->muc == OI_MUC_JOINING);
+    CHECK(t_count(t.out.p, "to='r1@c.jabber.test/inspector'") == 2);
     t_core_done(&t);
 }
 
@@ -6054,6 +6091,8 @@ static const struct t_group {
       "each update all or nothing under allocation failure" },
     { "bounded", T_OFFLINE, t_bounded,
       "per-JID state freed when idle; long JIDs kept whole" },
+    { "rooms", T_OFFLINE, t_room_timeout,
+      "a room that never answers is given up, then tried again" },
     { "persist", T_OFFLINE, t_persist,
       "storage in memory: journal, snapshot, damage, full disk" },
     { "docs", T_OFFLINE, t_docs,
