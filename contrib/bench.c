@@ -690,6 +690,328 @@ static int bench_restore(double *ms, double *per_ann)
     return 0;
 }
 
+/*
+** The index at school-server scale (as the scaling figures are stated):
+** 100 000 buddies (nick, colour, ip4-address, a base64 key in one in
+** three) and 50 000 activities (20 types in a Zipf mix, 1 to 6
+** participants), built through the component as laptops announce them.
+** Each figure is measured through olpcidx_feed on that index, one stanza
+** at a time: median and 99th percentile in microseconds.
+*/
+#define SCALE_BUDDIES 100000
+#define SCALE_ACTS    50000
+#define SCALE_TYPES   20
+#define SCALE_COLOURS 180               /* about 555 buddies a colour */
+
+typedef struct scale {
+    olpcidx *x;
+    char buf[4096];
+    unsigned long n;                    /* stanzas fed */
+} scale;
+
+static void scale_drain(olpcidx *x)
+{
+    const void *p;
+    size_t n;
+    while ((n = olpcidx_pending(x, &p)) > 0) {
+        bench_sink += ((const unsigned char *)p)[n - 1];
+        olpcidx_sent(x, n);
+    }
+}
+
+/* Feeds s->buf and returns how long it took, in microseconds. */
+static double scale_feed(scale *s)
+{
+    double t0 = bench_now(), t;
+    if (olpcidx_feed(s->x, s->buf, strlen(s->buf)) != 0) {
+        fprintf(stderr, "bench: the component refused %.80s\n", s->buf);
+        exit(1);
+    }
+    scale_drain(s->x);
+    t = bench_now() - t0;
+    s->n++;
+    return t * 1e6;
+}
+
+static int scale_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median and 99th percentile of n samples (sorted here). */
+static void scale_stats(double *v, size_t n, double *med, double *p99)
+{
+    qsort(v, n, sizeof *v, scale_cmp);
+    *med = v[n / 2];
+    *p99 = v[n * 99 / 100];
+}
+
+/* A type by a Zipf law over SCALE_TYPES: type k with weight 1/(k+1). */
+static unsigned scale_type(uint32_t *r)
+{
+    static double cum[SCALE_TYPES];
+    double u;
+    unsigned k;
+    if (cum[0] == 0) {
+        double t = 0;
+        for (k = 0; k < SCALE_TYPES; k++)
+            cum[k] = (t += 1.0 / (k + 1));
+    }
+    u = (double)(bench_rand(r) % 1000000) / 1e6 * cum[SCALE_TYPES - 1];
+    for (k = 0; k < SCALE_TYPES - 1 && u > cum[k]; k++)
+        ;
+    return k;
+}
+
+#define SCALE_FROM(i) "from='u%lu@jabber.test/xo' to='" BENCH_JID "'"
+
+static void scale_build(scale *s, size_t *bprop, size_t *aprop,
+                        size_t *mem_b, size_t *mem_a)
+{
+    uint32_t r = 12345;
+    size_t i, used0;
+    unsigned long j;
+    used0 = s->x->mem.used;
+    for (i = 0; i < SCALE_BUDDIES; i++) {
+        char key[128] = "";
+        unsigned c = bench_rand(&r) % SCALE_COLOURS;
+        if (i % 3 == 0)
+            snprintf(key, sizeof key, "<property type='bytes' name='key'>"
+                     "AAAAB3NzaC1kc3MAAACBAN%08lX</property>",
+                     (unsigned long)bench_rand(&r));
+        snprintf(s->buf, sizeof s->buf, "<message " SCALE_FROM(i) "><"
+                 "properties xmlns='" OI_NS_BPROPS "'><property type='str' "
+                 "name='nick'>Kid %lu</property><property type='str' "
+                 "name='color'>#%06X,#00A0FF</property><property type='str' "
+                 "name='ip4-address'>10.%u.%u.%u</property>%s</properties>"
+                 "</message>", (unsigned long)i, (unsigned long)i, c * 977,
+                 (unsigned)(i >> 16) & 255, (unsigned)(i >> 8) & 255,
+                 (unsigned)i & 255, key);
+        scale_feed(s);
+    }
+    *mem_b = s->x->mem.used - used0;
+    *bprop = 0;
+    for (i = 0; i < SCALE_BUDDIES; i++) {
+        const oi_buddy *b;
+        snprintf(s->buf, sizeof s->buf, "u%lu@jabber.test", (unsigned long)i);
+        b = (const oi_buddy *)oi_map_get(&s->x->buddies, oi_zstr(s->buf));
+        for (j = 0; b && j < b->it.props.n; j++)
+            *bprop += b->it.props.v[j].name.n + b->it.props.v[j].value.n;
+    }
+    used0 = s->x->mem.used;
+    for (i = 0; i < SCALE_ACTS; i++) {
+        unsigned long creator = (unsigned long)(bench_rand(&r)
+                                                % SCALE_BUDDIES);
+        unsigned parts = 1 + bench_rand(&r) % 6, k;
+        snprintf(s->buf, sizeof s->buf, "<message " SCALE_FROM(creator)
+                 "><properties xmlns='" OI_NS_APROPS "' activity='act%06lu' "
+                 "room='act%06lu@conference.jabber.test'><property type='str' "
+                 "name='type'>org.laptop.Type%02u</property><property "
+                 "type='str' name='title'>Activity %lu</property><property "
+                 "type='bool' name='private'>0</property></properties>"
+                 "</message>", creator, (unsigned long)i, (unsigned long)i,
+                 scale_type(&r), (unsigned long)i);
+        scale_feed(s);
+        for (k = 1; k < parts; k++) {
+            unsigned long who = (unsigned long)(bench_rand(&r)
+                                                % SCALE_BUDDIES);
+            snprintf(s->buf, sizeof s->buf, "<message " SCALE_FROM(who)
+                     "><activity xmlns='" OI_NS_ACT "' id='act%06lu'><joined"
+                     "/></activity></message>", who, (unsigned long)i);
+            scale_feed(s);
+        }
+    }
+    *mem_a = s->x->mem.used - used0;
+    *aprop = 0;
+    for (i = 0; i < SCALE_ACTS; i++) {
+        const oi_act *a;
+        snprintf(s->buf, sizeof s->buf, "act%06lu", (unsigned long)i);
+        a = (const oi_act *)oi_map_get(&s->x->acts, oi_zstr(s->buf));
+        for (j = 0; a && j < a->it.props.n; j++)
+            *aprop += a->it.props.v[j].name.n + a->it.props.v[j].value.n;
+    }
+}
+
+static int bench_scale(double *out)
+{
+    static double v[2000];
+    scale s;
+    olpcidx_config c;
+    uint32_t r = 777;
+    size_t i, k, bprop, aprop, mem_b, mem_a;
+    double t0, med, p99, first, after;
+    char tmp[256];
+    olpcidx_config_init(&c);
+    c.jid = BENCH_JID;
+    c.secret = "secret";
+    c.rate_burst = 1000000;
+    c.rate_per_sec = 1000000;
+    memset(&s, 0, sizeof s);
+    if (olpcidx_new(&s.x, &c) != 0 || olpcidx_connect(s.x, 0) != 0)
+        return -1;
+    snprintf(s.buf, sizeof s.buf, "<stream:stream xmlns:stream='"
+             OI_NS_STREAM "' xmlns='" OI_NS_ACCEPT "' id='1'><handshake/>");
+    scale_feed(&s);
+    t0 = bench_now();
+    scale_build(&s, &bprop, &aprop, &mem_b, &mem_a);
+    printf("scale: %lu buddies, %lu activities built in %.1f s from %lu "
+           "stanzas\n", (unsigned long)s.x->buddies.n,
+           (unsigned long)s.x->acts.n, bench_now() - t0, s.n);
+    out[0] = (double)(mem_b - bprop) / SCALE_BUDDIES;
+    out[1] = (double)(mem_a - aprop) / SCALE_ACTS;
+    printf("scale: %.0f bytes per buddy and %.0f per activity beyond their "
+           "property bytes (members and posting lists included)\n", out[0],
+           out[1]);
+
+    /* 20-item activity pages by type, some after a UID */
+    for (i = 0; i < 400; i++) {
+        unsigned t = (unsigned)(i % SCALE_TYPES);
+        if (i % 2)
+            snprintf(tmp, sizeof tmp, "<after>act%06lu</after>",
+                     (unsigned long)(bench_rand(&r) % SCALE_ACTS));
+        else
+            tmp[0] = '\0';
+        snprintf(s.buf, sizeof s.buf, "<iq type='get' id='q' "
+                 SCALE_FROM(1) "><query xmlns='" OI_NS_ACT "'><activity>"
+                 "<properties xmlns='" OI_NS_APROPS "'><property type='str' "
+                 "name='type'>org.laptop.Type%02u</property></properties>"
+                 "</activity><set xmlns='" OI_NS_RSM "'><max>20</max>%s</set>"
+                 "</query></iq>", 1ul, t, tmp);
+        v[i] = scale_feed(&s);
+    }
+    scale_stats(v, 400, &out[2], &out[3]);
+    for (i = 0; i < 50; i++) {          /* the commonest type alone */
+        snprintf(s.buf, sizeof s.buf, "<iq type='get' id='q' "
+                 SCALE_FROM(1) "><query xmlns='" OI_NS_ACT "'><activity>"
+                 "<properties xmlns='" OI_NS_APROPS "'><property type='str' "
+                 "name='type'>org.laptop.Type00</property></properties>"
+                 "</activity><set xmlns='" OI_NS_RSM "'><max>20</max></set>"
+                 "</query></iq>", 1ul);
+        v[i] = scale_feed(&s);
+    }
+    scale_stats(v, 50, &out[4], &p99);
+    for (i = 0; i < 200; i++) {         /* buddies by colour */
+        snprintf(s.buf, sizeof s.buf, "<iq type='get' id='q' "
+                 SCALE_FROM(1) "><query xmlns='" OI_NS_BUDDY "'><buddy>"
+                 "<properties xmlns='" OI_NS_BPROPS "'><property type='str' "
+                 "name='color'>#%06X,#00A0FF</property></properties>"
+                 "</buddy></query></iq>", 1ul,
+                 (unsigned)(bench_rand(&r) % SCALE_COLOURS) * 977);
+        v[i] = scale_feed(&s);
+    }
+    scale_stats(v, 200, &out[5], &p99);
+    for (i = 0; i < 200; i++) {         /* activities by participant */
+        snprintf(s.buf, sizeof s.buf, "<iq type='get' id='q' "
+                 SCALE_FROM(1) "><query xmlns='" OI_NS_ACT "'><activity>"
+                 "<buddy jid='u%lu@jabber.test'/></activity></query></iq>",
+                 1ul, (unsigned long)(bench_rand(&r) % SCALE_BUDDIES));
+        v[i] = scale_feed(&s);
+    }
+    scale_stats(v, 200, &out[6], &p99);
+    for (i = 0; i < 40; i++) {          /* buddies by alias */
+        snprintf(s.buf, sizeof s.buf, "<iq type='get' id='q' "
+                 SCALE_FROM(1) "><query xmlns='" OI_NS_BUDDY "'><buddy "
+                 "alias='id %lu'/></query></iq>", 1ul,
+                 (unsigned long)(bench_rand(&r) % SCALE_BUDDIES));
+        v[i] = scale_feed(&s);
+    }
+    scale_stats(v, 40, &out[7], &p99);
+    for (i = 0; i < 1000; i++) {        /* unavailable from strangers */
+        snprintf(s.buf, sizeof s.buf, "<presence type='unavailable' "
+                 "from='stranger%lu@jabber.test/xo' to='" BENCH_JID "'/>",
+                 (unsigned long)i);
+        v[i] = scale_feed(&s);
+    }
+    scale_stats(v, 1000, &out[8], &p99);
+    /* one activity change watched by 1 000 clients */
+    for (i = 0; i < 1000; i++) {
+        snprintf(s.buf, sizeof s.buf, "<iq type='get' id='w' from='watcher%lu"
+                 "@jabber.test/xo' to='" BENCH_JID "'><query xmlns='"
+                 OI_NS_ACT "'><activity id='act000007'/></query></iq>",
+                 (unsigned long)i);
+        scale_feed(&s);
+    }
+    {
+        const oi_act *a = (const oi_act *)oi_map_get(&s.x->acts,
+                                                     OI_LIT("act000007"));
+        const oi_buddy *b = a ? (const oi_buddy *)a->parts.v[0] : NULL;
+        if (!b) {
+            fprintf(stderr, "bench: act000007 has no participant\n");
+            return -1;
+        }
+        for (k = 0; k < 2; k++) {
+            snprintf(s.buf, sizeof s.buf, "<message from='%.*s/xo' to='"
+                     BENCH_JID "'><properties xmlns='" OI_NS_APROPS "' "
+                     "activity='act000007'><property type='str' name='type'>"
+                     "org.laptop.Type00</property><property type='str' "
+                     "name='title'>Round %lu</property><property "
+                     "type='bool' name='private'>0</property></properties>"
+                     "</message>", (int)b->it.uid.n, b->it.uid.p,
+                     (unsigned long)k);
+            if (k == 0)
+                first = scale_feed(&s) / 1000;
+            else
+                after = scale_feed(&s) / 1000;
+        }
+    }
+    out[9] = first;
+    out[10] = after;
+    /* a mixed stream: queries, announcements, joins, presence */
+    t0 = bench_now();
+    for (i = 0; i < 20000; i++) {
+        unsigned long u = (unsigned long)(bench_rand(&r) % SCALE_BUDDIES);
+        switch (i % 5) {
+        case 0:
+            snprintf(s.buf, sizeof s.buf, "<iq type='get' id='m' "
+                     SCALE_FROM(u) "><query xmlns='" OI_NS_ACT "'><activity>"
+                     "<properties xmlns='" OI_NS_APROPS "'><property "
+                     "type='str' name='type'>org.laptop.Type%02u</property>"
+                     "</properties></activity><set xmlns='" OI_NS_RSM
+                     "'><max>20</max></set></query></iq>", u,
+                     scale_type(&r));
+            break;
+        case 1:
+            snprintf(s.buf, sizeof s.buf, "<message " SCALE_FROM(u) "><"
+                     "properties xmlns='" OI_NS_BPROPS "'><property "
+                     "type='str' name='nick'>Kid %lu</property><property "
+                     "type='str' name='color'>#%06X,#00A0FF</property>"
+                     "</properties></message>", u, u,
+                     (unsigned)(bench_rand(&r) % SCALE_COLOURS) * 977);
+            break;
+        case 2:
+            snprintf(s.buf, sizeof s.buf, "<message " SCALE_FROM(u) "><"
+                     "activity xmlns='" OI_NS_ACT "' id='act%06lu'><joined/>"
+                     "</activity></message>", u,
+                     (unsigned long)(bench_rand(&r) % SCALE_ACTS));
+            break;
+        case 3:
+            snprintf(s.buf, sizeof s.buf, "<presence " SCALE_FROM(u) "/>",
+                     u);
+            break;
+        default:
+            snprintf(s.buf, sizeof s.buf, "<iq type='get' id='m' "
+                     SCALE_FROM(u) "><query xmlns='" OI_NS_BUDDY "'><buddy "
+                     "jid='u%lu@jabber.test'/></query></iq>", u,
+                     (unsigned long)(bench_rand(&r) % SCALE_BUDDIES));
+        }
+        scale_feed(&s);
+    }
+    out[11] = 20000 / (bench_now() - t0);
+    med = p99 = 0;
+    printf("scale: activity page by type median %.0f us p99 %.0f us "
+           "(commonest type %.0f us); buddies by colour %.0f us; activities "
+           "by participant %.0f us; buddies by alias %.0f us; unavailable "
+           "from an unknown JID %.1f us\n", out[2], out[3], out[4], out[5],
+           out[6], out[7], out[8]);
+    printf("scale: one activity change watched by 1000 clients: %.2f ms "
+           "first, %.2f ms after; mixed stream %.0f stanzas/s\n", out[9],
+           out[10], out[11]);
+    (void)med;
+    olpcidx_free(s.x);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bench_buf in = {NULL, 0, 0};
@@ -703,7 +1025,7 @@ int main(int argc, char **argv)
 #endif
     char ev[96];
     unsigned long stanzas;
-    double restore_ms, per_ann;
+    double restore_ms, per_ann, sc[12];
 
     (void)argc;
     (void)argv;
@@ -765,6 +1087,8 @@ int main(int argc, char **argv)
         printf("WARNING: the core sent no replies\n");
     if (bench_restore(&restore_ms, &per_ann) != 0)
         return 1;
+    if (bench_scale(sc) != 0)
+        return 1;
 
     printf("tokenizer_mb_s=%.1f core_mb_s=%.1f core_stanzas_s=%.0f "
            "strlen_mb_s=%.1f", tok.mb_s, core.mb_s, core.stanzas_s, mc.mb_s);
@@ -774,8 +1098,14 @@ int main(int argc, char **argv)
 #ifdef HAVE_LIBXML2
     printf(" libxml2_sax_mb_s=%.1f", lx.mb_s);
 #endif
-    printf(" restore_100k_ms=%.0f journal_bytes_per_announcement=%.0f\n",
+    printf(" restore_100k_ms=%.0f journal_bytes_per_announcement=%.0f",
            restore_ms, per_ann);
+    printf(" bytes_per_buddy=%.0f bytes_per_activity=%.0f act_page_us=%.1f "
+           "act_page_p99_us=%.1f act_page_common_us=%.1f buddy_colour_us=%.1f "
+           "act_participant_us=%.1f buddy_alias_us=%.1f unknown_unavail_us=%.2f "
+           "fanout_1000_first_ms=%.2f fanout_1000_after_ms=%.2f "
+           "mixed_stanzas_s=%.0f\n", sc[0], sc[1], sc[2], sc[3], sc[4],
+           sc[5], sc[6], sc[7], sc[8], sc[9], sc[10], sc[11]);
 #ifdef HAVE_LIBXML2
     xmlCleanupParser();
 #endif
