@@ -1542,7 +1542,7 @@ static int oi_xml_deref(oi_xml *x, char out[4])
         {"lt", '<'}, {"gt", '>'}, {"amp", '&'}, {"quot", '"'}, {"apos", '\''}
     };
     oi_str r = oi_mkstr(x->ref, x->nref);
-    unsigned long v = 0;
+    uint64_t v = 0;             /* 11 characters: 36 bits at most */
     size_t i;
     for (i = 0; i < sizeof pre / sizeof pre[0]; i++)
         if (oi_eq(r, pre[i].name)) {
@@ -1566,7 +1566,7 @@ static int oi_xml_deref(oi_xml *x, char out[4])
             else
                 return oi_xml_fail(x, OLPCIDX_EXML,
                                    "malformed character reference");
-            v = v * 16 + (unsigned long)d;
+            v = v * 16 + (uint64_t)d;
         }
     } else {
         for (i = 1; i < r.n; i++) {
@@ -1574,16 +1574,16 @@ static int oi_xml_deref(oi_xml *x, char out[4])
             if (c < '0' || c > '9')
                 return oi_xml_fail(x, OLPCIDX_EXML,
                                    "malformed character reference");
-            v = v * 10 + (unsigned long)(c - '0');
+            v = v * 10 + (uint64_t)(c - '0');
         }
     }
-    /* x->ref holds at most 11 digits: v cannot overflow 64 bits, but may
-    ** exceed 32; the range test below catches it either way. */
+    /* x->ref holds at most 11 characters: v cannot overflow 64 bits, on
+    ** any target; the range test below catches what is beyond U+10FFFF. */
     if (!(v == 0x9 || v == 0xA || v == 0xD || (v >= 0x20 && v <= 0xD7FF)
           || (v >= 0xE000 && v <= 0xFFFD) || (v >= 0x10000 && v <= 0x10FFFF)))
         return oi_xml_fail(x, OLPCIDX_EXML,
                            "character reference to a character XML forbids");
-    return (int)oi_u8_put(out, v);
+    return (int)oi_u8_put(out, (unsigned long)v);
 }
 
 /* Appends to the current tag, enforcing the tag and name limits. */
@@ -1807,6 +1807,9 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             break;
 
         case OI_XS_CDATA:               /* brackets: ']' held, at most 2 */
+            if (x->cr && *p == '\n')   /* LF of a CR LF split by a feed */
+                p++;
+            x->cr = 0;
             s = p;
             while (p < end) {
                 c = *p;
@@ -1835,8 +1838,17 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 p = oi_xml_run(&x->u8, p, end, OI_CC_TSTOP, &bad);
                 if (bad)
                     OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
-                if (p < end && *p != ']') {
-                    if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
+                if (p < end && *p == '\r') {  /* XML 1.0 2.11, as in text */
+                    OI_POS();
+                    OI_TRY(oi_xml_text(x, s, (size_t)(p - s)));
+                    OI_TRY(oi_xml_text(x, "\n", 1));
+                    if (++p < end && *p == '\n')
+                        p++;
+                    else if (p == end)
+                        x->cr = 1;
+                    s = p;
+                } else if (p < end && *p != ']') {
+                    if (*p < 0x20 && *p != '\t' && *p != '\n')
                         OI_FAIL(OLPCIDX_EXML, "control character in CDATA");
                     p++;
                 }
@@ -1965,6 +1977,8 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             p = oi_xml_run(&x->u8, p, end, OI_CC_ASTOP, &bad);
             if (bad)
                 OI_FAIL(OLPCIDX_EXML, "invalid UTF-8");
+            if (p > s)
+                x->cr = 0;              /* a CR before other bytes: done */
             OI_POS();
             OI_TRY(oi_xml_tagadd(x, s, (size_t)(p - s)));
             if (p == end)
@@ -3939,8 +3953,12 @@ static void oi_room_presence(olpcidx *x, oi_act *a, int join, int keep)
     char nick[24], to[1024 + 24];
     oi_str n = oi_room_nick(a, nick);
     size_t mark;
-    if (a->room.n + 1 + n.n > sizeof to)
-        return;                         /* cannot happen: JIDs are checked */
+    if (a->room.n + 1 + n.n > sizeof to) {
+        oi_log(x, OLPCIDX_LOG_INFO, "room JID of %.*s over %u bytes: not "
+               "joined", (int)a->it.uid.n, a->it.uid.p,
+               (unsigned)(sizeof to - n.n - 1));
+        return;
+    }
     memcpy(to, a->room.p, a->room.n);
     to[a->room.n] = '/';
     memcpy(to + a->room.n + 1, n.p, n.n);
@@ -4286,12 +4304,18 @@ static int oi_stream_open(olpcidx *x, oi_str ns, oi_str name,
                           const oi_xattr *a, size_t na)
 {
     char hex[41];
-    oi_str id = oi_mkstr("", 0);
+    oi_str id = oi_mkstr("", 0), dflt;
     size_t i, mark;
     if (!oi_eq(ns, OI_NS_STREAM) || !oi_eq(name, "stream")) {
         oi_log(x, OLPCIDX_LOG_ERROR, "server did not open an XMPP stream "
                "(got <%.*s xmlns='%.*s'>)", (int)name.n, name.p,
                (int)ns.n, ns.p);
+        return oi_stream_end(x, OLPCIDX_EPROTO, "invalid-namespace", NULL);
+    }
+    oi_xml_lookup(&x->xml, OI_LIT(""), &dflt);
+    if (!oi_eq(dflt, OI_NS_ACCEPT)) {   /* RFC 6120 4.9.3.10 */
+        oi_log(x, OLPCIDX_LOG_ERROR, "server opened a stream in namespace "
+               "'%.*s', not " OI_NS_ACCEPT, (int)dflt.n, dflt.p);
         return oi_stream_end(x, OLPCIDX_EPROTO, "invalid-namespace", NULL);
     }
     for (i = 0; i < na; i++)
@@ -4558,8 +4582,8 @@ static void oi_msg_error(olpcidx *x, const oi_ctx *c, const oi_node *child,
 ** canonical set sorted by name, in the arena.  Strict (a request, an
 ** announcement): returns the stanza error condition that refuses the set
 ** (PROTOCOL.md 2.1, 8.1).  Lenient (what PEP or a room says): an invalid
-** property is skipped, one beyond max-props ignored, and a later one of
-** the same name wins; only memory may fail. */
+** property is skipped, and a later one of the same name wins; a set over
+** max-props is refused whole, to be ignored. */
 static int oi_props_read(olpcidx *x, const oi_node *n, oi_props *out,
                          int lenient)
 {
@@ -4573,9 +4597,10 @@ static int oi_props_read(olpcidx *x, const oi_node *n, oi_props *out,
     if (k == 0)
         return OI_C_NONE;
     if (k > x->cfg.max_props) {
-        if (!lenient)
-            return OI_C_NOT_ACCEPTABLE;
-        k = x->cfg.max_props;
+        if (lenient)
+            oi_log(x, OLPCIDX_LOG_INFO, "%lu properties, over max-props: "
+                   "ignored", (unsigned long)k);
+        return OI_C_NOT_ACCEPTABLE;     /* lenient: ignored whole (2.1) */
     }
     out->v = (oi_prop *)oi_arena_alloc(&x->mem, &x->arena, k * sizeof *out->v);
     if (!out->v)
@@ -4923,8 +4948,16 @@ static int oi_answer(olpcidx *x, const oi_ctx *c, const oi_node *p)
 ** full JID's watchers go (PROTOCOL.md 5.3). */
 static int oi_bounce(olpcidx *x, const oi_ctx *c, const oi_node *p)
 {
-    oi_client *cl = oi_client_get(x, c->from, 0);
+    const oi_node *amp = oi_child(c->st, OI_NS_AMP, "amp");
+    oi_str to;
+    oi_client *cl;
     (void)p;
+    /* an AMP failure comes from the server and names the recipient
+    ** (XEP-0079 3.7); only the server may say so of another JID */
+    if (amp && oi_attr(amp, "to", &to) && oi_streq(c->from, x->server))
+        cl = oi_client_get(x, to, 0);
+    else
+        cl = oi_client_get(x, c->from, 0);
     if (cl) {
         while (cl->watches)
             oi_watch_free(x, cl->watches);
@@ -6403,7 +6436,8 @@ static int oi_pep_answer(olpcidx *x, const oi_ctx *c, const oi_node *q)
 
 /* ---- 15.5 MUC intake (PROTOCOL.md 6.5) ------------------------------- */
 
-/* An invitation relayed by a room: accepted from a published buddy (or,
+/* An invitation relayed by a room (from its bare JID; an occupant's own
+** message is no invitation): accepted from a published buddy (or,
 ** in a room that hides real JIDs, for an activity a published buddy is
 ** in), for a public activity the component is not watching yet. */
 static int oi_muc_invite(olpcidx *x, const oi_ctx *c, const oi_node *xu)
@@ -6414,8 +6448,8 @@ static int oi_muc_invite(olpcidx *x, const oi_ctx *c, const oi_node *xu)
     const oi_buddy *b;
     size_t i;
     int ok = 0;
-    if (!inv || !oi_attr(inv, "from", &inviter))
-        return OI_C_NONE;
+    if (!inv || !oi_attr(inv, "from", &inviter) || c->from.n != c->bare.n)
+        return OI_C_NONE;               /* only the room itself relays */
     if (!(a = (oi_act *)oi_map_get(&x->rooms, c->bare))) {
         oi_log(x, OLPCIDX_LOG_INFO, "invitation to %.*s ignored: no activity "
                "is known in that room", (int)c->bare.n, c->bare.p);
@@ -6443,16 +6477,16 @@ static int oi_muc_invite(olpcidx *x, const oi_ctx *c, const oi_node *xu)
     return OI_C_NONE;
 }
 
-/* Activity properties said in a room the component is in. */
+/* Activity properties said in a room the component is in: the room is
+** the sender's bare JID, an occupant's message relayed by the room
+** (room/nick); a room attribute naming another room counts for nothing. */
 static int oi_muc_props(olpcidx *x, const oi_ctx *c, const oi_node *p)
 {
-    oi_str room;
     oi_props ps;
-    oi_act *a;
-    if (!oi_attr(p, "room", &room) || !room.n)
-        room = c->bare;
-    a = (oi_act *)oi_map_get(&x->rooms, room);
-    if (a && a->muc == OI_MUC_IN && oi_props_read(x, p, &ps, 1) == OI_C_NONE)
+    oi_act *a = (oi_act *)oi_map_get(&x->rooms, c->bare);
+    if (c->from.n == c->bare.n || !a || a->muc != OI_MUC_IN)
+        return OI_C_NONE;               /* not from a room we are in */
+    if (oi_props_read(x, p, &ps, 1) == OI_C_NONE)
         oi_chg_room_props(x, a, &ps);
     return OI_C_NONE;
 }
