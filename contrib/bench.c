@@ -778,7 +778,7 @@ static void scale_build(scale *s, size_t *bprop, size_t *aprop,
         unsigned c = bench_rand(&r) % SCALE_COLOURS;
         if (i % 3 == 0)
             snprintf(key, sizeof key, "<property type='bytes' name='key'>"
-                     "AAAAB3NzaC1kc3MAAACBAN%08lX</property>",
+                     "AAAAB3NzaC1kc3MAAACBAN%08lXAA</property>",
                      (unsigned long)bench_rand(&r));
         snprintf(s->buf, sizeof s->buf, "<message " SCALE_FROM(i) "><"
                  "properties xmlns='" OI_NS_BPROPS "'><property type='str' "
