@@ -2120,6 +2120,8 @@ struct olpcidx {
     oi_map rooms;               /* room JID -> oi_act */
     oi_map bposts;              /* posting key -> oi_post of buddies */
     oi_map aposts;              /* posting key -> oi_post of activities */
+    oi_vec listed[2];           /* by OI_K_ACT, OI_K_BUDDY: the items a
+                                ** query may return, in UID order */
     /* 9: watchers and events */
     oi_map clients;             /* full JID -> oi_client */
     oi_map online;              /* bare JID -> oi_online */
@@ -2599,8 +2601,58 @@ static int oi_props_match(const oi_props *ps, const oi_props *want)
     return 1;
 }
 
-/* A posting list: the items holding one (name, type, value).  The key,
-** "name NUL type-digit value", is stored right after the struct. */
+/*
+** Lists of items in UID order (posting lists, the listed items): a sorted
+** array.  Finding a place is a binary search; inserting or removing moves
+** the tail with memmove, which at school sizes (tens of thousands of
+** items in the longest list) costs microseconds, while a page of a query
+** -- after a UID, at an index, or the count -- costs a binary search and
+** the page, however many items match.  An order-statistic tree would make
+** updates logarithmic too, at three pointers an entry; the array holds
+** one.
+*/
+struct oi_item;
+
+/* The first position in sorted v[0..n) whose UID is >= uid (after 0) or
+** > uid (after 1).  v holds struct oi_item *, whose first field is the
+** UID. */
+static size_t oi_sorted_pos(void *const *v, size_t n, oi_str uid, int after)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = oi_str_cmp(*(const oi_str *)v[mid], uid);
+        if (c < 0 || (after && c == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Inserts p (whose first field is its UID) in its place; room is
+** reserved. */
+static void oi_sorted_insert(oi_vec *a, void *p)
+{
+    size_t at = oi_sorted_pos(a->v, a->n, *(const oi_str *)p, 0);
+    memmove(a->v + at + 1, a->v + at, (a->n - at) * sizeof *a->v);
+    a->v[at] = p;
+    a->n++;
+}
+
+/* Removes p, if it is there. */
+static void oi_sorted_remove(oi_vec *a, const void *p)
+{
+    size_t at = oi_sorted_pos(a->v, a->n, *(const oi_str *)p, 0);
+    if (at < a->n && a->v[at] == p) {
+        memmove(a->v + at, a->v + at + 1, (a->n - at - 1) * sizeof *a->v);
+        a->n--;
+    }
+}
+
+/* A posting list: the items holding one (name, type, value), in UID
+** order.  The key, "name NUL type-digit value", is stored right after the
+** struct. */
 typedef struct oi_post {
     oi_str key;
     oi_vec items;
@@ -2770,7 +2822,7 @@ static int oi_post_add(oi_mem *m, oi_arena *ar, oi_map *map,
         lists[i] = post;
     }
     for (i = 0; i < ps->n; i++)
-        oi_vec_push(&lists[i]->items, it);
+        oi_sorted_insert(&lists[i]->items, it);
     *out = lists;
     return OLPCIDX_OK;
 fail:
@@ -2788,9 +2840,9 @@ fail:
 static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
 {
     size_t i;
-    for (i = 0; i < it->props.n; i++) {
+    for (i = 0; it->post && i < it->props.n; i++) {
         oi_post *post = it->post[i];
-        oi_vec_drop(&post->items, it);
+        oi_sorted_remove(&post->items, it);
         if (post->items.n == 0) {
             oi_map_del(map, post->key);
             oi_post_free(m, post);
@@ -2801,15 +2853,16 @@ static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
     it->post = NULL;
 }
 
-/* Replaces the properties of it by a copy of ps, re-posting it. */
+/* Replaces the properties of it by a copy of ps, re-posting it (unless
+** post is 0: a private activity is in no list, PROTOCOL.md 2.3). */
 static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
-                             oi_item *it, const oi_props *ps)
+                             oi_item *it, const oi_props *ps, int post)
 {
     oi_props np;
-    oi_post **lists;
+    oi_post **lists = NULL;
     if (oi_props_own(m, ps, &np) != OLPCIDX_OK)
         return OLPCIDX_ENOMEM;
-    if (oi_post_add(m, ar, map, &np, it, &lists) != OLPCIDX_OK) {
+    if (post && oi_post_add(m, ar, map, &np, it, &lists) != OLPCIDX_OK) {
         oi_props_free(m, &np);
         return OLPCIDX_ENOMEM;
     }
@@ -2846,13 +2899,15 @@ static oi_buddy *oi_buddy_get(olpcidx *x, oi_str jid, int create)
 {
     oi_buddy *b = (oi_buddy *)oi_map_get(&x->buddies, jid);
     oi_str key;
-    if (b || !create)
+    if (b || !create
+        || oi_vec_reserve(&x->mem, &x->listed[OI_K_BUDDY], 1) != OLPCIDX_OK)
         return b;
     b = (oi_buddy *)oi_keyed_new(&x->mem, &x->buddies, sizeof *b, jid,
                                  &key);
     if (b) {
         b->it.uid = key;
         b->seen = x->now;
+        oi_sorted_insert(&x->listed[OI_K_BUDDY], &b->it);
     }
     return b;
 }
@@ -2863,6 +2918,7 @@ static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
     if (b->it.props.n || b->cur || b->acts.n || b->roster || b->nick)
         return;
     oi_unwatch(&x->mem, &b->it);
+    oi_sorted_remove(&x->listed[OI_K_BUDDY], &b->it);
     oi_map_del(&x->buddies, b->it.uid);
     oi_vec_free(&x->mem, &b->acts);
     if (b->last)
@@ -2949,7 +3005,8 @@ static oi_act *oi_act_new(olpcidx *x, oi_str id, oi_str room)
     if (room.n && oi_map_get(&x->rooms, room))
         room.n = 0;
     if (oi_map_reserve(&x->mem, &x->acts, 1) != OLPCIDX_OK
-        || (room.n && oi_map_reserve(&x->mem, &x->rooms, 1) != OLPCIDX_OK))
+        || (room.n && oi_map_reserve(&x->mem, &x->rooms, 1) != OLPCIDX_OK)
+        || oi_vec_reserve(&x->mem, &x->listed[OI_K_ACT], 1) != OLPCIDX_OK)
         return NULL;
     a = (oi_act *)oi_realloc(&x->mem, NULL, 0, sizeof *a + id.n + room.n);
     if (!a)
@@ -2963,7 +3020,27 @@ static oi_act *oi_act_new(olpcidx *x, oi_str id, oi_str room)
     oi_map_put(&x->mem, &x->acts, a->it.uid, a);
     if (room.n)
         oi_map_put(&x->mem, &x->rooms, a->room, a);
+    oi_sorted_insert(&x->listed[OI_K_ACT], &a->it);     /* public */
     return a;
+}
+
+/* Replaces the activity's properties: one that is private is in no list
+** a query reads (PROTOCOL.md 2.3), one that is public in all of its. */
+static int oi_act_set_props(olpcidx *x, oi_act *a, const oi_props *ps)
+{
+    const oi_prop *p = oi_props_get(ps, "private");
+    int was = oi_act_private(a);
+    int priv = p && p->type == OI_PT_BOOL && oi_eq(p->value, "1");
+    if ((was && !priv
+         && oi_vec_reserve(&x->mem, &x->listed[OI_K_ACT], 1) != OLPCIDX_OK)
+        || oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, ps,
+                             !priv) != OLPCIDX_OK)
+        return OLPCIDX_ENOMEM;
+    if (was && !priv)
+        oi_sorted_insert(&x->listed[OI_K_ACT], &a->it);
+    else if (!was && priv)
+        oi_sorted_remove(&x->listed[OI_K_ACT], &a->it);
+    return OLPCIDX_OK;
 }
 
 /* Forgets an activity: out of the maps and the posting lists, and out of
@@ -2978,6 +3055,8 @@ static void oi_act_free(olpcidx *x, oi_act *a)
     oi_map_del(&x->acts, a->it.uid);
     if (a->room.n)
         oi_map_del(&x->rooms, a->room);
+    if (!oi_act_private(a))
+        oi_sorted_remove(&x->listed[OI_K_ACT], &a->it);
     oi_post_remove(&x->mem, &x->aposts, &a->it);
     oi_props_free(&x->mem, &a->it.props);
     oi_unwatch(&x->mem, &a->it);
@@ -3061,6 +3140,8 @@ static void oi_index_free(olpcidx *x)
     oi_map_free(&x->mem, &x->rooms);
     oi_map_free(&x->mem, &x->bposts);
     oi_map_free(&x->mem, &x->aposts);
+    oi_vec_free(&x->mem, &x->listed[OI_K_ACT]);
+    oi_vec_free(&x->mem, &x->listed[OI_K_BUDDY]);
 }
 /* ==== 9. Watchers and events ========================================= */
 
@@ -3742,7 +3823,8 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
         if (r->bad || jid.n == 0)
             return 1;
         if (!(b = oi_buddy_get(x, jid, 1))
-            || oi_item_set_props(&x->mem, &x->arena, &x->bposts, &b->it, &ps)
+            || oi_item_set_props(&x->mem, &x->arena, &x->bposts, &b->it, &ps,
+                                 1)
             || oi_buddy_set_cur(x, b, cur_id, cur_room))
             return OLPCIDX_ENOMEM;
         oi_buddy_trim(x, b);
@@ -3756,7 +3838,7 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
         if (!(a = oi_act_find(x, id, OI_LIT("")))
             && !(a = oi_act_new(x, id, room)))
             return OLPCIDX_ENOMEM;
-        if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, &ps))
+        if (oi_act_set_props(x, a, &ps))
             return OLPCIDX_ENOMEM;
         return 0;
     case OI_REC_ROSTER:
@@ -3888,7 +3970,7 @@ static int oi_chg_buddy_props(olpcidx *x, oi_str bare, const oi_props *ps)
     oi_buddy *b;
     if (!(b = oi_buddy_get(x, bare, 1)))
         return OI_C_RESOURCE_CONSTRAINT;
-    if (oi_item_set_props(&x->mem, &x->arena, &x->bposts, &b->it, ps)) {
+    if (oi_item_set_props(&x->mem, &x->arena, &x->bposts, &b->it, ps, 1)) {
         oi_buddy_trim(x, b);
         return OI_C_RESOURCE_CONSTRAINT;
     }
@@ -4044,7 +4126,7 @@ static int oi_chg_act_props(olpcidx *x, oi_str bare, oi_str id, oi_str room,
         }
     }
     was_private = oi_act_private(a);
-    if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, ps)) {
+    if (oi_act_set_props(x, a, ps)) {
         if (created)
             oi_leave(x, a, b);
         oi_buddy_trim(x, b);
@@ -4060,7 +4142,7 @@ static int oi_chg_act_props(olpcidx *x, oi_str bare, oi_str id, oi_str room,
 static int oi_chg_room_props(olpcidx *x, oi_act *a, const oi_props *ps)
 {
     int was_private = oi_act_private(a);
-    if (oi_item_set_props(&x->mem, &x->arena, &x->aposts, &a->it, ps))
+    if (oi_act_set_props(x, a, ps))
         return OI_C_RESOURCE_CONSTRAINT;
     oi_act_props_told(x, a, NULL, was_private);
     return OI_C_NONE;
@@ -4711,15 +4793,20 @@ static int oi_item_cmp(const void *a, const void *b)
 /* Whether item it passes a query's criteria crit. */
 typedef int (*oi_keep_fn)(olpcidx *x, const oi_item *it, const void *crit);
 
-/* Collects candidate items: the shortest posting list among the wanted
-** properties, or the whole map.  Returns the number kept in *out (an
-** arena array), or -1 when out of memory. */
-static long oi_collect(olpcidx *x, oi_map *all, oi_map *posts,
-                       const oi_props *want, oi_keep_fn keep,
-                       const void *crit, oi_item ***out)
+/* The items of kind kind (OI_K_ACT, OI_K_BUDDY) that match a query, in
+** UID order: those of the shortest posting list among the wanted
+** properties (every listed item when none is wanted) that keep() keeps.
+** With exact set, the caller says that nothing but at most one property
+** is asked, so that the list itself is the answer: it is returned as it
+** is, borrowed, and the query then costs the page the caller cuts, not
+** the matches.  Returns their number, or -1 when out of memory. */
+static long oi_collect(olpcidx *x, int kind, const oi_props *want,
+                       oi_keep_fn keep, const void *crit, int exact,
+                       oi_item ***out)
 {
-    const oi_post *best = NULL;
-    size_t i, n = 0, cap;
+    oi_map *posts = kind == OI_K_ACT ? &x->aposts : &x->bposts;
+    const oi_vec *best = &x->listed[kind];
+    size_t i, n = 0;
     oi_item **v;
     for (i = 0; i < want->n; i++) {
         char *kb = (char *)oi_arena_alloc(&x->mem, &x->arena,
@@ -4733,25 +4820,20 @@ static long oi_collect(olpcidx *x, oi_map *all, oi_map *posts,
             *out = NULL;
             return 0;                   /* nobody has that property */
         }
-        if (!best || p->items.n < best->items.n)
-            best = p;
+        if (p->items.n < best->n || i == 0)
+            best = &p->items;
     }
-    cap = best ? best->items.n : all->n;
-    v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, (cap ? cap : 1)
+    if (exact && want->n <= 1) {
+        *out = (oi_item **)best->v;
+        return (long)best->n;
+    }
+    v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, (best->n ? best->n : 1)
                                    * sizeof *v);
     if (!v)
         return -1;
-    if (best) {
-        for (i = 0; i < best->items.n; i++)
-            if (keep(x, (const oi_item *)best->items.v[i], crit))
-                v[n++] = (oi_item *)best->items.v[i];
-    } else {
-        void *it;
-        i = 0;
-        while ((it = oi_map_next(all, &i)) != NULL)
-            if (keep(x, (const oi_item *)it, crit))
-                v[n++] = (oi_item *)it;
-    }
+    for (i = 0; i < best->n; i++)
+        if (keep(x, (const oi_item *)best->v[i], crit))
+            v[n++] = (oi_item *)best->v[i];
     *out = v;
     return (long)n;
 }
@@ -5166,16 +5248,7 @@ static long oi_rsm_num(const oi_node *n)
 ** (XEP-0059 2.6). */
 static size_t oi_rsm_pos(oi_item **v, size_t n, oi_str uid, int after)
 {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = oi_str_cmp(v[mid]->uid, uid);
-        if (c < 0 || (after && c == 0))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return oi_sorted_pos((void *const *)v, n, uid, after);
 }
 
 static void oi_out_act(olpcidx *x, const oi_act *a)
@@ -5209,9 +5282,11 @@ static void oi_out_buddy(olpcidx *x, const oi_buddy *b)
     oi_outz(x, "</buddy>");
 }
 
-/* Sorts the matches by UID, cuts the page the <set> asks for, makes it
-** the client's current result set and replies (XEP-0059 as PROTOCOL.md
-** 3.4 decides).  Returns the condition that refuses the request. */
+/* Cuts the page the <set> asks for from the matches v (in UID order, as
+** oi_collect gives them; maybe borrowed: only read), makes it the
+** client's current result set and replies (XEP-0059 as PROTOCOL.md 3.4
+** decides).  Costs a binary search and the page.  Returns the condition
+** that refuses the request. */
 static int oi_reply_page(olpcidx *x, const oi_ctx *ctx, const char *ns,
                          const oi_node *set, oi_item **v, size_t n,
                          int buddies)
@@ -5245,8 +5320,6 @@ static int oi_reply_page(olpcidx *x, const oi_ctx *ctx, const char *ns,
     }
     if ((size_t)max > x->cfg.max_page)
         max = (long)x->cfg.max_page;
-    if (n > 1)
-        qsort(v, n, sizeof *v, oi_item_cmp);
     if (index >= 0) {
         start = (size_t)index < n ? (size_t)index : n;
     } else if (after) {
@@ -5331,6 +5404,45 @@ static int oi_keep_act(olpcidx *x, const oi_item *it, const void *crit)
     return 1;
 }
 
+/* The activities matching participants-only criteria: they are among
+** the activities of each participant named, so those of the one in the
+** fewest are read (at most max-activities), then sorted.  Returns their
+** number, or -1 when out of memory. */
+static long oi_acts_of_parts(olpcidx *x, const oi_acrit *c, oi_item ***out)
+{
+    const oi_node *b;
+    const oi_buddy *least = NULL;
+    oi_str jid;
+    size_t i;
+    long n = 0;
+    oi_item **v;
+    *out = NULL;
+    for (b = c->q->child; b; b = b->next) {
+        const oi_buddy *bd;
+        if (!oi_eq(b->name, "buddy") || !oi_attr(b, "jid", &jid))
+            continue;
+        if (!(bd = (const oi_buddy *)oi_map_get(&x->buddies, oi_bare(jid))))
+            return 0;                   /* in no activity at all */
+        if (!least || bd->acts.n < least->acts.n)
+            least = bd;
+    }
+    if (!least || least->acts.n == 0)
+        return 0;
+    v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena,
+                                   least->acts.n * sizeof *v);
+    if (!v)
+        return -1;
+    for (i = 0; i < least->acts.n; i++) {
+        oi_act *a = (oi_act *)least->acts.v[i];
+        if (oi_keep_act(x, &a->it, c))
+            v[n++] = &a->it;
+    }
+    if (n > 1)
+        qsort(v, (size_t)n, sizeof *v, oi_item_cmp);
+    *out = v;
+    return n;
+}
+
 /* <query xmlns=A><activity ...criteria/></query> (PROTOCOL.md 3.1) */
 static int oi_query_acts(olpcidx *x, const oi_ctx *ctx, const oi_node *q)
 {
@@ -5354,9 +5466,13 @@ static int oi_query_acts(olpcidx *x, const oi_ctx *ctx, const oi_node *q)
         n = a && oi_keep_act(x, &a->it, &c) ? 1 : 0;
         if (n)
             v[0] = &a->it;
+    } else if (c.props.n == 0 && oi_child(crit, NULL, "buddy")) {
+        n = oi_acts_of_parts(x, &c, &v);        /* participants only */
+        if (n < 0)
+            return OI_C_RESOURCE_CONSTRAINT;
     } else {
-        n = oi_collect(x, &x->acts, &x->aposts, &c.props, oi_keep_act, &c,
-                       &v);
+        n = oi_collect(x, OI_K_ACT, &c.props, oi_keep_act, &c,
+                       !oi_child(crit, NULL, "buddy"), &v);
         if (n < 0)
             return OI_C_RESOURCE_CONSTRAINT;
     }
@@ -5435,6 +5551,8 @@ static int oi_query_buddies(olpcidx *x, const oi_ctx *ctx, const oi_node *q)
             if (bd)
                 v[n++] = &bd->it;
         }
+        if (n > 1)
+            qsort(v, (size_t)n, sizeof *v, oi_item_cmp);
     } else {
         b = oi_child(q, NULL, "buddy");
         if (!b)
@@ -5442,8 +5560,8 @@ static int oi_query_buddies(olpcidx *x, const oi_ctx *ctx, const oi_node *q)
         if ((err = oi_props_of(x, b, OI_NS_BPROPS, &c.props)) != OI_C_NONE)
             return err;
         oi_attr(b, "alias", &c.alias);
-        n = oi_collect(x, &x->buddies, &x->bposts, &c.props, oi_keep_buddy,
-                       &c, &v);
+        n = oi_collect(x, OI_K_BUDDY, &c.props, oi_keep_buddy, &c,
+                       c.alias.n == 0, &v);
         if (n < 0)
             return OI_C_RESOURCE_CONSTRAINT;
     }
@@ -5738,17 +5856,10 @@ static long oi_view_candidates(olpcidx *x, const oi_view *v,
                                const oi_item *exclude, oi_item ***out)
 {
     long n, i, k = 0;
-    if (v->w.items == OI_K_BUDDY)
-        n = oi_collect(x, &x->buddies, &x->bposts, &v->props, oi_view_keep,
-                       v, out);
-    else
-        n = oi_collect(x, &x->acts, &x->aposts, &v->props, oi_view_keep, v,
-                       out);
+    n = oi_collect(x, v->w.items, &v->props, oi_view_keep, v, 0, out);
     for (i = 0; i < n; i++)
         if ((*out)[i] != exclude && !oi_vec_has(&v->w.members, (*out)[i]))
             (*out)[k++] = (*out)[i];
-    if (k > 1)
-        qsort(*out, (size_t)k, sizeof **out, oi_item_cmp);
     return n < 0 ? n : k;
 }
 
