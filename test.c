@@ -49,7 +49,7 @@
 **      B4. siphash                   (B4 to B6: olpcidx.c section 5)
 **      B5. map
 **      B6. props
-**      B7. rsm, memcap, rate, notice, idle, atomic, bounded, rooms
+**      B7. rsm, memcap, rate, notice, idle, atomic, bounded, rooms, alias
 **      B8. persist                   a storage in memory
 **      B9. docs                      PROTOCOL.md citations resolve
 **   C. Interop
@@ -2826,6 +2826,49 @@ static void t_room_timeout(void)
     t_send(&t, 32000, steps[3]);
     CHECK(a->muc == OI_MUC_JOINING);
     CHECK(t_count(t.out.p, "to='r1@c.jabber.test/inspector'") == 2);
+    t_core_done(&t);
+}
+
+/* The alias index (olpcidx.c section 8): after thousands of renames,
+** which leave dead bytes until the buffer is rebuilt, an alias search
+** finds exactly the buddies whose current alias holds it, folded. */
+static void t_alias(void)
+{
+    char st[512];
+    t_core t;
+    olpcidx_config c;
+    int i, k;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.log_level = OLPCIDX_LOG_INFO;
+    c.rate_burst = 1000000;
+    t_core_online(&t, &c, 0);
+    for (k = 0; k < 10; k++)
+        for (i = 0; i < 3000; i++) {
+            snprintf(st, sizeof st, "<message from='k%d@jabber.test/xo'" T_TO
+                     "><properties xmlns='" OI_NS_BPROPS "'><property type="
+                     "'str' name='nick'>K\xc3\xae" "d %d r%d</property>"
+                     "</properties></message>", i, i, k);
+            t_send(&t, 1, st);
+        }
+    CHECK(t.x->alias_text.n > 0 && t.x->alias_dead < t.x->alias_text.n
+          && !t.x->alias_lost);
+    t.out.n = 0;
+    t_send(&t, 1, "<iq type='get' id='a1' from='q@jabber.test/xo'" T_TO
+           "><query xmlns='" OI_NS_BUDDY "'><buddy alias='ID 123 R9'/>"
+           "</query></iq>");
+    CHECK(t_count(t.out.p, "<buddy jid=") == 1
+          && strstr(t.out.p, "jid='k123@jabber.test'") != NULL);
+    t.out.n = 0;
+    t_send(&t, 1, "<iq type='get' id='a2' from='q@jabber.test/xo'" T_TO
+           "><query xmlns='" OI_NS_BUDDY "'><buddy alias='id 12 r8'/>"
+           "</query></iq>");
+    CHECK(t_count(t.out.p, "<buddy jid=") == 0);        /* renamed since */
+    t.out.n = 0;
+    t_send(&t, 1, "<iq type='get' id='a3' from='q@jabber.test/xo'" T_TO
+           "><query xmlns='" OI_NS_BUDDY "'><buddy alias='kid 299'/>"
+           "<set xmlns='" OI_NS_RSM "'><max>0</max></set></query></iq>");
+    CHECK(strstr(t.out.p, "<count>11</count>") != NULL);  /* 299, 2990-9 */
     t_core_done(&t);
 }
 
@@ -6093,6 +6136,8 @@ static const struct t_group {
       "per-JID state freed when idle; long JIDs kept whole" },
     { "rooms", T_OFFLINE, t_room_timeout,
       "a room that never answers is given up, then tried again" },
+    { "alias", T_OFFLINE, t_alias,
+      "the alias index after thousands of renames, folded" },
     { "persist", T_OFFLINE, t_persist,
       "storage in memory: journal, snapshot, damage, full disk" },
     { "docs", T_OFFLINE, t_docs,
