@@ -3876,15 +3876,16 @@ static void oi_journal(olpcidx *x)
 static int oi_snapshot(olpcidx *x)
 {
     const olpcidx_storage *st = x->cfg.storage;
-    size_t i = 0, j, count = 0;
+    size_t i = 0, j, k, count = 0;
     unsigned char end[4];
     void *p;
     int rc;
     x->rec.n = 0;
     x->rec_err = 0;
     oi_rec_bytes(x, OI_SNAP_MAGIC, 8);
-    while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
-        const oi_buddy *b = (const oi_buddy *)p;
+    /* in UID order, so that restoring appends to every sorted list */
+    for (i = 0; i < x->listed[OI_K_BUDDY].n; i++) {
+        const oi_buddy *b = (const oi_buddy *)x->listed[OI_K_BUDDY].v[i];
         oi_rec_buddy(x, b);
         count++;
         if (b->roster || b->nick) {
@@ -3892,9 +3893,12 @@ static int oi_snapshot(olpcidx *x)
             count++;
         }
     }
-    i = 0;
-    while ((p = oi_map_next(&x->acts, &i)) != NULL) {
+    for (i = 0, k = 0; (p = i < x->listed[OI_K_ACT].n
+                        ? x->listed[OI_K_ACT].v[i++]
+                        : oi_map_next(&x->acts, &k)) != NULL;) {
         const oi_act *a = (const oi_act *)p;
+        if (k && !oi_act_private(a))
+            continue;                   /* the public ones came first */
         oi_rec_act(x, a);
         count++;
         for (j = 0; j < a->parts.n; j++, count++)
