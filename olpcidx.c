@@ -2412,6 +2412,11 @@ static void oi_out(olpcidx *x, const char *p, size_t n)
         x->oerr = OLPCIDX_EFULL;
         return;
     }
+    if (n <= x->out.cap - x->out.n) {   /* the common case: room enough */
+        memcpy(x->out.p + x->out.n, p, n);
+        x->out.n += n;
+        return;
+    }
     rc = oi_buf_add(&x->mem, &x->out, p, n);
     if (rc != OLPCIDX_OK)
         x->oerr = rc == OLPCIDX_ELIMIT ? OLPCIDX_EFULL : rc;
@@ -2422,15 +2427,31 @@ static void oi_outz(olpcidx *x, const char *z)
     oi_out(x, z, strlen(z));
 }
 
+/* The bytes oi_out_esc must write otherwise, in text and (also) in
+** attribute values. */
+enum { OI_ESC_TEXT = 1, OI_ESC_ATTR = 2 };
+
+static const unsigned char oi_esc[256] = {
+    ['<'] = OI_ESC_TEXT, ['>'] = OI_ESC_TEXT, ['&'] = OI_ESC_TEXT,
+    ['\''] = OI_ESC_TEXT, ['"'] = OI_ESC_TEXT, ['\r'] = OI_ESC_TEXT,
+    ['\t'] = OI_ESC_ATTR, ['\n'] = OI_ESC_ATTR
+};
+
 /* Escapes for both text and attribute values (quoted with ').  CR, and
 ** in attributes TAB and LF, are written as references so that the
 ** receiver's normalisation (XML 1.0 2.11, 3.3.3) gives back the same. */
 static void oi_out_esc(olpcidx *x, oi_str v, int attr)
 {
-    const char *p = v.p, *s = p, *e, *r;
+    const unsigned char *p = (const unsigned char *)v.p, *s = p, *e;
+    const char *r;
+    unsigned char stop = attr ? OI_ESC_TEXT | OI_ESC_ATTR : OI_ESC_TEXT;
     if (v.n == 0)
         return;
     for (e = p + v.n; p < e; p++) {
+        while (p < e && !(oi_esc[*p] & stop))
+            p++;                        /* a run that needs nothing */
+        if (p == e)
+            break;
         switch (*p) {
         case '<':  r = "&lt;"; break;
         case '>':  r = "&gt;"; break;
@@ -2442,11 +2463,11 @@ static void oi_out_esc(olpcidx *x, oi_str v, int attr)
         case '\n': if (!attr) continue; r = "&#10;"; break;
         default: continue;
         }
-        oi_out(x, s, (size_t)(p - s));
+        oi_out(x, (const char *)s, (size_t)(p - s));
         oi_outz(x, r);
         s = p + 1;
     }
-    oi_out(x, s, (size_t)(e - s));
+    oi_out(x, (const char *)s, (size_t)(e - s));
 }
 
 /* Writes " name='value'". */
