@@ -6,8 +6,8 @@
 #   make test-offline   the tests that need no server
 #   make bench      tokenizer and core throughput, next to expat/libxml2
 #   make demo       a private Prosody, olpcidx, and clients talking to it
-#   make sanitize   the offline tests under ASan and UBSan
-#   make valgrind   the offline tests under valgrind
+#   make sanitize   the offline tests under ASan and UBSan (GROUPS=...)
+#   make valgrind   the offline tests under valgrind (GROUPS=...)
 #   make fuzz       libFuzzer over the component (FUZZ_SECONDS=60)
 #   make cross      offline tests for i586 (XO-1) and ARM under qemu
 
@@ -79,7 +79,7 @@ demo: olpcidx olpcidx-test
 sanitize: $(SRC) test.c
 	$(CC) $(STD) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined,pointer-overflow \
 	  -fno-sanitize-recover=all -o olpcidx-test-asan test.c
-	OLPCIDX_TEST_OFFLINE=1 ./olpcidx-test-asan
+	OLPCIDX_TEST_OFFLINE=1 ./olpcidx-test-asan $(GROUPS)
 
 # libFuzzer over the whole component (clang); FUZZ_SECONDS to taste
 fuzz: $(SRC) test.c
@@ -105,9 +105,11 @@ cross: $(SRC) test.c
 	OLPCIDX_TEST_OFFLINE=1 $(ARMHF_RUN) ./olpcidx-test-armhf | tail -1
 	size olpcidx-i586 olpcidx-armhf
 
+# GROUPS: some test groups only (./olpcidx-test list), e.g. the quick set
+# .ci/run uses; empty: every offline group
 valgrind: olpcidx-test
 	OLPCIDX_TEST_OFFLINE=1 valgrind -q --error-exitcode=99 --leak-check=full \
-	  --errors-for-leak-kinds=all ./olpcidx-test
+	  --errors-for-leak-kinds=all ./olpcidx-test $(GROUPS)
 
 clean:
 	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
