@@ -8,8 +8,8 @@
 ** it answers with paged result sets (XEP-0059) and tells them when what
 ** they looked at changes.  What they announced is journaled through an
 ** embedder-supplied storage, so that it survives crashes.  This file is
-** the whole program: the library (sections 1 to 16) and, when compiled
-** with -DOLPCIDX_MAIN, the daemon around it (section 17).
+** the whole program: the library (sections 1 to 17) and, when compiled
+** with -DOLPCIDX_MAIN, the daemon around it (section 18).
 **
 ** "PROTOCOL.md N" below is section N of contrib/PROTOCOL.md, the
 ** protocol as olpcidx speaks it.
@@ -28,23 +28,27 @@
 **
 ** How a stanza travels: the tokenizer (6) turns bytes into events, the
 ** stream (12) assembles them into a tree (7) and hands each stanza to
-** the dispatcher (15), which finds its route in the tables of the
-** handlers common to both dialects (13) and of the seed dialect (14).
-** A handler parses, then calls a change (11); a change updates the index
-** (8), journals it (10) and raises an event (9), which each watcher --
-** a seed result set, a Gadget view -- renders in its own dialect.
+** the dispatcher (16), which finds its route in the tables of the Gadget
+** dialect (15), of the handlers common to both dialects (13) and of the
+** seed dialect (14).  A handler parses, then calls a change (11); a
+** change updates the index (8), journals it (10) and raises an event
+** (9), which each watcher -- a seed result set, a Gadget view -- renders
+** in its own dialect.
 **
 ** Sections, each using only what is above it:
 **   1. Configuration and includes        10. Persistence: journal, snapshot
-**   2. Small utilities, UTF-8            11. Changes: what intake may do
-**   3. SHA-1                             12. Stream and XEP-0114 handshake
-**   4. Memory: cap, buffers, arena       13. Handlers common to both
-**   5. Hashing, maps, property values        dialects: routes, disco,
-**   6. XML tokenizer                         access, liveness
-**   7. Stanzas: the handle, tree,        14. The seed dialect
-**      errors, output                    15. Dispatch: stanzas to routes
-**   8. The index: buddies, activities    16. Public API
-**   9. Watchers and events               17. Daemon (OLPCIDX_MAIN)
+**   2. Small utilities, UTF-8, JIDs,     11. Changes: what intake may do
+**      folding                           12. Stream and XEP-0114 handshake
+**   3. SHA-1                             13. Handlers common to both
+**   4. Memory: cap, buffers, vectors,        dialects: routes, errors,
+**      arena                                 disco, access, liveness
+**   5. Hashing, maps, property values    14. The seed dialect
+**   6. XML tokenizer                     15. The Gadget dialect
+**   7. Stanzas: the handle, tree,        16. Dispatch: stanzas to routes
+**      errors, output                    17. Public API
+**   8. The index: buddies, activities,   18. Daemon (OLPCIDX_MAIN)
+**      sorted lists, aliases, watchers
+**   9. Watchers and events
 **
 ** Compile-time options:
 **   OLPCIDX_MAIN      also compile the daemon and main()
@@ -121,7 +125,7 @@ enum {
 #define OI_NEVER(c) (c)
 #endif
 
-/* ==== 2. Small utilities, UTF-8, JIDs ================================ */
+/* ==== 2. Small utilities, UTF-8, JIDs, folding ======================= */
 
 /* A span of bytes, not NUL-terminated, borrowed from its owner. */
 typedef struct oi_str {
@@ -2211,7 +2215,7 @@ struct olpcidx {
     uint64_t last_in;           /* last byte received */
     int ping_out;               /* a keepalive ping awaits any byte */
     unsigned long nping;
-    int (*on_stanza)(olpcidx *x, const oi_node *st);  /* set by 17: */
+    int (*on_stanza)(olpcidx *x, const oi_node *st);  /* set by 17:  */
     void (*on_online)(olpcidx *x);      /* the dispatcher, and the
                                         ** Gadget dialect's start */
     /* 13: common handlers */
@@ -2225,7 +2229,7 @@ struct olpcidx {
     uint64_t rng;               /* splitmix64 state: random views */
     int joining;                /* a room may not have answered yet */
     int announced;              /* the start-up presence went out */
-    /* 15: dispatch */
+    /* 16: dispatch */
     const struct oi_route *routes[OI_ROUTE_KINDS][OI_ROUTES_MAX + 1];
                                 /* per kind of stanza, its rows in order,
                                 ** NULL-terminated */
@@ -4577,7 +4581,7 @@ static int oi_chg_roster(olpcidx *x, oi_str bare, int state)
 ** The stream is ours to handle at its top level: the server's header,
 ** <handshake/>, <stream:error/> and <stream:features/>; every complete
 ** stanza of jabber:component:accept once online goes to x->on_stanza, the
-** dispatcher of section 15, set by olpcidx_new (PROTOCOL.md 1.1, 1.3).
+** dispatcher of section 16, set by olpcidx_new (PROTOCOL.md 1.1, 1.3).
 **
 ** Stream errors (RFC 6120 4.9): the server's not-authorized, host-unknown
 ** and invalid-namespace mean our configuration is wrong (EAUTH, EHOST:
@@ -4802,8 +4806,9 @@ static const oi_xml_handler oi_stream_handler = {
 ** (PROTOCOL.md 1, 5, 6.1, 8).  Every reply is from the bare component
 ** JID, to the sender, with its id.
 **
-** A route is one row of a dialect's table (the seed's in section 14; the
-** dispatcher of section 15 walks them all, first match first): the kind
+** A route is one row of a dialect's table (the Gadget's in section 15,
+** the seed's in 14; the dispatcher of section 16 walks them all, first
+** match first): the kind
 ** of stanza, its type, the payload's namespace and name, who may use it,
 ** and the handler.  An iq get or set is matched on its one payload, a
 ** message on each of its children in turn, presence, iq answers and
