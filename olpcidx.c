@@ -5232,7 +5232,8 @@ static int oi_allowed(olpcidx *x, oi_str jid)
     return 0;
 }
 
-/* Takes one stanza from full JID's token bucket (PROTOCOL.md 8.2) (burst rate_burst,
+/* Takes one stanza from full JID's token bucket (PROTOCOL.md 8.2; burst
+** rate_burst,
 ** refilled at rate_per_sec).  Returns 0 when the bucket is empty. */
 static int oi_rate_take(olpcidx *x, oi_str jid)
 {
@@ -6349,7 +6350,7 @@ static int oi_view_request(olpcidx *x, const oi_ctx *c, const oi_node *q)
         return OI_C_BAD_REQUEST;
     memset(&tmp, 0, sizeof tmp);
     cond = oi_props_of(x, crit, items == OI_K_BUDDY ? OI_NS_BPROPS
-                                                    : OI_NS_APROPS, &tmp.props);
+                       : OI_NS_APROPS, &tmp.props);
     if (cond != OI_C_NONE)
         return cond;
     if (items == OI_K_BUDDY && oi_attr(crit, "alias", &alias) && alias.n) {
@@ -6975,8 +6976,8 @@ static const oi_route oi_gadget_routes[] = {
 
 /*
 ** The route tables of every dialect, searched in this order, first match
-** first (by kind of stanza: x->routes).  A stanza of another name than iq, message and presence is not
-** ours to handle.
+** first (by kind of stanza: x->routes).  The stream lets through no
+** other stanza than iq, message and presence (section 12).
 */
 static const oi_route *const oi_tables[] = {
     oi_gadget_routes, oi_common_routes, oi_seed_routes

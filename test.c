@@ -2772,7 +2772,9 @@ static void t_bounded(void)
     /* all that is left is the room the table grew to */
     if (!CHECK(t.x->mem.used - t.x->clients.cap * sizeof(oi_mslot)
                <= used + 4096))         /* buffers grown by the replies */
-        printf("  %lu bytes before, %lu after, %lu of table\n", (unsigned long)used, (unsigned long)t.x->mem.used, (unsigned long)(t.x->clients.cap * sizeof(oi_mslot)));
+        printf("  %lu bytes before, %lu after, %lu of table\n",
+               (unsigned long)used, (unsigned long)t.x->mem.used,
+               (unsigned long)(t.x->clients.cap * sizeof(oi_mslot)));
     for (i = 0; i < 1000; i++) {
         snprintf(st, sizeof st, "<presence type='unavailable' from='v%d@"
                  "jabber.test/r'" T_TO "/>", i);
@@ -2781,9 +2783,9 @@ static void t_bounded(void)
     CHECK(t.x->clients.n == 0 && t.x->buddies.n == 0 && t.x->online.n == 0);
     memset(res, 'r', sizeof res - 1);
     res[sizeof res - 1] = '\0';
-    snprintf(st, sizeof st, "<message from='w@jabber.test/%s'" T_TO "><activity "
-             "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>",
-             res);
+    snprintf(st, sizeof st, "<message from='w@jabber.test/%s'" T_TO
+             "><activity xmlns='" OI_NS_ACT "' id='a1'><joined/></activity>"
+             "</message>", res);
     t_send(&t, 3000, st);
     t.out.n = 0;
     t_send(&t, 3000 + 301000, " ");

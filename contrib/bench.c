@@ -1102,7 +1102,8 @@ int main(int argc, char **argv)
            restore_ms, per_ann);
     printf(" bytes_per_buddy=%.0f bytes_per_activity=%.0f act_page_us=%.1f "
            "act_page_p99_us=%.1f act_page_common_us=%.1f buddy_colour_us=%.1f "
-           "act_participant_us=%.1f buddy_alias_us=%.1f unknown_unavail_us=%.2f "
+           "act_participant_us=%.1f buddy_alias_us=%.1f "
+           "unknown_unavail_us=%.2f "
            "fanout_1000_first_ms=%.2f fanout_1000_after_ms=%.2f "
            "mixed_stanzas_s=%.0f\n", sc[0], sc[1], sc[2], sc[3], sc[4],
            sc[5], sc[6], sc[7], sc[8], sc[9], sc[10], sc[11]);
