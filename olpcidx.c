@@ -5233,8 +5233,7 @@ static int oi_allowed(olpcidx *x, oi_str jid)
 }
 
 /* Takes one stanza from full JID's token bucket (PROTOCOL.md 8.2; burst
-** rate_burst,
-** refilled at rate_per_sec).  Returns 0 when the bucket is empty. */
+** rate_burst, refilled at rate_per_sec).  Returns 0 when it is empty. */
 static int oi_rate_take(olpcidx *x, oi_str jid)
 {
     oi_client *c = oi_client_get(x, jid, 1);
