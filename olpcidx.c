@@ -2225,6 +2225,9 @@ struct olpcidx {
     uint64_t live_at;           /* last liveness sweep */
     /* 14: the seed dialect */
     const char *notify_type;    /* message type of notifications */
+    oi_buf seed_payload;        /* the payload of event seed_seq, written
+                                ** once for all its watchers */
+    unsigned long seed_seq;
     /* 15: the Gadget dialect */
     uint64_t rng;               /* splitmix64 state: random views */
     int joining;                /* a room may not have answered yet */
@@ -5418,7 +5421,7 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
     oi_client *c = w->owner;
     const oi_act *a = ev->act;
     const oi_buddy *b = ev->buddy;
-    size_t mark;
+    size_t mark, at;
     if (ev->type == OI_EV_BUDDY_GONE || ev->type == OI_EV_BUDDY_NICK
         || ev->type == OI_EV_BUDDY_COMES || ev->type == OI_EV_ACT_OPENS)
         return;                         /* the seed has no word for these */
@@ -5426,6 +5429,12 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
         return;
     c->stamp = ev->seq;
     mark = oi_note_begin(x, c->jid);
+    if (x->seed_seq == ev->seq) {       /* the same payload for everyone */
+        oi_out(x, x->seed_payload.p, x->seed_payload.n);
+        oi_note_end(x, mark);
+        return;
+    }
+    at = x->out.n;
     switch (ev->type) {
     case OI_EV_ACT_PROPS:
         oi_outz(x, "<change xmlns='" OI_NS_ACT "'");
@@ -5467,6 +5476,10 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
         oi_outz(x, "</change>");
         break;
     }
+    x->seed_payload.n = 0;              /* kept for the other watchers */
+    if (!x->oerr && oi_buf_add(&x->mem, &x->seed_payload, x->out.p + at,
+                               x->out.n - at) == OLPCIDX_OK)
+        x->seed_seq = ev->seq;
     oi_note_end(x, mark);
 }
 
@@ -7325,6 +7338,7 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
     oi_apply_limits(x);
     x->out.max = (size_t)-1;
     x->rec.max = (size_t)-1;
+    x->seed_payload.max = (size_t)-1;
     oi_index_init(x);
     oi_clients_init(x);
     x->on_stanza = oi_dispatch;
@@ -7347,6 +7361,7 @@ void olpcidx_free(olpcidx *x)
     oi_clients_free(x);
     oi_index_free(x);
     oi_buf_free(&x->mem, &x->rec);
+    oi_buf_free(&x->mem, &x->seed_payload);
     oi_xml_release(&x->xml);
     oi_arena_reset(&x->mem, &x->arena, 0);
     oi_buf_free(&x->mem, &x->out);
