@@ -7452,6 +7452,11 @@ void olpcidx_sent(olpcidx *x, size_t n)
         x->head = x->out.n = 0;
 }
 
+int olpcidx_wants_input(const olpcidx *x)
+{
+    return x->out.n - x->head <= x->cfg.max_output / 2;
+}
+
 int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms)
 {
     uint64_t next;
@@ -8309,7 +8314,8 @@ static int dm_drain(olpcidx *x, int fd, int *online)
         if ((rc = olpcidx_feed(x, dm.buf, (size_t)r)) < 0)
             return rc;
         *online |= olpcidx_online(x);
-    } while ((size_t)r == sizeof dm.buf && dm_now() < end);
+    } while ((size_t)r == sizeof dm.buf && dm_now() < end
+             && olpcidx_wants_input(x));
     return 0;
 }
 
@@ -8335,13 +8341,17 @@ static int dm_session(olpcidx *x, int fd, int *online)
         }
         if (dm.hup)
             dm_reload(x);
-        p.events = olpcidx_pending(x, &buf) > 0 ? POLLIN | POLLOUT : POLLIN;
+        /* back-pressure: no reading while the server is slow to take
+        ** what the component has to say (PROTOCOL.md 8.4) */
+        p.events = (short)((olpcidx_wants_input(x) ? POLLIN : 0)
+                           | (olpcidx_pending(x, &buf) > 0 ? POLLOUT : 0));
         if (poll(&p, 1, dm_cap(wait)) < 0) {
             if (errno == EINTR)
                 continue;
             return dm_lost(strerror(errno));
         }
         if ((p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+            && olpcidx_wants_input(x)
             && (rc = dm_drain(x, fd, online)) != 0) {
             if (rc == 1)
                 return DM_LOST;

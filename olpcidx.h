@@ -8,6 +8,7 @@
 **     olpcidx_connect(x, now)            once per new TCP connection
 **     olpcidx_feed(x, buf, n)            bytes received from the socket
 **     olpcidx_pending(x, &p) / _sent()   bytes to write to the socket
+**     olpcidx_wants_input(x)             whether to read more now
 **     olpcidx_tick(x, now, &wait_ms)     timers; poll() at most wait_ms
 **
 ** A negative return from feed or tick means the stream is over: close the
@@ -172,6 +173,12 @@ int olpcidx_feed(olpcidx *x, const void *buf, size_t n);
 size_t olpcidx_pending(olpcidx *x, const void **buf);
 /* Marks the first n pending bytes as written. */
 void olpcidx_sent(olpcidx *x, size_t n);
+
+/* 1 when the caller should read from the server, 0 while the bytes
+** waiting to be sent exceed half of max_output: stop reading until
+** olpcidx_sent() has taken them below, so that back-pressure reaches the
+** server through TCP instead of replies being dropped (PROTOCOL.md 8.4). */
+int olpcidx_wants_input(const olpcidx *x);
 
 /* Runs timers at time now_ms (keepalive, ping, timeouts) and sets
 ** *wait_ms to the longest the caller may wait before the next tick.

@@ -973,8 +973,22 @@ static void t_backpressure(void)
     CHECK(olpcidx_new(&t.x, &c) == 0);
     CHECK(olpcidx_connect(t.x, 0) == 0);
     CHECK(olpcidx_feed(t.x, hdr, sizeof hdr - 1) == 0);
+    /* a caller that reads only while olpcidx_wants_input() says so loses
+    ** nothing: the queue stays below the bound (PROTOCOL.md 8.4) */
+    for (i = 0; i < 20; i++) {
+        if (!olpcidx_wants_input(t.x)) {
+            CHECK(olpcidx_pending(t.x, &p) > 2048);
+            olpcidx_sent(t.x, olpcidx_pending(t.x, &p));
+            CHECK(olpcidx_wants_input(t.x));
+        }
+        CHECK(olpcidx_feed(t.x, iq, sizeof iq - 1) == 0);
+    }
+    CHECK(strstr(t.log.p, "dropped") == NULL);
+    olpcidx_sent(t.x, olpcidx_pending(t.x, &p));
+    /* one that reads on: replies beyond the bound are dropped whole */
     for (i = 0; i < 20; i++)
         CHECK(olpcidx_feed(t.x, iq, sizeof iq - 1) == 0);
+    CHECK(!olpcidx_wants_input(t.x));
     n = olpcidx_pending(t.x, &p);
     CHECK(n <= 4096);
     CHECK(n > 3000);
