@@ -6580,8 +6580,8 @@ static int oi_sub_probe(olpcidx *x, const oi_ctx *c, const oi_node *p)
 /* ---- 15.3 PEP intake (PROTOCOL.md 6.4) ------------------------------- */
 
 /* The buddy's public activities as its activities node lists them: it
-** joins the known ones whose rooms the component does not watch, and
-** leaves those no longer listed. */
+** joins the known ones, and leaves those no longer listed whose rooms the
+** component does not watch (where it does, the room says who leaves). */
 static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
 {
     const oi_node *e;
@@ -6597,7 +6597,9 @@ static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
         a = oi_act_find(x, id, room);
         if (!a && id.n)
             a = oi_act_find(x, OI_LIT(""), room);
-        if (a && a->muc == OI_MUC_NONE)
+        if (a)                          /* also where the room hides
+                                        ** real JIDs: Sugar's nicks are
+                                        ** aliases, not names */
             oi_chg_join(x, bare, OI_LIT(""), a->it.uid, a->room);
     }
     if (!(b = oi_buddy_get(x, bare, 0)))
@@ -6880,8 +6882,14 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
         buf[nick.n] = '@';
         memcpy(buf + nick.n + 1, x->server.p, x->server.n);
         bare = oi_mkstr(buf, nick.n + 1 + x->server.n);
-        if (!oi_buddy_get(x, bare, 0))
+        if (!oi_buddy_get(x, bare, 0)) {
+            if (a->muc == OI_MUC_JOINING && !gone)
+                a->here_ok = 0;         /* someone we cannot name: so no
+                                        ** one is taken out for being
+                                        ** unseen (a Sugar nick is an
+                                        ** alias, not the JID's node) */
             return OI_C_NONE;
+        }
     }
     if (oi_streq(bare, x->jid) || !oi_allowed(x, bare))
         return OI_C_NONE;               /* never the inspector itself */
