@@ -1648,6 +1648,109 @@ static int oi_xml_deref(oi_xml *x, char out[4])
     return (int)oi_u8_put(out, (unsigned long)v);
 }
 
+/* The XML declaration's body is kept whole to be checked: its longest
+** useful form is under 60 bytes. */
+#define OI_XML_DECL_MAX 256
+
+/* Whether the name in p[0..n), valid UTF-8 whose ASCII bytes the class
+** table already passed, has only XML 1.0 (fifth edition) name characters
+** above U+007F (section 2.3, NameStartChar and NameChar).  The first
+** character, and the first after a prefix's ':', must be a start
+** character; the rest may also be the combining marks and the few
+** punctuation characters NameChar adds. */
+static int oi_xml_namechars(const unsigned char *p, size_t n)
+{
+    static const unsigned long start[][2] = {
+        {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x2FF}, {0x370, 0x37D},
+        {0x37F, 0x1FFF}, {0x200C, 0x200D}, {0x2070, 0x218F},
+        {0x2C00, 0x2FEF}, {0x3001, 0xD7FF}, {0xF900, 0xFDCF},
+        {0xFDF0, 0xFFFD}, {0x10000, 0xEFFFF}
+    };
+    size_t i = 0, k;
+    int first = 1;
+    while (i < n) {
+        unsigned long c = p[i];
+        int ok = 0;
+        if (c < 0x80) {
+            first = c == ':';
+            i++;
+            continue;
+        }
+        k = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+        c &= 0x3F >> k;
+        while (k-- && ++i < n)
+            c = c << 6 | (p[i] & 0x3F);
+        i++;
+        for (k = 0; k < sizeof start / sizeof start[0] && !ok; k++)
+            ok = c >= start[k][0] && c <= start[k][1];
+        if (!ok && !first)
+            ok = c == 0xB7 || (c >= 0x300 && c <= 0x36F)
+                 || (c >= 0x203F && c <= 0x2040);
+        if (!ok)
+            return 0;
+        first = 0;
+    }
+    return 1;
+}
+
+/* Checks the body of the XML declaration, between "<?xml" and its
+** whitespace and "?>" (XML 1.0 section 2.8): a version 1.x first, then
+** optionally the encoding, which must be UTF-8 (RFC 6120 section 11.6),
+** and standalone.  Returns NULL, or what is wrong. */
+static const char *oi_xml_decl(const char *p, size_t n)
+{
+    static const char *const key[3] = {"version", "encoding", "standalone"};
+    size_t i = 0, len = 0, v, ws;
+    int k = 0;
+    char q;
+    for (;;) {
+        ws = i;
+        while (i < n && (oi_cc[(unsigned char)p[i]] & OI_CC_WS))
+            i++;
+        if (i == n)
+            break;
+        if (k > 0 && i == ws)
+            return "malformed XML declaration";
+        for (; k < 3; k++) {
+            len = strlen(key[k]);
+            if (n - i >= len && memcmp(p + i, key[k], len) == 0)
+                break;
+            if (k == 0)
+                return "XML declaration without a version first";
+        }
+        if (k == 3)
+            return "malformed XML declaration";
+        for (i += len; i < n && (oi_cc[(unsigned char)p[i]] & OI_CC_WS);)
+            i++;
+        if (i == n || p[i++] != '=')
+            return "malformed XML declaration";
+        while (i < n && (oi_cc[(unsigned char)p[i]] & OI_CC_WS))
+            i++;
+        if (i == n || (p[i] != '\'' && p[i] != '"'))
+            return "malformed XML declaration";
+        q = p[i++];
+        for (v = i; i < n && p[i] != q;)
+            i++;
+        if (i == n)
+            return "malformed XML declaration";
+        if (k == 0) {
+            if (i - v < 3 || p[v] != '1' || p[v + 1] != '.'
+                || strspn(p + v + 2, "0123456789") < i - v - 2)
+                return "XML declaration: version other than 1.x";
+        } else if (k == 1) {
+            if (i - v != 5 || (p[v] | 0x20) != 'u' || (p[v + 1] | 0x20) != 't'
+                || (p[v + 2] | 0x20) != 'f' || p[v + 3] != '-' || p[v + 4] != '8')
+                return "XML declaration: encoding other than UTF-8";
+        } else if (!(i - v == 3 && memcmp(p + v, "yes", 3) == 0)
+                   && !(i - v == 2 && memcmp(p + v, "no", 2) == 0)) {
+            return "XML declaration: standalone other than yes or no";
+        }
+        i++;
+        k++;
+    }
+    return k ? NULL : "XML declaration without a version";
+}
+
 /* Appends to the current tag, enforcing the tag and name limits. */
 static int oi_xml_tagadd(oi_xml *x, const void *p, size_t n)
 {
@@ -1930,13 +2033,21 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 if (!(oi_cc[c] & OI_CC_WS))
                     OI_FAIL(OLPCIDX_ERESTRICTED, "processing instruction");
                 x->kw = 4;
+                x->tag.n = 0;           /* the body is kept to be checked */
             } else if (c == '>' && x->kw == 5) {
+                const char *why = oi_xml_decl(x->tag.p, x->tag.n - 1);
+                if (why)
+                    OI_FAIL(OLPCIDX_EXML, why);
                 x->state = OI_XS_PROLOG;
             } else if (c < 0x20 && !(oi_cc[c] & OI_CC_WS)) {
                 OI_FAIL(OLPCIDX_EXML, "control character in declaration");
             } else if (c >= 0x80) {
                 OI_FAIL(OLPCIDX_EXML, "non-ASCII byte in XML declaration");
+            } else if (x->tag.n >= OI_XML_DECL_MAX) {
+                OI_FAIL(OLPCIDX_EXML, "XML declaration too long");
             } else {
+                char ch = (char)c;
+                OI_TRY(oi_xml_tagadd(x, &ch, 1));
                 x->kw = c == '?' ? 5 : 4;
             }
             break;
@@ -1961,6 +2072,11 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             OI_TRY(oi_xml_tagadd(x, s, (size_t)(p - s)));
             if (p == end)
                 break;
+            if (x->state != OI_XS_ETAG  /* an end tag must match anyway */
+                && !oi_xml_namechars((const unsigned char *)x->tag.p
+                                     + x->name_start,
+                                     x->tag.n - x->name_start))
+                OI_FAIL(OLPCIDX_EXML, "character not allowed in a name");
             if (x->state == OI_XS_STAG) {
                 x->qlen = x->tag.n;
                 x->state = OI_XS_ATTRS;
