@@ -232,6 +232,80 @@ valgrind: olpcidx-test
 	OLPCIDX_TEST_OFFLINE=1 valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=all ./olpcidx-test $(GROUPS)
 
+# Installation.  The unit's paths follow BINDIR and SYSCONFDIR.  The
+# sample config is installed as olpcidx.conf.sample: olpcidx.conf, the
+# one in use, is never written, and uninstall leaves it (and the state
+# directory) alone.
+install: olpcidx
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 755 olpcidx $(DESTDIR)$(BINDIR)/olpcidx
+	$(INSTALL) -m 644 contrib/olpcidx.8 $(DESTDIR)$(MANDIR)/man8/olpcidx.8
+	$(INSTALL) -m 644 contrib/olpcidx.conf \
+	  $(DESTDIR)$(SYSCONFDIR)/olpcidx.conf.sample
+	sed -e 's|/usr/bin/olpcidx|$(BINDIR)/olpcidx|' \
+	    -e 's|/etc/olpcidx.conf|$(SYSCONFDIR)/olpcidx.conf|g' \
+	    contrib/olpcidx.service >$(DESTDIR)$(UNITDIR)/olpcidx.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/olpcidx.service
+	$(INSTALL) -m 644 README.md LICENSE contrib/PROTOCOL.md \
+	  contrib/olpcidx.conf contrib/prosody.cfg.lua contrib/ejabberd.yml \
+	  $(DESTDIR)$(DOCDIR)
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/olpcidx $(DESTDIR)$(MANDIR)/man8/olpcidx.8 \
+	  $(DESTDIR)$(SYSCONFDIR)/olpcidx.conf.sample \
+	  $(DESTDIR)$(UNITDIR)/olpcidx.service
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE \
+	  $(DESTDIR)$(DOCDIR)/PROTOCOL.md $(DESTDIR)$(DOCDIR)/olpcidx.conf \
+	  $(DESTDIR)$(DOCDIR)/prosody.cfg.lua $(DESTDIR)$(DOCDIR)/ejabberd.yml
+	-rmdir $(DESTDIR)$(DOCDIR)
+
+# A Debian package of the daemon (PREFIX=/usr) for this machine's
+# architecture, built with dpkg-deb from a staging tree.  The sample is
+# /etc/olpcidx.conf, a conffile; postinst creates the system user
+# olpcidx and enables and starts nothing; purge removes the user and
+# /var/lib/olpcidx.
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
+DEB_ROOT = olpcidx-deb
+DEB      = olpcidx_$(VERSION)_$(DEB_ARCH).deb
+deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
+	@command -v dpkg-deb >/dev/null || { echo "deb: needs dpkg-deb"; exit 1; }
+	rm -rf $(DEB_ROOT) $(DEB)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) \
+	  PREFIX=/usr SYSCONFDIR=/etc
+	strip --strip-unneeded $(DEB_ROOT)/usr/bin/olpcidx
+	mv $(DEB_ROOT)/etc/olpcidx.conf.sample $(DEB_ROOT)/etc/olpcidx.conf
+	gzip -9n $(DEB_ROOT)/usr/share/man/man8/olpcidx.8
+	cd $(DEB_ROOT)/usr/share/doc/olpcidx && gzip -9n README.md PROTOCOL.md \
+	  && mv LICENSE copyright
+	mkdir -p $(DEB_ROOT)/DEBIAN
+	echo /etc/olpcidx.conf >$(DEB_ROOT)/DEBIAN/conffiles
+	glibc=$$(objdump -T $(DEB_ROOT)/usr/bin/olpcidx \
+	  | sed -n 's/.*GLIBC_\([0-9.]*\).*/\1/p' | sort -V | tail -1); \
+	{ echo "Package: olpcidx"; \
+	  echo "Version: $(VERSION)"; \
+	  echo "Architecture: $(DEB_ARCH)"; \
+	  echo "Maintainer: olpcidx authors <olpcidx@localhost>"; \
+	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
+	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}, adduser | passwd"; \
+	  echo "Section: net"; \
+	  echo "Priority: optional"; \
+	  echo "Description: activity and buddy index for OLPC XO laptops"; \
+	  echo " olpcidx is an XMPP server component (XEP-0114) that indexes the"; \
+	  echo " buddies and shared activities of OLPC XO laptops running Sugar,"; \
+	  echo " answers their searches with paged result sets (XEP-0059) and"; \
+	  echo " notifies them of changes.  It speaks the 2007 OLPC component"; \
+	  echo " protocol and the Gadget dialect of telepathy-gabble 0.10."; \
+	  echo " ."; \
+	  echo " The service is installed but neither enabled nor started: set"; \
+	  echo " the domain and the secret in /etc/olpcidx.conf, declare the"; \
+	  echo " component in the XMPP server, then run"; \
+	  echo " systemctl enable --now olpcidx."; \
+	} >$(DEB_ROOT)/DEBIAN/control
+	$(INSTALL) -m 755 contrib/debian/postinst contrib/debian/prerm \
+	  contrib/debian/postrm $(DEB_ROOT)/DEBIAN/
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB)
+
 clean:
 	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
 	  olpcidx.strict olpcidx-fuzz olpcidx-test-i586 olpcidx-i586 \
@@ -240,7 +314,7 @@ clean:
 	  olpcidx-test-xo1.log
 	for t in $(TARGETS); do \
 	  rm -f olpcidx-$$t olpcidx-test-$$t olpcidx-test-$$t.log; done
-	rm -rf fuzz-corpus
+	rm -rf fuzz-corpus olpcidx-deb olpcidx_*.deb
 
 .PHONY: all lib strict test test-offline bench demo sanitize valgrind fuzz \
-  cross cross-one xo1 size clean
+  cross cross-one xo1 size install uninstall deb clean
