@@ -9,13 +9,32 @@
 #   make sanitize   the offline tests under ASan and UBSan (GROUPS=...)
 #   make valgrind   the offline tests under valgrind (GROUPS=...)
 #   make fuzz       libFuzzer over the component (FUZZ_SECONDS=60)
-#   make cross      offline tests for i586 (XO-1) and ARM under qemu
+#   make cross      offline tests for i586 (XO-1), ARM, AArch64 and big-endian
+#                   MIPS under qemu-user (TARGET=triple for one of them)
+#   make xo1        a static i586 (Geode) daemon for the XO-1, tested under qemu
+#   make size       stripped daemon sizes: x86-64, i586, armhf
+#   make lib        libolpcidx.a
+#   make install    daemon, man page, systemd unit, sample config, docs
+#                   (PREFIX=/usr/local, DESTDIR, BINDIR, MANDIR, SYSCONFDIR)
+#   make uninstall  removes what make install put there, not the config
+#   make deb        a Debian package, olpcidx_VERSION_ARCH.deb
 
 CC      ?= cc
 CFLAGS  ?= -O2
 STD      = -std=c99 -pedantic -Wall -Wextra
 STRICT   = $(STD) -Werror
 LDLIBS  ?=
+CPPFLAGS ?=
+AR      ?= ar
+INSTALL ?= install
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     ?= $(PREFIX)/share/doc/olpcidx
+VERSION    := $(shell sed -n 's/^\#define OLPCIDX_VERSION "\(.*\)"/\1/p' olpcidx.h)
 
 SRC = olpcidx.c olpcidx.h
 
@@ -31,16 +50,22 @@ BENCH_LIBS = $(if $(HAVE_EXPAT),-lexpat) $(if $(HAVE_LIBXML2),-lxml2)
 all: olpcidx olpcidx.o
 
 olpcidx: $(SRC)
-	$(CC) $(STD) $(CFLAGS) -DOLPCIDX_MAIN -o $@ olpcidx.c $(LDFLAGS) $(LDLIBS)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -DOLPCIDX_MAIN -o $@ olpcidx.c $(LDFLAGS) $(LDLIBS)
 
 olpcidx.o: $(SRC)
-	$(CC) $(STD) $(CFLAGS) -c -o $@ olpcidx.c
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -c -o $@ olpcidx.c
+
+libolpcidx.a: olpcidx.o
+	rm -f $@
+	$(AR) rcs $@ olpcidx.o
+
+lib: libolpcidx.a
 
 olpcidx-test: test.c $(SRC)
-	$(CC) $(STD) $(CFLAGS) -g -o $@ test.c $(LDFLAGS) $(LDLIBS)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -g -o $@ test.c $(LDFLAGS) $(LDLIBS)
 
 olpcidx-bench: contrib/bench.c $(SRC)
-	$(CC) $(STD) -O2 $(BENCH_DEFS) -o $@ contrib/bench.c $(BENCH_LIBS)
+	$(CC) $(STD) $(CPPFLAGS) -O2 $(BENCH_DEFS) -o $@ contrib/bench.c $(BENCH_LIBS)
 
 # -Werror builds of library, daemon, tests and benchmark with both compilers
 strict:
@@ -77,33 +102,129 @@ demo: olpcidx olpcidx-test
 	./olpcidx-test demo
 
 sanitize: $(SRC) test.c
-	$(CC) $(STD) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined,pointer-overflow \
+	$(CC) $(STD) $(CPPFLAGS) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined,pointer-overflow \
 	  -fno-sanitize-recover=all -o olpcidx-test-asan test.c
 	OLPCIDX_TEST_OFFLINE=1 ./olpcidx-test-asan $(GROUPS)
 
 # libFuzzer over the whole component (clang); FUZZ_SECONDS to taste
 fuzz: $(SRC) test.c
-	clang $(STD) -g -O1 -DOLPCIDX_FUZZ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	clang $(STD) $(CPPFLAGS) -g -O1 -DOLPCIDX_FUZZ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  -o olpcidx-fuzz test.c
 	mkdir -p fuzz-corpus && cp fixtures/core-*.xml fuzz-corpus/
 	./olpcidx-fuzz -max_total_time=$${FUZZ_SECONDS:-60} -max_len=8192 fuzz-corpus
 
-# Offline tests for the XO-1 (Geode: i586 with CMOV, no SSE) and an ARM
-# school server, run under qemu-user: needs gcc-i686-linux-gnu,
-# libc6-dev-i386-cross, gcc-arm-linux-gnueabihf, libc6-dev-armhf-cross and
-# qemu-user.  Prints the daemon's size for each.
-I586_CC  ?= i686-linux-gnu-gcc
-I586_RUN ?= qemu-i386 -cpu pentium2 -L /usr/i686-linux-gnu
-ARMHF_CC ?= arm-linux-gnueabihf-gcc
-ARMHF_RUN ?= qemu-arm -L /usr/arm-linux-gnueabihf
+# Cross builds with clang --target (no gcc cross driver needed), run under
+# qemu-user.  Each target needs its libc6-dev-<arch>-cross,
+# libgcc-12-dev-<arch>-cross and binutils-<triple> packages and qemu-user;
+# a target whose toolchain or emulator is missing is skipped with a
+# message.  TARGET=triple picks one of TARGETS; CROSS_CC replaces the
+# compiler (e.g. CROSS_CC=aarch64-linux-gnu-gcc TARGET=aarch64-linux-gnu);
+# GROUPS limits the test groups.  i686 is built for the XO-1's Geode and
+# run on a CPU with CMOV but no SSE.
+TARGETS  = i686-linux-gnu arm-linux-gnueabihf aarch64-linux-gnu mips-linux-gnu
+TARGET  ?= $(TARGETS)
+CROSS_CC ?=
+
+# $(call xflags,triple): flags and emulator for one target
+xflags = $(if $(filter i686-%,$1),-march=geode -mtune=geode) \
+         $(if $(filter mips%,$1),-fuse-ld=bfd)
+xrun   = $(if $(filter i686-%,$1),qemu-i386 -cpu pentium2,$(if \
+           $(filter arm-%,$1),qemu-arm,$(if $(filter aarch64-%,$1),qemu-aarch64,$(if \
+           $(filter mips-%,$1),qemu-mips,$(if $(filter mipsel-%,$1),qemu-mipsel,qemu-$(firstword \
+           $(subst -, ,$1))))))) -L /usr/$1
+xcc    = $(or $(CROSS_CC),clang --target=$1)
+
+# The strip for a target: its binutils' (llvm-strip mishandles static i686)
+xstrip = $(if $(shell command -v $1-strip),$1-strip,llvm-strip)
+
+# Prints "ok" when $(1) can compile and link a C program: the probe
+# used to skip missing toolchains.
+xprobe = printf '\043include <stdio.h>\nint main(void){puts("");return 0;}\n' \
+         | $1 -x c - -o /dev/null >/dev/null 2>&1
+
 cross: $(SRC) test.c
-	$(I586_CC) $(STRICT) -O2 -march=geode -mtune=geode -o olpcidx-test-i586 test.c
-	$(I586_CC) $(STRICT) -Os -march=geode -DOLPCIDX_MAIN -o olpcidx-i586 olpcidx.c
-	OLPCIDX_TEST_OFFLINE=1 $(I586_RUN) ./olpcidx-test-i586 | tail -1
-	$(ARMHF_CC) $(STRICT) -O2 -o olpcidx-test-armhf test.c
-	$(ARMHF_CC) $(STRICT) -Os -DOLPCIDX_MAIN -o olpcidx-armhf olpcidx.c
-	OLPCIDX_TEST_OFFLINE=1 $(ARMHF_RUN) ./olpcidx-test-armhf | tail -1
-	size olpcidx-i586 olpcidx-armhf
+	@fail=0; for t in $(TARGET); do \
+	  $(MAKE) --no-print-directory cross-one T=$$t || fail=1; \
+	done; exit $$fail
+
+cross-one:
+	@cc='$(call xcc,$(T)) $(call xflags,$(T))'; run='$(call xrun,$(T))'; \
+	if ! $(call xprobe,$$cc); then \
+	  echo "cross $(T): skipped, '$$cc' cannot build here" \
+	       "(libc6-dev, libgcc-12-dev and binutils for $(T) needed)"; exit 0; fi; \
+	if ! command -v $${run%% *} >/dev/null; then \
+	  echo "cross $(T): skipped, $${run%% *} missing (qemu-user)"; exit 0; fi; \
+	echo "cross $(T): $$cc"; \
+	$$cc $(STRICT) $(CPPFLAGS) -O2 -o olpcidx-test-$(T) test.c || exit 1; \
+	$$cc $(STRICT) $(CPPFLAGS) -Os -DOLPCIDX_MAIN -o olpcidx-$(T) olpcidx.c \
+	  || exit 1; \
+	OLPCIDX_TEST_OFFLINE=1 $$run ./olpcidx-test-$(T) $(GROUPS) \
+	  >olpcidx-test-$(T).log 2>&1; rc=$$?; \
+	echo "cross $(T): $$(tail -1 olpcidx-test-$(T).log)"; \
+	if [ $$rc != 0 ]; then echo "cross $(T): FAILED, see olpcidx-test-$(T).log"; \
+	  exit 1; fi; \
+	$$run ./olpcidx-$(T) --version || exit 1; \
+	llvm-size olpcidx-$(T) 2>/dev/null || size olpcidx-$(T) 2>/dev/null || true
+
+# The XO-1: a static daemon for i586 with the Geode's CMOV (glibc needs
+# it), so it runs on the XO's own old glibc userland; its offline tests,
+# built the same way, run under qemu on a CPU without SSE.  A static glibc
+# resolves host names only through the machine's NSS modules of the same
+# glibc version (hence the linker's warning about getaddrinfo): give
+# --server a numeric address.
+XO1_CC ?= clang --target=i686-linux-gnu
+XO1_FLAGS = -march=geode -mtune=geode -static
+XO1_RUN ?= qemu-i386 -cpu pentium2
+xo1: $(SRC) test.c
+	@if ! $(call xprobe,$(XO1_CC) $(XO1_FLAGS)); then \
+	  echo "xo1: skipped, '$(XO1_CC) $(XO1_FLAGS)' cannot build here" \
+	       "(libc6-dev-i386-cross, libgcc-12-dev-i386-cross and" \
+	       "binutils-i686-linux-gnu needed)"; exit 0; fi; \
+	if ! command -v $(firstword $(XO1_RUN)) >/dev/null; then \
+	  echo "xo1: skipped, $(firstword $(XO1_RUN)) missing (qemu-user)"; exit 0; fi; \
+	rm -f olpcidx-xo1; set -x; \
+	$(XO1_CC) $(STRICT) $(CPPFLAGS) -Os $(XO1_FLAGS) -ffunction-sections \
+	  -fdata-sections -Wl,--gc-sections -DOLPCIDX_MAIN -o olpcidx-xo1 olpcidx.c \
+	  || exit 1; \
+	$(XO1_CC) $(STRICT) $(CPPFLAGS) -O2 $(XO1_FLAGS) -o olpcidx-test-xo1 test.c \
+	  || exit 1; \
+	{ set +x; } 2>/dev/null; \
+	OLPCIDX_TEST_OFFLINE=1 $(XO1_RUN) ./olpcidx-test-xo1 $(GROUPS) \
+	  >olpcidx-test-xo1.log 2>&1; rc=$$?; \
+	echo "xo1: $$(tail -1 olpcidx-test-xo1.log)"; \
+	if [ $$rc != 0 ]; then echo "xo1: FAILED, see olpcidx-test-xo1.log"; exit 1; fi; \
+	$(XO1_RUN) ./olpcidx-xo1 --version || exit 1; \
+	$(call xstrip,i686-linux-gnu) -o olpcidx-xo1.stripped olpcidx-xo1 && \
+	echo "xo1: olpcidx-xo1, static i586 (Geode), $$(wc -c <olpcidx-xo1.stripped) bytes stripped"
+
+# Stripped sizes of the daemon, built for size with clang: x86-64, i586
+# (Geode) dynamic and static, armhf.  A target whose toolchain is missing
+# is skipped with a message.  File sizes include page padding; text and
+# data are what the code takes.
+SIZE_FLAGS = $(STD) $(CPPFLAGS) -Os -ffunction-sections -fdata-sections \
+             -Wl,--gc-sections -DOLPCIDX_MAIN
+SIZE_BUILDS = x86_64-linux-gnu:x86-64:: \
+              i686-linux-gnu:i586-geode:-march=geode_-mtune=geode: \
+              i686-linux-gnu:i586-geode-static:-march=geode_-mtune=geode_-static: \
+              arm-linux-gnueabihf:armhf::
+size: $(SRC)
+	@printf '%-20s %10s %8s %6s %6s\n' build stripped text data bss
+	@for b in $(SIZE_BUILDS); do \
+	  t=$${b%%:*}; r=$${b#*:}; name=$${r%%:*}; r=$${r#*:}; \
+	  fl=$$(echo "$${r%%:*}" | tr _ ' '); cc="clang --target=$$t $$fl"; \
+	  if ! $(call xprobe,$$cc); then \
+	    echo "$$name: skipped, '$$cc' cannot build here"; continue; fi; \
+	  $$cc $(SIZE_FLAGS) -o olpcidx-size-$$name olpcidx.c 2>/dev/null \
+	    || { echo "$$name: build failed"; exit 1; }; \
+	  strip=$$t-strip; command -v $$strip >/dev/null || strip=llvm-strip; \
+	  $$strip olpcidx-size-$$name || exit 1; \
+	  llvm-size olpcidx-size-$$name | awk -v n=$$name \
+	    -v f=$$(wc -c <olpcidx-size-$$name) \
+	    'NR==2 {printf "%-20s %10d %8d %6d %6d\n", n, f, $$1, $$2, $$3}'; \
+	done
+	@clang $(STD) $(CPPFLAGS) -Os -ffunction-sections -fdata-sections -c \
+	  -o olpcidx-size.o olpcidx.c && llvm-size olpcidx-size.o | awk \
+	  'NR==2 {printf "%-20s %10s %8d %6d %6d\n", "library .o, x86-64", "-", $$1, $$2, $$3}'
 
 # GROUPS: some test groups only (./olpcidx-test list), e.g. the quick set
 # .ci/run uses; empty: every offline group
@@ -111,10 +232,89 @@ valgrind: olpcidx-test
 	OLPCIDX_TEST_OFFLINE=1 valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=all ./olpcidx-test $(GROUPS)
 
+# Installation.  The unit's paths follow BINDIR and SYSCONFDIR.  The
+# sample config is installed as olpcidx.conf.sample: olpcidx.conf, the
+# one in use, is never written, and uninstall leaves it (and the state
+# directory) alone.
+install: olpcidx
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 755 olpcidx $(DESTDIR)$(BINDIR)/olpcidx
+	$(INSTALL) -m 644 contrib/olpcidx.8 $(DESTDIR)$(MANDIR)/man8/olpcidx.8
+	$(INSTALL) -m 644 contrib/olpcidx.conf \
+	  $(DESTDIR)$(SYSCONFDIR)/olpcidx.conf.sample
+	sed -e 's|/usr/bin/olpcidx|$(BINDIR)/olpcidx|' \
+	    -e 's|/etc/olpcidx.conf|$(SYSCONFDIR)/olpcidx.conf|g' \
+	    contrib/olpcidx.service >$(DESTDIR)$(UNITDIR)/olpcidx.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/olpcidx.service
+	$(INSTALL) -m 644 README.md LICENSE contrib/PROTOCOL.md \
+	  contrib/olpcidx.conf contrib/prosody.cfg.lua contrib/ejabberd.yml \
+	  $(DESTDIR)$(DOCDIR)
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/olpcidx $(DESTDIR)$(MANDIR)/man8/olpcidx.8 \
+	  $(DESTDIR)$(SYSCONFDIR)/olpcidx.conf.sample \
+	  $(DESTDIR)$(UNITDIR)/olpcidx.service
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE \
+	  $(DESTDIR)$(DOCDIR)/PROTOCOL.md $(DESTDIR)$(DOCDIR)/olpcidx.conf \
+	  $(DESTDIR)$(DOCDIR)/prosody.cfg.lua $(DESTDIR)$(DOCDIR)/ejabberd.yml
+	-rmdir $(DESTDIR)$(DOCDIR)
+
+# A Debian package of the daemon (PREFIX=/usr) for this machine's
+# architecture, built with dpkg-deb from a staging tree.  The sample is
+# /etc/olpcidx.conf, a conffile; postinst creates the system user
+# olpcidx and enables and starts nothing; purge removes the user and
+# /var/lib/olpcidx.
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
+DEB_ROOT = olpcidx-deb
+DEB      = olpcidx_$(VERSION)_$(DEB_ARCH).deb
+deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
+	@command -v dpkg-deb >/dev/null || { echo "deb: needs dpkg-deb"; exit 1; }
+	rm -rf $(DEB_ROOT) $(DEB)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) \
+	  PREFIX=/usr SYSCONFDIR=/etc
+	strip --strip-unneeded $(DEB_ROOT)/usr/bin/olpcidx
+	mv $(DEB_ROOT)/etc/olpcidx.conf.sample $(DEB_ROOT)/etc/olpcidx.conf
+	gzip -9n $(DEB_ROOT)/usr/share/man/man8/olpcidx.8
+	cd $(DEB_ROOT)/usr/share/doc/olpcidx && gzip -9n README.md PROTOCOL.md \
+	  && mv LICENSE copyright
+	mkdir -p $(DEB_ROOT)/DEBIAN
+	echo /etc/olpcidx.conf >$(DEB_ROOT)/DEBIAN/conffiles
+	glibc=$$(objdump -T $(DEB_ROOT)/usr/bin/olpcidx \
+	  | sed -n 's/.*GLIBC_\([0-9.]*\).*/\1/p' | sort -V | tail -1); \
+	{ echo "Package: olpcidx"; \
+	  echo "Version: $(VERSION)"; \
+	  echo "Architecture: $(DEB_ARCH)"; \
+	  echo "Maintainer: olpcidx authors <olpcidx@localhost>"; \
+	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
+	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}, adduser | passwd"; \
+	  echo "Section: net"; \
+	  echo "Priority: optional"; \
+	  echo "Description: activity and buddy index for OLPC XO laptops"; \
+	  echo " olpcidx is an XMPP server component (XEP-0114) that indexes the"; \
+	  echo " buddies and shared activities of OLPC XO laptops running Sugar,"; \
+	  echo " answers their searches with paged result sets (XEP-0059) and"; \
+	  echo " notifies them of changes.  It speaks the 2007 OLPC component"; \
+	  echo " protocol and the Gadget dialect of telepathy-gabble 0.10."; \
+	  echo " ."; \
+	  echo " The service is installed but neither enabled nor started: set"; \
+	  echo " the domain and the secret in /etc/olpcidx.conf, declare the"; \
+	  echo " component in the XMPP server, then run"; \
+	  echo " systemctl enable --now olpcidx."; \
+	} >$(DEB_ROOT)/DEBIAN/control
+	$(INSTALL) -m 755 contrib/debian/postinst contrib/debian/prerm \
+	  contrib/debian/postrm $(DEB_ROOT)/DEBIAN/
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB)
+
 clean:
 	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
 	  olpcidx.strict olpcidx-fuzz olpcidx-test-i586 olpcidx-i586 \
-	  olpcidx-test-armhf olpcidx-armhf
-	rm -rf fuzz-corpus
+	  olpcidx-test-armhf olpcidx-armhf libolpcidx.a olpcidx-size-* \
+	  olpcidx-size.o olpcidx-xo1 olpcidx-xo1.stripped olpcidx-test-xo1 \
+	  olpcidx-test-xo1.log
+	for t in $(TARGETS); do \
+	  rm -f olpcidx-$$t olpcidx-test-$$t olpcidx-test-$$t.log; done
+	rm -rf fuzz-corpus olpcidx-deb olpcidx_*.deb
 
-.PHONY: all strict test test-offline bench demo sanitize valgrind fuzz cross clean
+.PHONY: all lib strict test test-offline bench demo sanitize valgrind fuzz \
+  cross cross-one xo1 size install uninstall deb clean

@@ -7710,10 +7710,12 @@ int olpcidx_online(const olpcidx *x)
 
 #ifdef OLPCIDX_MAIN
 /*
-** The olpcidx program: options and config file, logging to stderr, one
-** TCP connection to the server's component port (XEP-0114) driven by a
-** poll() loop, reconnection with backoff, and signals.  It uses only the
-** public API above plus POSIX.1-2001.
+** The olpcidx program: options and config file, logging to stderr or
+** (--syslog) to syslog, one TCP connection to the server's component
+** port (XEP-0114) driven by a poll() loop, reconnection with backoff, and
+** signals.  It uses only the public API above plus POSIX.1-2001 (syslog
+** from its XSI option, which glibc and musl declare without
+** _XOPEN_SOURCE).
 **
 ** Exit status: 0 after SIGTERM/SIGINT, 1 when the handle cannot be
 ** created, 2 for usage and configuration errors, 3 when the server
@@ -7731,6 +7733,7 @@ int olpcidx_online(const olpcidx *x)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>             /* --syslog; POSIX XSI, in glibc and musl */
 #include <time.h>
 #include <unistd.h>
 
@@ -7805,6 +7808,7 @@ static struct dm_globals {
     volatile sig_atomic_t stop; /* SIGTERM or SIGINT seen */
     volatile sig_atomic_t hup;  /* SIGHUP seen */
     int level;                  /* most verbose level logged */
+    int syslog;                 /* --syslog: log there, not to stderr */
     uint32_t rng;               /* xorshift32 state for jitter */
     const char *argv[DM_NKEYS + 1];     /* from argv, not owned */
     char *file[DM_NKEYS];       /* from --config, malloc'd */
@@ -7822,19 +7826,26 @@ static uint64_t dm_now(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Writes the log line "2026-11-23T20:41:07Z info: msg" to stderr.  Also
-** the library's log sink (cfg.log), hence the signature. */
+/* Writes the log line "2026-11-23T20:41:07Z info: msg" to stderr, or
+** msg to syslog at the matching priority.  Also the library's log sink
+** (cfg.log), hence the signature. */
 static void dm_emit(void *ud, int level, const char *msg)
 {
+    static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
     char ts[32] = "-";
     struct tm tm;
-    time_t t = time(NULL);
+    time_t t;
 
     (void)ud;
     if (level > dm.level)
         return;
     if (level < OLPCIDX_LOG_ERROR)
         level = OLPCIDX_LOG_ERROR;
+    if (dm.syslog) {
+        syslog(prio[level], "%s", msg);
+        return;
+    }
+    t = time(NULL);
     if (gmtime_r(&t, &tm) != NULL)
         strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
     fprintf(stderr, "%s %s: %s\n", ts, dm_levels[level], msg);
@@ -7851,16 +7862,19 @@ static void dm_log(int level, const char *fmt, ...)
     dm_emit(NULL, level, msg);
 }
 
-/* Reports a usage or configuration error at startup and exits 2. */
+/* Reports a usage or configuration error at startup, on stderr and with
+** --syslog also to syslog, and exits 2. */
 static void dm_die(const char *fmt, ...)
 {
+    char msg[1024];
     va_list ap;
 
-    fputs("olpcidx: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "olpcidx: %s\n", msg);
+    if (dm.syslog)
+        syslog(LOG_ERR, "%s", msg);
     exit(2);
 }
 
@@ -8169,7 +8183,9 @@ static void dm_help(void)
             printf(" (default %lu)", (unsigned long)l->def);
         putchar('\n');
     }
-    printf("  --help                   print this text and exit\n"
+    printf("  --syslog                 log to syslog (facility daemon) "
+           "instead of stderr\n"
+           "  --help                   print this text and exit\n"
            "  --version                print the version and exit\n\n"
            "Byte sizes take a k, m or g suffix (powers of 1024).  Both "
            "--opt value\nand --opt=value work.  Exit status: 0 stopped by "
@@ -8200,6 +8216,14 @@ static void dm_parse_args(int argc, char **argv)
         if (v == NULL && strcmp(a, "version") == 0) {
             printf("olpcidx %s\n", OLPCIDX_VERSION);
             exit(0);
+        }
+        if (n == 6 && strncmp(a, "syslog", 6) == 0) {
+            if (v != NULL)
+                dm_die("--syslog takes no value");
+            if (!dm.syslog)
+                openlog("olpcidx", LOG_PID, LOG_DAEMON);
+            dm.syslog = 1;
+            continue;
         }
         if ((k = dm_key(a, n, DM_CONFIG + 1)) < 0)
             dm_die("unknown option '%s' (see --help)", argv[i]);
