@@ -168,6 +168,16 @@ static int oi_streq(oi_str a, oi_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
+/* Whether a contains z anywhere (a server's free text, so short). */
+static int oi_find(oi_str a, const char *z)
+{
+    size_t n = strlen(z), i;
+    for (i = 0; n <= a.n && i <= a.n - n; i++)
+        if (memcmp(a.p + i, z, n) == 0)
+            return 1;
+    return 0;
+}
+
 /* Character classes for the tokenizer (SQLite's aiClass idea).  A run
 ** loop skips bytes whose class has none of the bits it stops on. */
 enum {
@@ -4703,7 +4713,8 @@ static int oi_chg_roster(olpcidx *x, oi_str bare, int state)
 ** dispatcher of section 16, set by olpcidx_new (PROTOCOL.md 1.1, 1.3).
 **
 ** Stream errors (RFC 6120 4.9): the server's not-authorized, host-unknown
-** and invalid-namespace mean our configuration is wrong (EAUTH, EHOST:
+** and invalid-namespace, and ejabberd's conflict over one of its own
+** hosts, mean our configuration is wrong (EAUTH, EHOST, ELOCAL:
 ** olpcidx_is_fatal); any other ends this stream only (ESTREAM).  Errors
 ** in what the server sends are answered with our own stream error:
 ** not-well-formed, restricted-xml, policy-violation for a limit,
@@ -4795,6 +4806,13 @@ static int oi_stream_error_in(olpcidx *x, const oi_node *e)
         rc = OLPCIDX_EAUTH;
     else if (oi_eq(cond, "host-unknown") || oi_eq(cond, "invalid-namespace"))
         rc = OLPCIDX_EHOST;
+    else if (oi_eq(cond, "conflict") && t
+             && oi_find(oi_mkstr(t->text, t->ntext), "local domain"))
+        rc = OLPCIDX_ELOCAL;    /* ejabberd: "Unable to register route on
+                                ** existing local domain" (PROTOCOL.md 1.2);
+                                ** another conflict (Prosody's "Component
+                                ** already connected") may be a stale
+                                ** connection of ours and is retried */
     oi_log(x, rc == OLPCIDX_ESTREAM ? OLPCIDX_LOG_WARN : OLPCIDX_LOG_ERROR,
            "server stream error <%.*s/>%s%.*s%s", (int)cond.n, cond.p,
            t ? " (\"" : "", t ? (int)t->ntext : 0, t ? t->text : "",
@@ -7358,7 +7376,8 @@ const char *olpcidx_strerror(int err)
 
 int olpcidx_is_fatal(int err)
 {
-    return err == OLPCIDX_EAUTH || err == OLPCIDX_EHOST;
+    return err == OLPCIDX_EAUTH || err == OLPCIDX_EHOST
+           || err == OLPCIDX_ELOCAL;
 }
 
 void olpcidx_config_init(olpcidx_config *c)

@@ -33,7 +33,8 @@
     X(ELIMIT,  -5,  "a configured limit was exceeded")                      \
     X(EPROTO,  -6,  "XMPP stream protocol violation by the server")         \
     X(EAUTH,   -7,  "server refused the handshake (not-authorized): "       \
-                    "check the secret")                                     \
+                    "check the secret, and that the server declares the "   \
+                    "component domain as a component")                      \
     X(EHOST,   -8,  "server does not serve this component (host-unknown): " \
                     "check the component domain and the server's "          \
                     "Component declaration")                                \
@@ -42,13 +43,15 @@
     X(ETIMEOUT, -11, "the server did not answer in time")                   \
     X(EFULL,   -12, "output queue full")                                    \
     X(ESTATE,  -13, "call not valid in the current stream state")        \
-    X(ECORRUPT, -14, "the snapshot is damaged; it was not used")
+    X(ECORRUPT, -14, "the snapshot is damaged; it was not used")           \
+    X(ELOCAL,  -15, "the component domain is one of the server's own "      \
+                    "hosts (conflict): choose another domain")
 
 enum olpcidx_result {
 #define OLPCIDX_ENUM_(name, value, text) OLPCIDX_##name = value,
     OLPCIDX_ERRORS(OLPCIDX_ENUM_)
 #undef OLPCIDX_ENUM_
-    OLPCIDX_ELAST_ = -15
+    OLPCIDX_ELAST_ = -16
 };
 
 enum olpcidx_level {            /* log levels, most severe first */

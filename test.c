@@ -933,7 +933,9 @@ static void t_api(void)
     for (i = 0; i >= OLPCIDX_ELAST_ + 1; i--)
         CHECK(strcmp(olpcidx_strerror(i), "unknown error") != 0);
     CHECK(olpcidx_is_fatal(OLPCIDX_EAUTH) && olpcidx_is_fatal(OLPCIDX_EHOST)
+          && olpcidx_is_fatal(OLPCIDX_ELOCAL)
           && !olpcidx_is_fatal(OLPCIDX_ESTREAM));
+    CHECK(strstr(olpcidx_strerror(OLPCIDX_EAUTH), "declares") != NULL);
     CHECK(strstr(olpcidx_strerror(OLPCIDX_EAUTH), "secret") != NULL);
 
     /* a memory cap below what a handle needs */
