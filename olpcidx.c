@@ -2349,6 +2349,10 @@ struct olpcidx {
     char caps_ver[32];          /* its XEP-0115 verification string */
     oi_str allow;               /* allowed domains, space-separated */
     uint64_t live_at;           /* last liveness sweep */
+    char twin_cur[128];         /* stream ids of this connection's self- */
+    char twin_prev[128];        /* check pings and of the one before */
+    unsigned twin_seen;         /* probes that came back as requests */
+    int twin_told;              /* a second connection was logged */
     /* 14: the seed dialect */
     const char *notify_type;    /* message type of notifications */
     oi_buf seed_payload;        /* the payload of event seed_seq, written
@@ -5345,9 +5349,95 @@ static int oi_version(olpcidx *x, const oi_ctx *c, const oi_node *q)
                           "</version></query>", "version reply");
 }
 
+/* A second connection for the domain (PROTOCOL.md 1.2).  ejabberd accepts
+** another component connection for a domain that has one and delivers
+** each stanza to either at random, which would split the index.  Online,
+** the component pings itself OI_TWIN_PROBES times (XEP-0199), with ids
+** naming this stream.  Alone, each probe reaches it as a request before
+** its answer does; another connection shows as a probe answered without
+** its request having come here, or as a probe or answer naming a stream
+** that is neither this one nor the one before (stale after a reconnect).
+** With random delivery the connection already there sees the newcomer
+** with probability 1 - 2^-8, the newcomer itself with 1 - (3/4)^8 (0.9).
+** It is logged, as an error, once per stream: what to do is the
+** operator's choice. */
+#define OI_TWIN_PROBES 8
+
+static void oi_twin_probe(olpcidx *x)
+{
+    char n[2] = {0, 0};
+    int i;
+    memcpy(x->twin_prev, x->twin_cur, sizeof x->twin_prev);
+    memcpy(x->twin_cur, x->stream_id, sizeof x->twin_cur);
+    x->twin_seen = 0;
+    x->twin_told = 0;
+    for (i = 0; i < OI_TWIN_PROBES; i++) {
+        size_t mark = oi_out_begin(x);
+        n[0] = (char)('0' + i);
+        oi_outz(x, "<iq type='get'");
+        oi_out_attr(x, "from", x->jid);
+        oi_out_attr(x, "to", x->jid);
+        oi_outz(x, " id='twin-");
+        oi_out_esc(x, oi_zstr(x->twin_cur), 1);
+        oi_outz(x, "-");
+        oi_outz(x, n);
+        oi_outz(x, "'><ping xmlns='" OI_NS_PING "'/></iq>");
+        oi_out_commit(x, mark, "self-check ping");
+    }
+}
+
+/* Which probe c is about: 0 to OI_TWIN_PROBES-1 for this stream's, -1
+** for another connection's, -2 for no probe or the previous stream's. */
+static int oi_twin_which(const olpcidx *x, const oi_ctx *c)
+{
+    oi_str id = c->id;
+    size_t n;
+    if (!oi_streq(c->from, x->jid) || id.n < 7 || memcmp(id.p, "twin-", 5))
+        return -2;
+    id.p += 5;
+    id.n -= 7;                          /* the stream id, without "-N" */
+    if (id.p[id.n] != '-')
+        return -2;
+    n = strlen(x->twin_cur);
+    if (id.n == n && memcmp(id.p, x->twin_cur, n) == 0)
+        return id.p[n + 1] >= '0' && id.p[n + 1] < '0' + OI_TWIN_PROBES
+               ? id.p[n + 1] - '0' : -2;
+    n = strlen(x->twin_prev);
+    if (id.n == n && memcmp(id.p, x->twin_prev, n) == 0)
+        return -2;
+    return -1;
+}
+
+static void oi_twin_found(olpcidx *x, const char *how)
+{
+    if (x->twin_told)
+        return;
+    x->twin_told = 1;
+    oi_log(x, OLPCIDX_LOG_ERROR, "another connection is online as %.*s "
+           "(%s): the server hands each stanza to one of them, so the "
+           "index is split; run one olpcidx per component domain",
+           (int)x->jid.n, x->jid.p, how);
+}
+
+/* An answer to a probe; returns 0 if c is none. */
+static int oi_twin_answer(olpcidx *x, const oi_ctx *c)
+{
+    int k = oi_twin_which(x, c);
+    if (k == -1)
+        oi_twin_found(x, "the answer to its self-check came here");
+    else if (k >= 0 && !(x->twin_seen >> k & 1))
+        oi_twin_found(x, "it answered a self-check of this one");
+    return k != -2;
+}
+
 static int oi_pong(olpcidx *x, const oi_ctx *c, const oi_node *q)
 {
+    int k = oi_twin_which(x, c);
     (void)q;
+    if (k >= 0)
+        x->twin_seen |= 1u << k;
+    else if (k == -1)
+        oi_twin_found(x, "its self-check came here");
     return oi_reply_fixed(x, c, "", "ping reply");
 }
 
@@ -5406,6 +5496,8 @@ static int oi_pres_unavailable(olpcidx *x, const oi_ctx *c, const oi_node *p)
 static int oi_answer(olpcidx *x, const oi_ctx *c, const oi_node *p)
 {
     (void)p;
+    if (oi_twin_answer(x, c))
+        return OI_C_NONE;
     if (oi_eq(c->type, "error") && oi_eq(c->id, "idle"))
         oi_chg_offline(x, c->from);
     else
@@ -7245,8 +7337,9 @@ static void oi_iq(olpcidx *x, oi_ctx *c)
     r = oi_route_first(x, &cur, on, c->type, q);
     if (r && (r->guard & OI_G_DOMAIN) && !oi_ctx_allowed(x, c))
         cond = OI_C_FORBIDDEN;
-    else if (!oi_rate_take(x, c->from))
-        cond = OI_C_RESOURCE_CONSTRAINT;
+    else if (!oi_streq(c->from, x->jid) && !oi_rate_take(x, c->from))
+        cond = OI_C_RESOURCE_CONSTRAINT;        /* the component's own
+                                                ** self-check is not rated */
     else if ((cond = oi_run_routes(x, c, q, &cur, r)) == OI_PASS)
         cond = OI_C_SERVICE_UNAVAILABLE;
     if (cond != OI_C_NONE)
@@ -7322,6 +7415,14 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
     else                                /* never answered with an error */
         oi_route_stanza(x, &c, OI_ON_PRES, st->child);
     return 0;
+}
+
+/* The stream is online (x->on_online): the self-check of 13.4, then the
+** Gadget dialect's start (15). */
+static void oi_went_online(olpcidx *x)
+{
+    oi_twin_probe(x);
+    oi_gadget_online(x);
 }
 
 /* ==== 17. Public API ================================================ */
@@ -7485,7 +7586,7 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
     oi_index_init(x);
     oi_clients_init(x);
     x->on_stanza = oi_dispatch;
-    x->on_online = oi_gadget_online;
+    x->on_online = oi_went_online;
     x->rng = (uint64_t)cfg->hash_seed << 32 | 0x9e3779b9u;
     oi_caps_init(x);
     oi_routes_init(x);
