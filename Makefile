@@ -14,6 +14,8 @@
 #   make xo1        a static i586 (Geode) daemon for the XO-1, tested under qemu
 #   make size       stripped daemon sizes: x86-64, i586, armhf
 #   make lib        libolpcidx.a
+#   make olpcidx-host   contrib/host.c, an example program embedding the
+#                   library (its own socket and poll loop), on olpcidx.o
 #   make install    daemon, man page, systemd unit, sample config, docs
 #                   (PREFIX=/usr/local, DESTDIR, BINDIR, MANDIR, SYSCONFDIR)
 #   make uninstall  removes what make install put there, not the config
@@ -61,13 +63,18 @@ libolpcidx.a: olpcidx.o
 
 lib: libolpcidx.a
 
+# contrib/host.c uses only olpcidx.h; it links the library as a unit
+olpcidx-host: contrib/host.c olpcidx.h olpcidx.o
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -I. -o $@ contrib/host.c olpcidx.o $(LDFLAGS) $(LDLIBS)
+
 olpcidx-test: test.c $(SRC)
 	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -g -o $@ test.c $(LDFLAGS) $(LDLIBS)
 
 olpcidx-bench: contrib/bench.c $(SRC)
 	$(CC) $(STD) $(CPPFLAGS) -O2 $(BENCH_DEFS) -o $@ contrib/bench.c $(BENCH_LIBS)
 
-# -Werror builds of library, daemon, tests and benchmark with both compilers
+# -Werror builds of library, daemon, tests, benchmark and example host
+# with both compilers
 strict:
 	@for cc in gcc clang; do \
 	  if command -v $$cc >/dev/null; then \
@@ -77,6 +84,7 @@ strict:
 	    $$cc $(STRICT) -O2 -o /dev/null test.c || exit 1; \
 	    $$cc $(STRICT) -O2 $(BENCH_DEFS) -c -o /dev/null contrib/bench.c \
 	      || exit 1; \
+	    $$cc $(STRICT) -O2 -I. -c -o /dev/null contrib/host.c || exit 1; \
 	  else echo "strict: $$cc not installed, skipped"; fi; \
 	done
 	@echo "strict: the daemon links only libc:"; \
@@ -84,7 +92,7 @@ strict:
 	  if command -v ldd >/dev/null; then ldd olpcidx.strict; fi; \
 	  rm -f olpcidx.strict
 
-test: strict olpcidx olpcidx-test
+test: strict olpcidx olpcidx-test olpcidx-host
 	./olpcidx-test
 
 test-offline: olpcidx-test
@@ -308,6 +316,7 @@ deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
 
 clean:
 	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
+	  olpcidx-host \
 	  olpcidx.strict olpcidx-fuzz olpcidx-test-i586 olpcidx-i586 \
 	  olpcidx-test-armhf olpcidx-armhf libolpcidx.a olpcidx-size-* \
 	  olpcidx-size.o olpcidx-xo1 olpcidx-xo1.stripped olpcidx-test-xo1 \

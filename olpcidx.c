@@ -3846,20 +3846,27 @@ enum { OI_REC_BUDDY = 1, OI_REC_ACT, OI_REC_JOIN, OI_REC_LEAVE,
 
 static uint32_t oi_crc_table[256];
 
-/* CRC-32 of IEEE 802.3 (as zlib), table built on first use. */
+/* Builds the CRC-32 table once per process: from olpcidx_new, so that
+** once a first handle exists, handles in other threads only read it. */
+static void oi_crc_init(void)
+{
+    uint32_t k, v;
+    int b;
+    if (oi_crc_table[1])
+        return;
+    for (k = 0; k < 256; k++) {
+        for (v = k, b = 0; b < 8; b++)
+            v = v & 1 ? 0xEDB88320u ^ (v >> 1) : v >> 1;
+        oi_crc_table[k] = v;
+    }
+}
+
+/* CRC-32 of IEEE 802.3 (as zlib). */
 static uint32_t oi_crc32(const unsigned char *p, size_t n)
 {
     uint32_t c = 0xFFFFFFFFu;
     size_t i;
-    if (!oi_crc_table[1]) {
-        uint32_t k, v;
-        int b;
-        for (k = 0; k < 256; k++) {
-            for (v = k, b = 0; b < 8; b++)
-                v = v & 1 ? 0xEDB88320u ^ (v >> 1) : v >> 1;
-            oi_crc_table[k] = v;
-        }
-    }
+    oi_crc_init();
     for (i = 0; i < n; i++)
         c = oi_crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
@@ -7578,7 +7585,8 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
         olpcidx_free(x);
         return OLPCIDX_ENOMEM;
     }
-    oi_xml_init(&x->xml, &x->mem, &oi_stream_handler, x);
+    oi_xml_init(&x->xml, &x->mem, &oi_stream_handler, x); /* oi_cc too */
+    oi_crc_init();
     oi_apply_limits(x);
     x->out.max = (size_t)-1;
     x->rec.max = (size_t)-1;

@@ -14,6 +14,34 @@
 ** A negative return from feed or tick means the stream is over: close the
 ** socket, and reconnect unless olpcidx_is_fatal() says the server refused
 ** the component's configuration.  The index survives reconnects.
+** contrib/host.c is a complete, small host written this way.
+**
+** Results: every function returning int returns OLPCIDX_OK (0) or one of
+** the negative OLPCIDX_E* codes listed in its comment, but for
+** olpcidx_wants_input, olpcidx_online and olpcidx_is_fatal (0 or 1).
+** OLPCIDX_EFULL is never returned: a reply that does not fit the output
+** bound is dropped whole and logged (PROTOCOL.md 8.4).
+**
+** Threads: there is no locking inside.  A handle belongs to one thread
+** at a time: no two calls on it may run at once (moving it to another
+** thread needs the caller's own synchronisation).  Callbacks run in the
+** thread of the call that triggered them, never on their own.
+** Distinct handles share no mutable state and may be used in parallel,
+** once one olpcidx_new has returned: the first olpcidx_new of the
+** process fills two process-wide tables (character classes, CRC-32)
+** that are only read afterwards, so create a first handle before other
+** threads call olpcidx_new.  The library keeps no other global state and
+** calls nothing that is not thread-safe in POSIX.
+**
+** Re-entrancy: the callbacks (allocator, log, storage) run inside the
+** library's calls, in the middle of handling a stanza or a timer, while
+** the bytes they receive point into the handle's own buffers.  They must
+** not call olpcidx_connect, _feed, _pending, _sent, _tick, _close,
+** _restore, _reconfigure or _free on the same handle: that would corrupt
+** the stanza in progress, the output queue or the record being handed
+** over.  The read-only olpcidx_online and olpcidx_wants_input, and
+** olpcidx_strerror and olpcidx_is_fatal, are safe there, as is any call
+** on another handle.
 */
 #ifndef OLPCIDX_H
 #define OLPCIDX_H
@@ -147,69 +175,93 @@ typedef struct olpcidx_config {
     uint32_t hash_seed;         /* per-process random seed for hashing */
 } olpcidx_config;
 
-/* Fills c with the defaults (every limit of OLPCIDX_LIMITS). */
+/* Fills c with the defaults (every limit of OLPCIDX_LIMITS, log_level
+** OLPCIDX_LOG_INFO, everything else 0 or NULL); jid and secret must be
+** set before olpcidx_new.  Cannot fail. */
 void olpcidx_config_init(olpcidx_config *c);
 
 /* Creates a handle.  The strings in cfg are copied; cfg is not retained.
-** On success *out owns the handle until olpcidx_free. */
+** On success *out owns the handle until olpcidx_free.  Returns
+** OLPCIDX_OK; OLPCIDX_EINVAL when jid is not a valid domain, secret is
+** NULL or a limit is out of its range; OLPCIDX_ENOMEM.  On error *out is
+** NULL. */
 int olpcidx_new(olpcidx **out, const olpcidx_config *cfg);
+/* Frees the handle and everything it holds; x may be NULL.  Closes no
+** socket: the host owns it. */
 void olpcidx_free(olpcidx *x);
 
 /* Applies new limits (all of OLPCIDX_LIMITS) and log level, not jid,
 ** secret or alloc, to a live handle, as after SIGHUP.  Takes effect from
-** the next stanza.  OLPCIDX_EINVAL, and nothing changed, when a limit is
-** out of its range. */
+** the next stanza.  Returns OLPCIDX_OK, or OLPCIDX_EINVAL, and nothing
+** changed, when a limit is out of its range. */
 int olpcidx_reconfigure(olpcidx *x, const olpcidx_config *cfg);
 
 /* Starts a new stream on a fresh connection: discards what was queued for
 ** the old one and queues the stream header.  now_ms: any monotonic clock
-** in milliseconds, the same one passed to olpcidx_tick. */
+** in milliseconds, the same one passed to olpcidx_tick.  Valid in any
+** state.  Returns OLPCIDX_OK, or OLPCIDX_ENOMEM when the header could not
+** be queued (the stream is then over, as after a failed feed). */
 int olpcidx_connect(olpcidx *x, uint64_t now_ms);
 
-/* Feeds n received bytes; buf is only read during the call.  Returns 0,
-** or a negative code once the stream is over (the code stays sticky until
-** the next olpcidx_connect). */
+/* Feeds n received bytes; buf is only read during the call.  Returns
+** OLPCIDX_OK; OLPCIDX_ESTATE before the first olpcidx_connect; or, once
+** the stream is over, the code that ended it, sticky until the next
+** olpcidx_connect: OLPCIDX_EXML, ERESTRICTED, ELIMIT (a limit of the
+** server's XML), ENOMEM, EPROTO, EAUTH, EHOST, ESTREAM (the server's
+** stream error), ECLOSED (the server closed the stream), or ETIMEOUT
+** (set by olpcidx_tick). */
 int olpcidx_feed(olpcidx *x, const void *buf, size_t n);
 
 /* Bytes waiting to be sent: *buf points at them, valid until the next
-** call on x.  Returns their count (0: nothing to send). */
+** call on x.  Returns their count (0: nothing to send); no error code. */
 size_t olpcidx_pending(olpcidx *x, const void **buf);
-/* Marks the first n pending bytes as written. */
+/* Marks the first n pending bytes as written (n larger than pending
+** counts as all of them).  Cannot fail. */
 void olpcidx_sent(olpcidx *x, size_t n);
 
 /* 1 when the caller should read from the server, 0 while the bytes
 ** waiting to be sent exceed half of max_output: stop reading until
 ** olpcidx_sent() has taken them below, so that back-pressure reaches the
-** server through TCP instead of replies being dropped (PROTOCOL.md 8.4). */
+** server through TCP instead of replies being dropped (PROTOCOL.md 8.4).
+** Not a result code. */
 int olpcidx_wants_input(const olpcidx *x);
 
 /* Runs timers at time now_ms (keepalive, ping, timeouts) and sets
 ** *wait_ms to the longest the caller may wait before the next tick.
-** Returns 0 or a negative code as olpcidx_feed does. */
+** Returns OLPCIDX_OK (also before olpcidx_connect and while closing), or
+** the sticky code of a stream that is over, as olpcidx_feed does;
+** OLPCIDX_ETIMEOUT when the server did not answer the handshake within
+** 30 s, or sent nothing for 180 s with a keepalive ping outstanding. */
 int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms);
 
 /* Queues a clean end of stream: unavailable presence to the Gadget
 ** subscribers, out of every room (PROTOCOL.md 6.3), then
 ** </stream:stream>.  Once the bytes are sent the caller may close the
-** socket. */
+** socket.  Returns OLPCIDX_OK; OLPCIDX_ENOMEM when the closing tag could
+** not be queued; OLPCIDX_ESTATE before olpcidx_connect or when already
+** closing; the sticky code when the stream is already over (then
+** olpcidx_pending may still hold its stream error: send it). */
 int olpcidx_close(olpcidx *x);
 
 /* Rebuilds the index from a snapshot and a journal (either may be empty),
 ** before the first olpcidx_connect.  *journal_ok gets the bytes of whole,
 ** valid journal records; the embedder cuts the journal there.  Returns 0,
 ** OLPCIDX_ECORRUPT when the snapshot is damaged (it was ignored: move it
-** aside; the journal was still replayed), or ENOMEM. */
+** aside; the journal was still replayed), OLPCIDX_ENOMEM, or
+** OLPCIDX_ESTATE after olpcidx_connect. */
 int olpcidx_restore(olpcidx *x, const void *snap, size_t nsnap,
                     const void *journal, size_t njournal, size_t *journal_ok);
 
-/* 1 once the server accepted the handshake on this connection. */
+/* 1 once the server accepted the handshake on this connection, else 0
+** (also after the stream ended or while closing).  Not a result code. */
 int olpcidx_online(const olpcidx *x);
 
 /* 1 when err means the server refused our configuration (EAUTH, EHOST):
 ** reconnecting would only be refused again. */
 int olpcidx_is_fatal(int err);
 
-/* A static English message for a result code. */
+/* A static English message for a result code; never NULL, also for an
+** unknown code. */
 const char *olpcidx_strerror(int err);
 
 #endif /* OLPCIDX_H */

@@ -32,7 +32,8 @@
 ** fed whole, one byte at a time, split at every point and in random
 ** chunks, all giving the .out beside it, then with each allocation
 ** failing in turn.  Interop groups run the daemon (./olpcidx) and, but
-** for usage, talk to it through a private Prosody on 127.0.0.1.
+** for usage, talk to it through a private Prosody on 127.0.0.1; the
+** group host runs the example embedder (./olpcidx-host) instead.
 **
 ** The file, in order; each part uses only what is above it:
 **   A. Harness
@@ -66,6 +67,8 @@
 **      C9. gadget                    the Gadget dialect as the Sugar
 **                                    client speaks it, PEP and MUC
 **                                    through Prosody
+**      C10. host                     contrib/host.c, the example
+**                                    embedder, through Prosody
 **   D. Demo (make demo)
 **   E. Fuzzing (make fuzz)           LLVMFuzzerTestOneInput, with
 **                                    -DOLPCIDX_FUZZ
@@ -6093,6 +6096,85 @@ static void t_gadget(void)
     t_stop(comp, SIGTERM);
 }
 
+/* ---- C10. host: contrib/host.c, a program embedding the library ------ */
+
+/* Starts ./olpcidx-host (make olpcidx-host) against the private server:
+** mode is "--once" or NULL (serve until SIGTERM). */
+static pid_t t_host_start(const char *mode, const char *secret,
+                          const char *log)
+{
+    char port[16], path[256];
+    char *argv[8];
+    int i = 0;
+    snprintf(port, sizeof port, "%d", t_comp_port);
+    argv[i++] = (char *)"./olpcidx-host";
+    if (mode)
+        argv[i++] = (char *)mode;
+    argv[i++] = (char *)"127.0.0.1";
+    argv[i++] = port;
+    argv[i++] = (char *)T_COMP;
+    argv[i++] = (char *)secret;
+    argv[i] = NULL;
+    t_path(path, sizeof path, log);
+    return t_spawn(argv, path);
+}
+
+/* The example host drives the library with its own socket and loop:
+** --once completes the handshake and exits 0; serving, it answers a
+** client's disco#info through Prosody and exits 0 on SIGTERM; with a
+** wrong secret it is refused (exit 3). */
+static void t_host(void)
+{
+    static const char *const want[] = { "type='result'",
+        "from='" T_COMP "'", "category='collaboration'",
+        "<feature var='" OI_NS_DINFO "'/>", NULL };
+    char log[256], *r;
+    t_cl c;
+    pid_t pid;
+    int rc;
+    if (!t_env_up())
+        return;
+    t_live_down();                      /* the component's name is free */
+    if (!CHECK(access("./olpcidx-host", X_OK) == 0)) {
+        printf("  ./olpcidx-host missing: make olpcidx-host\n");
+        return;
+    }
+
+    pid = t_host_start("--once", T_SECRET, "host-once.log");
+    rc = t_wait_exit(pid, 15000);
+    t_path(log, sizeof log, "host-once.log");
+    if (!CHECK(rc == 0) || !CHECK(t_file_has(log, "online as " T_COMP)))
+        printf("  exit status %d; see %s\n", rc, log);
+    if (rc < 0)
+        t_stop(pid, SIGKILL);
+
+    pid = t_host_start(NULL, T_SECRET, "host.log");
+    t_path(log, sizeof log, "host.log");
+    if (CHECK(t_wait_log(log, "online as " T_COMP, 1, 10000))) {
+        if (CHECK(t_cl_open(&c, "alice", "host") == 0)) {
+            r = t_cl_iq(&c, "hostinfo", "get",
+                        "<query xmlns='" OI_NS_DINFO "'/>");
+            t_expect("disco#info from the example host", r, want);
+            free(r);
+        }
+        t_cl_close(&c);
+    }
+    kill(pid, SIGTERM);
+    rc = t_wait_exit(pid, 5000);
+    if (!CHECK(rc == 0) || !CHECK(t_file_has(log, "closed")))
+        printf("  exit status %d after SIGTERM; see %s\n", rc, log);
+    if (rc < 0)
+        t_stop(pid, SIGKILL);
+
+    pid = t_host_start("--once", "wrong", "host-refused.log");
+    rc = t_wait_exit(pid, 15000);
+    t_path(log, sizeof log, "host-refused.log");
+    if (!CHECK(rc == 3) || !CHECK(t_file_has(log, "check the secret")))
+        printf("  exit status %d with a wrong secret; see %s\n", rc, log);
+    if (rc < 0)
+        t_stop(pid, SIGKILL);
+}
+
 /* ==== D. Demo (make demo) =============================================== */
 
 /* make demo: the same scene, with the exchanges printed. */
@@ -6323,6 +6405,8 @@ static const struct t_group {
       "ejabberd 23.01: online, a second connection told; refusals (3)" },
     { "usage", T_INTEROP, t_usage_errors,
       "usage and configuration errors of the daemon (exit 2)" },
+    { "host", T_INTEROP, t_host,
+      "contrib/host.c: handshake, disco#info, SIGTERM, wrong secret" },
     { "basics", T_INTEROP, t_basics,
       "configured by a file; disco, version, ping, unknown iq" },
     { "seed", T_INTEROP, t_interop_seed,
