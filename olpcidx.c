@@ -2302,6 +2302,7 @@ struct olpcidx {
     size_t head;
     int oerr;                   /* first error while writing a stanza */
     uint64_t last_out;          /* last byte queued */
+    unsigned long long nin, nout;       /* stanzas in (16) and out */
     /* 8: the index */
     oi_map buddies;             /* bare JID -> oi_buddy */
     oi_map acts;                /* activity id -> oi_act */
@@ -2630,6 +2631,9 @@ static int oi_out_commit(olpcidx *x, size_t mark, const char *what)
         return rc;
     }
     x->last_out = x->now;
+    if (x->out.n > mark + 1 && (x->out.p[mark + 1] == 'i'  /* iq, message */
+        || x->out.p[mark + 1] == 'm' || x->out.p[mark + 1] == 'p'))
+        x->nout++;              /* or presence; not stream-level bytes */
     return 0;
 }
 
@@ -7395,6 +7399,7 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
 {
     oi_ctx c;
     int has_from, kind;
+    x->nin++;
     memset(&c, 0, sizeof c);
     c.st = st;
     c.allowed = -1;
@@ -7709,6 +7714,28 @@ int olpcidx_wants_input(const olpcidx *x)
     return x->out.n - x->head <= x->cfg.max_output / 2;
 }
 
+void olpcidx_get_stats(const olpcidx *x, olpcidx_stats *s)
+{
+    size_t i = 0;
+    const void *p;
+    memset(s, 0, sizeof *s);
+    s->buddies = x->buddies.n;
+    s->activities = x->acts.n;
+    s->clients = x->clients.n;
+    while ((p = oi_map_next(&x->clients, &i)) != NULL) {
+        const oi_watch *w;
+        for (w = ((const oi_client *)p)->watches; w; w = w->next) {
+            s->result_sets += w->kind == &oi_seed_kind;
+            s->views += w->kind == &oi_view_kind;
+        }
+    }
+    s->memory = x->mem.used;
+    s->memory_cap = x->mem.limit;
+    s->queued = x->out.n - x->head;
+    s->stanzas_in = x->nin;
+    s->stanzas_out = x->nout;
+}
+
 int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms)
 {
     uint64_t next;
@@ -7935,6 +7962,8 @@ static const char *const dm_levels[] = { "error", "warn", "info", "debug" };
 static struct dm_globals {
     volatile sig_atomic_t stop; /* SIGTERM or SIGINT seen */
     volatile sig_atomic_t hup;  /* SIGHUP seen */
+    volatile sig_atomic_t usr1; /* SIGUSR1 seen */
+    uint64_t started;           /* dm_now() at start, for the uptime */
     int level;                  /* most verbose level logged */
     int syslog;                 /* --syslog: log there, not to stderr */
     uint32_t rng;               /* xorshift32 state for jitter */
@@ -8289,6 +8318,46 @@ static void dm_reload(olpcidx *x)
            dm_levels[c.log_level], limits);
 }
 
+/* SIGUSR1: the library's figures (olpcidx_get_stats), the state
+** directory's file sizes and the uptime, on one log line at info. */
+static void dm_report(olpcidx *x)
+{
+    static const char *const names[] = {
+#define DM_STAT_NAME_(name, text) #name,
+        OLPCIDX_STATS(DM_STAT_NAME_)
+#undef DM_STAT_NAME_
+    };
+    const char *dir = dm_get(dm.file, DM_STATE);
+    char line[1024], path[1100];
+    unsigned long long v[sizeof names / sizeof names[0]];
+    olpcidx_stats s;
+    struct stat sb;
+    size_t k, n = 0;
+    dm.usr1 = 0;
+    olpcidx_get_stats(x, &s);
+    k = 0;
+#define DM_STAT_VALUE_(name, text) v[k++] = s.name;
+    OLPCIDX_STATS(DM_STAT_VALUE_)
+#undef DM_STAT_VALUE_
+    for (k = 0; k < sizeof names / sizeof names[0]; k++)
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s %llu, ",
+                              names[k], v[k]);
+    if (!dir)
+        dir = DM_STATE_DEFAULT;
+    for (k = 0; k < 2; k++) {           /* bytes, or none yet */
+        const char *f = k ? "snapshot" : "journal";
+        snprintf(path, sizeof path, "%s/%s", dir, f);
+        if (stat(path, &sb) == 0)
+            n += (size_t)snprintf(line + n, sizeof line - n, "%s %lld, ", f,
+                                  (long long)sb.st_size);
+        else
+            n += (size_t)snprintf(line + n, sizeof line - n, "%s none, ", f);
+    }
+    snprintf(line + n, sizeof line - n, "uptime %llu s",
+             (unsigned long long)((dm_now() - dm.started) / 1000));
+    dm_log(OLPCIDX_LOG_INFO, "SIGUSR1: %s", line);
+}
+
 static void dm_help(void)
 {
     olpcidx_config c;
@@ -8451,6 +8520,8 @@ static void dm_on_signal(int sig)
 {
     if (sig == SIGHUP)
         dm.hup = 1;
+    else if (sig == SIGUSR1)
+        dm.usr1 = 1;
     else
         dm.stop = 1;
 }
@@ -8617,6 +8688,8 @@ static int dm_session(olpcidx *x, int fd, int *online)
         }
         if (dm.hup)
             dm_reload(x);
+        if (dm.usr1)
+            dm_report(x);
         /* back-pressure: no reading while the server is slow to take
         ** what the component has to say (PROTOCOL.md 8.4) */
         p.events = (short)((olpcidx_wants_input(x) ? POLLIN : 0)
@@ -8655,6 +8728,8 @@ static int dm_sleep(olpcidx *x, int ms)
     while (!dm.stop && (now = dm_now()) < end) {
         if (dm.hup)
             dm_reload(x);
+        if (dm.usr1)
+            dm_report(x);
         (void)poll(NULL, 0, dm_cap((int64_t)(end - now)));
     }
     return dm.stop != 0;
@@ -8886,6 +8961,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    dm.started = dm_now();
     signal(SIGPIPE, SIG_IGN);
 
     dm_open_state(dm_get(dm.file, DM_STATE)

@@ -10,6 +10,7 @@
 **     olpcidx_pending(x, &p) / _sent()   bytes to write to the socket
 **     olpcidx_wants_input(x)             whether to read more now
 **     olpcidx_tick(x, now, &wait_ms)     timers; poll() at most wait_ms
+**     olpcidx_get_stats(x, &s)           figures for an operator
 **
 ** A negative return from feed or tick means the stream is over: close the
 ** socket, and reconnect unless olpcidx_is_fatal() says the server refused
@@ -39,7 +40,8 @@
 ** not call olpcidx_connect, _feed, _pending, _sent, _tick, _close,
 ** _restore, _reconfigure or _free on the same handle: that would corrupt
 ** the stanza in progress, the output queue or the record being handed
-** over.  The read-only olpcidx_online and olpcidx_wants_input, and
+** over.  The read-only olpcidx_online, olpcidx_wants_input and
+** olpcidx_get_stats, and
 ** olpcidx_strerror and olpcidx_is_fatal, are safe there, as is any call
 ** on another handle.
 */
@@ -225,6 +227,31 @@ void olpcidx_sent(olpcidx *x, size_t n);
 ** server through TCP instead of replies being dropped (PROTOCOL.md 8.4).
 ** Not a result code. */
 int olpcidx_wants_input(const olpcidx *x);
+
+/* What the handle holds and has done, one row per figure: the field of
+** olpcidx_stats and what it counts. */
+#define OLPCIDX_STATS(X)                                                    \
+    X(buddies,     "buddies known")                                         \
+    X(activities,  "activities known")                                      \
+    X(clients,     "full JIDs with state (watchers, presence, rate)")       \
+    X(result_sets, "open result sets (seed dialect)")                       \
+    X(views,       "open views (Gadget dialect)")                           \
+    X(memory,      "bytes held by the handle")                              \
+    X(memory_cap,  "bytes it may hold, 0: no cap (mem_limit)")              \
+    X(queued,      "bytes waiting to be sent")                              \
+    X(stanzas_in,  "stanzas received online since olpcidx_new")             \
+    X(stanzas_out, "iq, message and presence stanzas queued since then")
+
+typedef struct olpcidx_stats {
+#define OLPCIDX_STAT_FIELD_(name, text) unsigned long long name;
+    OLPCIDX_STATS(OLPCIDX_STAT_FIELD_)
+#undef OLPCIDX_STAT_FIELD_
+} olpcidx_stats;
+
+/* Fills *s.  Counting the open result sets and views walks the clients
+** (not the index): meant for an operator's request, not for every tick.
+** Cannot fail; read-only, so a callback may call it. */
+void olpcidx_get_stats(const olpcidx *x, olpcidx_stats *s);
 
 /* Runs timers at time now_ms (keepalive, ping, timeouts) and sets
 ** *wait_ms to the longest the caller may wait before the next tick.

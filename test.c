@@ -2477,6 +2477,48 @@ static void t_notice(void)
     t_core_done(&t);
 }
 
+/* olpcidx_get_stats: what the index holds, the watchers open, and the
+** stanzas that went in and out. */
+static void t_stats(void)
+{
+    t_core t;
+    olpcidx_config c;
+    olpcidx_stats s;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.mem_limit = 1 << 24;
+    t_core_online(&t, &c, 0);
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.buddies == 0 && s.activities == 0 && s.result_sets == 0
+          && s.views == 0 && s.stanzas_in == 0 && s.memory > 0
+          && s.memory <= s.memory_cap && s.memory_cap == 1 << 24
+          && s.stanzas_out == 8);       /* the self-check pings (13.4) */
+    t_send(&t, 1, "<message from='a@jabber.test/xo'" T_TO "><properties "
+           "xmlns='" OI_NS_APROPS "' activity='a1'/></message>");
+    t_send(&t, 1, "<iq type='get' id='c' from='c@jabber.test/xo'" T_TO
+           "><query xmlns='" OI_NS_ACT "'><activity/></query></iq>");
+    t_send(&t, 1, "<message from='b@jabber.test/xo'" T_TO "><activity "
+           "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>");
+    t_send(&t, 1, "<iq type='get' id='v1' from='d@jabber.test/xo'" T_TO
+           "><view xmlns='http://laptop.org/xmpp/buddy' id='1' size='3'>"
+           "<buddy/></view></iq>");
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.buddies == 2 && s.activities == 1 && s.result_sets == 1
+          && s.views == 1 && s.stanzas_in == 4 && s.queued == 0);
+    /* since then: 2 replies, 1 notification, and whatever the view
+    ** sent, counted from the bytes themselves */
+    CHECK(s.stanzas_out == 8 + (unsigned long long)(t_count(t.out.p, "<iq ")
+                                                + t_count(t.out.p, "<message ")
+                                                + t_count(t.out.p,
+                                                          "<presence ")));
+    CHECK(s.stanzas_out >= 11);
+    t_send(&t, 2, "<presence type='unavailable' from='d@jabber.test/xo'"
+           T_TO "/>");
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.views == 0 && s.result_sets == 1 && s.stanzas_in == 5);
+    t_core_done(&t);
+}
+
 static void t_idle(void)
 {
     t_core t;
@@ -4968,6 +5010,11 @@ static void t_reload(void)
     t_write_config("info", 65536);
     kill(t_live.comp, SIGHUP);
     CHECK(t_wait_log(log, "SIGHUP: re-read", 2, 5000));
+    /* SIGUSR1: the figures on one line, the state files' sizes known */
+    kill(t_live.comp, SIGUSR1);
+    CHECK(t_wait_log(log, "SIGUSR1: buddies ", 1, 5000));
+    CHECK(t_file_has(log, ", stanzas_out ") && !t_file_has(log, "journal none")
+          && !t_file_has(log, "stanzas_in 0,") && t_file_has(log, "uptime "));
     t_live_clients_down();
 }
 
@@ -6385,6 +6432,8 @@ static const struct t_group {
       "rate limits per full JID" },
     { "notice", T_OFFLINE, t_notice,
       "--notify-type notice: the seed's message type" },
+    { "stats", T_OFFLINE, t_stats,
+      "olpcidx_get_stats: items, watchers, stanzas in and out" },
     { "idle", T_OFFLINE, t_idle,
       "idle participants pinged; no answer or an error: gone" },
     { "atomic", T_OFFLINE, t_atomic,
