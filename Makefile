@@ -95,10 +95,9 @@ bench: olpcidx-bench
 
 demo: olpcidx olpcidx-test
 	@command -v prosody >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "demo: installing prosody"; \
-	    apt-get install -y prosody || { apt-get update && apt-get install -y prosody; }; \
-	  else echo "demo: needs prosody: run 'sudo apt-get install prosody'"; exit 1; fi; }
+	  echo "demo: prosody is missing (the demo runs a private one);" \
+	       "install it, e.g. on Debian: sudo apt-get install prosody"; \
+	  exit 1; }
 	./olpcidx-test demo
 
 sanitize: $(SRC) test.c
