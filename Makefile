@@ -10,9 +10,19 @@
 #   make valgrind   the offline tests under valgrind (GROUPS=...)
 #   make fuzz       libFuzzer over the component (FUZZ_SECONDS=60)
 #   make cross      offline tests for i586 (XO-1), ARM, AArch64 and big-endian
-#                   MIPS under qemu-user (TARGET=triple for one of them)
+#                   MIPS under qemu-user (TARGET=triple for one of them;
+#                   CROSS=gcc for the gcc-<triple> compilers instead of
+#                   clang --target; CROSS_CC=compiler for any other;
+#                   CROSS_STRICT=1 fails instead of skipping a target
+#                   whose toolchain is missing), e.g.
+#                     make cross TARGET=arm-linux-gnueabihf CROSS=gcc
+#                     make cross CROSS_CC=arm-linux-gnueabihf-gcc \
+#                       TARGET=arm-linux-gnueabihf
 #   make xo1        a static i586 (Geode) daemon for the XO-1, tested under qemu
-#   make size       stripped daemon sizes: x86-64, i586, armhf
+#   make size       stripped daemon sizes: x86-64, i586, armhf, aarch64, mips
+#   make SMALL=1    the daemon built for size (SIZE_CFLAGS, SIZE_LDFLAGS),
+#                   as make size and make xo1 build it; on the XO itself
+#   make CC=arm-linux-gnueabihf-gcc   any cross compiler builds the daemon
 #   make lib        libolpcidx.a
 #   make olpcidx-host   contrib/host.c, an example program embedding the
 #                   library (its own socket and poll loop), on olpcidx.o
@@ -22,7 +32,13 @@
 #   make deb        a Debian package, olpcidx_VERSION_ARCH.deb
 
 CC      ?= cc
-CFLAGS  ?= -O2
+# For size (the XO-1): -Os, and no unwind tables (.eh_frame is a fifth of
+# the code; C needs them only for a debugger's backtrace without -g)
+SIZE_CFLAGS  = -Os -fno-asynchronous-unwind-tables -fno-unwind-tables \
+               -ffunction-sections -fdata-sections
+SIZE_LDFLAGS = -Wl,--gc-sections
+CFLAGS  ?= $(if $(SMALL),$(SIZE_CFLAGS),-O2)
+LDFLAGS ?= $(if $(SMALL),$(SIZE_LDFLAGS))
 STD      = -std=c99 -pedantic -Wall -Wextra
 STRICT   = $(STD) -Werror
 LDLIBS  ?=
@@ -103,10 +119,9 @@ bench: olpcidx-bench
 
 demo: olpcidx olpcidx-test
 	@command -v prosody >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "demo: installing prosody"; \
-	    apt-get install -y prosody || { apt-get update && apt-get install -y prosody; }; \
-	  else echo "demo: needs prosody: run 'sudo apt-get install prosody'"; exit 1; fi; }
+	  echo "demo: prosody is missing (the demo runs a private one);" \
+	       "install it, e.g. on Debian: sudo apt-get install prosody"; \
+	  exit 1; }
 	./olpcidx-test demo
 
 sanitize: $(SRC) test.c
@@ -121,17 +136,25 @@ fuzz: $(SRC) test.c
 	mkdir -p fuzz-corpus && cp fixtures/core-*.xml fuzz-corpus/
 	./olpcidx-fuzz -max_total_time=$${FUZZ_SECONDS:-60} -max_len=8192 fuzz-corpus
 
-# Cross builds with clang --target (no gcc cross driver needed), run under
-# qemu-user.  Each target needs its libc6-dev-<arch>-cross,
-# libgcc-12-dev-<arch>-cross and binutils-<triple> packages and qemu-user;
-# a target whose toolchain or emulator is missing is skipped with a
-# message.  TARGET=triple picks one of TARGETS; CROSS_CC replaces the
-# compiler (e.g. CROSS_CC=aarch64-linux-gnu-gcc TARGET=aarch64-linux-gnu);
-# GROUPS limits the test groups.  i686 is built for the XO-1's Geode and
-# run on a CPU with CMOV but no SSE.
+# Cross builds, run under qemu-user.  By default the compiler is
+# clang --target=<triple> (no gcc cross driver needed): each target needs
+# its libc6-dev-<arch>-cross, libgcc-12-dev-<arch>-cross and
+# binutils-<triple> packages, and qemu-user.  CROSS=gcc uses the
+# gcc-<triple> compilers (package gcc-<triple>, e.g. gcc-arm-linux-gnueabihf,
+# plus libc6-dev-<arch>-cross) instead; CROSS_CC=compiler replaces the
+# compiler altogether, for one TARGET (e.g. CROSS_CC=aarch64-linux-gnu-gcc
+# TARGET=aarch64-linux-gnu).  A target whose toolchain or emulator is
+# missing is skipped with a message, or fails with CROSS_STRICT=1 (as in
+# CI).  TARGET=triple (or a list) picks targets; GROUPS limits the test
+# groups.  i686 is built for the XO-1's Geode and run on a CPU with CMOV
+# but no SSE.  The daemon is built with SIZE_CFLAGS, the tests with -O2.
 TARGETS  = i686-linux-gnu arm-linux-gnueabihf aarch64-linux-gnu mips-linux-gnu
 TARGET  ?= $(TARGETS)
+CROSS   ?= clang
 CROSS_CC ?=
+CROSS_STRICT ?=
+# how a missing toolchain ends a target: skipped (0) or failed (1)
+xskip  = exit $(if $(CROSS_STRICT),1,0)
 
 # $(call xflags,triple): flags and emulator for one target
 xflags = $(if $(filter i686-%,$1),-march=geode -mtune=geode) \
@@ -140,7 +163,7 @@ xrun   = $(if $(filter i686-%,$1),qemu-i386 -cpu pentium2,$(if \
            $(filter arm-%,$1),qemu-arm,$(if $(filter aarch64-%,$1),qemu-aarch64,$(if \
            $(filter mips-%,$1),qemu-mips,$(if $(filter mipsel-%,$1),qemu-mipsel,qemu-$(firstword \
            $(subst -, ,$1))))))) -L /usr/$1
-xcc    = $(or $(CROSS_CC),clang --target=$1)
+xcc    = $(or $(CROSS_CC),$(if $(filter gcc,$(CROSS)),$1-gcc,clang --target=$1))
 
 # The strip for a target: its binutils' (llvm-strip mishandles static i686)
 xstrip = $(if $(shell command -v $1-strip),$1-strip,llvm-strip)
@@ -158,14 +181,14 @@ cross: $(SRC) test.c
 cross-one:
 	@cc='$(call xcc,$(T)) $(call xflags,$(T))'; run='$(call xrun,$(T))'; \
 	if ! $(call xprobe,$$cc); then \
-	  echo "cross $(T): skipped, '$$cc' cannot build here" \
-	       "(libc6-dev, libgcc-12-dev and binutils for $(T) needed)"; exit 0; fi; \
+	  echo "cross $(T): $(if $(CROSS_STRICT),FAILED,skipped), '$$cc' cannot build here" \
+	       "(libc6-dev, libgcc-12-dev and binutils for $(T) needed)"; $(xskip); fi; \
 	if ! command -v $${run%% *} >/dev/null; then \
-	  echo "cross $(T): skipped, $${run%% *} missing (qemu-user)"; exit 0; fi; \
+	  echo "cross $(T): $(if $(CROSS_STRICT),FAILED,skipped), $${run%% *} missing (qemu-user)"; $(xskip); fi; \
 	echo "cross $(T): $$cc"; \
 	$$cc $(STRICT) $(CPPFLAGS) -O2 -o olpcidx-test-$(T) test.c || exit 1; \
-	$$cc $(STRICT) $(CPPFLAGS) -Os -DOLPCIDX_MAIN -o olpcidx-$(T) olpcidx.c \
-	  || exit 1; \
+	$$cc $(STRICT) $(CPPFLAGS) $(SIZE_CFLAGS) $(SIZE_LDFLAGS) -DOLPCIDX_MAIN \
+	  -o olpcidx-$(T) olpcidx.c || exit 1; \
 	OLPCIDX_TEST_OFFLINE=1 $$run ./olpcidx-test-$(T) $(GROUPS) \
 	  >olpcidx-test-$(T).log 2>&1; rc=$$?; \
 	echo "cross $(T): $$(tail -1 olpcidx-test-$(T).log)"; \
@@ -185,15 +208,14 @@ XO1_FLAGS = -march=geode -mtune=geode -static
 XO1_RUN ?= qemu-i386 -cpu pentium2
 xo1: $(SRC) test.c
 	@if ! $(call xprobe,$(XO1_CC) $(XO1_FLAGS)); then \
-	  echo "xo1: skipped, '$(XO1_CC) $(XO1_FLAGS)' cannot build here" \
+	  echo "xo1: $(if $(CROSS_STRICT),FAILED,skipped), '$(XO1_CC) $(XO1_FLAGS)' cannot build here" \
 	       "(libc6-dev-i386-cross, libgcc-12-dev-i386-cross and" \
-	       "binutils-i686-linux-gnu needed)"; exit 0; fi; \
+	       "binutils-i686-linux-gnu needed)"; $(xskip); fi; \
 	if ! command -v $(firstword $(XO1_RUN)) >/dev/null; then \
-	  echo "xo1: skipped, $(firstword $(XO1_RUN)) missing (qemu-user)"; exit 0; fi; \
+	  echo "xo1: $(if $(CROSS_STRICT),FAILED,skipped), $(firstword $(XO1_RUN)) missing (qemu-user)"; $(xskip); fi; \
 	rm -f olpcidx-xo1; set -x; \
-	$(XO1_CC) $(STRICT) $(CPPFLAGS) -Os $(XO1_FLAGS) -ffunction-sections \
-	  -fdata-sections -Wl,--gc-sections -DOLPCIDX_MAIN -o olpcidx-xo1 olpcidx.c \
-	  || exit 1; \
+	$(XO1_CC) $(STRICT) $(CPPFLAGS) $(SIZE_CFLAGS) $(XO1_FLAGS) $(SIZE_LDFLAGS) \
+	  -DOLPCIDX_MAIN -o olpcidx-xo1 olpcidx.c || exit 1; \
 	$(XO1_CC) $(STRICT) $(CPPFLAGS) -O2 $(XO1_FLAGS) -o olpcidx-test-xo1 test.c \
 	  || exit 1; \
 	{ set +x; } 2>/dev/null; \
@@ -205,23 +227,26 @@ xo1: $(SRC) test.c
 	$(call xstrip,i686-linux-gnu) -o olpcidx-xo1.stripped olpcidx-xo1 && \
 	echo "xo1: olpcidx-xo1, static i586 (Geode), $$(wc -c <olpcidx-xo1.stripped) bytes stripped"
 
-# Stripped sizes of the daemon, built for size with clang: x86-64, i586
-# (Geode) dynamic and static, armhf.  A target whose toolchain is missing
-# is skipped with a message.  File sizes include page padding; text and
-# data are what the code takes.
-SIZE_FLAGS = $(STD) $(CPPFLAGS) -Os -ffunction-sections -fdata-sections \
-             -Wl,--gc-sections -DOLPCIDX_MAIN
+# Stripped sizes of the daemon, built for size with clang (SIZE_CFLAGS,
+# SIZE_LDFLAGS, as make SMALL=1 builds it): x86-64, i586 (Geode) dynamic
+# and static, armhf, aarch64, big-endian mips.  A target whose toolchain
+# is missing is skipped with a message (fails with CROSS_STRICT=1).  File
+# sizes include page padding; text and data are what the code takes.
+SIZE_FLAGS = $(STD) $(CPPFLAGS) $(SIZE_CFLAGS) $(SIZE_LDFLAGS) -DOLPCIDX_MAIN
 SIZE_BUILDS = x86_64-linux-gnu:x86-64:: \
               i686-linux-gnu:i586-geode:-march=geode_-mtune=geode: \
               i686-linux-gnu:i586-geode-static:-march=geode_-mtune=geode_-static: \
-              arm-linux-gnueabihf:armhf::
+              arm-linux-gnueabihf:armhf:: \
+              aarch64-linux-gnu:aarch64:: \
+              mips-linux-gnu:mips:-fuse-ld=bfd:
 size: $(SRC)
 	@printf '%-20s %10s %8s %6s %6s\n' build stripped text data bss
 	@for b in $(SIZE_BUILDS); do \
 	  t=$${b%%:*}; r=$${b#*:}; name=$${r%%:*}; r=$${r#*:}; \
 	  fl=$$(echo "$${r%%:*}" | tr _ ' '); cc="clang --target=$$t $$fl"; \
 	  if ! $(call xprobe,$$cc); then \
-	    echo "$$name: skipped, '$$cc' cannot build here"; continue; fi; \
+	    echo "$$name: $(if $(CROSS_STRICT),FAILED,skipped), '$$cc' cannot build here"; \
+	    $(if $(CROSS_STRICT),exit 1,continue); fi; \
 	  $$cc $(SIZE_FLAGS) -o olpcidx-size-$$name olpcidx.c 2>/dev/null \
 	    || { echo "$$name: build failed"; exit 1; }; \
 	  strip=$$t-strip; command -v $$strip >/dev/null || strip=llvm-strip; \
@@ -230,7 +255,7 @@ size: $(SRC)
 	    -v f=$$(wc -c <olpcidx-size-$$name) \
 	    'NR==2 {printf "%-20s %10d %8d %6d %6d\n", n, f, $$1, $$2, $$3}'; \
 	done
-	@clang $(STD) $(CPPFLAGS) -Os -ffunction-sections -fdata-sections -c \
+	@clang $(STD) $(CPPFLAGS) $(SIZE_CFLAGS) -c \
 	  -o olpcidx-size.o olpcidx.c && llvm-size olpcidx-size.o | awk \
 	  'NR==2 {printf "%-20s %10s %8d %6d %6d\n", "library .o, x86-64", "-", $$1, $$2, $$3}'
 
