@@ -1,8 +1,8 @@
 # olpcidx -- build, test, benchmark, demo.  GNU make.
 #
 #   make            the daemon ./olpcidx (and olpcidx.o, the library)
-#   make test       strict builds with gcc and clang, then every test,
-#                   including interop against a private Prosody
+#   make test       strict builds with gcc, clang and tcc, then every test,
+#                   including interop against private Prosody and ejabberd
 #   make test-offline   the tests that need no server
 #   make bench      tokenizer and core throughput, next to expat/libxml2
 #   make demo       a private Prosody, olpcidx, and clients talking to it
@@ -92,7 +92,7 @@ olpcidx-bench: contrib/bench.c $(SRC)
 # -Werror builds of library, daemon, tests, benchmark and example host
 # with both compilers
 strict:
-	@for cc in gcc clang; do \
+	@for cc in gcc clang tcc; do \
 	  if command -v $$cc >/dev/null; then \
 	    echo "strict: $$cc"; \
 	    $$cc $(STRICT) -O2 -c -o /dev/null olpcidx.c || exit 1; \
