@@ -168,12 +168,12 @@ static int oi_streq(oi_str a, oi_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
-/* Whether a contains z anywhere (a server's free text, so short). */
-static int oi_find(oi_str a, const char *z)
+/* Whether b occurs in a (a short text: a plain scan). */
+static int oi_find(oi_str a, oi_str b)
 {
-    size_t n = strlen(z), i;
-    for (i = 0; n <= a.n && i <= a.n - n; i++)
-        if (memcmp(a.p + i, z, n) == 0)
+    size_t i;
+    for (i = 0; b.n <= a.n && i <= a.n - b.n; i++)
+        if (memcmp(a.p + i, b.p, b.n) == 0)
             return 1;
     return 0;
 }
@@ -359,11 +359,8 @@ static size_t oi_fold(oi_str t, char *out, size_t cap)
 static int oi_alias_has(oi_str hay, const char *needle, size_t nneedle)
 {
     char buf[1024];
-    size_t n = oi_fold(hay, buf, sizeof buf), i;
-    for (i = 0; i + nneedle <= n; i++)
-        if (memcmp(buf + i, needle, nneedle) == 0)
-            return 1;
-    return 0;
+    size_t n = oi_fold(hay, buf, sizeof buf);
+    return oi_find(oi_mkstr(buf, n), oi_mkstr(needle, nneedle));
 }
 
 /* ==== 3. SHA-1 (FIPS 180-4), for the XEP-0114 handshake =============== */
@@ -1703,6 +1700,14 @@ static int oi_xml_namechars(const unsigned char *p, size_t n)
     return 1;
 }
 
+/* Where the whitespace (XML 1.0 S) from p[i] ends, at most at n. */
+static size_t oi_xml_skipws(const char *p, size_t i, size_t n)
+{
+    while (i < n && (oi_cc[(unsigned char)p[i]] & OI_CC_WS))
+        i++;
+    return i;
+}
+
 /* Checks the body of the XML declaration, between "<?xml" and its
 ** whitespace and "?>" (XML 1.0 section 2.8): a version 1.x first, then
 ** optionally the encoding, which must be UTF-8 (RFC 6120 section 11.6),
@@ -1715,8 +1720,7 @@ static const char *oi_xml_decl(const char *p, size_t n)
     char q;
     for (;;) {
         ws = i;
-        while (i < n && (oi_cc[(unsigned char)p[i]] & OI_CC_WS))
-            i++;
+        i = oi_xml_skipws(p, i, n);
         if (i == n)
             break;
         if (k > 0 && i == ws)
@@ -1730,12 +1734,10 @@ static const char *oi_xml_decl(const char *p, size_t n)
         }
         if (k == 3)
             return "malformed XML declaration";
-        for (i += len; i < n && (oi_cc[(unsigned char)p[i]] & OI_CC_WS);)
-            i++;
+        i = oi_xml_skipws(p, i + len, n);
         if (i == n || p[i++] != '=')
             return "malformed XML declaration";
-        while (i < n && (oi_cc[(unsigned char)p[i]] & OI_CC_WS))
-            i++;
+        i = oi_xml_skipws(p, i, n);
         if (i == n || (p[i] != '\'' && p[i] != '"'))
             return "malformed XML declaration";
         q = p[i++];
@@ -4822,7 +4824,7 @@ static int oi_stream_error_in(olpcidx *x, const oi_node *e)
     else if (oi_eq(cond, "host-unknown") || oi_eq(cond, "invalid-namespace"))
         rc = OLPCIDX_EHOST;
     else if (oi_eq(cond, "conflict") && t
-             && oi_find(oi_mkstr(t->text, t->ntext), "local domain"))
+             && oi_find(oi_mkstr(t->text, t->ntext), OI_LIT("local domain")))
         rc = OLPCIDX_ELOCAL;    /* ejabberd: "Unable to register route on
                                 ** existing local domain" (PROTOCOL.md 1.2);
                                 ** another conflict (Prosody's "Component
