@@ -7966,6 +7966,7 @@ static struct dm_globals {
     volatile sig_atomic_t hup;  /* SIGHUP seen */
     volatile sig_atomic_t usr1; /* SIGUSR1 seen */
     uint64_t started;           /* dm_now() at start, for the uptime */
+    const char *state;          /* the state directory in use */
     int level;                  /* most verbose level logged */
     int syslog;                 /* --syslog: log there, not to stderr */
     uint32_t rng;               /* xorshift32 state for jitter */
@@ -8329,7 +8330,6 @@ static void dm_report(olpcidx *x)
         OLPCIDX_STATS(DM_STAT_NAME_)
 #undef DM_STAT_NAME_
     };
-    const char *dir = dm_get(dm.file, DM_STATE);
     char line[1024], path[1100];
     unsigned long long v[sizeof names / sizeof names[0]];
     olpcidx_stats s;
@@ -8344,11 +8344,9 @@ static void dm_report(olpcidx *x)
     for (k = 0; k < sizeof names / sizeof names[0]; k++)
         n += (size_t)snprintf(line + n, sizeof line - n, "%s %llu, ",
                               names[k], v[k]);
-    if (!dir)
-        dir = DM_STATE_DEFAULT;
     for (k = 0; k < 2; k++) {           /* bytes, or none yet */
         const char *f = k ? "snapshot" : "journal";
-        snprintf(path, sizeof path, "%s/%s", dir, f);
+        snprintf(path, sizeof path, "%s/%s", dm.state, f);
         if (stat(path, &sb) == 0)
             n += (size_t)snprintf(line + n, sizeof line - n, "%s %lld, ", f,
                                   (long long)sb.st_size);
@@ -8967,8 +8965,9 @@ int main(int argc, char **argv)
     dm.started = dm_now();
     signal(SIGPIPE, SIG_IGN);
 
-    dm_open_state(dm_get(dm.file, DM_STATE)
-                    ? dm_get(dm.file, DM_STATE) : DM_STATE_DEFAULT,
+    dm.state = dm_get(dm.file, DM_STATE) ? dm_get(dm.file, DM_STATE)
+                                         : DM_STATE_DEFAULT;
+    dm_open_state(dm.state,
                     dm_get(dm.file, DM_SYNC)
                     ? dm_get(dm.file, DM_SYNC) : "batch");
     if ((rc = olpcidx_new(&x, &dm.cfg)) != 0) {
