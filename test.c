@@ -3599,14 +3599,14 @@ static pid_t t_prosody_start(void)
     return -1;
 }
 
-/* Starts the daemon against the private server, logging to log.  The
-** right secret goes through a file, a wrong one on the command line. */
-static pid_t t_olpcidx_start(const char *domain, const char *secret,
-                             const char *log)
+/* Starts the daemon against the server's component port, logging to log.
+** The right secret goes through a file, a wrong one on the command line. */
+static pid_t t_olpcidx_start_on(int port, const char *domain,
+                                const char *secret, const char *log)
 {
     char server[64], path[256], file[256], state[300];
     char *argv[12];
-    snprintf(server, sizeof server, "127.0.0.1:%d", t_comp_port);
+    snprintf(server, sizeof server, "127.0.0.1:%d", port);
     argv[0] = (char *)"./olpcidx";
     if (!domain) {                              /* all from the file */
         t_path(file, sizeof file, "olpcidx.conf");
@@ -3638,6 +3638,13 @@ static pid_t t_olpcidx_start(const char *domain, const char *secret,
     argv[10] = (char *)"debug";
     argv[11] = NULL;
     return t_spawn(argv, path);
+}
+
+/* The same against the private Prosody. */
+static pid_t t_olpcidx_start(const char *domain, const char *secret,
+                             const char *log)
+{
+    return t_olpcidx_start_on(t_comp_port, domain, secret, log);
 }
 
 /* Writes olpcidx.conf for the daemon: everything it needs, with the log
@@ -4525,28 +4532,6 @@ static pid_t t_ejabberd_start(int port)
     return -1;
 }
 
-/* The daemon against ejabberd's port, as domain with secret. */
-static pid_t t_ej_olpcidx(int port, const char *domain, const char *secret,
-                          const char *log)
-{
-    char server[64], path[256], state[300];
-    char *argv[12];
-    snprintf(server, sizeof server, "127.0.0.1:%d", port);
-    t_path(path, sizeof path, log);
-    snprintf(state, sizeof state, "%s.state", path);
-    argv[0] = (char *)"./olpcidx";
-    argv[1] = (char *)"--domain";
-    argv[2] = (char *)domain;
-    argv[3] = (char *)"--server";
-    argv[4] = server;
-    argv[5] = (char *)"--secret";
-    argv[6] = (char *)secret;
-    argv[7] = (char *)"--state";
-    argv[8] = state;
-    argv[9] = NULL;
-    return t_spawn(argv, path);
-}
-
 /* PROTOCOL.md 1.2 on ejabberd: it answers an undeclared domain with
 ** not-authorized, and one of its own hosts with a conflict; both, and a
 ** wrong secret, end the daemon with exit 3 and a message that says what
@@ -4571,7 +4556,7 @@ static void t_ejabberd(void)
     if ((ej = t_ejabberd_start(port)) < 0)
         return;
     printf("interop: ejabberd on 127.0.0.1:%d (component)\n", port);
-    comp = t_ej_olpcidx(port, T_EJ_COMP, T_SECRET, "ej-good.log");
+    comp = t_olpcidx_start_on(port, T_EJ_COMP, T_SECRET, "ej-good.log");
     t_path(log, sizeof log, "ej-good.log");
     if (!CHECK(t_wait_log(log, "online as " T_EJ_COMP, 1, 15000)))
         printf("  see %s\n", log);
@@ -4579,7 +4564,7 @@ static void t_ejabberd(void)
     CHECK(!t_file_has(log, "another connection"));
     /* a second daemon for the same domain: ejabberd lets it in, and the
     ** self-check of PROTOCOL.md 1.2 tells (1 - 2^-8 for the first) */
-    twin = t_ej_olpcidx(port, T_EJ_COMP, T_SECRET, "ej-twin.log");
+    twin = t_olpcidx_start_on(port, T_EJ_COMP, T_SECRET, "ej-twin.log");
     t_path(log2, sizeof log2, "ej-twin.log");
     CHECK(t_wait_log(log2, "online as " T_EJ_COMP, 1, 15000));
     if (!CHECK(t_wait_log(log, "another connection is online", 1, 5000)))
@@ -4588,7 +4573,8 @@ static void t_ejabberd(void)
     t_stop(comp, SIGTERM);
     CHECK(t_file_has(log, "stopped"));
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        comp = t_ej_olpcidx(port, bad[i].domain, bad[i].secret, bad[i].log);
+        comp = t_olpcidx_start_on(port, bad[i].domain, bad[i].secret,
+                                  bad[i].log);
         rc = t_wait_exit(comp, 15000);
         t_path(log, sizeof log, bad[i].log);
         if (!CHECK(rc == 3) || !CHECK(t_file_has(log, bad[i].says)))
