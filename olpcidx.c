@@ -6777,7 +6777,10 @@ static int oi_sub_subscribe(olpcidx *x, const oi_ctx *c, const oi_node *p)
     return OI_C_NONE;
 }
 
-/* subscribed: the buddy publishes; its PEP nodes are read. */
+/* subscribed: the buddy publishes; its PEP nodes are read, and it gets
+** the component's presence with caps, which is what makes its server send
+** PEP events (PROTOCOL.md 6.3): Prosody probes for it once the
+** subscription is mutual, ejabberd does not. */
 static int oi_sub_subscribed(olpcidx *x, const oi_ctx *c, const oi_node *p)
 {
     int was = oi_roster_of(x, c->bare);
@@ -6785,8 +6788,10 @@ static int oi_sub_subscribed(olpcidx *x, const oi_ctx *c, const oi_node *p)
     if (was == OI_ROSTER_NONE)
         return OI_C_NONE;               /* not asked for: ignored */
     oi_chg_roster(x, c->bare, OI_ROSTER_PUBLISHED);
-    if (was == OI_ROSTER_ASKED)
+    if (was == OI_ROSTER_ASKED) {
+        oi_send_presence(x, c->bare, NULL);
         oi_pep_fetch(x, c->bare);
+    }
     return OI_C_NONE;
 }
 
