@@ -320,7 +320,7 @@ deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
 	  echo "Architecture: $(DEB_ARCH)"; \
 	  echo "Maintainer: olpcidx authors <olpcidx@localhost>"; \
 	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
-	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}, adduser | passwd"; \
+	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}, adduser | passwd, procps"; \
 	  echo "Section: net"; \
 	  echo "Priority: optional"; \
 	  echo "Description: activity and buddy index for OLPC XO laptops"; \
