@@ -147,7 +147,8 @@ fuzz: $(SRC) test.c
 # missing is skipped with a message, or fails with CROSS_STRICT=1 (as in
 # CI).  TARGET=triple (or a list) picks targets; GROUPS limits the test
 # groups.  i686 is built for the XO-1's Geode and run on a CPU with CMOV
-# but no SSE.  The daemon is built with SIZE_CFLAGS, the tests with -O2.
+# but no SSE.  The daemon and the tests are built with SIZE_CFLAGS, as
+# the daemon ships.
 TARGETS  = i686-linux-gnu arm-linux-gnueabihf aarch64-linux-gnu mips-linux-gnu
 TARGET  ?= $(TARGETS)
 CROSS   ?= clang
@@ -186,7 +187,8 @@ cross-one:
 	if ! command -v $${run%% *} >/dev/null; then \
 	  echo "cross $(T): $(if $(CROSS_STRICT),FAILED,skipped), $${run%% *} missing (qemu-user)"; $(xskip); fi; \
 	echo "cross $(T): $$cc"; \
-	$$cc $(STRICT) $(CPPFLAGS) -O2 -o olpcidx-test-$(T) test.c || exit 1; \
+	$$cc $(STRICT) $(CPPFLAGS) $(SIZE_CFLAGS) -o olpcidx-test-$(T) test.c \
+	  || exit 1; \
 	$$cc $(STRICT) $(CPPFLAGS) $(SIZE_CFLAGS) $(SIZE_LDFLAGS) -DOLPCIDX_MAIN \
 	  -o olpcidx-$(T) olpcidx.c || exit 1; \
 	OLPCIDX_TEST_OFFLINE=1 $$run ./olpcidx-test-$(T) $(GROUPS) \
@@ -216,8 +218,8 @@ xo1: $(SRC) test.c
 	rm -f olpcidx-xo1; set -x; \
 	$(XO1_CC) $(STRICT) $(CPPFLAGS) $(SIZE_CFLAGS) $(XO1_FLAGS) $(SIZE_LDFLAGS) \
 	  -DOLPCIDX_MAIN -o olpcidx-xo1 olpcidx.c || exit 1; \
-	$(XO1_CC) $(STRICT) $(CPPFLAGS) -O2 $(XO1_FLAGS) -o olpcidx-test-xo1 test.c \
-	  || exit 1; \
+	$(XO1_CC) $(STRICT) $(CPPFLAGS) $(SIZE_CFLAGS) $(XO1_FLAGS) \
+	  -o olpcidx-test-xo1 test.c || exit 1; \
 	{ set +x; } 2>/dev/null; \
 	OLPCIDX_TEST_OFFLINE=1 $(XO1_RUN) ./olpcidx-test-xo1 $(GROUPS) \
 	  >olpcidx-test-xo1.log 2>&1; rc=$$?; \
