@@ -1,8 +1,13 @@
 # olpcidx -- build, test, benchmark, demo.  GNU make.
 #
 #   make            the daemon ./olpcidx (and olpcidx.o, the library)
+#   make WITH_MBEDTLS=1   the daemon able to connect with TLS (--tls-ca),
+#                   linked with mbed TLS 2.28 or 3.x (libmbedtls-dev)
+#   make olpcidx-tls    that daemon as ./olpcidx-tls, beside the plain one:
+#                   what the test group tls runs
 #   make test       strict builds with gcc, clang and tcc, then every test,
 #                   including interop against private Prosody and ejabberd
+#                   (plain and TLS)
 #   make test-offline   the tests that need no server
 #   make bench      tokenizer and core throughput, next to expat/libxml2
 #   make demo       a private Prosody, olpcidx, and clients talking to it
@@ -56,6 +61,14 @@ VERSION    := $(shell sed -n 's/^\#define OLPCIDX_VERSION "\(.*\)"/\1/p' olpcidx
 
 SRC = olpcidx.c olpcidx.h
 
+# TLS in the daemon only (the library does no I/O): mbed TLS
+TLS_DEFS = -DOLPCIDX_TLS
+TLS_LIBS = -lmbedtls -lmbedx509 -lmbedcrypto
+HAVE_MBEDTLS := $(shell printf '\043include <mbedtls/ssl.h>\nint main(void){return 0;}\n' \
+                  | $(CC) -x c - $(TLS_LIBS) -o /dev/null 2>/dev/null && echo 1)
+DAEMON_DEFS = -DOLPCIDX_MAIN $(if $(WITH_MBEDTLS),$(TLS_DEFS))
+DAEMON_LIBS = $(if $(WITH_MBEDTLS),$(TLS_LIBS))
+
 # expat and libxml2 only for the benchmark's comparison columns
 HAVE_EXPAT   := $(shell printf '\043include <expat.h>\nint main(void){return 0;}\n' \
                   | $(CC) -x c - -lexpat -o /dev/null 2>/dev/null && echo 1)
@@ -68,7 +81,12 @@ BENCH_LIBS = $(if $(HAVE_EXPAT),-lexpat) $(if $(HAVE_LIBXML2),-lxml2)
 all: olpcidx olpcidx.o
 
 olpcidx: $(SRC)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -DOLPCIDX_MAIN -o $@ olpcidx.c $(LDFLAGS) $(LDLIBS)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(DAEMON_DEFS) -o $@ olpcidx.c $(LDFLAGS) $(DAEMON_LIBS) $(LDLIBS)
+
+# The daemon with TLS under another name, so that make test runs both
+# without changing what make builds (./olpcidx stays libc-only)
+olpcidx-tls: $(SRC)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -DOLPCIDX_MAIN $(TLS_DEFS) -o $@ olpcidx.c $(LDFLAGS) $(TLS_LIBS) $(LDLIBS)
 
 olpcidx.o: $(SRC)
 	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -c -o $@ olpcidx.c
@@ -90,7 +108,8 @@ olpcidx-bench: contrib/bench.c $(SRC)
 	$(CC) $(STD) $(CPPFLAGS) -O2 $(BENCH_DEFS) -o $@ contrib/bench.c $(BENCH_LIBS)
 
 # -Werror builds of library, daemon, tests, benchmark and example host
-# with both compilers
+# with each compiler, and of the TLS daemon with gcc and clang when mbed
+# TLS is installed (its headers refuse tcc)
 strict:
 	@for cc in gcc clang tcc; do \
 	  if command -v $$cc >/dev/null; then \
@@ -101,14 +120,21 @@ strict:
 	    $$cc $(STRICT) -O2 $(BENCH_DEFS) -c -o /dev/null contrib/bench.c \
 	      || exit 1; \
 	    $$cc $(STRICT) -O2 -I. -c -o /dev/null contrib/host.c || exit 1; \
+	    if [ "$$cc" != tcc ] && [ -n "$(HAVE_MBEDTLS)" ]; then \
+	      echo "strict: $$cc, the daemon with TLS"; \
+	      $$cc $(STRICT) -O2 -DOLPCIDX_MAIN $(TLS_DEFS) -o /dev/null \
+	        olpcidx.c $(TLS_LIBS) || exit 1; fi; \
 	  else echo "strict: $$cc not installed, skipped"; fi; \
 	done
+	@[ -n "$(HAVE_MBEDTLS)" ] || echo "strict: mbed TLS not installed" \
+	  "(libmbedtls-dev): the TLS daemon was not built"
 	@echo "strict: the daemon links only libc:"; \
 	  gcc $(STRICT) -O2 -DOLPCIDX_MAIN -o olpcidx.strict olpcidx.c && \
 	  if command -v ldd >/dev/null; then ldd olpcidx.strict; fi; \
 	  rm -f olpcidx.strict
 
-test: strict olpcidx olpcidx-test olpcidx-host
+# The group tls needs ./olpcidx-tls: without mbed TLS it fails and says so
+test: strict olpcidx olpcidx-test olpcidx-host $(if $(HAVE_MBEDTLS),olpcidx-tls)
 	./olpcidx-test
 
 test-offline: olpcidx-test
@@ -341,7 +367,7 @@ deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
 
 clean:
 	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
-	  olpcidx-host \
+	  olpcidx-host olpcidx-tls \
 	  olpcidx.strict olpcidx-fuzz olpcidx-test-i586 olpcidx-i586 \
 	  olpcidx-test-armhf olpcidx-armhf libolpcidx.a olpcidx-size-* \
 	  olpcidx-size.o olpcidx-xo1 olpcidx-xo1.stripped olpcidx-test-xo1 \
