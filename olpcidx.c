@@ -8443,7 +8443,12 @@ static void dm_parse_args(int argc, char **argv)
             exit(0);
         }
         if (v == NULL && strcmp(a, "version") == 0) {
-            printf("olpcidx %s\n", OLPCIDX_VERSION);
+#ifdef OLPCIDX_TLS
+            printf("olpcidx %s (TLS: mbed TLS %s)\n", OLPCIDX_VERSION,
+                   MBEDTLS_VERSION_STRING);
+#else
+            printf("olpcidx %s (no TLS)\n", OLPCIDX_VERSION);
+#endif
             exit(0);
         }
         if (n == 6 && strncmp(a, "syslog", 6) == 0) {
@@ -8874,6 +8879,10 @@ static void dm_tls_setup(const char *host)
     mbedtls_entropy_init(&dm_tls.entropy);
     mbedtls_ctr_drbg_init(&dm_tls.drbg);
     if (ca != NULL) {
+        FILE *f = fopen(ca, "r");   /* mbed TLS would say only "file I/O" */
+        if (f == NULL)
+            dm_die("--tls-ca %s: %s", ca, strerror(errno));
+        fclose(f);
         rc = mbedtls_x509_crt_parse_file(&dm_tls.cacert, ca);
         if (rc < 0)
             dm_die("--tls-ca %s: %s", ca, dm_tls_err(NULL, rc));
