@@ -255,7 +255,8 @@ xo1: $(SRC) test.c
 
 # Stripped sizes of the daemon, built for size with clang (SIZE_CFLAGS,
 # SIZE_LDFLAGS, as make SMALL=1 builds it): x86-64, i586 (Geode) dynamic
-# and static, armhf, aarch64, big-endian mips.  A target whose toolchain
+# and static, armhf, aarch64, big-endian mips; and x86-64 with TLS (the
+# mbed TLS libraries shared, not counted) when they are installed.  A target whose toolchain
 # is missing is skipped with a message (fails with CROSS_STRICT=1).  File
 # sizes include page padding; text and data are what the code takes.
 SIZE_FLAGS = $(STD) $(CPPFLAGS) $(SIZE_CFLAGS) $(SIZE_LDFLAGS) -DOLPCIDX_MAIN
@@ -281,6 +282,13 @@ size: $(SRC)
 	    -v f=$$(wc -c <olpcidx-size-$$name) \
 	    'NR==2 {printf "%-20s %10d %8d %6d %6d\n", n, f, $$1, $$2, $$3}'; \
 	done
+	@if [ -n "$(HAVE_MBEDTLS)" ]; then \
+	  clang $(SIZE_FLAGS) $(TLS_DEFS) -o olpcidx-size-tls olpcidx.c \
+	    $(TLS_LIBS) || { echo "x86-64 TLS: build failed"; exit 1; }; \
+	  llvm-strip olpcidx-size-tls || exit 1; \
+	  llvm-size olpcidx-size-tls | awk -v f=$$(wc -c <olpcidx-size-tls) \
+	    'NR==2 {printf "%-20s %10d %8d %6d %6d\n", "x86-64, TLS", f, $$1, $$2, $$3}'; \
+	else echo "x86-64, TLS: skipped, mbed TLS not installed"; fi
 	@clang $(STD) $(CPPFLAGS) $(SIZE_CFLAGS) -c \
 	  -o olpcidx-size.o olpcidx.c && llvm-size olpcidx-size.o | awk \
 	  'NR==2 {printf "%-20s %10s %8d %6d %6d\n", "library .o, x86-64", "-", $$1, $$2, $$3}'
@@ -323,7 +331,8 @@ uninstall:
 # architecture, built with dpkg-deb from a staging tree.  The sample is
 # /etc/olpcidx.conf, a conffile; postinst creates the system user
 # olpcidx and enables and starts nothing; purge removes the user and
-# /var/lib/olpcidx.
+# /var/lib/olpcidx.  make deb WITH_MBEDTLS=1 packages the daemon with TLS,
+# depending on the packages of the mbed TLS libraries it links.
 DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
 DEB_ROOT = olpcidx-deb
 DEB      = olpcidx_$(VERSION)_$(DEB_ARCH).deb
@@ -341,12 +350,15 @@ deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
 	echo /etc/olpcidx.conf >$(DEB_ROOT)/DEBIAN/conffiles
 	glibc=$$(objdump -T $(DEB_ROOT)/usr/bin/olpcidx \
 	  | sed -n 's/.*GLIBC_\([0-9.]*\).*/\1/p' | sort -V | tail -1); \
+	tls=$$(objdump -p $(DEB_ROOT)/usr/bin/olpcidx | awk '/NEEDED.*libmbed/ \
+	  {print $$2}' | while read l; do dpkg -S "*/$$l" 2>/dev/null \
+	  | head -1 | cut -d: -f1; done | sort -u | sed 's/^/, /' | tr -d '\n'); \
 	{ echo "Package: olpcidx"; \
 	  echo "Version: $(VERSION)"; \
 	  echo "Architecture: $(DEB_ARCH)"; \
 	  echo "Maintainer: olpcidx authors <olpcidx@localhost>"; \
 	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
-	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}, adduser | passwd"; \
+	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}$$tls, adduser | passwd"; \
 	  echo "Section: net"; \
 	  echo "Priority: optional"; \
 	  echo "Description: activity and buddy index for OLPC XO laptops"; \

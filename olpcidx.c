@@ -7960,8 +7960,9 @@ static const struct dm_opt {
       "at" DM_INDENT "most 1 s apart; off: never (default batch)" },
     { "notify-type", "TYPE", "message type of notifications: headline "
       "or" DM_INDENT "the seed's notice (default headline)" },
-    { "tls-ca", "FILE", "connect with TLS; the server's certificate must "
-      "be" DM_INDENT "signed by a CA in FILE (PEM) (default: no TLS)" },
+    { "tls-ca", "FILE", "connect with TLS (builds made with WITH_MBEDTLS="
+      "1):" DM_INDENT "the server's certificate must be signed by a CA"
+      DM_INDENT "in FILE, PEM (default: no TLS)" },
     { "tls-name", "NAME", "the name the server's certificate must carry, "
       "also" DM_INDENT "sent as SNI (default: the host of --server if a "
       "name," DM_INDENT "else the parent domain of --domain)" },
@@ -8419,7 +8420,8 @@ static void dm_help(void)
            "Byte sizes take a k, m or g suffix (powers of 1024).  Both "
            "--opt value\nand --opt=value work.  Exit status: 0 stopped by "
            "SIGTERM or SIGINT,\n1 startup failure, 2 usage or configuration "
-           "error, 3 the server refused\nthe domain or the secret.\n");
+           "error, 3 the server refused\nthe domain or the secret, or "
+           "(TLS) its certificate did not pass.\n");
 }
 
 /* Fills dm.argv from "--opt value" and "--opt=value" arguments, checking
