@@ -8924,6 +8924,17 @@ static void dm_tls_setup(const char *host)
                               : MBEDTLS_SSL_VERIFY_REQUIRED);
 }
 
+/* Frees what dm_tls_setup() made, at exit. */
+static void dm_tls_free(void)
+{
+    if (!dm_tls.on)
+        return;
+    mbedtls_ssl_config_free(&dm_tls.conf);
+    mbedtls_x509_crt_free(&dm_tls.cacert);
+    mbedtls_ctr_drbg_free(&dm_tls.drbg);
+    mbedtls_entropy_free(&dm_tls.entropy);
+}
+
 /* The handshake over c, bounded by DM_CONNECT_MS, then the checks of the
 ** certificate.  Returns 0, DM_TLS_LOST or DM_TLS_REFUSED (logged). */
 static int dm_tls_open(dm_conn *c, const char *server)
@@ -9532,6 +9543,9 @@ int main(int argc, char **argv)
                            olpcidx_strerror(rc), dm.cfg.jid, server);
                 olpcidx_free(x);
                 dm_free_vals(dm.file);
+#ifdef OLPCIDX_TLS
+                dm_tls_free();
+#endif
                 return 3;
             }
             if (rc < 0)
@@ -9551,6 +9565,9 @@ int main(int argc, char **argv)
     }
     olpcidx_free(x);
     dm_free_vals(dm.file);
+#ifdef OLPCIDX_TLS
+    dm_tls_free();
+#endif
     dm_log(OLPCIDX_LOG_INFO, "stopped");
     return 0;
 }
