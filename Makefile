@@ -80,7 +80,13 @@ BENCH_LIBS = $(if $(HAVE_EXPAT),-lexpat) $(if $(HAVE_LIBXML2),-lxml2)
 
 all: olpcidx olpcidx.o
 
-olpcidx: $(SRC)
+# ./olpcidx is rebuilt when WITH_MBEDTLS changes: .olpcidx-build holds
+# the choice it was built with
+.olpcidx-build: FORCE
+	@echo '$(DAEMON_DEFS) $(DAEMON_LIBS)' | cmp -s - $@ \
+	  || echo '$(DAEMON_DEFS) $(DAEMON_LIBS)' >$@
+
+olpcidx: $(SRC) .olpcidx-build
 	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(DAEMON_DEFS) -o $@ olpcidx.c $(LDFLAGS) $(DAEMON_LIBS) $(LDLIBS)
 
 # The daemon with TLS under another name, so that make test runs both
@@ -379,7 +385,7 @@ deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
 
 clean:
 	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
-	  olpcidx-host olpcidx-tls \
+	  olpcidx-host olpcidx-tls .olpcidx-build \
 	  olpcidx.strict olpcidx-fuzz olpcidx-test-i586 olpcidx-i586 \
 	  olpcidx-test-armhf olpcidx-armhf libolpcidx.a olpcidx-size-* \
 	  olpcidx-size.o olpcidx-xo1 olpcidx-xo1.stripped olpcidx-test-xo1 \
@@ -388,5 +394,5 @@ clean:
 	  rm -f olpcidx-$$t olpcidx-test-$$t olpcidx-test-$$t.log; done
 	rm -rf fuzz-corpus olpcidx-deb olpcidx_*.deb
 
-.PHONY: all lib strict test test-offline bench demo sanitize valgrind fuzz \
+.PHONY: FORCE all lib strict test test-offline bench demo sanitize valgrind fuzz \
   cross cross-one xo1 size install uninstall deb clean
