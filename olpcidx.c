@@ -7896,8 +7896,8 @@ int olpcidx_online(const olpcidx *x)
 #include <syslog.h>             /* --syslog; POSIX XSI, in glibc and musl */
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>          /* inet_pton: is --server's host a name */
 #ifdef OLPCIDX_TLS
+#include <arpa/inet.h>          /* inet_pton: is --server's host a name */
 #include <mbedtls/version.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ctr_drbg.h>
