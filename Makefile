@@ -1,8 +1,13 @@
 # olpcidx -- build, test, benchmark, demo.  GNU make.
 #
 #   make            the daemon ./olpcidx (and olpcidx.o, the library)
+#   make WITH_MBEDTLS=1   the daemon able to connect with TLS (--tls-ca),
+#                   linked with mbed TLS 2.28 or 3.x (libmbedtls-dev)
+#   make olpcidx-tls    that daemon as ./olpcidx-tls, beside the plain one:
+#                   what the test group tls runs
 #   make test       strict builds with gcc, clang and tcc, then every test,
 #                   including interop against private Prosody and ejabberd
+#                   (plain and TLS)
 #   make test-offline   the tests that need no server
 #   make bench      tokenizer and core throughput, next to expat/libxml2
 #   make demo       a private Prosody, olpcidx, and clients talking to it
@@ -56,6 +61,14 @@ VERSION    := $(shell sed -n 's/^\#define OLPCIDX_VERSION "\(.*\)"/\1/p' olpcidx
 
 SRC = olpcidx.c olpcidx.h
 
+# TLS in the daemon only (the library does no I/O): mbed TLS
+TLS_DEFS = -DOLPCIDX_TLS
+TLS_LIBS = -lmbedtls -lmbedx509 -lmbedcrypto
+HAVE_MBEDTLS := $(shell printf '\043include <mbedtls/ssl.h>\nint main(void){return 0;}\n' \
+                  | $(CC) -x c - $(TLS_LIBS) -o /dev/null 2>/dev/null && echo 1)
+DAEMON_DEFS = -DOLPCIDX_MAIN $(if $(WITH_MBEDTLS),$(TLS_DEFS))
+DAEMON_LIBS = $(if $(WITH_MBEDTLS),$(TLS_LIBS))
+
 # expat and libxml2 only for the benchmark's comparison columns
 HAVE_EXPAT   := $(shell printf '\043include <expat.h>\nint main(void){return 0;}\n' \
                   | $(CC) -x c - -lexpat -o /dev/null 2>/dev/null && echo 1)
@@ -67,8 +80,19 @@ BENCH_LIBS = $(if $(HAVE_EXPAT),-lexpat) $(if $(HAVE_LIBXML2),-lxml2)
 
 all: olpcidx olpcidx.o
 
-olpcidx: $(SRC)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -DOLPCIDX_MAIN -o $@ olpcidx.c $(LDFLAGS) $(LDLIBS)
+# ./olpcidx is rebuilt when WITH_MBEDTLS changes: .olpcidx-build holds
+# the choice it was built with
+.olpcidx-build: FORCE
+	@echo '$(DAEMON_DEFS) $(DAEMON_LIBS)' | cmp -s - $@ \
+	  || echo '$(DAEMON_DEFS) $(DAEMON_LIBS)' >$@
+
+olpcidx: $(SRC) .olpcidx-build
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(DAEMON_DEFS) -o $@ olpcidx.c $(LDFLAGS) $(DAEMON_LIBS) $(LDLIBS)
+
+# The daemon with TLS under another name, so that make test runs both
+# without changing what make builds (./olpcidx stays libc-only)
+olpcidx-tls: $(SRC)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -DOLPCIDX_MAIN $(TLS_DEFS) -o $@ olpcidx.c $(LDFLAGS) $(TLS_LIBS) $(LDLIBS)
 
 olpcidx.o: $(SRC)
 	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) -c -o $@ olpcidx.c
@@ -90,7 +114,8 @@ olpcidx-bench: contrib/bench.c $(SRC)
 	$(CC) $(STD) $(CPPFLAGS) -O2 $(BENCH_DEFS) -o $@ contrib/bench.c $(BENCH_LIBS)
 
 # -Werror builds of library, daemon, tests, benchmark and example host
-# with both compilers
+# with each compiler, and of the TLS daemon with gcc and clang when mbed
+# TLS is installed (its headers refuse tcc)
 strict:
 	@for cc in gcc clang tcc; do \
 	  if command -v $$cc >/dev/null; then \
@@ -101,14 +126,21 @@ strict:
 	    $$cc $(STRICT) -O2 $(BENCH_DEFS) -c -o /dev/null contrib/bench.c \
 	      || exit 1; \
 	    $$cc $(STRICT) -O2 -I. -c -o /dev/null contrib/host.c || exit 1; \
+	    if [ "$$cc" != tcc ] && [ -n "$(HAVE_MBEDTLS)" ]; then \
+	      echo "strict: $$cc, the daemon with TLS"; \
+	      $$cc $(STRICT) -O2 -DOLPCIDX_MAIN $(TLS_DEFS) -o /dev/null \
+	        olpcidx.c $(TLS_LIBS) || exit 1; fi; \
 	  else echo "strict: $$cc not installed, skipped"; fi; \
 	done
+	@[ -n "$(HAVE_MBEDTLS)" ] || echo "strict: mbed TLS not installed" \
+	  "(libmbedtls-dev): the TLS daemon was not built"
 	@echo "strict: the daemon links only libc:"; \
 	  gcc $(STRICT) -O2 -DOLPCIDX_MAIN -o olpcidx.strict olpcidx.c && \
 	  if command -v ldd >/dev/null; then ldd olpcidx.strict; fi; \
 	  rm -f olpcidx.strict
 
-test: strict olpcidx olpcidx-test olpcidx-host
+# The group tls needs ./olpcidx-tls: without mbed TLS it fails and says so
+test: strict olpcidx olpcidx-test olpcidx-host $(if $(HAVE_MBEDTLS),olpcidx-tls)
 	./olpcidx-test
 
 test-offline: olpcidx-test
@@ -231,7 +263,8 @@ xo1: $(SRC) test.c
 
 # Stripped sizes of the daemon, built for size with clang (SIZE_CFLAGS,
 # SIZE_LDFLAGS, as make SMALL=1 builds it): x86-64, i586 (Geode) dynamic
-# and static, armhf, aarch64, big-endian mips.  A target whose toolchain
+# and static, armhf, aarch64, big-endian mips; and x86-64 with TLS (the
+# mbed TLS libraries shared, not counted) when they are installed.  A target whose toolchain
 # is missing is skipped with a message (fails with CROSS_STRICT=1).  File
 # sizes include page padding; text and data are what the code takes.
 SIZE_FLAGS = $(STD) $(CPPFLAGS) $(SIZE_CFLAGS) $(SIZE_LDFLAGS) -DOLPCIDX_MAIN
@@ -257,6 +290,13 @@ size: $(SRC)
 	    -v f=$$(wc -c <olpcidx-size-$$name) \
 	    'NR==2 {printf "%-20s %10d %8d %6d %6d\n", n, f, $$1, $$2, $$3}'; \
 	done
+	@if [ -n "$(HAVE_MBEDTLS)" ]; then \
+	  clang $(SIZE_FLAGS) $(TLS_DEFS) -o olpcidx-size-tls olpcidx.c \
+	    $(TLS_LIBS) || { echo "x86-64 TLS: build failed"; exit 1; }; \
+	  llvm-strip olpcidx-size-tls || exit 1; \
+	  llvm-size olpcidx-size-tls | awk -v f=$$(wc -c <olpcidx-size-tls) \
+	    'NR==2 {printf "%-20s %10d %8d %6d %6d\n", "x86-64, TLS", f, $$1, $$2, $$3}'; \
+	else echo "x86-64, TLS: skipped, mbed TLS not installed"; fi
 	@clang $(STD) $(CPPFLAGS) $(SIZE_CFLAGS) -c \
 	  -o olpcidx-size.o olpcidx.c && llvm-size olpcidx-size.o | awk \
 	  'NR==2 {printf "%-20s %10s %8d %6d %6d\n", "library .o, x86-64", "-", $$1, $$2, $$3}'
@@ -299,7 +339,8 @@ uninstall:
 # architecture, built with dpkg-deb from a staging tree.  The sample is
 # /etc/olpcidx.conf, a conffile; postinst creates the system user
 # olpcidx and enables and starts nothing; purge removes the user and
-# /var/lib/olpcidx.
+# /var/lib/olpcidx.  make deb WITH_MBEDTLS=1 packages the daemon with TLS,
+# depending on the packages of the mbed TLS libraries it links.
 DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
 DEB_ROOT = olpcidx-deb
 DEB      = olpcidx_$(VERSION)_$(DEB_ARCH).deb
@@ -317,12 +358,19 @@ deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
 	echo /etc/olpcidx.conf >$(DEB_ROOT)/DEBIAN/conffiles
 	glibc=$$(objdump -T $(DEB_ROOT)/usr/bin/olpcidx \
 	  | sed -n 's/.*GLIBC_\([0-9.]*\).*/\1/p' | sort -V | tail -1); \
+	tls=$$(objdump -p $(DEB_ROOT)/usr/bin/olpcidx | awk '/NEEDED.*libmbed/ \
+	  {print $$2}' | while read l; do dpkg -S "*/$$l" 2>/dev/null \
+	  | head -1 | cut -d: -f1; done | sort -u | sed 's/^/, /' | tr -d '\n'); \
 	{ echo "Package: olpcidx"; \
 	  echo "Version: $(VERSION)"; \
 	  echo "Architecture: $(DEB_ARCH)"; \
 	  echo "Maintainer: olpcidx authors <olpcidx@localhost>"; \
 	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
+<<<<<<< HEAD
 	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}, adduser | passwd, procps"; \
+=======
+	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}$$tls, adduser | passwd"; \
+>>>>>>> tls
 	  echo "Section: net"; \
 	  echo "Priority: optional"; \
 	  echo "Description: activity and buddy index for OLPC XO laptops"; \
@@ -343,7 +391,7 @@ deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
 
 clean:
 	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
-	  olpcidx-host \
+	  olpcidx-host olpcidx-tls .olpcidx-build \
 	  olpcidx.strict olpcidx-fuzz olpcidx-test-i586 olpcidx-i586 \
 	  olpcidx-test-armhf olpcidx-armhf libolpcidx.a olpcidx-size-* \
 	  olpcidx-size.o olpcidx-xo1 olpcidx-xo1.stripped olpcidx-test-xo1 \
@@ -352,5 +400,5 @@ clean:
 	  rm -f olpcidx-$$t olpcidx-test-$$t olpcidx-test-$$t.log; done
 	rm -rf fuzz-corpus olpcidx-deb olpcidx_*.deb
 
-.PHONY: all lib strict test test-offline bench demo sanitize valgrind fuzz \
+.PHONY: FORCE all lib strict test test-offline bench demo sanitize valgrind fuzz \
   cross cross-one xo1 size install uninstall deb clean

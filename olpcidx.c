@@ -52,6 +52,8 @@
 **
 ** Compile-time options:
 **   OLPCIDX_MAIN      also compile the daemon and main()
+**   OLPCIDX_TLS       with OLPCIDX_MAIN: the daemon can connect with TLS
+**                     (mbed TLS 2.28 or 3.x; make WITH_MBEDTLS=1)
 **   OLPCIDX_DEBUG     OI_NEVER() conditions abort instead of recovering
 */
 
@@ -7881,7 +7883,8 @@ int olpcidx_online(const olpcidx *x)
 **
 ** Exit status: 0 after SIGTERM/SIGINT, 1 when the handle cannot be
 ** created, 2 for usage and configuration errors, 3 when the server
-** refuses the component's configuration (olpcidx_is_fatal()).
+** refuses the component's configuration (olpcidx_is_fatal()) or, with
+** TLS, its certificate or its port does not pass (18.2.1).
 */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -7898,6 +7901,20 @@ int olpcidx_online(const olpcidx *x)
 #include <syslog.h>             /* --syslog; POSIX XSI, in glibc and musl */
 #include <time.h>
 #include <unistd.h>
+#ifdef OLPCIDX_TLS
+#include <arpa/inet.h>          /* inet_pton: is --server's host a name */
+#include <mbedtls/version.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>  /* only for its MBEDTLS_ERR_NET_ codes */
+#include <mbedtls/oid.h>
+#include <mbedtls/x509_crt.h>
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_PSA_CRYPTO_C)
+#include <psa/crypto.h>         /* 3.x: TLS 1.3 runs on PSA */
+#endif
+#endif
 
 #define DM_SERVER_DEFAULT "127.0.0.1:5347"
 #define DM_STATE_DEFAULT "/var/lib/olpcidx"
@@ -7917,6 +7934,7 @@ int olpcidx_online(const olpcidx *x)
 enum {
     DM_DOMAIN, DM_SERVER, DM_SECRET_FILE, DM_SECRET,
     DM_ALLOW, DM_STATE, DM_SYNC, DM_NOTIFY,
+    DM_TLS_CA, DM_TLS_NAME, DM_TLS_INSECURE,
     DM_LOG_LEVEL,               /* from here on: applied on SIGHUP */
     DM_LIMIT0,                  /* the first limit */
     DM_NKEYS = DM_LIMIT0 + OI_NLIMITS,
@@ -7927,7 +7945,8 @@ enum {
 
 static const struct dm_opt {
     const char *name;           /* long option name and config key */
-    const char *arg;            /* value placeholder in --help */
+    const char *arg;            /* value placeholder in --help; NULL: a
+                                ** flag, "yes" or "no" in a config file */
     const char *help;           /* --help text */
 } dm_opts[DM_LIMIT0] = {
     { "domain", "JID", "component JID (required)" },
@@ -7946,6 +7965,14 @@ static const struct dm_opt {
       "at" DM_INDENT "most 1 s apart; off: never (default batch)" },
     { "notify-type", "TYPE", "message type of notifications: headline "
       "or" DM_INDENT "the seed's notice (default headline)" },
+    { "tls-ca", "FILE", "connect with TLS (builds made with WITH_MBEDTLS="
+      "1):" DM_INDENT "the server's certificate must be signed by a CA"
+      DM_INDENT "in FILE, PEM (default: no TLS)" },
+    { "tls-name", "NAME", "the name the server's certificate must carry, "
+      "also" DM_INDENT "sent as SNI (default: the host of --server if a "
+      "name," DM_INDENT "else the parent domain of --domain)" },
+    { "tls-insecure", NULL, "TLS without checking the certificate; "
+      "warned of" DM_INDENT "at every connect; for tests only" },
     { "log-level", "LEVEL", "error, warn, info or debug (default info)" }
 };
 
@@ -8147,7 +8174,13 @@ static const char *dm_set(olpcidx_config *c, int k, const char *v)
     }
     else if (k == DM_SERVER)
         e = dm_split(v, host, port);
-    else if (k == DM_LOG_LEVEL) {
+    else if (k < DM_LIMIT0 && dm_opts[k].arg == NULL) {
+        if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+            e = "expected yes or no";
+    } else if (k == DM_TLS_NAME) {
+        if (strlen(v) >= DM_HOSTLEN || strcspn(v, " \t/:[]@") != strlen(v))
+            e = "expected a DNS name";
+    } else if (k == DM_LOG_LEVEL) {
         e = "expected error, warn, info or debug";
         for (i = OLPCIDX_LOG_ERROR; i <= OLPCIDX_LOG_DEBUG; i++)
             if (strcmp(v, dm_levels[i]) == 0) {
@@ -8377,8 +8410,8 @@ static void dm_help(void)
                                    ? &oi_limits[k - DM_LIMIT0] : NULL;
         const struct dm_opt *o = k < DM_LIMIT0 ? &dm_opts[k]
                                  : &dm_config_opt;
-        const char *arg = !l ? o->arg : l->unit == OI_SECONDS ? "SECONDS"
-                          : "N";
+        const char *arg = !l ? (o->arg ? o->arg : "")
+                          : l->unit == OI_SECONDS ? "SECONDS" : "N";
         printf("  --%s %-*s%s", dm_name(k), (int)(22 - strlen(dm_name(k))),
                arg, l ? l->help : o->help);
         if (l)
@@ -8392,7 +8425,8 @@ static void dm_help(void)
            "Byte sizes take a k, m or g suffix (powers of 1024).  Both "
            "--opt value\nand --opt=value work.  Exit status: 0 stopped by "
            "SIGTERM or SIGINT,\n1 startup failure, 2 usage or configuration "
-           "error, 3 the server refused\nthe domain or the secret.\n");
+           "error, 3 the server refused\nthe domain or the secret, or "
+           "(TLS) its certificate did not pass.\n");
 }
 
 /* Fills dm.argv from "--opt value" and "--opt=value" arguments, checking
@@ -8416,7 +8450,12 @@ static void dm_parse_args(int argc, char **argv)
             exit(0);
         }
         if (v == NULL && strcmp(a, "version") == 0) {
-            printf("olpcidx %s\n", OLPCIDX_VERSION);
+#ifdef OLPCIDX_TLS
+            printf("olpcidx %s (TLS: mbed TLS %s)\n", OLPCIDX_VERSION,
+                   MBEDTLS_VERSION_STRING);
+#else
+            printf("olpcidx %s (no TLS)\n", OLPCIDX_VERSION);
+#endif
             exit(0);
         }
         if (n == 6 && strncmp(a, "syslog", 6) == 0) {
@@ -8429,6 +8468,8 @@ static void dm_parse_args(int argc, char **argv)
         }
         if ((k = dm_key(a, n, DM_CONFIG + 1)) < 0)
             dm_die("unknown option '%s' (see --help)", argv[i]);
+        if (v == NULL && k < DM_LIMIT0 && dm_opts[k].arg == NULL)
+            v = "yes";                  /* a flag: --opt, or --opt=no */
         if (v == NULL && (v = argv[++i]) == NULL)
             dm_die("--%s needs a value", dm_name(k));
         if ((e = dm_set(&scratch, k, v)) != NULL)
@@ -8602,34 +8643,6 @@ static int dm_dial(const char *host, const char *port)
     return fd;
 }
 
-/* Writes what the library has queued, for at most DM_FLUSH_MS: after a
-** stream error or olpcidx_close() the queue ends with <stream:error/>
-** and/or </stream:stream> (RFC 6120 sections 4.4 and 4.9), which the
-** server should see before the TCP connection closes. */
-static void dm_flush(olpcidx *x, int fd)
-{
-    struct pollfd p;
-    const void *buf;
-    uint64_t now, end = dm_now() + DM_FLUSH_MS;
-    size_t n;
-    ssize_t w;
-    int r;
-
-    p.fd = fd;
-    p.events = POLLOUT;
-    while ((n = olpcidx_pending(x, &buf)) > 0 && (now = dm_now()) < end) {
-        r = poll(&p, 1, dm_cap((int64_t)(end - now)));
-        if (r < 0 && errno != EINTR)
-            break;
-        if (r <= 0)
-            continue;
-        if ((w = write(fd, buf, n)) > 0)
-            olpcidx_sent(x, (size_t)w);
-        else if (w < 0 && !dm_again(errno))
-            break;
-    }
-}
-
 /* Results of dm_session() besides the library's negative codes. */
 #define DM_LOST 0             /* the TCP connection failed */
 #define DM_STOPPED 1          /* stopped by SIGTERM or SIGINT */
@@ -8640,55 +8653,580 @@ static int dm_lost(const char *why)
     return DM_LOST;
 }
 
-/* Reads what the server sent and feeds it, until the socket has no more
-** (or DM_DRAIN_MS have passed: the timers must run too), so that the
+/* ---- 18.2.1 The transport: TCP, or TLS over it ------------------------ */
+
+/*
+** A connection is the socket and, in a TLS build with TLS configured, an
+** mbed TLS context over it.  dm_recv() and dm_send() move bytes either
+** way; rd and wr are the poll() events the next read and the next write
+** wait for: POLLIN and POLLOUT, except that TLS may have to send before
+** it can go on reading, or receive before it can go on writing (a
+** renegotiation, a TLS 1.3 key update).
+**
+** TLS is direct (PROTOCOL.md 1.5): the handshake runs as soon as TCP
+** connects, before the stream of XEP-0114 starts.  The certificate is
+** checked against --tls-ca and --tls-name (RFC 6125 section 6: the
+** server's DNS name, in its subjectAltName or, lacking one, its CN).  A
+** certificate that does not pass, and a server that does not answer in
+** TLS, are configuration errors: exit 3 with the reason, as for a secret
+** the server refuses.  TLS 1.2 is the minimum.
+*/
+typedef struct dm_conn {
+    int fd;
+    short rd, wr;               /* events the next read, write wait for */
+    const char *why;            /* what failed, after DM_IO_ERR */
+#ifdef OLPCIDX_TLS
+    int tls;                    /* ssl is set up */
+    int err;                    /* errno of the socket's last failure */
+    size_t wlen;                /* a write to retry with this length */
+    mbedtls_ssl_context ssl;
+#endif
+} dm_conn;
+
+#define DM_IO_ERR (-1)          /* dm_recv(), dm_send(): failed, see why */
+#define DM_IO_AGAIN (-2)        /* wait for rd or wr, then call again */
+
+#define DM_TLS_LOST 1           /* dm_tls_open(): try again later */
+#define DM_TLS_REFUSED 2        /* dm_tls_open(): a configuration error */
+
+#ifdef OLPCIDX_TLS
+/* What the TLS client is configured with (once, at start-up), and what
+** the last handshake found out about the server's certificate. */
+static struct dm_tls {
+    int on;                     /* --tls-ca or --tls-insecure given */
+    int insecure;               /* --tls-insecure */
+    const char *ca;             /* --tls-ca FILE, or NULL */
+    char name[DM_HOSTLEN];      /* --tls-name, or its default */
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt cacert;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    uint32_t flags;             /* MBEDTLS_X509_BADCERT_ flags seen */
+    char names[DM_HOSTLEN];     /* the DNS names the certificate carries */
+    char from[16], until[16];   /* its validity, YYYY-MM-DD */
+} dm_tls;
+
+/* The socket under mbed TLS (mbedtls_ssl_set_bio()). */
+static int dm_tls_out(void *ud, const unsigned char *p, size_t n)
+{
+    dm_conn *c = (dm_conn *)ud;
+    ssize_t w = write(c->fd, p, n > INT_MAX ? (size_t)INT_MAX : n);
+
+    if (w >= 0)
+        return (int)w;
+    if (dm_again(errno))
+        return MBEDTLS_ERR_SSL_WANT_WRITE;
+    c->err = errno;
+    return MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int dm_tls_in(void *ud, unsigned char *p, size_t n)
+{
+    dm_conn *c = (dm_conn *)ud;
+    ssize_t r = read(c->fd, p, n > INT_MAX ? (size_t)INT_MAX : n);
+
+    if (r >= 0)
+        return (int)r;          /* 0: end of file, MBEDTLS_ERR_SSL_CONN_EOF */
+    if (dm_again(errno))
+        return MBEDTLS_ERR_SSL_WANT_READ;
+    c->err = errno;
+    return MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+/* The text of an mbed TLS error code. */
+static const char *dm_tls_err(const dm_conn *c, int rc)
+{
+    static char msg[200];
+
+    if ((rc == MBEDTLS_ERR_NET_SEND_FAILED
+         || rc == MBEDTLS_ERR_NET_RECV_FAILED) && c != NULL && c->err != 0)
+        return strerror(c->err);
+    if (rc == MBEDTLS_ERR_SSL_CONN_EOF)
+        return "the server closed the connection";
+#ifdef MBEDTLS_ERROR_C
+    mbedtls_strerror(rc, msg, sizeof msg);
+#else
+    snprintf(msg, sizeof msg, "mbed TLS error -0x%04x", (unsigned)-rc);
+#endif
+    return msg;
+}
+
+/* Appends n bytes of certificate text to out (size DM_HOSTLEN), each
+** byte outside printable ASCII as '?': it goes into log lines. */
+static void dm_tls_add(char *out, const char *sep, const unsigned char *p,
+                       size_t n)
+{
+    size_t k = strlen(out), i;
+
+    if (out[0] != '\0')
+        for (; *sep && k + 1 < DM_HOSTLEN; sep++)
+            out[k++] = *sep;
+    for (i = 0; i < n && k + 1 < DM_HOSTLEN; i++)
+        out[k++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+    out[k] = '\0';
+}
+
+static void dm_tls_date(char *out, const mbedtls_x509_time *t)
+{
+    snprintf(out, 16, "%04d-%02d-%02d", t->year % 10000, t->mon % 100,
+             t->day % 100);
+}
+
+/* mbed TLS's verification callback: notes the flags of every
+** certificate of the chain, and the names and validity of the server's
+** own (depth 0).  Changes nothing: the flags decide as they are. */
+static int dm_tls_verify(void *ud, mbedtls_x509_crt *crt, int depth,
+                         uint32_t *flags)
+{
+    const mbedtls_x509_sequence *s;
+    const mbedtls_x509_name *dn;
+
+    (void)ud;
+    dm_tls.flags |= *flags;
+    if (depth != 0)
+        return 0;
+    dm_tls.names[0] = '\0';
+    for (s = &crt->subject_alt_names; s != NULL && s->buf.p != NULL;
+         s = s->next)
+        if (s->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC
+                           | MBEDTLS_X509_SAN_DNS_NAME))
+            dm_tls_add(dm_tls.names, ", ", s->buf.p, s->buf.len);
+    for (dn = &crt->subject; dm_tls.names[0] == '\0' && dn != NULL;
+         dn = dn->next)
+        if (dn->oid.p != NULL && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN,
+                                                 &dn->oid) == 0)
+            dm_tls_add(dm_tls.names, "", dn->val.p, dn->val.len);
+    if (dm_tls.names[0] == '\0')
+        strcpy(dm_tls.names, "no DNS name");
+    dm_tls_date(dm_tls.from, &crt->valid_from);
+    dm_tls_date(dm_tls.until, &crt->valid_to);
+    return 0;
+}
+
+/* Why the certificate did not pass, from the flags: the usual reasons in
+** words that name the setting to check, the rest as mbed TLS words it. */
+static const char *dm_tls_why(uint32_t flags)
+{
+    static char msg[800];
+    char rest[400], *nl;
+    size_t n = 0;
+
+    msg[0] = '\0';
+    if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+        n += (size_t)snprintf(msg + n, sizeof msg - n, "%sthe server's "
+                              "certificate is not signed by a CA in %s",
+                              n ? "; " : "", dm_tls.ca);
+    if ((flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) && n < sizeof msg)
+        n += (size_t)snprintf(msg + n, sizeof msg - n, "%sthe server's "
+                              "certificate is for %s, not %s (--tls-name)",
+                              n ? "; " : "", dm_tls.names, dm_tls.name);
+    if ((flags & MBEDTLS_X509_BADCERT_EXPIRED) && n < sizeof msg)
+        n += (size_t)snprintf(msg + n, sizeof msg - n, "%sthe server's "
+                              "certificate expired on %s", n ? "; " : "",
+                              dm_tls.until);
+    if ((flags & MBEDTLS_X509_BADCERT_FUTURE) && n < sizeof msg)
+        n += (size_t)snprintf(msg + n, sizeof msg - n, "%sthe server's "
+                              "certificate is not valid before %s",
+                              n ? "; " : "", dm_tls.from);
+    flags &= ~(uint32_t)(MBEDTLS_X509_BADCERT_NOT_TRUSTED
+                         | MBEDTLS_X509_BADCERT_CN_MISMATCH
+                         | MBEDTLS_X509_BADCERT_EXPIRED
+                         | MBEDTLS_X509_BADCERT_FUTURE);
+    if (flags != 0 && n < sizeof msg) {
+        if (mbedtls_x509_crt_verify_info(rest, sizeof rest, "", flags) < 0)
+            snprintf(rest, sizeof rest, "verification flags 0x%lx",
+                     (unsigned long)flags);
+        while ((nl = strchr(rest, '\n')) != NULL)
+            *nl = nl[1] ? ';' : '\0';
+        snprintf(msg + n, sizeof msg - n, "%sthe server's certificate: %s",
+                 n ? "; " : "", rest);
+    }
+    return msg;
+}
+
+/* Sets up the TLS client from the options, once: TLS is on when --tls-ca
+** or --tls-insecure is given.  host is --server's host; the name to
+** verify defaults to it unless it is an IP address, then to the parent
+** domain of --domain (what the server's certificate usually names).
+** Exits 2 on a bad option or CA file. */
+static void dm_tls_setup(const char *host)
+{
+    const char *ca = dm_get(dm.file, DM_TLS_CA);
+    const char *name = dm_get(dm.file, DM_TLS_NAME);
+    const char *ins = dm_get(dm.file, DM_TLS_INSECURE);
+    unsigned char addr[16];
+    int rc;
+
+    dm_tls.ca = ca;
+    dm_tls.insecure = ins != NULL && strcmp(ins, "yes") == 0;
+    dm_tls.on = ca != NULL || dm_tls.insecure;
+    if (!dm_tls.on) {
+        if (name != NULL)
+            dm_die("--tls-name needs --tls-ca FILE (or --tls-insecure)");
+        return;
+    }
+    if (name == NULL) {
+        name = host;
+        if (inet_pton(AF_INET, host, addr) == 1
+            || inet_pton(AF_INET6, host, addr) == 1)
+            name = strchr(dm.cfg.jid, '.') && strchr(dm.cfg.jid, '.')[1]
+                   ? strchr(dm.cfg.jid, '.') + 1 : dm.cfg.jid;
+    }
+    if (strlen(name) >= sizeof dm_tls.name)
+        dm_die("--tls-name %s: too long", name);
+    strcpy(dm_tls.name, name);
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_PSA_CRYPTO_C)
+    if (psa_crypto_init() != PSA_SUCCESS) {
+        dm_log(OLPCIDX_LOG_ERROR, "TLS: cannot start PSA crypto");
+        exit(1);
+    }
+#endif
+    mbedtls_ssl_config_init(&dm_tls.conf);
+    mbedtls_x509_crt_init(&dm_tls.cacert);
+    mbedtls_entropy_init(&dm_tls.entropy);
+    mbedtls_ctr_drbg_init(&dm_tls.drbg);
+    if (ca != NULL) {
+        FILE *f = fopen(ca, "r");   /* mbed TLS would say only "file I/O" */
+        if (f == NULL)
+            dm_die("--tls-ca %s: %s", ca, strerror(errno));
+        fclose(f);
+        rc = mbedtls_x509_crt_parse_file(&dm_tls.cacert, ca);
+        if (rc < 0)
+            dm_die("--tls-ca %s: %s", ca, dm_tls_err(NULL, rc));
+        if (dm_tls.cacert.version == 0)
+            dm_die("--tls-ca %s: no certificate in it", ca);
+        if (rc > 0)
+            dm_log(OLPCIDX_LOG_WARN, "--tls-ca %s: %d certificates in it "
+                   "could not be read and are not used", ca, rc);
+    }
+    if ((rc = mbedtls_ctr_drbg_seed(&dm_tls.drbg, mbedtls_entropy_func,
+                                    &dm_tls.entropy,
+                                    (const unsigned char *)"olpcidx",
+                                    7)) != 0
+        || (rc = mbedtls_ssl_config_defaults(&dm_tls.conf,
+                                             MBEDTLS_SSL_IS_CLIENT,
+                                             MBEDTLS_SSL_TRANSPORT_STREAM,
+                                             MBEDTLS_SSL_PRESET_DEFAULT))
+           != 0) {
+        dm_log(OLPCIDX_LOG_ERROR, "TLS: cannot start: %s",
+               dm_tls_err(NULL, rc));
+        exit(1);
+    }
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
+    /* 3.x has no TLS below 1.2 at all */
+    mbedtls_ssl_conf_min_version(&dm_tls.conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
+    mbedtls_ssl_conf_rng(&dm_tls.conf, mbedtls_ctr_drbg_random, &dm_tls.drbg);
+    if (ca != NULL) {
+        mbedtls_ssl_conf_ca_chain(&dm_tls.conf, &dm_tls.cacert, NULL);
+        mbedtls_ssl_conf_verify(&dm_tls.conf, dm_tls_verify, NULL);
+    }
+    /* --tls-insecure with a CA still checks, to say what would fail */
+    mbedtls_ssl_conf_authmode(&dm_tls.conf, ca == NULL
+                              ? MBEDTLS_SSL_VERIFY_NONE : dm_tls.insecure
+                              ? MBEDTLS_SSL_VERIFY_OPTIONAL
+                              : MBEDTLS_SSL_VERIFY_REQUIRED);
+}
+
+/* Frees what dm_tls_setup() made, at exit. */
+static void dm_tls_free(void)
+{
+    if (!dm_tls.on)
+        return;
+    mbedtls_ssl_config_free(&dm_tls.conf);
+    mbedtls_x509_crt_free(&dm_tls.cacert);
+    mbedtls_ctr_drbg_free(&dm_tls.drbg);
+    mbedtls_entropy_free(&dm_tls.entropy);
+}
+
+/* The handshake over c, bounded by DM_CONNECT_MS, then the checks of the
+** certificate.  Returns 0, DM_TLS_LOST or DM_TLS_REFUSED (logged). */
+static int dm_tls_open(dm_conn *c, const char *server)
+{
+    struct pollfd p;
+    uint64_t now, end = dm_now() + DM_CONNECT_MS;
+    int rc;
+
+    if (!dm_tls.on)
+        return 0;
+    mbedtls_ssl_init(&c->ssl);
+    c->tls = 1;
+    if ((rc = mbedtls_ssl_setup(&c->ssl, &dm_tls.conf)) != 0
+        || (rc = mbedtls_ssl_set_hostname(&c->ssl, dm_tls.name)) != 0) {
+        dm_log(OLPCIDX_LOG_WARN, "TLS: %s", dm_tls_err(c, rc));
+        return DM_TLS_LOST;
+    }
+    mbedtls_ssl_set_bio(&c->ssl, c, dm_tls_out, dm_tls_in, NULL);
+    dm_tls.flags = 0;
+    dm_tls.names[0] = '\0';
+    p.fd = c->fd;
+    while ((rc = mbedtls_ssl_handshake(&c->ssl)) != 0) {
+        if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+            dm_log(OLPCIDX_LOG_ERROR, "TLS to %s refused: %s", server,
+                   dm_tls_why(dm_tls.flags));
+            return DM_TLS_REFUSED;
+        }
+        if (rc == MBEDTLS_ERR_SSL_CONN_EOF || rc == MBEDTLS_ERR_NET_SEND_FAILED
+            || rc == MBEDTLS_ERR_NET_RECV_FAILED) {
+            dm_lost(dm_tls_err(c, rc));
+            return DM_TLS_LOST;
+        }
+        if (rc != MBEDTLS_ERR_SSL_WANT_READ
+            && rc != MBEDTLS_ERR_SSL_WANT_WRITE) {
+            dm_log(OLPCIDX_LOG_ERROR, "TLS handshake with %s failed: %s; "
+                   "does the server speak TLS on this port? (ejabberd: "
+                   "tls: true on the ejabberd_service listener; Prosody's "
+                   "component port has no TLS)", server,
+                   dm_tls_err(c, rc));
+            return DM_TLS_REFUSED;
+        }
+        now = dm_now();
+        if (dm.stop)
+            return DM_TLS_LOST;
+        if (now >= end) {
+            dm_lost("no TLS handshake within the connect timeout");
+            return DM_TLS_LOST;
+        }
+        p.events = rc == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT;
+        if (poll(&p, 1, dm_cap((int64_t)(end - now))) < 0 && errno != EINTR) {
+            dm_lost(strerror(errno));
+            return DM_TLS_LOST;
+        }
+    }
+    if (dm_tls.insecure)
+        dm_log(OLPCIDX_LOG_WARN, "--tls-insecure: THE SERVER'S CERTIFICATE "
+               "IS NOT CHECKED; whoever answers at %s can pose as the "
+               "server and read the component's traffic%s%s%s", server,
+               dm_tls.ca == NULL ? "" : " (the check against --tls-ca says: ",
+               dm_tls.ca == NULL ? "" : dm_tls.flags == 0 ? "it passes"
+               : dm_tls_why(dm_tls.flags), dm_tls.ca == NULL ? "" : ")");
+    dm_log(OLPCIDX_LOG_INFO, "TLS with %s: %s, %s%s%s%s%s", server,
+           mbedtls_ssl_get_version(&c->ssl),
+           mbedtls_ssl_get_ciphersuite(&c->ssl),
+           dm_tls.insecure ? "" : ", certificate for ",
+           dm_tls.insecure ? "" : dm_tls.name,
+           dm_tls.insecure ? "" : " signed by a CA in ",
+           dm_tls.insecure ? "" : dm_tls.ca);
+    return 0;
+}
+
+static ssize_t dm_tls_recv(dm_conn *c, void *buf, size_t n)
+{
+    int r;
+
+    c->rd = POLLIN;
+    do
+        r = mbedtls_ssl_read(&c->ssl, (unsigned char *)buf, n);
+#ifdef MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET
+    while (r == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET);  /* 3.x */
+#else
+    while (0);
+#endif
+    if (r > 0)
+        return r;
+    if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY
+        || r == MBEDTLS_ERR_SSL_CONN_EOF)
+        return 0;
+    if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        c->rd = r == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT;
+        return DM_IO_AGAIN;
+    }
+    c->why = dm_tls_err(c, r);
+    return DM_IO_ERR;
+}
+
+/* mbedtls_ssl_write() that returned WANT_ must be called again with the
+** same length: it holds the record already and returns that length. */
+static ssize_t dm_tls_send(dm_conn *c, const void *buf, size_t n)
+{
+    int r;
+
+    if (c->wlen != 0 && c->wlen <= n)
+        n = c->wlen;
+    c->wr = POLLOUT;
+    r = mbedtls_ssl_write(&c->ssl, (const unsigned char *)buf, n);
+    if (r >= 0) {
+        c->wlen = 0;
+        return r;
+    }
+    if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        c->wlen = n;
+        c->wr = r == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT;
+        return DM_IO_AGAIN;
+    }
+    c->why = dm_tls_err(c, r);
+    return DM_IO_ERR;
+}
+#else /* !OLPCIDX_TLS */
+
+/* Refuses the TLS options in a build without TLS (exit 2). */
+static void dm_tls_none(void)
+{
+    static const int keys[] = { DM_TLS_CA, DM_TLS_NAME, DM_TLS_INSECURE };
+    const char *v;
+    size_t i;
+
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if ((v = dm_get(dm.file, keys[i])) != NULL
+            && (keys[i] != DM_TLS_INSECURE || strcmp(v, "yes") == 0))
+            dm_die("--%s: this olpcidx is built without TLS; rebuild "
+                   "with make WITH_MBEDTLS=1", dm_name(keys[i]));
+}
+#endif /* OLPCIDX_TLS */
+
+/* Reads up to n bytes: their count, 0 at the end of the stream,
+** DM_IO_AGAIN or DM_IO_ERR. */
+static ssize_t dm_recv(dm_conn *c, void *buf, size_t n)
+{
+    ssize_t r;
+
+#ifdef OLPCIDX_TLS
+    if (c->tls)
+        return dm_tls_recv(c, buf, n);
+#endif
+    if ((r = read(c->fd, buf, n)) >= 0)
+        return r;
+    if (dm_again(errno))
+        return DM_IO_AGAIN;
+    c->why = strerror(errno);
+    return DM_IO_ERR;
+}
+
+/* Writes up to n bytes: the count taken, DM_IO_AGAIN or DM_IO_ERR. */
+static ssize_t dm_send(dm_conn *c, const void *buf, size_t n)
+{
+    ssize_t w;
+
+#ifdef OLPCIDX_TLS
+    if (c->tls)
+        return dm_tls_send(c, buf, n);
+#endif
+    if ((w = write(c->fd, buf, n)) >= 0)
+        return w;
+    if (dm_again(errno))
+        return DM_IO_AGAIN;
+    c->why = strerror(errno);
+    return DM_IO_ERR;
+}
+
+static int dm_is_tls(const dm_conn *c)
+{
+#ifdef OLPCIDX_TLS
+    return c->tls;
+#else
+    (void)c;
+    return 0;
+#endif
+}
+
+/* 1 when input already read from the socket waits in the TLS layer, so
+** poll() would not report it. */
+static int dm_buffered(const dm_conn *c)
+{
+#ifdef OLPCIDX_TLS
+    return c->tls && mbedtls_ssl_check_pending(&c->ssl);
+#else
+    (void)c;
+    return 0;
+#endif
+}
+
+/* Ends the connection: TLS's close_notify (RFC 5246 section 7.2.1), if
+** the socket takes it now, then the socket. */
+static void dm_close(dm_conn *c)
+{
+#ifdef OLPCIDX_TLS
+    if (c->tls) {
+        (void)mbedtls_ssl_close_notify(&c->ssl);
+        mbedtls_ssl_free(&c->ssl);
+        c->tls = 0;
+    }
+#endif
+    close(c->fd);
+}
+
+/* ---- 18.2.2 Moving bytes ---------------------------------------------- */
+
+/* Writes what the library has queued, for at most DM_FLUSH_MS: after a
+** stream error or olpcidx_close() the queue ends with <stream:error/>
+** and/or </stream:stream> (RFC 6120 sections 4.4 and 4.9), which the
+** server should see before the TCP connection closes. */
+static void dm_flush(olpcidx *x, dm_conn *c)
+{
+    struct pollfd p;
+    const void *buf;
+    uint64_t now, end = dm_now() + DM_FLUSH_MS;
+    size_t n;
+    ssize_t w;
+    int r;
+
+    p.fd = c->fd;
+    while ((n = olpcidx_pending(x, &buf)) > 0 && (now = dm_now()) < end) {
+        p.events = c->wr;
+        r = poll(&p, 1, dm_cap((int64_t)(end - now)));
+        if (r < 0 && errno != EINTR)
+            break;
+        if (r <= 0)
+            continue;
+        if ((w = dm_send(c, buf, n)) > 0)
+            olpcidx_sent(x, (size_t)w);
+        else if (w == DM_IO_ERR)
+            break;
+    }
+}
+
+/* Reads what the server sent and feeds it, until the connection has no
+** more (or DM_DRAIN_MS have passed: the timers must run too), so that the
 ** timers look at everything that arrived: an answer to an idle ping that
 ** is already here is never taken for silence (PROTOCOL.md 5.2).  Returns
 ** 0, 1 when the connection is lost (logged), or the library's negative
 ** code. */
-static int dm_drain(olpcidx *x, int fd, int *online)
+static int dm_drain(olpcidx *x, dm_conn *c, int *online)
 {
     uint64_t end = dm_now() + DM_DRAIN_MS;
     ssize_t r;
     int rc;
     do {
-        r = read(fd, dm.buf, sizeof dm.buf);
+        r = dm_recv(c, dm.buf, sizeof dm.buf);
         if (r == 0) {
             dm_lost("the server closed the connection");
             return 1;
         }
-        if (r < 0 && dm_again(errno))
+        if (r == DM_IO_AGAIN)
             return 0;
         if (r < 0) {
-            dm_lost(strerror(errno));
+            dm_lost(c->why);
             return 1;
         }
         if ((rc = olpcidx_feed(x, dm.buf, (size_t)r)) < 0)
             return rc;
         *online |= olpcidx_online(x);
-    } while ((size_t)r == sizeof dm.buf && dm_now() < end
-             && olpcidx_wants_input(x));
+        /* a short read emptied the socket; TLS reads a record at a time
+        ** and says when the socket is empty (DM_IO_AGAIN) */
+    } while (((size_t)r == sizeof dm.buf || dm_is_tls(c))
+             && dm_now() < end && olpcidx_wants_input(x));
     return 0;
 }
 
-/* Runs one stream over the connected socket fd until it ends; sets
-** *online once the server has accepted the handshake.  Returns DM_LOST,
+/* Runs one stream over the connection c until it ends; sets *online
+** once the server has accepted the handshake.  Returns DM_LOST,
 ** DM_STOPPED, or the library's negative code (last bytes flushed). */
-static int dm_session(olpcidx *x, int fd, int *online)
+static int dm_session(olpcidx *x, dm_conn *c, int *online)
 {
     struct pollfd p;
     const void *buf;
     size_t n;
     ssize_t r;
-    int rc, wait = 0;
+    int rc, wait = 0, ready;
 
-    p.fd = fd;
+    p.fd = c->fd;
     rc = olpcidx_connect(x, dm_now());
     while (rc >= 0) {
         if (dm.stop) {
             dm_log(OLPCIDX_LOG_INFO, "stopping");
             olpcidx_close(x);
-            dm_flush(x, fd);
+            dm_flush(x, c);
             return DM_STOPPED;
         }
         if (dm.hup)
@@ -8696,31 +9234,33 @@ static int dm_session(olpcidx *x, int fd, int *online)
         if (dm.usr1)
             dm_report(x);
         /* back-pressure: no reading while the server is slow to take
-        ** what the component has to say (PROTOCOL.md 8.4) */
-        p.events = (short)((olpcidx_wants_input(x) ? POLLIN : 0)
-                           | (olpcidx_pending(x, &buf) > 0 ? POLLOUT : 0));
-        if (poll(&p, 1, dm_cap(wait)) < 0) {
+        ** what the component has to say (PROTOCOL.md 8.4); input the TLS
+        ** layer holds already is read without waiting */
+        ready = olpcidx_wants_input(x) && dm_buffered(c);
+        p.events = (short)((olpcidx_wants_input(x) ? c->rd : 0)
+                           | (olpcidx_pending(x, &buf) > 0 ? c->wr : 0));
+        if (poll(&p, 1, ready ? 0 : dm_cap(wait)) < 0) {
             if (errno == EINTR)
                 continue;
             return dm_lost(strerror(errno));
         }
-        if ((p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+        if ((ready || (p.revents & (c->rd | POLLHUP | POLLERR | POLLNVAL)))
             && olpcidx_wants_input(x)
-            && (rc = dm_drain(x, fd, online)) != 0) {
+            && (rc = dm_drain(x, c, online)) != 0) {
             if (rc == 1)
                 return DM_LOST;
             break;
         }
-        if ((p.revents & POLLOUT) && (n = olpcidx_pending(x, &buf)) > 0) {
-            r = write(fd, buf, n);
+        if ((p.revents & c->wr) && (n = olpcidx_pending(x, &buf)) > 0) {
+            r = dm_send(c, buf, n);
             if (r > 0)
                 olpcidx_sent(x, (size_t)r);
-            else if (r < 0 && !dm_again(errno))
-                return dm_lost(strerror(errno));
+            else if (r == DM_IO_ERR)
+                return dm_lost(c->why);
         }
         rc = olpcidx_tick(x, dm_now(), &wait);  /* after the input */
     }
-    dm_flush(x, fd);
+    dm_flush(x, c);
     return rc;
 }
 
@@ -8939,8 +9479,9 @@ int main(int argc, char **argv)
     char err[512], host[DM_HOSTLEN], port[6];
     const char *server;
     struct sigaction sa;
+    dm_conn c;
     olpcidx *x;
-    int fd, rc, online, backoff = DM_BACKOFF_MIN;
+    int rc, online, tls = 0, backoff = DM_BACKOFF_MIN;
 
     dm.level = OLPCIDX_LOG_INFO;
     dm.rng = 1;
@@ -8956,6 +9497,11 @@ int main(int argc, char **argv)
     if ((server = dm_get(dm.file, DM_SERVER)) == NULL)
         server = DM_SERVER_DEFAULT;
     (void)dm_split(server, host, port);
+#ifdef OLPCIDX_TLS
+    dm_tls_setup(host);
+#else
+    dm_tls_none();
+#endif
     dm_pick_secret();
     dm.cfg.hash_seed = dm_seed();
     dm.rng = dm_seed() | 1u;
@@ -8983,18 +9529,28 @@ int main(int argc, char **argv)
     dm_load_state(x);
     while (!dm.stop) {
         dm_log(OLPCIDX_LOG_INFO, "connecting to %s", server);
-        if ((fd = dm_dial(host, port)) >= 0) {
+        memset(&c, 0, sizeof c);
+        c.rd = POLLIN;
+        c.wr = POLLOUT;
+        if ((c.fd = dm_dial(host, port)) >= 0) {
             dm_log(OLPCIDX_LOG_INFO, "connected to %s", server);
             online = 0;
-            rc = dm_session(x, fd, &online);
-            close(fd);
+#ifdef OLPCIDX_TLS
+            tls = dm_tls_open(&c, server);
+#endif
+            rc = tls == 0 ? dm_session(x, &c, &online) : DM_LOST;
+            dm_close(&c);
             if (rc == DM_STOPPED)
                 break;
-            if (olpcidx_is_fatal(rc)) {
-                dm_log(OLPCIDX_LOG_ERROR, "%s (domain %s, server %s)",
-                         olpcidx_strerror(rc), dm.cfg.jid, server);
+            if (tls == DM_TLS_REFUSED || olpcidx_is_fatal(rc)) {
+                if (tls != DM_TLS_REFUSED)
+                    dm_log(OLPCIDX_LOG_ERROR, "%s (domain %s, server %s)",
+                           olpcidx_strerror(rc), dm.cfg.jid, server);
                 olpcidx_free(x);
                 dm_free_vals(dm.file);
+#ifdef OLPCIDX_TLS
+                dm_tls_free();
+#endif
                 return 3;
             }
             if (rc < 0)
@@ -9014,6 +9570,9 @@ int main(int argc, char **argv)
     }
     olpcidx_free(x);
     dm_free_vals(dm.file);
+#ifdef OLPCIDX_TLS
+    dm_tls_free();
+#endif
     dm_log(OLPCIDX_LOG_INFO, "stopped");
     return 0;
 }

@@ -62,6 +62,8 @@
 **      C4. what the interop groups share: Prosody, the live component
 **      C5. refused, usage
 **      C5a. ejabberd                 the refusals from ejabberd 23.01
+**      C5b. tls                      ./olpcidx-tls and ejabberd's
+**                                    tls: true; certificates by openssl
 **      C6. basics, seed              the scenarios' tables and groups
 **      C7. reload, reconnect
 **      C8. state, crash              durability
@@ -3729,15 +3731,19 @@ static pid_t t_server_start(void)
     return t_srv == T_PROSODY ? t_prosody_start() : t_ejabberd_suite_start();
 }
 
-/* Starts the daemon against the server's component port, logging to log.
-** The right secret goes through a file, a wrong one on the command line. */
-static pid_t t_olpcidx_start_on(int port, const char *domain,
-                                const char *secret, const char *log)
+/* Starts the daemon bin against the server's component port, logging to
+** log, with the options extra (NULL-terminated, up to 8) after the
+** others.  The right secret goes through a file, a wrong one on the
+** command line. */
+static pid_t t_olpcidx_start_bin(const char *bin, int port,
+                                 const char *domain, const char *secret,
+                                 const char *log, const char *const *extra)
 {
     char server[64], path[256], file[256], state[300];
-    char *argv[12];
+    char *argv[20];
+    size_t i;
     snprintf(server, sizeof server, "127.0.0.1:%d", port);
-    argv[0] = (char *)"./olpcidx";
+    argv[0] = (char *)bin;
     if (!domain) {                              /* all from the file */
         t_path(file, sizeof file, "olpcidx.conf");
         argv[1] = (char *)"--config";
@@ -3766,8 +3772,16 @@ static pid_t t_olpcidx_start_on(int port, const char *domain,
     t_path(path, sizeof path, log);
     argv[9] = (char *)"--log-level";
     argv[10] = (char *)"debug";
-    argv[11] = NULL;
+    for (i = 0; extra && extra[i] && i < 8; i++)
+        argv[11 + i] = (char *)extra[i];
+    argv[11 + i] = NULL;
     return t_spawn(argv, path);
+}
+
+static pid_t t_olpcidx_start_on(int port, const char *domain,
+                                const char *secret, const char *log)
+{
+    return t_olpcidx_start_bin("./olpcidx", port, domain, secret, log, NULL);
 }
 
 /* The same against the private Prosody. */
@@ -3800,19 +3814,25 @@ static void t_write_config(const char *level, int max_stanza)
     t_writefile(path, body, strlen(body));
 }
 
-/* Runs the daemon with args and returns its exit status. */
-static int t_run(const char *const *args, const char *log)
+/* Runs the daemon bin with args and returns its exit status. */
+static int t_run_bin(const char *bin, const char *const *args,
+                     const char *log)
 {
     char *argv[12], path[256];
     size_t i;
     pid_t pid;
-    argv[0] = (char *)"./olpcidx";
+    argv[0] = (char *)bin;
     for (i = 0; args[i] && i < 10; i++)
         argv[i + 1] = (char *)args[i];
     argv[i + 1] = NULL;
     t_path(path, sizeof path, log);
     pid = t_spawn(argv, path);
     return pid > 0 ? t_wait_exit(pid, 5000) : -1;
+}
+
+static int t_run(const char *const *args, const char *log)
+{
+    return t_run_bin("./olpcidx", args, log);
 }
 
 /* Creates the directory, picks ports, writes the server configuration. */
@@ -4084,9 +4104,10 @@ static int t_cl_stream(t_cl *c)
     return 0;
 }
 
-/* Connects as user of domain and opens the stream: the features are
-** there. */
-static int t_cl_connect(t_cl *c, const char *user, const char *domain)
+/* Connects as user of domain to the c2s port and opens the stream: the
+** features are there. */
+static int t_cl_connect(t_cl *c, int port, const char *user,
+                        const char *domain)
 {
     olpcidx_config cfg;
     int n;
@@ -4101,7 +4122,7 @@ static int t_cl_connect(t_cl *c, const char *user, const char *domain)
         return -1;
     c->x->xml.h = &t_cl_handler;
     c->x->xml.ud = c;
-    c->fd = t_dial(t_c2s_port);
+    c->fd = t_dial(port);
     for (n = 0; n < T_MAXCL; n++)
         if (!t_clients[n]) {
             t_clients[n] = c;
@@ -4110,14 +4131,14 @@ static int t_cl_connect(t_cl *c, const char *user, const char *domain)
     return c->fd < 0 ? -1 : t_cl_stream(c);
 }
 
-/* Connects, authenticates user@domain with SASL PLAIN and binds
-** resource. */
-static int t_cl_open_at(t_cl *c, const char *user, const char *domain,
-                        const char *resource)
+/* Connects to the c2s port, authenticates user@domain with SASL PLAIN
+** and binds resource. */
+static int t_cl_open_on(t_cl *c, int port, const char *user,
+                        const char *domain, const char *resource)
 {
     char plain[64], auth[128], bind[256], *s;
     int n;
-    if (t_cl_connect(c, user, domain) != 0)
+    if (t_cl_connect(c, port, user, domain) != 0)
         return -1;
     n = snprintf(plain, sizeof plain, "%c%s%cpw-%s", 0, user, 0, user);
     t_base64(plain, (size_t)n, auth);
@@ -4146,6 +4167,13 @@ static int t_cl_open_at(t_cl *c, const char *user, const char *domain,
     return 0;
 }
 
+/* The same on the suite's server. */
+static int t_cl_open_at(t_cl *c, const char *user, const char *domain,
+                        const char *resource)
+{
+    return t_cl_open_on(c, t_c2s_port, user, domain, resource);
+}
+
 static int t_cl_open(t_cl *c, const char *user, const char *resource)
 {
     return t_cl_open_at(c, user, T_DOMAIN, resource);
@@ -4159,7 +4187,7 @@ static int t_cl_register(const char *user, const char *domain)
     t_cl c;
     char iq[256], *s;
     int ok;
-    if (t_cl_connect(&c, user, domain) != 0) {
+    if (t_cl_connect(&c, t_c2s_port, user, domain) != 0) {
         t_cl_close(&c);
         return -1;
     }
@@ -4622,6 +4650,11 @@ static void t_usage_errors(void)
         "--domain", "a.b", "--secret", "x", "--max-depth", "0", NULL };
     static const char *const nosecret[] = { "--domain", "a.b", NULL };
     static const char *const help[] = { "--help", NULL };
+    static const char *const version[] = { "--version", NULL };
+    static const char *const tlsca[] = {
+        "--domain", "a.b", "--secret", "x", "--tls-ca", "/etc/hosts", NULL };
+    static const char *const yesno[] = {
+        "--domain", "a.b", "--secret", "x", "--tls-insecure=maybe", NULL };
     char path[256], conf[256];
     const char *cargs[3];
     if (!t_env_up())
@@ -4646,6 +4679,28 @@ static void t_usage_errors(void)
     CHECK(t_run(help, "help.log") == 0);
     t_path(path, sizeof path, "help.log");
     CHECK(t_file_has(path, "--max-stanza"));
+    CHECK(t_file_has(path, "--tls-ca"));
+    /* the TLS options: refused by a build without TLS (make without
+    ** WITH_MBEDTLS), from the command line or the file */
+    CHECK(t_run(version, "version.log") == 0);
+    t_path(path, sizeof path, "version.log");
+    CHECK(t_file_has(path, "olpcidx " OLPCIDX_VERSION " ("));
+    if (t_file_has(path, "(no TLS)")) {
+        t_path(path, sizeof path, "notls.log");
+        CHECK(t_run(tlsca, "notls.log") == 2);
+        CHECK(t_file_has(path, "--tls-ca: this olpcidx is built without "
+                         "TLS; rebuild with make WITH_MBEDTLS=1"));
+        strcpy(path, "domain = a.b\nsecret = x\ntls-insecure = yes\n");
+        t_writefile(conf, path, strlen(path));
+        t_path(path, sizeof path, "notls.log");
+        cargs[1] = conf;
+        CHECK(t_run(cargs, "notls.log") == 2);
+        CHECK(t_file_has(path, "--tls-insecure: this olpcidx is built "
+                         "without TLS"));
+    }
+    t_path(path, sizeof path, "usage.log");
+    CHECK(t_run(yesno, "usage.log") == 2);
+    CHECK(t_file_has(path, "--tls-insecure: expected yes or no"));
 }
 
 /* ---- C5a. ejabberd: the same refusals from the other server ------------ */
@@ -4655,26 +4710,42 @@ static void t_usage_errors(void)
 #define T_EJ_HOST "ejabberd.test"
 #define T_EJ_COMP "index.ejabberd.test"
 
-/* Starts ejabberd on port with only a component listener that knows
-** T_EJ_COMP and T_EJ_HOST; its pid, or -1 (a failure was counted). */
-static pid_t t_ejabberd_start(int port)
+/* Starts ejabberd from the directory name in the test directory, its
+** component listener on port for T_EJ_COMP; top is more top-level
+** configuration, svc more options of the component listener, hosts more
+** of its hosts, more further listeners (YAML lines, "" for none).  Its
+** pid, or -1 (a failure was counted). */
+static pid_t t_ejabberd_start_in(const char *name, int port,
+                                 const char *top, const char *svc,
+                                 const char *hosts, const char *more)
 {
-    char dir[256], body[1024];
-    t_path(dir, sizeof dir, "ejabberd-own");
+    char dir[256], body[4096];
+    t_path(dir, sizeof dir, name);
     snprintf(body, sizeof body,
         "hosts: [\"" T_EJ_HOST "\"]\n"
+        "%s"
         "listen:\n"
         "  - port: %d\n"
         "    ip: \"127.0.0.1\"\n"
         "    module: ejabberd_service\n"
+        "%s"
         "    hosts:\n"
         "      \"" T_EJ_COMP "\":\n"
         "        password: \"" T_SECRET "\"\n"
-        "      \"" T_EJ_HOST "\":\n"
-        "        password: \"" T_SECRET "\"\n"
+        "%s"
+        "%s"
         "modules:\n"
-        "  mod_disco: {}\n", port);
+        "  mod_disco: {}\n", top, port, svc, hosts, more);
     return t_ejabberd_run(dir, body, port, 0);
+}
+
+/* The plain ejabberd of the group ejabberd, which also takes a component
+** for its own host: a component route for a local domain, refused. */
+static pid_t t_ejabberd_start(int port)
+{
+    return t_ejabberd_start_in("ejabberd-own", port, "certfiles: []\n", "",
+                               "      \"" T_EJ_HOST "\":\n"
+                               "        password: \"" T_SECRET "\"\n", "");
 }
 
 /* PROTOCOL.md 1.2 on ejabberd: it answers an undeclared domain with
@@ -4728,6 +4799,305 @@ static void t_ejabberd(void)
             t_stop(comp, SIGKILL);
     }
     t_stop(ej, SIGTERM);
+}
+
+/* ---- C5b. tls: the TLS daemon and ejabberd's tls: true ----------------- */
+
+/*
+** ./olpcidx-tls (make olpcidx-tls, with mbed TLS) against a private
+** ejabberd whose component listener speaks direct TLS (PROTOCOL.md 1.5),
+** with certificates made for the test by the openssl command: a CA, a
+** certificate it signs for T_EJ_HOST, and an unrelated second CA.
+*/
+#define T_TLS_DAEMON "./olpcidx-tls"
+#define T_TLS_BURST 200                 /* iqs sent at once over TLS */
+
+static int t_have_tls(void)
+{
+    if (access(T_TLS_DAEMON, X_OK) == 0
+        && system("command -v openssl >/dev/null 2>&1") == 0)
+        return 1;
+    printf("FAIL ======================================================\n"
+           "FAIL The TLS tests need " T_TLS_DAEMON " and openssl: install\n"
+           "FAIL libmbedtls-dev and openssl, then make olpcidx-tls; or\n"
+           "FAIL leave out the group tls.\n"
+           "FAIL ======================================================\n");
+    t_failed++;
+    return 0;
+}
+
+/* Makes tls/ca.pem, tls/other-ca.pem and tls/server.pem (certificate
+** and key, as ejabberd reads them) in the test directory: ECDSA P-256,
+** valid for two days.  0, or -1 (a failure was counted). */
+static int t_tls_certs(void)
+{
+    static const char script[] =
+        "set -e\n"
+        "cd \"$OLPCIDX_TEST_DIR\" && mkdir -p tls && cd tls\n"
+        "k='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
+        "openssl req -x509 $k -days 2 -keyout ca.key -out ca.pem"
+        " -subj '/CN=olpcidx test CA'\n"
+        "openssl req -x509 $k -days 2 -keyout other.key -out other-ca.pem"
+        " -subj '/CN=olpcidx unrelated CA'\n"
+        "openssl req $k -keyout server.key -out server.csr"
+        " -subj '/CN=" T_EJ_HOST "'\n"
+        "printf 'subjectAltName=DNS:" T_EJ_HOST "\\nbasicConstraints="
+        "CA:FALSE\\n' >server.ext\n"
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key"
+        " -CAcreateserial -days 2 -extfile server.ext -out server.crt\n"
+        "cat server.crt server.key >server.pem\n";
+    char path[256], cmd[600];
+    t_path(path, sizeof path, "tls.sh");
+    t_writefile(path, script, strlen(script));
+    snprintf(cmd, sizeof cmd, "sh '%s' >'%s.out' 2>&1", path, path);
+    if (system(cmd) == 0)
+        return 0;
+    printf("FAIL openssl could not make the test certificates; see %s.out\n",
+           path);
+    t_failed++;
+    return -1;
+}
+
+/* A second private Prosody whose component port has no TLS but whose
+** mod_net_multiplex serves a direct-TLS port (ssl_ports, the service
+** multiplex_ssl) that hands component streams to mod_component: how
+** Prosody 0.12 offers TLS to a component.  Its pid, or -1 (a failure was
+** counted); *port is the TLS port. */
+static pid_t t_prosody_tls_start(int *port)
+{
+    char dir[256], path[300], cfg[2048], log[300];
+    char *argv[5];
+    pid_t pid;
+    uint64_t end;
+    t_path(dir, sizeof dir, "prosody-tls");
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/data", dir);
+    mkdir(path, 0700);
+    *port = t_free_port();
+    snprintf(cfg, sizeof cfg,
+        "-- private test instance, generated by olpcidx-test\n"
+        "run_as_root = true\n"
+        "pidfile = \"%s/prosody.pid\"\n"
+        "data_path = \"%s/data\"\n"
+        "log = { { levels = { min = \"info\" }, to = \"file\","
+        " filename = \"%s/prosody.log\" } }\n"
+        "plugin_paths = {}\n"
+        "interfaces = { \"127.0.0.1\" }\n"
+        "c2s_ports = {}\n"
+        "c2s_direct_tls_ports = {}\n"
+        "legacy_ssl_ports = {}\n"
+        "component_ports = {}\n"
+        "s2s_ports = {}\n"
+        "s2s_direct_tls_ports = {}\n"
+        "http_ports = {}\n"
+        "https_ports = {}\n"
+        "ports = {}\n"
+        "ssl_ports = { %d }\n"
+        "ssl = { certificate = \"%s/tls/server.crt\";"
+        " key = \"%s/tls/server.key\" }\n"
+        "modules_enabled = { \"disco\"; \"net_multiplex\" }\n"
+        "modules_disabled = { \"s2s\" }\n"
+        "authentication = \"internal_plain\"\n"
+        "VirtualHost \"" T_EJ_HOST "\"\n"
+        "Component \"" T_EJ_COMP "\"\n"
+        "\tcomponent_secret = \"" T_SECRET "\"\n",
+        dir, dir, dir, *port, t_dir, t_dir);
+    snprintf(path, sizeof path, "%s/prosody.cfg.lua", dir);
+    t_writefile(path, cfg, strlen(cfg));
+    snprintf(log, sizeof log, "%s/prosody.out", dir);
+    argv[0] = (char *)"prosody";
+    argv[1] = (char *)"--config";
+    argv[2] = path;
+    argv[3] = (char *)"-F";
+    argv[4] = NULL;
+    pid = t_spawn(argv, log);
+    end = t_now() + 15000;
+    while (pid > 0 && t_now() < end) {
+        int fd = t_dial(*port);
+        if (fd >= 0) {
+            close(fd);
+            return pid;
+        }
+        if (t_wait_exit(pid, 50) >= 0)
+            break;
+    }
+    printf("FAIL the second prosody did not start; see %s/prosody.log\n",
+           dir);
+    t_failed++;
+    if (pid > 0)
+        t_stop(pid, SIGKILL);
+    return -1;
+}
+
+/* Runs the TLS daemon with the options extra until it exits (15 s at
+** most); checks exit status want and that its log has says. */
+static void t_tls_refused(int port, const char *log, const char *const *extra,
+                          int want, const char *says, const char *says2)
+{
+    char path[256];
+    pid_t comp = t_olpcidx_start_bin(T_TLS_DAEMON, port, T_EJ_COMP,
+                                     T_SECRET, log, extra);
+    int rc = t_wait_exit(comp, 15000);
+    t_path(path, sizeof path, log);
+    if (!CHECK(rc == want) || !CHECK(t_file_has(path, says))
+        || !CHECK(t_file_has(path, says2)))
+        printf("  exit status %d, not %d with \"%s\"; see %s\n", rc, want,
+               says, path);
+    if (rc < 0)
+        t_stop(comp, SIGKILL);
+}
+
+/* Online over TLS: the certificate checked for the default name (the
+** parent domain of --domain, --server being an address), and a client's
+** disco#info answered through ejabberd; refused with exit 3 and the
+** reason: another CA, another name, a port without TLS (Prosody's
+** component port); a CA file that is not one: exit 2; --tls-insecure
+** connects to a server the CA does not vouch for and says so loudly.
+** Then online through Prosody's multiplexed TLS port. */
+static void t_tls(void)
+{
+    static const char svc[] =
+        "    tls: true\n"
+        "    certfile: \"%s/tls/server.pem\"\n";
+    static const char top[] =
+        "certfiles: [\"%s/tls/server.pem\", \"%s/tls/ca.pem\"]\n"
+        "auth_method: [anonymous]\n"
+        "anonymous_protocol: login_anon\n";
+    static const char *const nameonly[] = {
+        "--domain", "a.b", "--secret", "x", "--tls-name", "a.b", NULL };
+    static const char *const missing[] = {
+        "--domain", "a.b", "--secret", "x", "--tls-ca", "/nonexistent/ca.pem",
+        NULL };
+    static const char c2s[] =
+        "  - port: %d\n"
+        "    ip: \"127.0.0.1\"\n"
+        "    module: ejabberd_c2s\n";
+    char ca[256], other[256], bad[256], log[256], s_svc[512], s_top[768];
+    char s_c2s[256], *reply;
+    const char *good[3], *wrongca[3], *wrongname[5], *insecure[4], *junk[3];
+    pid_t ej, pro, comp;
+    int port, c2s_port, n, i;
+    char *burst;
+    t_cl cl;
+    if (!t_env_up() || !t_have_ejabberd() || !t_have_tls()
+        || t_tls_certs() != 0)
+        return;
+    t_path(ca, sizeof ca, "tls/ca.pem");
+    t_path(other, sizeof other, "tls/other-ca.pem");
+    t_path(bad, sizeof bad, "tls/server.csr");
+    good[0] = wrongca[0] = wrongname[0] = insecure[0] = junk[0] = "--tls-ca";
+    good[1] = wrongname[1] = ca;
+    wrongca[1] = insecure[1] = other;
+    junk[1] = bad;
+    good[2] = wrongca[2] = junk[2] = NULL;
+    wrongname[2] = "--tls-name";
+    wrongname[3] = "other.test";
+    wrongname[4] = NULL;
+    insecure[2] = "--tls-insecure";
+    insecure[3] = NULL;
+    port = t_free_port();
+    do
+        c2s_port = t_free_port();
+    while (c2s_port == port);
+    snprintf(s_svc, sizeof s_svc, svc, t_dir);
+    snprintf(s_top, sizeof s_top, top, t_dir, t_dir);
+    snprintf(s_c2s, sizeof s_c2s, c2s, c2s_port);
+    if ((ej = t_ejabberd_start_in("ejabberd-tls", port, s_top, s_svc, "",
+                                  s_c2s)) < 0)
+        return;
+    printf("interop: ejabberd on 127.0.0.1:%d (component, TLS), :%d (c2s)\n",
+           port, c2s_port);
+
+    /* (1) the right CA and name: online, and a stanza both ways */
+    comp = t_olpcidx_start_bin(T_TLS_DAEMON, port, T_EJ_COMP, T_SECRET,
+                               "tls-good.log", good);
+    t_path(log, sizeof log, "tls-good.log");
+    if (!CHECK(t_wait_log(log, "online as " T_EJ_COMP, 1, 15000)))
+        printf("  see %s\n", log);
+    CHECK(t_file_has(log, "certificate for " T_EJ_HOST " signed by a CA"));
+    CHECK(!t_file_has(log, "--tls-insecure"));
+    n = t_cl_open_on(&cl, c2s_port, "tester", T_EJ_HOST, "xo");
+    if (CHECK(n == 0)) {
+        t_cl_send(&cl, "<iq type='get' id='tls1' to='" T_EJ_COMP "'>"
+                  "<query xmlns='" OI_NS_DINFO "'/></iq>");
+        reply = t_cl_wait(&cl, "id='tls1'", 5000);
+        if (!CHECK(reply && strstr(reply, "type='result'")
+                   && strstr(reply, "<feature var='" OI_NS_RSM "'/>")))
+            printf("  disco#info over TLS: %s\n", reply ? reply : "none");
+        free(reply);
+        /* a burst both ways, many TLS records per read and per write:
+        ** every iq answered (beyond the rate limit's burst with an
+        ** error, PROTOCOL.md 8.2) */
+        burst = (char *)malloc(T_TLS_BURST * 160);
+        for (i = 0, n = 0; burst && i < T_TLS_BURST; i++)
+            n += sprintf(burst + n, "<iq type='get' id='b%d' to='"
+                         T_EJ_COMP "'><query xmlns='" OI_NS_DINFO "'/></iq>",
+                         i);
+        if (CHECK(burst != NULL) && CHECK(t_cl_send(&cl, burst) == 0))
+            for (i = 0, n = 0; i < T_TLS_BURST; i++) {
+                char id[16];
+                snprintf(id, sizeof id, "id='b%d'", i);
+                reply = t_cl_wait(&cl, id, 10000);
+                n += reply != NULL;
+                free(reply);
+            }
+        if (!CHECK(n == T_TLS_BURST))
+            printf("  %d of %d iqs answered over TLS\n", n, T_TLS_BURST);
+        free(burst);
+    } else {
+        printf("  a client could not log in to ejabberd on :%d\n",
+               c2s_port);
+    }
+    t_cl_close(&cl);
+    t_stop(comp, SIGTERM);
+    CHECK(t_file_has(log, "stopped"));
+
+    /* (2) to (4): refused, exit 3, with the reason */
+    t_tls_refused(port, "tls-wrongca.log", wrongca, 3,
+                  "the server's certificate is not signed by a CA in",
+                  "other-ca.pem");
+    t_tls_refused(port, "tls-wrongname.log", wrongname, 3,
+                  "the server's certificate is for " T_EJ_HOST ", not "
+                  "other.test", "refused");
+    t_tls_refused(t_comp_port, "tls-plain.log", good, 3,
+                  "does the server speak TLS on this port?", "Prosody");
+    t_tls_refused(port, "tls-junk.log", junk, 2, "--tls-ca", "server.csr");
+    t_path(log, sizeof log, "tls-usage.log");
+    CHECK(t_run_bin(T_TLS_DAEMON, nameonly, "tls-usage.log") == 2);
+    CHECK(t_file_has(log, "--tls-name needs --tls-ca FILE"));
+    CHECK(t_run_bin(T_TLS_DAEMON, missing, "tls-usage.log") == 2);
+    CHECK(t_file_has(log, "/nonexistent/ca.pem: No such file"));
+
+    /* (5) --tls-insecure: online all the same, and warned of */
+    comp = t_olpcidx_start_bin(T_TLS_DAEMON, port, T_EJ_COMP, T_SECRET,
+                               "tls-insecure.log", insecure);
+    t_path(log, sizeof log, "tls-insecure.log");
+    if (!CHECK(t_wait_log(log, "online as " T_EJ_COMP, 1, 15000)))
+        printf("  see %s\n", log);
+    CHECK(t_file_has(log, "warn: --tls-insecure: THE SERVER'S CERTIFICATE "
+                     "IS NOT CHECKED"));
+    CHECK(t_file_has(log, "not signed by a CA in"));
+    /* ejabberd restarted: a new TLS session, warned of again */
+    t_stop(ej, SIGTERM);
+    ej = t_ejabberd_start_in("ejabberd-tls", port, s_top, s_svc, "", s_c2s);
+    if (!CHECK(t_wait_log(log, "online as " T_EJ_COMP, 2, 20000)))
+        printf("  not online again after ejabberd's restart; see %s\n", log);
+    CHECK(t_file_count(log, "THE SERVER'S CERTIFICATE IS NOT CHECKED") == 2);
+    t_stop(comp, SIGTERM);
+    if (ej > 0)
+        t_stop(ej, SIGTERM);
+
+    /* (6) Prosody: TLS through mod_net_multiplex's ssl_ports */
+    if ((pro = t_prosody_tls_start(&port)) < 0)
+        return;
+    comp = t_olpcidx_start_bin(T_TLS_DAEMON, port, T_EJ_COMP, T_SECRET,
+                               "tls-prosody.log", good);
+    t_path(log, sizeof log, "tls-prosody.log");
+    if (!CHECK(t_wait_log(log, "online as " T_EJ_COMP, 1, 15000)))
+        printf("  see %s\n", log);
+    CHECK(t_file_has(log, "certificate for " T_EJ_HOST " signed by a CA"));
+    t_stop(comp, SIGTERM);
+    t_stop(pro, SIGTERM);
 }
 
 /* ---- C6. basics, seed: the component through Prosody ------------------- */
@@ -6603,6 +6973,8 @@ static const struct t_group {
       "daemon refused: wrong secret, unknown domain (exit 3)" },
     { "ejabberd", T_INTEROP, t_ejabberd,
       "ejabberd 23.01: online, a second connection told; refusals (3)" },
+    { "tls", T_INTEROP, t_tls,
+      "TLS to ejabberd and Prosody: online; wrong CA, name, port (3)" },
     { "usage", T_INTEROP, t_usage_errors,
       "usage and configuration errors of the daemon (exit 2)" },
     { "host", T_INTEROP, t_host,
