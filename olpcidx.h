@@ -172,6 +172,9 @@ typedef struct olpcidx_config {
     const char *allow_domains;  /* who may query and announce: domains
                                 ** separated by spaces; NULL: the parent
                                 ** domain of jid */
+    const char *admins;         /* who may run the ad-hoc commands
+                                ** (XEP-0050; PROTOCOL.md 9): bare JIDs
+                                ** separated by spaces; NULL: nobody */
     const olpcidx_storage *storage; /* NULL: nothing is persisted; else
                                 ** retained, must outlive the handle */
     uint32_t hash_seed;         /* per-process random seed for hashing */
@@ -240,7 +243,10 @@ int olpcidx_wants_input(const olpcidx *x);
     X(memory_cap,  "bytes it may hold, 0: no cap (mem_limit)")              \
     X(queued,      "bytes waiting to be sent")                              \
     X(stanzas_in,  "stanzas received online since olpcidx_new")             \
-    X(stanzas_out, "iq, message and presence stanzas queued since then")
+    X(stanzas_out, "iq, message and presence stanzas queued since then")  \
+    X(journal,     "journal bytes handed to storage since the snapshot")    \
+    X(snapshot,    "bytes of the last snapshot written or restored")        \
+    X(uptime,      "seconds since the first olpcidx_connect")
 
 typedef struct olpcidx_stats {
 #define OLPCIDX_STAT_FIELD_(name, text) unsigned long long name;

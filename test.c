@@ -461,6 +461,7 @@ static void t_core_config(olpcidx_config *c, t_core *t)
     c->log = t_core_log;
     c->log_ud = t;
     c->log_level = OLPCIDX_LOG_DEBUG;
+    c->admins = "admin@jabber.test ROOT@ops.test";  /* --admin, twice */
 }
 
 #define T_HDR "<stream:stream xmlns:stream='" OI_NS_STREAM "' xmlns='" \
@@ -5280,7 +5281,7 @@ enum { GA, GB, GC, GM, GD, GE, GX };    /* alice bob carol maria dave eve
                                         ** mallory */
 
 #define T_CAPS_NODE "http://laptop.org/xmpp/gadget"
-#define T_CAPS_VER  "1n/J36ef1kwwu0z323ocQwxutDQ="  /* default name */
+#define T_CAPS_VER  "0MlzTPF1pTpjjf3RzjaT0bY+g0g="  /* default name */
 #define T_CAPS      "<c xmlns='" OI_NS_CAPS "' hash='sha-1' node='" \
                     T_CAPS_NODE "' ver='" T_CAPS_VER "'/>"
 #define T_A9   "a9@" T_MUC               /* alice's room, non-anonymous */
