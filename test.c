@@ -2517,6 +2517,38 @@ static void t_stats(void)
            T_TO "/>");
     olpcidx_get_stats(t.x, &s);
     CHECK(s.views == 0 && s.result_sets == 1 && s.stanzas_in == 5);
+    /* the stats command (PROTOCOL.md 9.2) says the same figures, one
+    ** field per row of OLPCIDX_STATS; the uptime on the caller's clock */
+    t.out.n = 0;
+    t_send(&t, 7999, "<iq type='set' id='s' from='admin@jabber.test/d'" T_TO
+           "><command xmlns='" OI_NS_COMMANDS "' node='stats'/></iq>");
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.uptime == 7 && s.stanzas_in == 6 && s.journal == 0
+          && s.snapshot == 0);
+    t_add(&t.out, "", 0);
+    {
+        unsigned long long v[32];
+        size_t k = 0;
+        char want[128];
+#define T_STAT_(name, text)                                                 \
+        v[k++] = s.name;                                                    \
+        snprintf(want, sizeof want, "<field var='%s' type='text-single' "  \
+                 "label='%s'><value>", #name, text);                      \
+        if (!CHECK(strstr(t.out.p, want) != NULL))                          \
+            printf("  no field %s\n", #name);
+        OLPCIDX_STATS(T_STAT_)
+#undef T_STAT_
+        CHECK(k == 13 && v[0] == 2);
+    }
+    CHECK(strstr(t.out.p, "var='buddies' type='text-single' label='buddies "
+                 "known'><value>2</value>") != NULL
+          && strstr(t.out.p, "var='result_sets' type='text-single' label='"
+                    "open result sets (seed dialect)'><value>1</value>")
+          && strstr(t.out.p, "var='stanzas_in' type='text-single' label='"
+                    "stanzas received online since olpcidx_new'><value>6"
+                    "</value>")
+          && strstr(t.out.p, "var='uptime' type='text-single' label='seconds "
+                    "since the first olpcidx_connect'><value>7</value>"));
     t_core_done(&t);
 }
 
@@ -2845,6 +2877,31 @@ static void t_bounded(void)
         t_send(&t, 2200, st);
     }
     CHECK(t.x->clients.n == 0 && t.x->buddies.n == 0 && t.x->online.n == 0);
+    /* an ad-hoc command session (PROTOCOL.md 9.5): one per full JID, a
+    ** new one replacing it; kept while open, forgotten 10 minutes after,
+    ** or at once when its client goes offline */
+    for (i = 0; i < 3; i++)
+        t_send(&t, 2300, "<iq type='set' id='f' from='admin@jabber.test/d'"
+               T_TO "><command xmlns='" OI_NS_COMMANDS "' node='forget-"
+               "buddy'/></iq>");
+    t_send(&t, 2300, "<presence from='admin@jabber.test/e'" T_TO "/>");
+    t_send(&t, 2300, "<iq type='set' id='f' from='admin@jabber.test/e'"
+           T_TO "><command xmlns='" OI_NS_COMMANDS "' node='forget-"
+           "buddy'/></iq>");
+    CHECK(t.x->clients.n == 2);
+    t_send(&t, 2300 + 599000, " ");
+    CHECK(t.x->clients.n == 2);
+    t_send(&t, 2300 + 599000, "<presence type='unavailable' from='admin@"
+           "jabber.test/e'" T_TO "/>");
+    CHECK(t.x->clients.n == 1);
+    t.out.n = 0;
+    t_send(&t, 2300 + 600000, "<iq type='set' id='g' from='admin@jabber."
+           "test/d'" T_TO "><command xmlns='" OI_NS_COMMANDS "' node='"
+           "forget-buddy' sessionid='3' action='cancel'/></iq>");
+    t_add(&t.out, "", 0);
+    CHECK(strstr(t.out.p, "<bad-sessionid") != NULL);   /* expired */
+    t_send(&t, 2300 + 601500, " ");
+    CHECK(t.x->clients.n == 0);
     memset(res, 'r', sizeof res - 1);
     res[sizeof res - 1] = '\0';
     snprintf(st, sizeof st, "<message from='w@jabber.test/%s'" T_TO
