@@ -62,6 +62,7 @@
 **      C5. refused, usage
 **      C5a. ejabberd                 the refusals from ejabberd 23.01
 **      C6. basics, seed              the scenarios' tables and groups
+**      C6a. adhoc                    the admin commands (XEP-0050)
 **      C7. reload, reconnect
 **      C8. state, crash              durability
 **      C9. gadget                    the Gadget dialect as the Sugar
@@ -3566,7 +3567,7 @@ static void t_account(const char *dir, const char *user)
 static int t_prosody_setup(void)
 {
     static const char *const users[] = {"alice", "bob", "carol", "dave",
-                                        "eve", "maria"};
+                                        "eve", "maria", "admin"};
     char path[256], cfg[3072];
     size_t i;
     t_path(path, sizeof path, "data");
@@ -3721,6 +3722,8 @@ static void t_write_config(const char *level, int max_stanza)
              "state = %s/state\n"
              "sync = always\n"
              "idle = 5\n"
+             "admin = Admin@Jabber.Test\n"
+             "admin = nobody@other.test\n"
              "log-level = %s\n"
              "max-stanza = %d\n", t_comp_port, secret, t_dir, level,
              max_stanza);
@@ -5004,6 +5007,175 @@ static void t_interop_seed(void)
     }
     t_cl_close(&alice);
     t_cl_close(&carol);
+}
+
+/* ---- C6a. adhoc: the admin commands through Prosody -------------------- */
+
+#define T_CMD "<command xmlns='" OI_NS_COMMANDS "' "
+#define T_FORGET_FORM(jid) "<x xmlns='" OI_NS_XDATA "' type='submit'>" \
+    "<field var='jid'><value>" jid "</value></field></x>"
+
+/* The sessionid of a command reply, into sid (64 bytes); 0 if none. */
+static int t_sessionid(const char *r, char sid[64])
+{
+    const char *p = r ? strstr(r, "sessionid='") : NULL, *e;
+    if (!p || !(e = strchr(p + 11, '\'')) || e - (p + 11) >= 64)
+        return 0;
+    memcpy(sid, p + 11, (size_t)(e - (p + 11)));
+    sid[e - (p + 11)] = '\0';
+    return 1;
+}
+
+/* Executes command node for c and, with form, submits it in the session
+** the first stage opened (action complete); returns the last reply
+** (caller frees). */
+static char *t_cmd(t_cl *c, const char *id, const char *node,
+                   const char *form)
+{
+    char buf[1024], sid[64], *r;
+    snprintf(buf, sizeof buf, T_CMD "node='%s' action='execute'/>", node);
+    r = t_cl_iq(c, id, "set", buf);
+    if (!form || !r || !t_sessionid(r, sid))
+        return r;
+    free(r);
+    snprintf(buf, sizeof buf, T_CMD "node='%s' sessionid='%s' "
+             "action='complete'>%s</command>", node, sid, form);
+    return t_cl_iq(c, id, "set", buf);
+}
+
+/* XEP-0050 from real c2s clients (PROTOCOL.md 9): the live component's
+** configuration file names admin@jabber.test (written in capitals) as an
+** admin.  The admin discovers the commands and runs all three; bob, of
+** the allowed domain, and mallory, of another, are refused; forgetting
+** dave tells bob, who watched dave's activity, and the next queries do
+** not find dave. */
+static void t_adhoc(void)
+{
+    static const char *const items[] = { "type='result'",
+        "node='" OI_NS_COMMANDS "'", "<item ", "node='stats'",
+        "node='list-activities'", "node='forget-buddy'",
+        "jid='" T_COMP "'", NULL };
+    static const char *const feature[] = { "type='result'",
+        "<feature var='" OI_NS_COMMANDS "'/>", NULL };
+    static const char *const forbidden[] = { "type='error'", "<forbidden",
+        NULL };
+    static const char *const stats[] = { "type='result'",
+        "status='completed'", "node='stats'", "<x xmlns='" OI_NS_XDATA
+        "' type='result'>", "var='buddies'", "var='activities'",
+        "var='clients'", "var='memory'", "var='stanzas_in'", "var='journal'",
+        "var='snapshot'", "var='uptime'", NULL };
+    static const char *const list[] = { "type='result'",
+        "status='completed'", "<reported>", "<item>",
+        "<value>adhoc-a1</value>", "<value>Dave &amp; co</value>", NULL };
+    static const char *const forgot[] = { "type='result'",
+        "status='completed'", "<note type='info'>dave@" T_DOMAIN
+        " is forgotten</note>", NULL };
+    static const char *const left[] = { "activity='adhoc-a1'",
+        "<left jid='dave@" T_DOMAIN "'/>", NULL };
+    static const char *const closed[] = { "activity='adhoc-a1'",
+        "<closed/>", NULL };
+    static const char *const canceled[] = { "type='result'",
+        "status='canceled'", NULL };
+    static const char *const badsid[] = { "type='error'", "<bad-request",
+        "<bad-sessionid xmlns='" OI_NS_COMMANDS "'/>", NULL };
+    static const char *const badpayload[] = { "type='error'",
+        "<bad-request", "<bad-payload xmlns='" OI_NS_COMMANDS "'/>", NULL };
+    t_cl admin, bob, dave, mallory;
+    char log[256], buf[512], sid[64], *r;
+    if (!t_live_up())
+        return;
+    if (!CHECK(t_cl_open(&admin, "admin", "desk") == 0)
+        || !CHECK(t_cl_open(&bob, "bob", "adhoc") == 0)
+        || !CHECK(t_cl_open(&dave, "dave", "adhoc") == 0)
+        || !CHECK(t_cl_open_at(&mallory, "mallory", "other.test", "x") == 0))
+        return;
+    /* dave's activity, which bob looks at */
+    t_cl_msg(&dave, "<properties " T_BP "><property type='str' name='nick'>"
+             "Dave</property></properties><properties " T_AP
+             " activity='adhoc-a1'><property type='str' name='type'>"
+             "org.laptop.Chat</property><property type='str' name='title'>"
+             "Dave &amp; co</property></properties>");
+    t_cl_sync(&dave);
+    r = t_cl_iq(&bob, "a0", "get", T_Q_A "<activity id='adhoc-a1'/></query>");
+    CHECK(r && strstr(r, "<buddy jid='dave@" T_DOMAIN "'>"));
+    free(r);
+
+    /* discovery (9.1) */
+    r = t_cl_iq(&admin, "a1", "get", "<query xmlns='" OI_NS_DINFO "'/>");
+    t_expect("disco#info: the commands feature", r, feature);
+    free(r);
+    r = t_cl_iq(&admin, "a2", "get", "<query xmlns='" OI_NS_DITEMS "' node='"
+                OI_NS_COMMANDS "'/>");
+    t_expect("the commands, to an admin", r, items);
+    free(r);
+    r = t_cl_iq(&bob, "a3", "get", "<query xmlns='" OI_NS_DITEMS "' node='"
+                OI_NS_COMMANDS "'/>");
+    CHECK(r && strstr(r, "type='result'") && !strstr(r, "<item"));
+    free(r);
+
+    /* refused to others, whatever their domain */
+    r = t_cmd(&bob, "a4", "stats", NULL);
+    t_expect("stats refused to bob", r, forbidden);
+    free(r);
+    r = t_cmd(&mallory, "a5", "list-activities", NULL);
+    t_expect("list-activities refused to mallory", r, forbidden);
+    free(r);
+    r = t_cmd(&bob, "a6", "forget-buddy", T_FORGET_FORM("dave@" T_DOMAIN));
+    t_expect("forget-buddy refused to bob", r, forbidden);
+    free(r);
+
+    /* the two one-stage commands (9.2, 9.3) */
+    r = t_cmd(&admin, "a7", "stats", NULL);
+    t_expect("stats", r, stats);
+    free(r);
+    r = t_cmd(&admin, "a8", "list-activities", NULL);
+    t_expect("list-activities", r, list);
+    free(r);
+
+    /* forget-buddy, its errors first (9.4, 9.5) */
+    r = t_cl_iq(&admin, "a9", "set", T_CMD "node='forget-buddy'/>");
+    CHECK(r && strstr(r, "status='executing'")
+          && strstr(r, "type='jid-single'") && t_sessionid(r, sid));
+    free(r);
+    snprintf(buf, sizeof buf, T_CMD "node='forget-buddy' sessionid='%s'>"
+             "<x xmlns='" OI_NS_XDATA "' type='submit'/></command>", sid);
+    r = t_cl_iq(&admin, "a10", "set", buf);
+    t_expect("forget-buddy without a JID", r, badpayload);
+    free(r);
+    snprintf(buf, sizeof buf, T_CMD "node='forget-buddy' sessionid='%s' "
+             "action='cancel'/>", sid);
+    r = t_cl_iq(&admin, "a11", "set", buf);
+    t_expect("forget-buddy cancelled", r, canceled);
+    free(r);
+    snprintf(buf, sizeof buf, T_CMD "node='forget-buddy' sessionid='%s'>"
+             T_FORGET_FORM("dave@" T_DOMAIN) "</command>", sid);
+    r = t_cl_iq(&admin, "a12", "set", buf);
+    t_expect("the cancelled session is gone", r, badsid);
+    free(r);
+    r = t_cmd(&admin, "a13", "forget-buddy", T_FORGET_FORM("dave@" T_DOMAIN));
+    t_expect("forget-buddy", r, forgot);
+    free(r);
+    t_cl_expect(&bob, "dave left his activity", left);
+    t_cl_expect(&bob, "and it closed", closed);
+    r = t_cl_iq(&bob, "a14", "get", "<query xmlns='" OI_NS_BUDDY "'><buddy "
+                "jid='dave@" T_DOMAIN "'/></query>");
+    CHECK(r && strstr(r, "type='result'") && !strstr(r, "dave@"));
+    free(r);
+    r = t_cl_iq(&bob, "a15", "get", T_Q_A "<activity id='adhoc-a1'/>"
+                "</query>");
+    CHECK(r && strstr(r, "type='result'") && !strstr(r, "adhoc-a1"));
+    free(r);
+    r = t_cmd(&admin, "a16", "forget-buddy", T_FORGET_FORM("dave@" T_DOMAIN));
+    CHECK(r && strstr(r, "<note type='error'>dave@" T_DOMAIN " is not in "
+                      "the index</note>"));
+    free(r);
+    t_path(log, sizeof log, "olpcidx.log");
+    CHECK(t_file_has(log, "admin@" T_DOMAIN "/desk: forget-buddy: dave@"
+                     T_DOMAIN " is forgotten"));
+    t_cl_close(&admin);
+    t_cl_close(&bob);
+    t_cl_close(&dave);
+    t_cl_close(&mallory);
 }
 
 /* The component online, configured by a file, and two clients asking it
@@ -6504,6 +6676,8 @@ static const struct t_group {
       "configured by a file; disco, version, ping, unknown iq" },
     { "seed", T_INTEROP, t_interop_seed,
       "the seed protocol with six clients (D.12 50-56)" },
+    { "adhoc", T_INTEROP, t_adhoc,
+      "XEP-0050 admin commands from c2s clients; others refused" },
     { "gadget", T_INTEROP, t_gadget,
       "the Gadget dialect: publishing, PEP, views, MUC, restart" },
     { "reload", T_INTEROP, t_reload,
