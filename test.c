@@ -4488,6 +4488,9 @@ static void t_usage_errors(void)
     static const char *const depth[] = {
         "--domain", "a.b", "--secret", "x", "--max-depth", "0", NULL };
     static const char *const nosecret[] = { "--domain", "a.b", NULL };
+    static const char *const admin[] = {
+        "--domain", "a.b", "--secret", "x", "--admin", "ok@a.b", "--admin",
+        "root@a.b/desk", NULL };
     static const char *const help[] = { "--help", NULL };
     char path[256], conf[256];
     const char *cargs[3];
@@ -4500,6 +4503,8 @@ static void t_usage_errors(void)
     CHECK(t_file_has(path, "--bogus"));
     CHECK(t_run(depth, "usage.log") == 2);
     CHECK(t_file_has(path, "max-depth"));
+    CHECK(t_run(admin, "usage.log") == 2);      /* a full JID */
+    CHECK(t_file_has(path, "--admin: expected a bare JID"));
     unsetenv("OLPCIDX_SECRET");
     CHECK(t_run(nosecret, "usage.log") == 2);
     CHECK(t_file_has(path, "OLPCIDX_SECRET"));
