@@ -188,17 +188,18 @@ void olpcidx_config_init(olpcidx_config *c);
 /* Creates a handle.  The strings in cfg are copied; cfg is not retained.
 ** On success *out owns the handle until olpcidx_free.  Returns
 ** OLPCIDX_OK; OLPCIDX_EINVAL when jid is not a valid domain, secret is
-** NULL or a limit is out of its range; OLPCIDX_ENOMEM.  On error *out is
-** NULL. */
+** NULL, a limit is out of its range or admins holds a full JID;
+** OLPCIDX_ENOMEM.  On error *out is NULL. */
 int olpcidx_new(olpcidx **out, const olpcidx_config *cfg);
 /* Frees the handle and everything it holds; x may be NULL.  Closes no
 ** socket: the host owns it. */
 void olpcidx_free(olpcidx *x);
 
 /* Applies new limits (all of OLPCIDX_LIMITS) and log level, not jid,
-** secret or alloc, to a live handle, as after SIGHUP.  Takes effect from
-** the next stanza.  Returns OLPCIDX_OK, or OLPCIDX_EINVAL, and nothing
-** changed, when a limit is out of its range. */
+** secret, alloc, allow_domains or admins, to a live handle, as after
+** SIGHUP.  Takes effect from the next stanza.  Returns OLPCIDX_OK, or
+** OLPCIDX_EINVAL, and nothing changed, when a limit is out of its
+** range. */
 int olpcidx_reconfigure(olpcidx *x, const olpcidx_config *cfg);
 
 /* Starts a new stream on a fresh connection: discards what was queued for

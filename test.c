@@ -937,6 +937,11 @@ static void t_api(void)
     t_core_config(&c, &t);
     c.secret = NULL;
     CHECK(olpcidx_new(&x, &c) == OLPCIDX_EINVAL);
+    t_core_config(&c, &t);
+    c.admins = "ok@jabber.test admin@jabber.test/desk";  /* not bare */
+    CHECK(olpcidx_new(&x, &c) == OLPCIDX_EINVAL && x == NULL);
+    c.admins = "ok@jabber.test\tx@jabber.test";
+    CHECK(olpcidx_new(&x, &c) == OLPCIDX_EINVAL);
     for (i = 0; i >= OLPCIDX_ELAST_ + 1; i--)
         CHECK(strcmp(olpcidx_strerror(i), "unknown error") != 0);
     CHECK(olpcidx_is_fatal(OLPCIDX_EAUTH) && olpcidx_is_fatal(OLPCIDX_EHOST)
@@ -2539,7 +2544,7 @@ static void t_stats(void)
             printf("  no field %s\n", #name);
         OLPCIDX_STATS(T_STAT_)
 #undef T_STAT_
-        CHECK(k == 13 && v[0] == 2);
+        CHECK(k == sizeof s / sizeof s.buddies && v[0] == 2);
     }
     CHECK(strstr(t.out.p, "var='buddies' type='text-single' label='buddies "
                  "known'><value>2</value>") != NULL
@@ -3187,12 +3192,51 @@ static void t_persist(void)
         t_core_done(&r);
     }
 
+    /* forget-buddy (PROTOCOL.md 9.4) is journaled: a (properties, current
+    ** activity, in a1 with b) and e (publishing, nick, alone in a5) are
+    ** gone after a restart too; the stats count the journal's bytes */
+#define T_FORGET(sid, jid) "<iq type='set' id='f' from='admin@jabber.test/d'" \
+    T_TO "><command xmlns='" OI_NS_COMMANDS "' node='forget-buddy' "       \
+    "sessionid='" sid "'><x xmlns='" OI_NS_XDATA "' type='submit'><field "  \
+    "var='jid'><value>" jid "</value></field></x></command></iq>"
+    t_send(&t, 1, "<iq type='set' id='f' from='admin@jabber.test/d'" T_TO
+           "><command xmlns='" OI_NS_COMMANDS "' node='forget-buddy'/></iq>");
+    t_send(&t, 1, T_FORGET("1", "a@jabber.test"));
+    t_send(&t, 1, "<iq type='set' id='f' from='admin@jabber.test/d'" T_TO
+           "><command xmlns='" OI_NS_COMMANDS "' node='forget-buddy'/></iq>");
+    t_send(&t, 1, T_FORGET("2", "e@jabber.test"));
+#undef T_FORGET
+    CHECK(t_count(t.out.p, "is forgotten</note>") == 2);
+    free(want);
+    want = t_dump_as(t.x, 1);
+    CHECK(strstr(want, "a@jabber.test") == NULL
+          && strstr(want, "e@jabber.test") == NULL
+          && strstr(want, "act a5") == NULL
+          && strstr(want, "act a1") != NULL
+          && strstr(want, "buddy b@jabber.test") != NULL);
+    got = t_restored(&empty, &st.journal, &rc, &ok);
+    CHECK(rc == 0 && ok == st.journal.n);
+    t_same("forgotten, restored from the journal", got, strlen(got), want,
+           strlen(want));
+    free(got);
+    {
+        olpcidx_stats f;
+        olpcidx_get_stats(t.x, &f);
+        CHECK(f.journal == st.journal.n && f.snapshot == 0);
+    }
+
     /* a snapshot, then more journal: both together */
     CHECK(oi_snapshot(t.x) == 0 && st.snapshots == 1 && st.journal.n == 0);
     t_send(&t, 2, "<message from='e@jabber.test/xo'" T_TO "><activity xmlns='"
            OI_NS_ACT "' id='a1'><joined/></activity></message>");
     free(want);
     want = t_dump_as(t.x, 1);
+    {
+        olpcidx_stats f;
+        olpcidx_get_stats(t.x, &f);
+        CHECK(f.snapshot == st.snap.n && f.journal == st.journal.n
+              && f.journal > 0);
+    }
     got = t_restored(&st.snap, &st.journal, &rc, &ok);
     CHECK(rc == 0);
     t_same("restored from snapshot and journal", got, strlen(got), want,
