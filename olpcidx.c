@@ -41,8 +41,9 @@
 **      folding                           12. Stream and XEP-0114 handshake
 **   3. SHA-1                             13. Handlers common to both
 **   4. Memory: cap, buffers, vectors,        dialects: routes, errors,
-**      arena                                 disco, access, liveness
-**   5. Hashing, maps, property values    14. The seed dialect
+**      arena                                 disco, access, liveness,
+**   5. Hashing, maps, property values        admin commands (XEP-0050)
+**                                        14. The seed dialect
 **   6. XML tokenizer                     15. The Gadget dialect
 **   7. Stanzas: the handle, tree,        16. Dispatch: stanzas to routes
 **      errors, output                    17. Public API
@@ -3753,7 +3754,7 @@ static void oi_client_trim(olpcidx *x, oi_client *c)
     }
     oi_client_refill(x, c);
     if (c->cmd_sid && x->now - c->cmd_at >= OI_CMD_IDLE_MS)
-        c->cmd_sid = 0;                 /* abandoned: XEP-0050 4.4 */
+        c->cmd_sid = 0;                 /* abandoned (PROTOCOL.md 9.5) */
     if (c->watches || c->available || c->cmd_sid
         || c->tokens < x->cfg.rate_burst * 1000)
         return;
@@ -5022,10 +5023,11 @@ static const oi_xml_handler oi_stream_handler = {
 /*
 ** Routes, and what every dialect shares: stanza errors, properties in
 ** stanzas, discovery (XEP-0030), version (XEP-0092), ping (XEP-0199),
-** who may ask (allowed domains and the rate limit), and liveness:
+** who may ask (allowed domains, admins and the rate limit), liveness:
 ** presence, answers to our pings, bounces and the idle sweep
-** (PROTOCOL.md 1, 5, 6.1, 8).  Every reply is from the bare component
-** JID, to the sender, with its id.
+** (PROTOCOL.md 1, 5, 6.1, 8), and the admins' ad-hoc commands (XEP-0050;
+** PROTOCOL.md 9).  Every reply is from the bare component JID, to the
+** sender, with its id.
 **
 ** A route is one row of a dialect's table (the Gadget's in section 15,
 ** the seed's in 14; the dispatcher of section 16 walks them all, first
@@ -5410,7 +5412,7 @@ static int oi_cmd_find(oi_str node)
     return -1;
 }
 
-/* disco#info on the node of a command (XEP-0050 2.3 and 3.1): its
+/* disco#info on the node of a command (XEP-0050): its
 ** identity and features to an admin, forbidden to anyone else, as
 ** Prosody answers; on the command list node, that identity. */
 static int oi_disco_cmd_info(olpcidx *x, const oi_ctx *c, oi_str node,
@@ -5811,7 +5813,7 @@ static void oi_stats(const olpcidx *x, olpcidx_stats *s)
 }
 
 /* Answers the command with an error: the stanza condition and the
-** command's own (XEP-0050 4.6), carrying the request back. */
+** command's own (XEP-0050), carrying the request back. */
 static int oi_cmd_error(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
                         int cond, const char *app)
 {
@@ -5847,7 +5849,7 @@ static void oi_cmd_end(olpcidx *x, size_t mark)
     oi_out_commit(x, mark, "command reply");
 }
 
-/* Writes <note type=type>text</note> (XEP-0050 4.3). */
+/* Writes <note type=type>text</note> (XEP-0050). */
 static void oi_cmd_note(olpcidx *x, const char *type, const char *text)
 {
     oi_outz(x, "<note");
@@ -5969,7 +5971,7 @@ static int oi_cmd_list(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
     return OI_C_NONE;
 }
 
-/* The bare JID submitted in the jid field of form f (XEP-0004 3.3), or an
+/* The bare JID submitted in the jid field of form f (XEP-0004), or an
 ** empty one when f is no submitted form or the value is no JID: empty,
 ** longer than a JID may be (RFC 7622 3.1), or with a space or a control
 ** character.  A full JID stands for its bare JID. */
@@ -6055,7 +6057,7 @@ static int oi_cmd_session(const olpcidx *x, const oi_client *cl, int k,
 
 /* An iq set <command/> from an admin (XEP-0050 2.4): the command its node
 ** names, with action execute (or none) and complete going forward, cancel
-** ending its session, and the errors of XEP-0050 4.6: an unknown node is
+** ending its session, and the errors XEP-0050 names: an unknown node is
 ** item-not-found, an unknown session bad-sessionid, an unknown action
 ** malformed-action, prev and next (no command has such stages)
 ** bad-action. */
