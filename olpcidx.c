@@ -4720,10 +4720,13 @@ static void oi_chg_offline(olpcidx *x, oi_str full)
 ** goes as a buddy going offline does (its watchers are told it is gone,
 ** it leaves its activities, its current activity is cleared), and then
 ** what it announced (properties, nick, publishing state) is dropped and
-** journaled as dropped.
-** Clients that sent presence stay online: a laptop that announces again
-** is a new buddy.  Cannot fail: it only frees.  OI_C_ITEM_NOT_FOUND when
-** the index does not know bare. */
+** journaled as dropped.  A buddy that published (PROTOCOL.md 6.2) is told
+** its subscription is over both ways (RFC 6121 3.2, 3.3), so that its
+** server's roster says what the component's does.  Clients that sent
+** presence stay online: a laptop that announces or subscribes again is a
+** new buddy.  Cannot fail: it only frees (a presence that cannot be
+** queued is logged).  OI_C_ITEM_NOT_FOUND when the index does not know
+** bare. */
 static int oi_chg_forget(olpcidx *x, oi_str bare)
 {
     oi_buddy *b = oi_buddy_get(x, bare, 0);
@@ -4742,6 +4745,16 @@ static int oi_chg_forget(olpcidx *x, oi_str bare)
     oi_post_remove(&x->mem, &x->bposts, &b->it);
     oi_props_free(&x->mem, &b->it.props);
     oi_buddy_set_nick(x, b, OI_LIT(""));
+    if (b->roster != OI_ROSTER_NONE) {
+        static const char *const end[] = { "unsubscribed", "unsubscribe" };
+        size_t i, mark;
+        for (i = 0; i < 2; i++) {
+            mark = oi_out_begin(x);
+            oi_out_head(x, "presence", end[i], b->it.uid, NULL);
+            oi_outz(x, "</presence>");
+            oi_out_commit(x, mark, "unsubscription");
+        }
+    }
     b->roster = OI_ROSTER_NONE;
     b->ping_at = 0;
     oi_rec_buddy(x, b);

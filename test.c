@@ -3207,6 +3207,12 @@ static void t_persist(void)
     t_send(&t, 1, T_FORGET("2", "e@jabber.test"));
 #undef T_FORGET
     CHECK(t_count(t.out.p, "is forgotten</note>") == 2);
+    /* e published (PROTOCOL.md 6.2): its subscription ends both ways */
+    CHECK(t_count(t.out.p, "<presence type='unsubscribed' from='index."
+                  "jabber.test' to='e@jabber.test'></presence>") == 1
+          && t_count(t.out.p, "<presence type='unsubscribe' from='index."
+                     "jabber.test' to='e@jabber.test'></presence>") == 1
+          && t_count(t.out.p, "to='a@jabber.test'></presence>") == 0);
     free(want);
     want = t_dump_as(t.x, 1);
     CHECK(strstr(want, "a@jabber.test") == NULL
@@ -5123,18 +5129,26 @@ static void t_adhoc(void)
         "<left jid='dave@" T_DOMAIN "'/>", NULL };
     static const char *const closed[] = { "activity='adhoc-a1'",
         "<closed/>", NULL };
+    static const char *const forgotc[] = { "type='result'",
+        "status='completed'", "<note type='info'>carol@" T_DOMAIN
+        " is forgotten</note>", NULL };
+    static const char *const unsubscribed[] = { "type='unsubscribed'",
+        "<presence ", "from='" T_COMP "'", NULL };
+    static const char *const unsubscribe[] = { "type='unsubscribe'",
+        "<presence ", "from='" T_COMP "'", NULL };
     static const char *const canceled[] = { "type='result'",
         "status='canceled'", NULL };
     static const char *const badsid[] = { "type='error'", "<bad-request",
         "<bad-sessionid xmlns='" OI_NS_COMMANDS "'/>", NULL };
     static const char *const badpayload[] = { "type='error'",
         "<bad-request", "<bad-payload xmlns='" OI_NS_COMMANDS "'/>", NULL };
-    t_cl admin, bob, dave, mallory;
+    t_cl admin, bob, carol, dave, mallory;
     char log[256], buf[512], sid[64], *r;
     if (!t_live_up())
         return;
     if (!CHECK(t_cl_open(&admin, "admin", "desk") == 0)
         || !CHECK(t_cl_open(&bob, "bob", "adhoc") == 0)
+        || !CHECK(t_cl_open(&carol, "carol", "adhoc") == 0)
         || !CHECK(t_cl_open(&dave, "dave", "adhoc") == 0)
         || !CHECK(t_cl_open_at(&mallory, "mallory", "other.test", "x") == 0))
         return;
@@ -5148,6 +5162,18 @@ static void t_adhoc(void)
     r = t_cl_iq(&bob, "a0", "get", T_Q_A "<activity id='adhoc-a1'/></query>");
     CHECK(r && strstr(r, "<buddy jid='dave@" T_DOMAIN "'>"));
     free(r);
+    /* carol publishes as the Gadget dialect does (PROTOCOL.md 6.2), from
+    ** a resource that asked for its roster and is available, as a laptop
+    ** is (the server tells subscriptions to those) */
+    t_cl_send(&carol, "<iq type='get' id='a00'><query xmlns='jabber:iq:"
+              "roster'/></iq>");
+    free(t_cl_wait(&carol, "id='a00'", 5000));
+    t_cl_send(&carol, "<presence/>");
+    t_cl_send(&carol, "<presence type='subscribe' to='" T_COMP "'/>");
+    free(t_cl_wait(&carol, "type='subscribe'", 5000));
+    t_cl_send(&carol, "<presence type='subscribed' to='" T_COMP "'/>");
+    t_cl_sync(&carol);
+    t_cl_sync(&carol);
 
     /* discovery (9.1) */
     r = t_cl_iq(&admin, "a1", "get", "<query xmlns='" OI_NS_DINFO "'/>");
@@ -5206,6 +5232,23 @@ static void t_adhoc(void)
     free(r);
     t_cl_expect(&bob, "dave left his activity", left);
     t_cl_expect(&bob, "and it closed", closed);
+    /* carol, who published: her subscription ends both ways, and her
+    ** server's roster says so */
+    r = t_cmd(&admin, "a17", "forget-buddy", T_FORGET_FORM("carol@"
+              T_DOMAIN));
+    t_expect("forget-buddy of a publisher", r, forgotc);
+    free(r);
+    t_cl_expect(&carol, "carol's subscription cancelled", unsubscribed);
+    t_cl_expect(&carol, "and the component's", unsubscribe);
+    t_cl_send(&carol, "<iq type='get' id='a18'><query xmlns='jabber:iq:"
+              "roster'/></iq>");
+    r = t_cl_wait(&carol, "id='a18'", 5000);
+    if (!CHECK(r && strstr(r, "type='result'")
+               && !strstr(r, "subscription='both'")
+               && !strstr(r, "subscription='to'")
+               && !strstr(r, "subscription='from'")))
+        printf("  the server's roster: %s\n", r ? r : "no answer");
+    free(r);
     r = t_cl_iq(&bob, "a14", "get", "<query xmlns='" OI_NS_BUDDY "'><buddy "
                 "jid='dave@" T_DOMAIN "'/></query>");
     CHECK(r && strstr(r, "type='result'") && !strstr(r, "dave@"));
@@ -5223,6 +5266,7 @@ static void t_adhoc(void)
                      T_DOMAIN " is forgotten"));
     t_cl_close(&admin);
     t_cl_close(&bob);
+    t_cl_close(&carol);
     t_cl_close(&dave);
     t_cl_close(&mallory);
 }
