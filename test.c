@@ -2908,6 +2908,31 @@ static void t_bounded(void)
     CHECK(strstr(t.out.p, "<bad-sessionid") != NULL);   /* expired */
     t_send(&t, 2300 + 601500, " ");
     CHECK(t.x->clients.n == 0);
+    /* list-activities lists at most max-page activities (PROTOCOL.md 9.3),
+    ** and says how many there are */
+    t.x->cfg.max_page = 2;
+    for (i = 0; i < 5; i++) {
+        snprintf(st, sizeof st, "<message from='l%d@jabber.test/r'" T_TO
+                 "><properties xmlns='" OI_NS_APROPS "' activity='l%d'/>"
+                 "</message>", i, i);
+        t_send(&t, 604000, st);
+    }
+    t.out.n = 0;
+    t_send(&t, 604000, "<iq type='set' id='l' from='admin@jabber.test/d'"
+           T_TO "><command xmlns='" OI_NS_COMMANDS "' node='list-activities'"
+           "/></iq>");
+    t_add(&t.out, "", 0);
+    CHECK(t_count(t.out.p, "<item>") == 2
+          && strstr(t.out.p, "<value>l0</value>") != NULL
+          && strstr(t.out.p, "<value>l1</value>") != NULL
+          && strstr(t.out.p, "activities known: 5, listed: 2 (max-page)")
+             != NULL);
+    for (i = 0; i < 5; i++) {
+        snprintf(st, sizeof st, "<presence type='unavailable' from='l%d@"
+                 "jabber.test/r'" T_TO "/>", i);
+        t_send(&t, 604000, st);
+    }
+    t.x->cfg.max_page = OI_DEF_max_page;
     memset(res, 'r', sizeof res - 1);
     res[sizeof res - 1] = '\0';
     snprintf(st, sizeof st, "<message from='w@jabber.test/%s'" T_TO
