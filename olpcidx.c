@@ -41,8 +41,9 @@
 **      folding                           12. Stream and XEP-0114 handshake
 **   3. SHA-1                             13. Handlers common to both
 **   4. Memory: cap, buffers, vectors,        dialects: routes, errors,
-**      arena                                 disco, access, liveness
-**   5. Hashing, maps, property values    14. The seed dialect
+**      arena                                 disco, access, liveness,
+**   5. Hashing, maps, property values        admin commands (XEP-0050)
+**                                        14. The seed dialect
 **   6. XML tokenizer                     15. The Gadget dialect
 **   7. Stanzas: the handle, tree,        16. Dispatch: stanzas to routes
 **      errors, output                    17. Public API
@@ -89,6 +90,7 @@ enum {
 #define OI_HANDSHAKE_MS     30000u  /* stream open to <handshake/> */
 #define OI_PING_TIMEOUT_MS  30000u  /* idle participant's ping */
 #define OI_JOIN_TIMEOUT_MS  30000u  /* a room's answer to the component */
+#define OI_CMD_IDLE_MS      600000u /* an unfinished ad-hoc command session */
 
 /* Namespaces (PROTOCOL.md appendix A). */
 #define OI_NS_ACCEPT  "jabber:component:accept"
@@ -116,6 +118,8 @@ enum {
 #define OI_NS_PSERROR "http://jabber.org/protocol/pubsub#errors"
 #define OI_NS_MUC     "http://jabber.org/protocol/muc"
 #define OI_NS_MUCUSER "http://jabber.org/protocol/muc#user"
+#define OI_NS_COMMANDS "http://jabber.org/protocol/commands"
+#define OI_NS_XDATA   "jabber:x:data"
 #define OI_CAPS_NODE  "http://laptop.org/xmpp/gadget"   /* XEP-0115 node */
 
 /* "Cannot happen, but do not take the daemon down if it does" (SQLite's
@@ -2343,6 +2347,8 @@ struct olpcidx {
     oi_str secret;              /* owned copy */
     char stream_id[128];        /* server's stream id, NUL-terminated */
     uint64_t connected_at;
+    uint64_t first_at;          /* the first connect, for the uptime */
+    int ever_connected;
     uint64_t last_in;           /* last byte received */
     int ping_out;               /* a keepalive ping awaits any byte */
     unsigned long nping;
@@ -2353,6 +2359,8 @@ struct olpcidx {
     oi_str name;                /* disco identity name (owned copy) */
     char caps_ver[32];          /* its XEP-0115 verification string */
     oi_str allow;               /* allowed domains, space-separated */
+    oi_str admins;              /* admin bare JIDs, space-separated */
+    unsigned long cmd_seq;      /* ad-hoc command sessions so far */
     uint64_t live_at;           /* last liveness sweep */
     char twin_cur[128];         /* stream ids of this connection's self- */
     char twin_prev[128];        /* check pings and of the one before */
@@ -2702,14 +2710,30 @@ static void oi_out_head(olpcidx *x, const char *elem, const char *type,
     oi_out(x, ">", 1);
 }
 
-/* Writes <error type=T><condition xmlns=stanzas/></error>. */
-static void oi_out_error(olpcidx *x, int cond)
+/* Writes <error type=T><condition xmlns=stanzas/></error>, with the
+** application-specific condition <app xmlns=ns/> when app is not NULL
+** (RFC 6120 8.3.2). */
+static void oi_out_error_app(olpcidx *x, int cond, const char *ns,
+                             const char *app)
 {
     oi_outz(x, "<error type='");
     oi_outz(x, oi_conds[cond].type);
     oi_outz(x, "'><");
     oi_outz(x, oi_conds[cond].cond);
-    oi_outz(x, " xmlns='" OI_NS_XSTANZA "'/></error>");
+    oi_outz(x, " xmlns='" OI_NS_XSTANZA "'/>");
+    if (app) {
+        oi_outz(x, "<");
+        oi_outz(x, app);
+        oi_outz(x, " xmlns='");
+        oi_outz(x, ns);
+        oi_outz(x, "'/>");
+    }
+    oi_outz(x, "</error>");
+}
+
+static void oi_out_error(olpcidx *x, int cond)
+{
+    oi_out_error_app(x, cond, NULL, NULL);
 }
 
 /* ==== 8. The index: buddies, activities, who watches them ============ */
@@ -3563,6 +3587,8 @@ typedef struct oi_event {
 ** every event about an item of its kind it does not hold. */
 typedef struct oi_wkind {
     const char *name;           /* for log lines */
+    size_t stat;                /* the olpcidx_stats figure counting its
+                                ** watchers (offsetof) */
     size_t size;                /* bytes of its watchers (oi_watch first) */
     int lives_empty;            /* an empty one stays (else it goes) */
     void (*render)(olpcidx *x, oi_watch *w, const oi_event *ev);
@@ -3577,6 +3603,10 @@ typedef struct oi_client {
     int available;              /* 13: sent available presence */
     uint64_t tokens;            /* 13: rate bucket, in 1/1000 stanza */
     uint64_t filled;            /* 13: when it was last refilled, ms */
+    unsigned long cmd_sid;      /* 13: its unfinished ad-hoc command
+                                ** session (XEP-0050), 0: none */
+    uint64_t cmd_at;            /* 13: when that session began, ms */
+    int cmd_k;                  /* 13: the command it is of */
 } oi_client;
 
 /* How many full JIDs of one bare JID sent available presence (PROTOCOL.md
@@ -3725,7 +3755,9 @@ static void oi_client_trim(olpcidx *x, oi_client *c)
             oi_watch_free(x, w);
     }
     oi_client_refill(x, c);
-    if (c->watches || c->available
+    if (c->cmd_sid && x->now - c->cmd_at >= OI_CMD_IDLE_MS)
+        c->cmd_sid = 0;                 /* abandoned (PROTOCOL.md 9.5) */
+    if (c->watches || c->available || c->cmd_sid
         || c->tokens < x->cfg.rate_burst * 1000)
         return;
     oi_map_del(&x->clients, c->jid);
@@ -3741,6 +3773,7 @@ static void oi_client_free(olpcidx *x, oi_client *c)
     if (c->available)
         oi_online_add(x, oi_bare(c->jid), -1);
     c->available = 0;
+    c->cmd_sid = 0;
     c->tokens = x->cfg.rate_burst * 1000;
     oi_client_trim(x, c);
 }
@@ -4685,6 +4718,54 @@ static void oi_chg_offline(olpcidx *x, oi_str full)
     oi_buddy_trim(x, b);
 }
 
+/* Buddy bare is forgotten, on an admin's command (PROTOCOL.md 9.4): it
+** goes as a buddy going offline does (its watchers are told it is gone,
+** it leaves its activities, its current activity is cleared), and then
+** what it announced (properties, nick, publishing state) is dropped and
+** journaled as dropped.  A buddy that published (PROTOCOL.md 6.2) is told
+** its subscription is over both ways (RFC 6121 3.2, 3.3), so that its
+** server's roster says what the component's does.  Clients that sent
+** presence stay online: a laptop that announces or subscribes again is a
+** new buddy.  Cannot fail: it only frees (a presence that cannot be
+** queued is logged).  OI_C_ITEM_NOT_FOUND when the index does not know
+** bare. */
+static int oi_chg_forget(olpcidx *x, oi_str bare)
+{
+    oi_buddy *b = oi_buddy_get(x, bare, 0);
+    if (!b)
+        return OI_C_ITEM_NOT_FOUND;
+    x->cause = oi_mkstr("", 0);
+    oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
+    while (b->acts.n > 0)
+        oi_depart(x, (oi_act *)b->acts.v[0], b);
+    if (b->cur) {
+        oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
+        oi_rec_buddy(x, b);
+        oi_journal(x);
+        oi_emit(x, OI_EV_BUDDY_CUR, NULL, b);
+    }
+    oi_post_remove(&x->mem, &x->bposts, &b->it);
+    oi_props_free(&x->mem, &b->it.props);
+    oi_buddy_set_nick(x, b, OI_LIT(""));
+    if (b->roster != OI_ROSTER_NONE) {
+        static const char *const end[] = { "unsubscribed", "unsubscribe" };
+        size_t i, mark;
+        for (i = 0; i < 2; i++) {
+            mark = oi_out_begin(x);
+            oi_out_head(x, "presence", end[i], b->it.uid, NULL);
+            oi_outz(x, "</presence>");
+            oi_out_commit(x, mark, "unsubscription");
+        }
+    }
+    b->roster = OI_ROSTER_NONE;
+    b->ping_at = 0;
+    oi_rec_buddy(x, b);
+    oi_rec_roster(x, b);
+    oi_journal(x);
+    oi_buddy_trim(x, b);
+    return OI_C_NONE;
+}
+
 /* Buddy bare's roster state becomes state (PROTOCOL.md 6.2).  A buddy
 ** that stops publishing is gone from views and forgets what PEP told. */
 static int oi_chg_roster(olpcidx *x, oi_str bare, int state)
@@ -4957,10 +5038,11 @@ static const oi_xml_handler oi_stream_handler = {
 /*
 ** Routes, and what every dialect shares: stanza errors, properties in
 ** stanzas, discovery (XEP-0030), version (XEP-0092), ping (XEP-0199),
-** who may ask (allowed domains and the rate limit), and liveness:
+** who may ask (allowed domains, admins and the rate limit), liveness:
 ** presence, answers to our pings, bounces and the idle sweep
-** (PROTOCOL.md 1, 5, 6.1, 8).  Every reply is from the bare component
-** JID, to the sender, with its id.
+** (PROTOCOL.md 1, 5, 6.1, 8), and the admins' ad-hoc commands (XEP-0050;
+** PROTOCOL.md 9).  Every reply is from the bare component JID, to the
+** sender, with its id.
 **
 ** A route is one row of a dialect's table (the Gadget's in section 15,
 ** the seed's in 14; the dispatcher of section 16 walks them all, first
@@ -4987,8 +5069,10 @@ enum {                          /* oi_route.guard bits: who may use it */
     OI_G_DOMAIN = 1,            /* allowed domains only (PROTOCOL.md 8.2):
                                 ** others are refused with forbidden, or
                                 ** ignored where no reply is due */
-    OI_G_BARE_ERRORS = 2        /* its error replies never carry the
+    OI_G_BARE_ERRORS = 2,       /* its error replies never carry the
                                 ** request back (PROTOCOL.md 6.7) */
+    OI_G_ADMIN = 4              /* admin JIDs only (PROTOCOL.md 9), from
+                                ** any domain: others get forbidden */
 };
 
 #define OI_PASS (-1)            /* a handler's "not mine after all" */
@@ -5001,6 +5085,7 @@ typedef struct oi_ctx {         /* the stanza being routed */
     oi_str id;
     int has_id;
     int allowed;                /* from an allowed domain; -1: not known */
+    int admin;                  /* from an admin JID (13.5) */
 } oi_ctx;
 
 typedef int (*oi_handler)(olpcidx *x, const oi_ctx *c, const oi_node *p);
@@ -5267,6 +5352,7 @@ static void oi_note_end(olpcidx *x, size_t mark)
 ** nodes whose events the component wants (XEP-0163 "+notify"). */
 static const char *const oi_features[] = {
     OI_NS_BUDDY, OI_NS_ACT, OI_NS_RSM, OI_NS_DINFO, OI_NS_PING, OI_NS_VERSION,
+    OI_NS_COMMANDS,
     OI_NS_BPROPS "+notify", OI_NS_ACTS "+notify", OI_NS_CURACT "+notify",
     OI_NS_APROPS "+notify", OI_NS_NICK "+notify"
 };
@@ -5309,14 +5395,77 @@ static int oi_is_caps_node(olpcidx *x, oi_str node)
         && memcmp(node.p + n + 1, x->caps_ver, node.n - n - 1) == 0;
 }
 
+/* The ad-hoc commands (XEP-0050; PROTOCOL.md 9), one row each: its id,
+** node, name, and handler (13.7). */
+#define OI_COMMANDS(X)                                                      \
+    X(STATS,  "stats",           "Statistics",      oi_cmd_stats)           \
+    X(LIST,   "list-activities", "List activities", oi_cmd_list)            \
+    X(FORGET, "forget-buddy",    "Forget a buddy",  oi_cmd_forget)
+
+enum {
+#define OI_CMD_ENUM_(id, node, name, fn) OI_CMD_##id,
+    OI_COMMANDS(OI_CMD_ENUM_)
+#undef OI_CMD_ENUM_
+    OI_NCOMMANDS
+};
+
+static const struct oi_cmd_row {
+    const char *node, *name;
+} oi_cmds[OI_NCOMMANDS] = {
+#define OI_CMD_ROW_(id, node, name, fn) { node, name },
+    OI_COMMANDS(OI_CMD_ROW_)
+#undef OI_CMD_ROW_
+};
+
+/* The command whose node is node, or -1. */
+static int oi_cmd_find(oi_str node)
+{
+    int k;
+    for (k = 0; k < OI_NCOMMANDS; k++)
+        if (oi_eq(node, oi_cmds[k].node))
+            return k;
+    return -1;
+}
+
+/* disco#info on the node of a command (XEP-0050): its
+** identity and features to an admin, forbidden to anyone else, as
+** Prosody answers; on the command list node, that identity. */
+static int oi_disco_cmd_info(olpcidx *x, const oi_ctx *c, oi_str node,
+                             int k)
+{
+    size_t mark;
+    if (k >= 0 && !c->admin)
+        return OI_C_FORBIDDEN;
+    mark = oi_out_begin(x);
+    oi_out_head(x, "iq", "result", c->from, &c->id);
+    oi_outz(x, "<query xmlns='" OI_NS_DINFO "'");
+    oi_out_attr(x, "node", node);
+    if (k < 0) {
+        oi_outz(x, "><identity category='automation' type='command-list' "
+                "name='Commands'/></query></iq>");
+    } else {
+        oi_outz(x, "><identity category='automation' type='command-node'");
+        oi_out_attr(x, "name", oi_zstr(oi_cmds[k].name));
+        oi_outz(x, "/><feature var='" OI_NS_COMMANDS "'/><feature var='"
+                OI_NS_XDATA "'/></query></iq>");
+    }
+    oi_out_commit(x, mark, "disco#info reply");
+    return OI_C_NONE;
+}
+
 /* disco#info (XEP-0030; PROTOCOL.md 6.1): the identity the Sugar client
 ** looks for first, then the features; on the caps node the same (XEP-0115
-** 6.2), another node is item-not-found. */
+** 6.2), on the commands' nodes theirs (PROTOCOL.md 9.1), another node is
+** item-not-found. */
 static int oi_disco_info(olpcidx *x, const oi_ctx *c, const oi_node *q)
 {
     size_t mark, i;
     oi_str node;
-    int has_node = oi_attr(q, "node", &node);
+    int has_node = oi_attr(q, "node", &node), k;
+    if (has_node && OI_IS(node, OI_NS_COMMANDS))
+        return oi_disco_cmd_info(x, c, node, -1);
+    if (has_node && (k = oi_cmd_find(node)) >= 0)
+        return oi_disco_cmd_info(x, c, node, k);
     if (has_node && !oi_is_caps_node(x, node))
         return OI_C_ITEM_NOT_FOUND;
     mark = oi_out_begin(x);
@@ -5349,11 +5498,30 @@ static int oi_reply_fixed(olpcidx *x, const oi_ctx *c, const char *body,
     return OI_C_NONE;
 }
 
+/* disco#items: no items; on the command list node (XEP-0050 2.2) the
+** commands, to an admin only: anyone else gets the list empty, as from
+** Prosody. */
 static int oi_disco_items(olpcidx *x, const oi_ctx *c, const oi_node *q)
 {
-    (void)q;
-    return oi_reply_fixed(x, c, "<query xmlns='" OI_NS_DITEMS "'/>",
-                          "disco#items reply");
+    size_t mark;
+    oi_str node;
+    int k;
+    if (!oi_attr(q, "node", &node) || !OI_IS(node, OI_NS_COMMANDS))
+        return oi_reply_fixed(x, c, "<query xmlns='" OI_NS_DITEMS "'/>",
+                              "disco#items reply");
+    mark = oi_out_begin(x);
+    oi_out_head(x, "iq", "result", c->from, &c->id);
+    oi_outz(x, "<query xmlns='" OI_NS_DITEMS "' node='" OI_NS_COMMANDS "'>");
+    for (k = 0; c->admin && k < OI_NCOMMANDS; k++) {
+        oi_outz(x, "<item");
+        oi_out_attr(x, "jid", x->jid);
+        oi_out_attr(x, "node", oi_zstr(oi_cmds[k].node));
+        oi_out_attr(x, "name", oi_zstr(oi_cmds[k].name));
+        oi_outz(x, "/>");
+    }
+    oi_outz(x, "</query></iq>");
+    oi_out_commit(x, mark, "disco#items reply");
+    return OI_C_NONE;
 }
 
 static int oi_version(olpcidx *x, const oi_ctx *c, const oi_node *q)
@@ -5470,6 +5638,33 @@ static int oi_allowed(olpcidx *x, oi_str jid)
         if (name.n && oi_streq(name, d))
             return 1;
         p += name.n + 1;
+    }
+    return 0;
+}
+
+/* Whether bare JID bare is one of the admins (x->admins: bare JIDs
+** separated by spaces; PROTOCOL.md 9).  ASCII letters match in either
+** case: the server stamps 'from' prepared (RFC 7622 3.2, 3.3), lowercase,
+** and an operator may have written the JID otherwise. */
+static int oi_is_admin(olpcidx *x, oi_str bare)
+{
+    const char *p = x->admins.p, *end = p + x->admins.n;
+    size_t i;
+    while (p < end) {
+        const char *sp = (const char *)memchr(p, ' ', (size_t)(end - p));
+        size_t n = sp ? (size_t)(sp - p) : (size_t)(end - p);
+        for (i = 0; n && n == bare.n && i < n; i++) {
+            unsigned char a = (unsigned char)p[i], b = (unsigned char)bare.p[i];
+            if (a >= 'A' && a <= 'Z')
+                a = (unsigned char)(a - 'A' + 'a');
+            if (b >= 'A' && b <= 'Z')
+                b = (unsigned char)(b - 'A' + 'a');
+            if (a != b)
+                break;
+        }
+        if (n && n == bare.n && i == n)
+            return 1;
+        p += n + 1;
     }
     return 0;
 }
@@ -5603,7 +5798,324 @@ static void oi_liveness(olpcidx *x)
     }
 }
 
-/* ---- 13.7 The routes both dialects share ------------------------------ */
+/* ---- 13.7 Admin commands (XEP-0050; PROTOCOL.md 9) -------------------- */
+
+/* The figures of olpcidx_stats (PROTOCOL.md 9.2): each watcher counts
+** under the figure its kind names; the journal and snapshot sizes are the
+** bytes the storage took; the uptime runs on the clock of connect and
+** tick. */
+static void oi_stats(const olpcidx *x, olpcidx_stats *s)
+{
+    size_t i = 0;
+    const void *p;
+    memset(s, 0, sizeof *s);
+    s->buddies = x->buddies.n;
+    s->activities = x->acts.n;
+    s->clients = x->clients.n;
+    while ((p = oi_map_next(&x->clients, &i)) != NULL) {
+        const oi_watch *w;
+        for (w = ((const oi_client *)p)->watches; w; w = w->next)
+            ++*(unsigned long long *)(void *)((char *)s + w->kind->stat);
+    }
+    s->memory = x->mem.used;
+    s->memory_cap = x->mem.limit;
+    s->queued = x->out.n - x->head;
+    s->stanzas_in = x->nin;
+    s->stanzas_out = x->nout;
+    s->journal = x->jbytes;
+    s->snapshot = x->snap_bytes;
+    s->uptime = x->ever_connected ? (x->now - x->first_at) / 1000 : 0;
+}
+
+/* Answers the command with an error: the stanza condition and the
+** command's own (XEP-0050), carrying the request back. */
+static int oi_cmd_error(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
+                        int cond, const char *app)
+{
+    size_t mark = oi_out_begin(x);
+    oi_out_head(x, "iq", "error", c->from, &c->id);
+    if (oi_conds[cond].echo)
+        oi_out_node(x, cmd, OI_LIT(OI_NS_ACCEPT));
+    oi_out_error_app(x, cond, OI_NS_COMMANDS, app);
+    oi_outz(x, "</iq>");
+    oi_out_commit(x, mark, "command error");
+    return OI_C_NONE;
+}
+
+/* Opens the reply to command k: <command node sessionid status>. */
+static size_t oi_cmd_begin(olpcidx *x, const oi_ctx *c, int k,
+                           unsigned long sid, const char *status)
+{
+    char id[24];
+    size_t mark = oi_out_begin(x);
+    oi_out_head(x, "iq", "result", c->from, &c->id);
+    oi_outz(x, "<command xmlns='" OI_NS_COMMANDS "'");
+    oi_out_attr(x, "node", oi_zstr(oi_cmds[k].node));
+    snprintf(id, sizeof id, "%lu", sid);
+    oi_out_attr(x, "sessionid", oi_zstr(id));
+    oi_out_attr(x, "status", oi_zstr(status));
+    oi_out(x, ">", 1);
+    return mark;
+}
+
+static void oi_cmd_end(olpcidx *x, size_t mark)
+{
+    oi_outz(x, "</command></iq>");
+    oi_out_commit(x, mark, "command reply");
+}
+
+/* Writes <note type=type>text</note> (XEP-0050). */
+static void oi_cmd_note(olpcidx *x, const char *type, const char *text)
+{
+    oi_outz(x, "<note");
+    oi_out_attr(x, "type", oi_zstr(type));
+    oi_out(x, ">", 1);
+    oi_out_esc(x, oi_zstr(text), 0);
+    oi_outz(x, "</note>");
+}
+
+/* Writes a data form field (XEP-0004 3.2) with one value; type and label
+** may be NULL (the fields of a reported item carry neither). */
+static void oi_out_field(olpcidx *x, const char *var, const char *type,
+                         const char *label, oi_str value)
+{
+    oi_outz(x, "<field");
+    oi_out_attr(x, "var", oi_zstr(var));
+    if (type)
+        oi_out_attr(x, "type", oi_zstr(type));
+    if (label)
+        oi_out_attr(x, "label", oi_zstr(label));
+    oi_outz(x, "><value>");
+    oi_out_esc(x, value, 0);
+    oi_outz(x, "</value></field>");
+}
+
+/* stats (PROTOCOL.md 9.2): one stage, the figures as a result form, one
+** text-single field per row of OLPCIDX_STATS. */
+static int oi_cmd_stats(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
+                        oi_client *cl)
+{
+    static const char *const vars[] = {
+#define OI_STAT_VAR_(name, text) #name,
+        OLPCIDX_STATS(OI_STAT_VAR_)
+#undef OI_STAT_VAR_
+    };
+    static const char *const labels[] = {
+#define OI_STAT_LABEL_(name, text) text,
+        OLPCIDX_STATS(OI_STAT_LABEL_)
+#undef OI_STAT_LABEL_
+    };
+    unsigned long long v[sizeof vars / sizeof vars[0]];
+    char num[24];
+    olpcidx_stats s;
+    size_t mark, k = 0;
+    (void)cmd;
+    (void)cl;
+    oi_stats(x, &s);
+#define OI_STAT_VALUE_(name, text) v[k++] = s.name;
+    OLPCIDX_STATS(OI_STAT_VALUE_)
+#undef OI_STAT_VALUE_
+    mark = oi_cmd_begin(x, c, OI_CMD_STATS, ++x->cmd_seq, "completed");
+    oi_outz(x, "<x xmlns='" OI_NS_XDATA "' type='result'><title>olpcidx "
+            "statistics</title>");
+    for (k = 0; k < sizeof vars / sizeof vars[0]; k++) {
+        snprintf(num, sizeof num, "%llu", v[k]);
+        oi_out_field(x, vars[k], "text-single", labels[k], oi_zstr(num));
+    }
+    oi_outz(x, "</x>");
+    oi_cmd_end(x, mark);
+    return OI_C_NONE;
+}
+
+/* list-activities (PROTOCOL.md 9.3): one stage, a multi-item result form
+** (XEP-0004 3.4) of at most max-page activities, the public ones in id
+** order and then the private ones, with a note of how many there are. */
+static int oi_cmd_list(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
+                       oi_client *cl)
+{
+    static const char *const cols[][2] = {
+        { "id", "Activity" }, { "room", "Room" }, { "type", "Type" },
+        { "title", "Title" }, { "buddies", "Participants" },
+        { "private", "Private" }
+    };
+    const oi_vec *listed = &x->listed[OI_K_ACT];
+    size_t total = x->acts.n, shown = total, mark, i, k, n;
+    char note[96], num[24];
+    void *p;
+    (void)cmd;
+    (void)cl;
+    if (shown > x->cfg.max_page)
+        shown = x->cfg.max_page;
+    snprintf(note, sizeof note, "activities known: %lu, listed: %lu%s",
+             (unsigned long)total, (unsigned long)shown,
+             shown < total ? " (max-page)" : "");
+    mark = oi_cmd_begin(x, c, OI_CMD_LIST, ++x->cmd_seq, "completed");
+    oi_cmd_note(x, "info", note);
+    oi_outz(x, "<x xmlns='" OI_NS_XDATA "' type='result'><title>Activities"
+            "</title><reported>");
+    for (k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+        oi_outz(x, "<field type='text-single'");
+        oi_out_attr(x, "var", oi_zstr(cols[k][0]));
+        oi_out_attr(x, "label", oi_zstr(cols[k][1]));
+        oi_outz(x, "/>");
+    }
+    oi_outz(x, "</reported>");
+    for (i = 0, k = 0, n = 0; n < shown && (p = i < listed->n
+                                ? listed->v[i++]
+                                : oi_map_next(&x->acts, &k)) != NULL;) {
+        const oi_act *a = (const oi_act *)p;
+        const oi_prop *type = oi_props_get(&a->it.props, "type");
+        const oi_prop *title = oi_props_get(&a->it.props, "title");
+        if (k && !oi_act_private(a))
+            continue;                   /* the public ones came first */
+        n++;
+        snprintf(num, sizeof num, "%lu", (unsigned long)a->parts.n);
+        oi_outz(x, "<item>");
+        oi_out_field(x, "id", NULL, NULL, a->it.uid);
+        oi_out_field(x, "room", NULL, NULL, a->room);
+        oi_out_field(x, "type", NULL, NULL, type ? type->value : OI_LIT(""));
+        oi_out_field(x, "title", NULL, NULL, title ? title->value
+                                                   : OI_LIT(""));
+        oi_out_field(x, "buddies", NULL, NULL, oi_zstr(num));
+        oi_out_field(x, "private", NULL, NULL, oi_act_private(a)
+                     ? OI_LIT("1") : OI_LIT("0"));
+        oi_outz(x, "</item>");
+    }
+    oi_outz(x, "</x>");
+    oi_cmd_end(x, mark);
+    return OI_C_NONE;
+}
+
+/* The bare JID submitted in the jid field of form f (XEP-0004), or an
+** empty one when f is no submitted form or the value is no JID: empty,
+** longer than a JID may be (RFC 7622 3.1), or with a space or a control
+** character.  A full JID stands for its bare JID. */
+static oi_str oi_form_jid(const oi_node *f)
+{
+    const oi_node *fld, *v;
+    oi_str type, var, jid = OI_LIT("");
+    size_t i;
+    if (!f || !oi_attr(f, "type", &type) || !OI_IS(type, "submit"))
+        return jid;
+    for (fld = f->child; fld; fld = fld->next)
+        if (oi_eq(fld->name, "field") && oi_attr(fld, "var", &var)
+            && OI_IS(var, "jid")
+            && (v = oi_child(fld, OI_NS_XDATA, "value")) != NULL)
+            jid = oi_bare(oi_trimws(oi_mkstr(v->text, v->ntext)));
+    if (jid.n > 3071)
+        return OI_LIT("");
+    for (i = 0; i < jid.n; i++)
+        if ((unsigned char)jid.p[i] <= ' ')
+            return OI_LIT("");
+    return jid;
+}
+
+/* forget-buddy (PROTOCOL.md 9.4), two stages: the first opens a session
+** of the sender's full JID and asks for the buddy's JID; the second
+** (cl: the session's client) forgets that buddy through oi_chg_forget,
+** journaled and told as if it had gone, and ends the session. */
+static int oi_cmd_forget(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
+                         oi_client *cl)
+{
+    char note[160];
+    oi_str jid;
+    size_t mark;
+    unsigned long sid;
+    int cond;
+    if (!cl) {
+        if (!(cl = oi_client_get(x, c->from, 1)))
+            return OI_C_RESOURCE_CONSTRAINT;
+        cl->cmd_sid = ++x->cmd_seq;
+        cl->cmd_k = OI_CMD_FORGET;
+        cl->cmd_at = x->now;
+        mark = oi_cmd_begin(x, c, OI_CMD_FORGET, cl->cmd_sid, "executing");
+        oi_outz(x, "<actions execute='complete'><complete/></actions>"
+                "<x xmlns='" OI_NS_XDATA "' type='form'><title>Forget a "
+                "buddy</title><instructions>The buddy leaves its "
+                "activities and what it announced is dropped; its watchers "
+                "are told it is gone.</instructions><field var='jid' "
+                "type='jid-single' label='Buddy JID'><required/></field>"
+                "</x>");
+        oi_cmd_end(x, mark);
+        return OI_C_NONE;
+    }
+    jid = oi_form_jid(oi_child(cmd, OI_NS_XDATA, "x"));
+    if (jid.n == 0)
+        return oi_cmd_error(x, c, cmd, OI_C_BAD_REQUEST, "bad-payload");
+    sid = cl->cmd_sid;
+    cl->cmd_sid = 0;
+    cond = oi_chg_forget(x, jid);
+    snprintf(note, sizeof note, "%.*s %s", jid.n > 100 ? 100 : (int)jid.n,
+             jid.p, cond == OI_C_NONE ? "is forgotten"
+                                      : "is not in the index");
+    oi_log(x, OLPCIDX_LOG_INFO, "%.*s: forget-buddy: %s", (int)c->from.n,
+           c->from.p, note);
+    mark = oi_cmd_begin(x, c, OI_CMD_FORGET, sid, "completed");
+    oi_cmd_note(x, cond == OI_C_NONE ? "info" : "error", note);
+    oi_cmd_end(x, mark);
+    if ((cl = oi_client_get(x, c->from, 0)) != NULL)
+        oi_client_trim(x, cl);
+    return OI_C_NONE;
+}
+
+/* Whether client cl holds an open session of command k with id sid. */
+static int oi_cmd_session(const olpcidx *x, const oi_client *cl, int k,
+                          oi_str sid)
+{
+    char id[24];
+    if (!cl || !cl->cmd_sid || cl->cmd_k != k
+        || x->now - cl->cmd_at >= OI_CMD_IDLE_MS)
+        return 0;
+    snprintf(id, sizeof id, "%lu", cl->cmd_sid);
+    return oi_eq(sid, id);
+}
+
+/* An iq set <command/> from an admin (XEP-0050 2.4): the command its node
+** names, with action execute (or none) and complete going forward, cancel
+** ending its session, and the errors XEP-0050 names: an unknown node is
+** item-not-found, an unknown session bad-sessionid, an unknown action
+** malformed-action, prev and next (no command has such stages)
+** bad-action. */
+static int oi_command(olpcidx *x, const oi_ctx *c, const oi_node *cmd)
+{
+    static int (*const fns[OI_NCOMMANDS])(olpcidx *, const oi_ctx *,
+                                          const oi_node *, oi_client *) = {
+#define OI_CMD_FN_(id, node, name, fn) fn,
+        OI_COMMANDS(OI_CMD_FN_)
+#undef OI_CMD_FN_
+    };
+    oi_str node, sid, action;
+    oi_client *cl = NULL;
+    int k, has_sid;
+    size_t mark;
+    oi_attr(cmd, "node", &node);
+    has_sid = oi_attr(cmd, "sessionid", &sid);
+    oi_attr(cmd, "action", &action);
+    if ((k = oi_cmd_find(node)) < 0)
+        return OI_C_ITEM_NOT_FOUND;
+    if (action.n && !OI_IS(action, "execute") && !OI_IS(action, "complete")
+        && !OI_IS(action, "cancel") && !OI_IS(action, "next")
+        && !OI_IS(action, "prev"))
+        return oi_cmd_error(x, c, cmd, OI_C_BAD_REQUEST, "malformed-action");
+    if (has_sid || OI_IS(action, "cancel")) {
+        cl = oi_client_get(x, c->from, 0);
+        if (!oi_cmd_session(x, cl, k, sid))
+            return oi_cmd_error(x, c, cmd, OI_C_BAD_REQUEST,
+                                "bad-sessionid");
+    }
+    if (OI_IS(action, "cancel")) {
+        mark = oi_cmd_begin(x, c, k, cl->cmd_sid, "canceled");
+        cl->cmd_sid = 0;
+        oi_client_trim(x, cl);
+        oi_cmd_end(x, mark);
+        return OI_C_NONE;
+    }
+    if (OI_IS(action, "next") || OI_IS(action, "prev"))
+        return oi_cmd_error(x, c, cmd, OI_C_BAD_REQUEST, "bad-action");
+    return fns[k](x, c, cmd, cl);
+}
+
+/* ---- 13.8 The routes both dialects share ------------------------------ */
 
 static const oi_route oi_common_routes[] = {
     { OI_ON_GET, OI_ANY, OI_Z(OI_NS_DINFO), OI_Z("query"), OI_G_ANYONE,
@@ -5614,6 +6126,8 @@ static const oi_route oi_common_routes[] = {
       oi_version },
     { OI_ON_GET, OI_ANY, OI_Z(OI_NS_PING), OI_Z("ping"), OI_G_ANYONE,
       oi_pong },
+    { OI_ON_SET, OI_ANY, OI_Z(OI_NS_COMMANDS), OI_Z("command"), OI_G_ADMIN,
+      oi_command },
     { OI_ON_ANSWER, OI_ANY, OI_ANY, OI_ANY, OI_G_ANYONE, oi_answer },
     { OI_ON_BOUNCE, OI_ANY, OI_ANY, OI_ANY, OI_G_ANYONE, oi_bounce },
     { OI_ON_PRES, OI_Z(""), OI_ANY, OI_ANY, OI_G_DOMAIN, oi_pres_available },
@@ -5726,7 +6240,8 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
 
 /* A result set that empties is no result set. */
 static const oi_wkind oi_seed_kind = {
-    "result set", sizeof(oi_watch), 0, oi_seed_render, NULL, NULL
+    "result set", offsetof(olpcidx_stats, result_sets), sizeof(oi_watch),
+    0, oi_seed_render, NULL, NULL
 };
 
 /* ---- 14.2 Queries and paging (PROTOCOL.md 3.1-3.5) -------------------- */
@@ -6548,7 +7063,8 @@ static void oi_view_drop(olpcidx *x, oi_watch *w)
 
 /* A view lives empty: it waits for matches. */
 static const oi_wkind oi_view_kind = {
-    "view", sizeof(oi_view), 1, oi_view_render, oi_view_offer, oi_view_drop
+    "view", offsetof(olpcidx_stats, views), sizeof(oi_view), 1,
+    oi_view_render, oi_view_offer, oi_view_drop
 };
 
 /* The view with that id among client c's, or NULL. */
@@ -7316,7 +7832,8 @@ static int oi_run_routes(olpcidx *x, oi_ctx *c, const oi_node *p,
 {
     int cond = OI_PASS;
     for (; r; r = oi_route_next(cur, c->type, p)) {
-        if ((r->guard & OI_G_DOMAIN) && !oi_ctx_allowed(x, c))
+        if (((r->guard & OI_G_DOMAIN) && !oi_ctx_allowed(x, c))
+            || ((r->guard & OI_G_ADMIN) && !c->admin))
             return OI_C_FORBIDDEN;
         if ((cond = r->fn(x, c, p)) != OI_PASS)
             break;
@@ -7355,7 +7872,8 @@ static void oi_iq(olpcidx *x, oi_ctx *c)
     }
     /* refused before it costs a token (PROTOCOL.md 8.2) */
     r = oi_route_first(x, &cur, on, c->type, q);
-    if (r && (r->guard & OI_G_DOMAIN) && !oi_ctx_allowed(x, c))
+    if (r && (((r->guard & OI_G_DOMAIN) && !oi_ctx_allowed(x, c))
+              || ((r->guard & OI_G_ADMIN) && !c->admin)))
         cond = OI_C_FORBIDDEN;
     else if (!oi_streq(c->from, x->jid) && !oi_rate_take(x, c->from))
         cond = OI_C_RESOURCE_CONSTRAINT;        /* the component's own
@@ -7416,6 +7934,7 @@ static int oi_dispatch(olpcidx *x, const oi_node *st)
     oi_attr(st, "type", &c.type);
     c.has_id = oi_attr(st, "id", &c.id);
     c.bare = oi_bare(c.from);
+    c.admin = x->admins.n && oi_is_admin(x, c.bare);
     if (x->cfg.log_level >= OLPCIDX_LOG_DEBUG)
         oi_log(x, OLPCIDX_LOG_DEBUG, "%.*s%s%.*s from %.*s", (int)st->name.n,
                st->name.p, c.type.n ? " " : "", (int)c.type.n, c.type.p,
@@ -7546,6 +8065,22 @@ static int oi_check_jid(const char *z)
     return OLPCIDX_OK;
 }
 
+/* Admins are bare JIDs separated by spaces: no resource, no control
+** character, at most 3071 bytes each (RFC 7622 3.1). */
+static int oi_check_admins(const char *z)
+{
+    size_t n = 0;
+    for (; *z; z++) {
+        if (*z == ' ') {
+            n = 0;
+            continue;
+        }
+        if ((unsigned char)*z < ' ' || *z == '/' || ++n > 3071)
+            return OLPCIDX_EINVAL;
+    }
+    return OLPCIDX_OK;
+}
+
 static int oi_dupstr(oi_mem *m, const char *z, oi_str *out)
 {
     size_t n = strlen(z);
@@ -7570,7 +8105,8 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
     olpcidx *x;
     const char *dot;
     *out = NULL;
-    if (!cfg || oi_check_jid(cfg->jid) || !cfg->secret || oi_check_limits(cfg))
+    if (!cfg || oi_check_jid(cfg->jid) || !cfg->secret || oi_check_limits(cfg)
+        || (cfg->admins && oi_check_admins(cfg->admins)))
         return OLPCIDX_EINVAL;
     m.alloc = cfg->alloc ? cfg->alloc : oi_default_alloc;
     m.ud = cfg->alloc_ud;
@@ -7595,7 +8131,8 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
     dot = strchr(x->jid.p, '.');
     x->server = dot ? oi_zstr(dot + 1) : oi_mkstr("", 0);
     if (oi_dupstr(&x->mem, cfg->allow_domains ? cfg->allow_domains
-                  : x->server.p, &x->allow)) {
+                  : x->server.p, &x->allow)
+        || oi_dupstr(&x->mem, cfg->admins ? cfg->admins : "", &x->admins)) {
         olpcidx_free(x);
         return OLPCIDX_ENOMEM;
     }
@@ -7635,6 +8172,7 @@ void olpcidx_free(olpcidx *x)
     oi_freestr(&x->mem, &x->secret);
     oi_freestr(&x->mem, &x->name);
     oi_freestr(&x->mem, &x->allow);
+    oi_freestr(&x->mem, &x->admins);
     m = x->mem;
     oi_free(&m, x, sizeof *x);
 }
@@ -7661,6 +8199,9 @@ int olpcidx_connect(olpcidx *x, uint64_t now_ms)
     x->out.n = x->head = 0;
     x->err = 0;
     x->now = x->connected_at = x->last_in = x->last_out = now_ms;
+    if (!x->ever_connected)
+        x->first_at = now_ms;
+    x->ever_connected = 1;
     x->ping_out = 0;
     x->stream_id[0] = '\0';
     x->state = OI_S_OPENING;
@@ -7725,24 +8266,7 @@ int olpcidx_wants_input(const olpcidx *x)
 
 void olpcidx_get_stats(const olpcidx *x, olpcidx_stats *s)
 {
-    size_t i = 0;
-    const void *p;
-    memset(s, 0, sizeof *s);
-    s->buddies = x->buddies.n;
-    s->activities = x->acts.n;
-    s->clients = x->clients.n;
-    while ((p = oi_map_next(&x->clients, &i)) != NULL) {
-        const oi_watch *w;
-        for (w = ((const oi_client *)p)->watches; w; w = w->next) {
-            s->result_sets += w->kind == &oi_seed_kind;
-            s->views += w->kind == &oi_view_kind;
-        }
-    }
-    s->memory = x->mem.used;
-    s->memory_cap = x->mem.limit;
-    s->queued = x->out.n - x->head;
-    s->stanzas_in = x->nin;
-    s->stanzas_out = x->nout;
+    oi_stats(x, s);
 }
 
 int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms)
@@ -7933,7 +8457,8 @@ int olpcidx_online(const olpcidx *x)
 ** names, except config itself. */
 enum {
     DM_DOMAIN, DM_SERVER, DM_SECRET_FILE, DM_SECRET,
-    DM_ALLOW, DM_STATE, DM_SYNC, DM_NOTIFY,
+    DM_ALLOW, DM_ADMIN,         /* repeatable: the values add up */
+    DM_STATE, DM_SYNC, DM_NOTIFY,
     DM_TLS_CA, DM_TLS_NAME, DM_TLS_INSECURE,
     DM_LOG_LEVEL,               /* from here on: applied on SIGHUP */
     DM_LIMIT0,                  /* the first limit */
@@ -7959,6 +8484,9 @@ static const struct dm_opt {
     { "allow-domain", "DOMAIN", "a domain whose users may query and "
       "announce;" DM_INDENT "repeat for more (default: the parent domain"
       DM_INDENT "of --domain)" },
+    { "admin", "JID", "a bare JID that may run the ad-hoc commands"
+      DM_INDENT "(XEP-0050: stats, list-activities, forget-buddy);"
+      DM_INDENT "repeat for more (default: nobody)" },
     { "state", "DIR", "where announcements are kept (created 0700, "
       "locked)" DM_INDENT "(default " DM_STATE_DEFAULT ")" },
     { "sync", "MODE", "always: fsync before notifications leave; batch: "
@@ -7997,7 +8525,6 @@ static struct dm_globals {
     volatile sig_atomic_t stop; /* SIGTERM or SIGINT seen */
     volatile sig_atomic_t hup;  /* SIGHUP seen */
     volatile sig_atomic_t usr1; /* SIGUSR1 seen */
-    uint64_t started;           /* dm_now() at start, for the uptime */
     const char *state;          /* the state directory in use */
     int level;                  /* most verbose level logged */
     int syslog;                 /* --syslog: log there, not to stderr */
@@ -8006,7 +8533,7 @@ static struct dm_globals {
     char *file[DM_NKEYS];       /* from --config, malloc'd */
     olpcidx_config cfg;         /* the running configuration */
     char secret[1024];          /* first line of the secret file */
-    char allow[1024];           /* --allow-domain values, joined */
+    char joined[2][1024];       /* --allow-domain, --admin values */
     unsigned char buf[65536];   /* socket reads */
 } dm;
 
@@ -8163,6 +8690,11 @@ static const char *dm_set(olpcidx_config *c, int k, const char *v)
         c->jid = v;
     else if (k == DM_ALLOW)
         c->allow_domains = v;
+    else if (k == DM_ADMIN) {
+        if (strpbrk(v, "/ \t") != NULL || strchr(v, '@') == v)
+            e = "expected a bare JID (user@domain)";
+        c->admins = v;
+    }
     else if (k == DM_SYNC) {
         if (strcmp(v, "always") != 0 && strcmp(v, "batch") != 0
             && strcmp(v, "off") != 0)
@@ -8283,8 +8815,10 @@ static int dm_read_config(const char *path, char **vals, char *err,
         if ((i = dm_key(k, strlen(k), DM_NKEYS)) < 0)
             e = "unknown key";
         else if ((e = dm_set(&scratch, i, v)) == NULL) {
-            /* the last line of a key wins; allow-domain lines add up */
-            size_t keep = i == DM_ALLOW && vals[i] ? strlen(vals[i]) : 0;
+            /* the last line of a key wins; allow-domain and admin
+            ** lines add up */
+            size_t keep = (i == DM_ALLOW || i == DM_ADMIN) && vals[i]
+                          ? strlen(vals[i]) : 0;
             char *nv = (char *)malloc(keep + 1 + strlen(v) + 1);
             if (nv == NULL) {
                 e = "out of memory";
@@ -8359,8 +8893,8 @@ static void dm_reload(olpcidx *x)
            dm_levels[c.log_level], limits);
 }
 
-/* SIGUSR1: the library's figures (olpcidx_get_stats), the state
-** directory's file sizes and the uptime, on one log line at info. */
+/* SIGUSR1: the library's figures (olpcidx_get_stats, the same as the
+** stats ad-hoc command's), on one log line at info. */
 static void dm_report(olpcidx *x)
 {
     static const char *const names[] = {
@@ -8368,10 +8902,9 @@ static void dm_report(olpcidx *x)
         OLPCIDX_STATS(DM_STAT_NAME_)
 #undef DM_STAT_NAME_
     };
-    char line[1024], path[1100];
+    char line[1024];
     unsigned long long v[sizeof names / sizeof names[0]];
     olpcidx_stats s;
-    struct stat sb;
     size_t k, n = 0;
     dm.usr1 = 0;
     olpcidx_get_stats(x, &s);
@@ -8379,20 +8912,10 @@ static void dm_report(olpcidx *x)
 #define DM_STAT_VALUE_(name, text) v[k++] = s.name;
     OLPCIDX_STATS(DM_STAT_VALUE_)
 #undef DM_STAT_VALUE_
-    for (k = 0; k < sizeof names / sizeof names[0]; k++)
-        n += (size_t)snprintf(line + n, sizeof line - n, "%s %llu, ",
-                              names[k], v[k]);
-    for (k = 0; k < 2; k++) {           /* bytes, or none yet */
-        const char *f = k ? "snapshot" : "journal";
-        snprintf(path, sizeof path, "%s/%s", dm.state, f);
-        if (stat(path, &sb) == 0)
-            n += (size_t)snprintf(line + n, sizeof line - n, "%s %lld, ", f,
-                                  (long long)sb.st_size);
-        else
-            n += (size_t)snprintf(line + n, sizeof line - n, "%s none, ", f);
-    }
-    snprintf(line + n, sizeof line - n, "uptime %llu s",
-             (unsigned long long)((dm_now() - dm.started) / 1000));
+    line[0] = '\0';
+    for (k = 0; k < sizeof names / sizeof names[0] && n < sizeof line; k++)
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s%s %llu",
+                              k ? ", " : "", names[k], v[k]);
     dm_log(OLPCIDX_LOG_INFO, "SIGUSR1: %s", line);
 }
 
@@ -8474,13 +8997,14 @@ static void dm_parse_args(int argc, char **argv)
             dm_die("--%s needs a value", dm_name(k));
         if ((e = dm_set(&scratch, k, v)) != NULL)
             dm_die("--%s: %s", dm_name(k), e);
-        if (k == DM_ALLOW) {          /* repeatable: accumulate */
-            if (strlen(dm.allow) + strlen(v) + 2 > sizeof dm.allow)
-                dm_die("--allow-domain: too many domains");
-            if (dm.allow[0])
-                strcat(dm.allow, " ");
-            strcat(dm.allow, v);
-            v = dm.allow;
+        if (k == DM_ALLOW || k == DM_ADMIN) {   /* repeatable */
+            char *j = dm.joined[k - DM_ALLOW];
+            if (strlen(j) + strlen(v) + 2 > sizeof dm.joined[0])
+                dm_die("--%s: too many values", dm_name(k));
+            if (j[0])
+                strcat(j, " ");
+            strcat(j, v);
+            v = j;
         }
         dm.argv[k] = v;
     }
@@ -9513,7 +10037,6 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
-    dm.started = dm_now();
     signal(SIGPIPE, SIG_IGN);
 
     dm.state = dm_get(dm.file, DM_STATE) ? dm_get(dm.file, DM_STATE)

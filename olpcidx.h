@@ -172,6 +172,9 @@ typedef struct olpcidx_config {
     const char *allow_domains;  /* who may query and announce: domains
                                 ** separated by spaces; NULL: the parent
                                 ** domain of jid */
+    const char *admins;         /* who may run the ad-hoc commands
+                                ** (XEP-0050; PROTOCOL.md 9): bare JIDs
+                                ** separated by spaces; NULL: nobody */
     const olpcidx_storage *storage; /* NULL: nothing is persisted; else
                                 ** retained, must outlive the handle */
     uint32_t hash_seed;         /* per-process random seed for hashing */
@@ -185,17 +188,18 @@ void olpcidx_config_init(olpcidx_config *c);
 /* Creates a handle.  The strings in cfg are copied; cfg is not retained.
 ** On success *out owns the handle until olpcidx_free.  Returns
 ** OLPCIDX_OK; OLPCIDX_EINVAL when jid is not a valid domain, secret is
-** NULL or a limit is out of its range; OLPCIDX_ENOMEM.  On error *out is
-** NULL. */
+** NULL, a limit is out of its range or admins holds a full JID;
+** OLPCIDX_ENOMEM.  On error *out is NULL. */
 int olpcidx_new(olpcidx **out, const olpcidx_config *cfg);
 /* Frees the handle and everything it holds; x may be NULL.  Closes no
 ** socket: the host owns it. */
 void olpcidx_free(olpcidx *x);
 
 /* Applies new limits (all of OLPCIDX_LIMITS) and log level, not jid,
-** secret or alloc, to a live handle, as after SIGHUP.  Takes effect from
-** the next stanza.  Returns OLPCIDX_OK, or OLPCIDX_EINVAL, and nothing
-** changed, when a limit is out of its range. */
+** secret, alloc, allow_domains or admins, to a live handle, as after
+** SIGHUP.  Takes effect from the next stanza.  Returns OLPCIDX_OK, or
+** OLPCIDX_EINVAL, and nothing changed, when a limit is out of its
+** range. */
 int olpcidx_reconfigure(olpcidx *x, const olpcidx_config *cfg);
 
 /* Starts a new stream on a fresh connection: discards what was queued for
@@ -240,7 +244,10 @@ int olpcidx_wants_input(const olpcidx *x);
     X(memory_cap,  "bytes it may hold, 0: no cap (mem_limit)")              \
     X(queued,      "bytes waiting to be sent")                              \
     X(stanzas_in,  "stanzas received online since olpcidx_new")             \
-    X(stanzas_out, "iq, message and presence stanzas queued since then")
+    X(stanzas_out, "iq, message and presence stanzas queued since then")  \
+    X(journal,     "journal bytes handed to storage since the snapshot")    \
+    X(snapshot,    "bytes of the last snapshot written or restored")        \
+    X(uptime,      "seconds since the first olpcidx_connect")
 
 typedef struct olpcidx_stats {
 #define OLPCIDX_STAT_FIELD_(name, text) unsigned long long name;

@@ -65,6 +65,7 @@
 **      C5b. tls                      ./olpcidx-tls and ejabberd's
 **                                    tls: true; certificates by openssl
 **      C6. basics, seed              the scenarios' tables and groups
+**      C6a. adhoc                    the admin commands (XEP-0050)
 **      C7. reload, reconnect
 **      C8. state, crash              durability
 **      C9. gadget                    the Gadget dialect as the Sugar
@@ -466,6 +467,7 @@ static void t_core_config(olpcidx_config *c, t_core *t)
     c->log = t_core_log;
     c->log_ud = t;
     c->log_level = OLPCIDX_LOG_DEBUG;
+    c->admins = "admin@jabber.test ROOT@ops.test";  /* --admin, twice */
 }
 
 #define T_HDR "<stream:stream xmlns:stream='" OI_NS_STREAM "' xmlns='" \
@@ -939,6 +941,11 @@ static void t_api(void)
     CHECK(olpcidx_new(&x, &c) == OLPCIDX_EINVAL);
     t_core_config(&c, &t);
     c.secret = NULL;
+    CHECK(olpcidx_new(&x, &c) == OLPCIDX_EINVAL);
+    t_core_config(&c, &t);
+    c.admins = "ok@jabber.test admin@jabber.test/desk";  /* not bare */
+    CHECK(olpcidx_new(&x, &c) == OLPCIDX_EINVAL && x == NULL);
+    c.admins = "ok@jabber.test\tx@jabber.test";
     CHECK(olpcidx_new(&x, &c) == OLPCIDX_EINVAL);
     for (i = 0; i >= OLPCIDX_ELAST_ + 1; i--)
         CHECK(strcmp(olpcidx_strerror(i), "unknown error") != 0);
@@ -2521,6 +2528,38 @@ static void t_stats(void)
            T_TO "/>");
     olpcidx_get_stats(t.x, &s);
     CHECK(s.views == 0 && s.result_sets == 1 && s.stanzas_in == 5);
+    /* the stats command (PROTOCOL.md 9.2) says the same figures, one
+    ** field per row of OLPCIDX_STATS; the uptime on the caller's clock */
+    t.out.n = 0;
+    t_send(&t, 7999, "<iq type='set' id='s' from='admin@jabber.test/d'" T_TO
+           "><command xmlns='" OI_NS_COMMANDS "' node='stats'/></iq>");
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.uptime == 7 && s.stanzas_in == 6 && s.journal == 0
+          && s.snapshot == 0);
+    t_add(&t.out, "", 0);
+    {
+        unsigned long long v[32];
+        size_t k = 0;
+        char want[128];
+#define T_STAT_(name, text)                                                 \
+        v[k++] = s.name;                                                    \
+        snprintf(want, sizeof want, "<field var='%s' type='text-single' "  \
+                 "label='%s'><value>", #name, text);                      \
+        if (!CHECK(strstr(t.out.p, want) != NULL))                          \
+            printf("  no field %s\n", #name);
+        OLPCIDX_STATS(T_STAT_)
+#undef T_STAT_
+        CHECK(k == sizeof s / sizeof s.buddies && v[0] == 2);
+    }
+    CHECK(strstr(t.out.p, "var='buddies' type='text-single' label='buddies "
+                 "known'><value>2</value>") != NULL
+          && strstr(t.out.p, "var='result_sets' type='text-single' label='"
+                    "open result sets (seed dialect)'><value>1</value>")
+          && strstr(t.out.p, "var='stanzas_in' type='text-single' label='"
+                    "stanzas received online since olpcidx_new'><value>6"
+                    "</value>")
+          && strstr(t.out.p, "var='uptime' type='text-single' label='seconds "
+                    "since the first olpcidx_connect'><value>7</value>"));
     t_core_done(&t);
 }
 
@@ -2849,6 +2888,56 @@ static void t_bounded(void)
         t_send(&t, 2200, st);
     }
     CHECK(t.x->clients.n == 0 && t.x->buddies.n == 0 && t.x->online.n == 0);
+    /* an ad-hoc command session (PROTOCOL.md 9.5): one per full JID, a
+    ** new one replacing it; kept while open, forgotten 10 minutes after,
+    ** or at once when its client goes offline */
+    for (i = 0; i < 3; i++)
+        t_send(&t, 2300, "<iq type='set' id='f' from='admin@jabber.test/d'"
+               T_TO "><command xmlns='" OI_NS_COMMANDS "' node='forget-"
+               "buddy'/></iq>");
+    t_send(&t, 2300, "<presence from='admin@jabber.test/e'" T_TO "/>");
+    t_send(&t, 2300, "<iq type='set' id='f' from='admin@jabber.test/e'"
+           T_TO "><command xmlns='" OI_NS_COMMANDS "' node='forget-"
+           "buddy'/></iq>");
+    CHECK(t.x->clients.n == 2);
+    t_send(&t, 2300 + 599000, " ");
+    CHECK(t.x->clients.n == 2);
+    t_send(&t, 2300 + 599000, "<presence type='unavailable' from='admin@"
+           "jabber.test/e'" T_TO "/>");
+    CHECK(t.x->clients.n == 1);
+    t.out.n = 0;
+    t_send(&t, 2300 + 600000, "<iq type='set' id='g' from='admin@jabber."
+           "test/d'" T_TO "><command xmlns='" OI_NS_COMMANDS "' node='"
+           "forget-buddy' sessionid='3' action='cancel'/></iq>");
+    t_add(&t.out, "", 0);
+    CHECK(strstr(t.out.p, "<bad-sessionid") != NULL);   /* expired */
+    t_send(&t, 2300 + 601500, " ");
+    CHECK(t.x->clients.n == 0);
+    /* list-activities lists at most max-page activities (PROTOCOL.md 9.3),
+    ** and says how many there are */
+    t.x->cfg.max_page = 2;
+    for (i = 0; i < 5; i++) {
+        snprintf(st, sizeof st, "<message from='l%d@jabber.test/r'" T_TO
+                 "><properties xmlns='" OI_NS_APROPS "' activity='l%d'/>"
+                 "</message>", i, i);
+        t_send(&t, 604000, st);
+    }
+    t.out.n = 0;
+    t_send(&t, 604000, "<iq type='set' id='l' from='admin@jabber.test/d'"
+           T_TO "><command xmlns='" OI_NS_COMMANDS "' node='list-activities'"
+           "/></iq>");
+    t_add(&t.out, "", 0);
+    CHECK(t_count(t.out.p, "<item>") == 2
+          && strstr(t.out.p, "<value>l0</value>") != NULL
+          && strstr(t.out.p, "<value>l1</value>") != NULL
+          && strstr(t.out.p, "activities known: 5, listed: 2 (max-page)")
+             != NULL);
+    for (i = 0; i < 5; i++) {
+        snprintf(st, sizeof st, "<presence type='unavailable' from='l%d@"
+                 "jabber.test/r'" T_TO "/>", i);
+        t_send(&t, 604000, st);
+    }
+    t.x->cfg.max_page = OI_DEF_max_page;
     memset(res, 'r', sizeof res - 1);
     res[sizeof res - 1] = '\0';
     snprintf(st, sizeof st, "<message from='w@jabber.test/%s'" T_TO
@@ -3133,12 +3222,57 @@ static void t_persist(void)
         t_core_done(&r);
     }
 
+    /* forget-buddy (PROTOCOL.md 9.4) is journaled: a (properties, current
+    ** activity, in a1 with b) and e (publishing, nick, alone in a5) are
+    ** gone after a restart too; the stats count the journal's bytes */
+#define T_FORGET(sid, jid) "<iq type='set' id='f' from='admin@jabber.test/d'" \
+    T_TO "><command xmlns='" OI_NS_COMMANDS "' node='forget-buddy' "       \
+    "sessionid='" sid "'><x xmlns='" OI_NS_XDATA "' type='submit'><field "  \
+    "var='jid'><value>" jid "</value></field></x></command></iq>"
+    t_send(&t, 1, "<iq type='set' id='f' from='admin@jabber.test/d'" T_TO
+           "><command xmlns='" OI_NS_COMMANDS "' node='forget-buddy'/></iq>");
+    t_send(&t, 1, T_FORGET("1", "a@jabber.test"));
+    t_send(&t, 1, "<iq type='set' id='f' from='admin@jabber.test/d'" T_TO
+           "><command xmlns='" OI_NS_COMMANDS "' node='forget-buddy'/></iq>");
+    t_send(&t, 1, T_FORGET("2", "e@jabber.test"));
+#undef T_FORGET
+    CHECK(t_count(t.out.p, "is forgotten</note>") == 2);
+    /* e published (PROTOCOL.md 6.2): its subscription ends both ways */
+    CHECK(t_count(t.out.p, "<presence type='unsubscribed' from='index."
+                  "jabber.test' to='e@jabber.test'></presence>") == 1
+          && t_count(t.out.p, "<presence type='unsubscribe' from='index."
+                     "jabber.test' to='e@jabber.test'></presence>") == 1
+          && t_count(t.out.p, "to='a@jabber.test'></presence>") == 0);
+    free(want);
+    want = t_dump_as(t.x, 1);
+    CHECK(strstr(want, "a@jabber.test") == NULL
+          && strstr(want, "e@jabber.test") == NULL
+          && strstr(want, "act a5") == NULL
+          && strstr(want, "act a1") != NULL
+          && strstr(want, "buddy b@jabber.test") != NULL);
+    got = t_restored(&empty, &st.journal, &rc, &ok);
+    CHECK(rc == 0 && ok == st.journal.n);
+    t_same("forgotten, restored from the journal", got, strlen(got), want,
+           strlen(want));
+    free(got);
+    {
+        olpcidx_stats f;
+        olpcidx_get_stats(t.x, &f);
+        CHECK(f.journal == st.journal.n && f.snapshot == 0);
+    }
+
     /* a snapshot, then more journal: both together */
     CHECK(oi_snapshot(t.x) == 0 && st.snapshots == 1 && st.journal.n == 0);
     t_send(&t, 2, "<message from='e@jabber.test/xo'" T_TO "><activity xmlns='"
            OI_NS_ACT "' id='a1'><joined/></activity></message>");
     free(want);
     want = t_dump_as(t.x, 1);
+    {
+        olpcidx_stats f;
+        olpcidx_get_stats(t.x, &f);
+        CHECK(f.snapshot == st.snap.n && f.journal == st.journal.n
+              && f.journal > 0);
+    }
     got = t_restored(&st.snap, &st.journal, &rc, &ok);
     CHECK(rc == 0);
     t_same("restored from snapshot and journal", got, strlen(got), want,
@@ -3511,7 +3645,7 @@ static void t_account(const char *dir, const char *user)
 ** is needed.  PEP and a MUC service, with Prosody's defaults, are what
 ** the Gadget dialect needs of a server (PROTOCOL.md 6.4, 6.5). */
 static const char *const t_users[] = {"alice", "bob", "carol", "dave",
-                                      "eve", "maria"};
+                                      "eve", "maria", "admin"};
 
 static int t_prosody_setup(void)
 {
@@ -3807,6 +3941,8 @@ static void t_write_config(const char *level, int max_stanza)
              "state = %s/state\n"
              "sync = always\n"
              "idle = 5\n"
+             "admin = Admin@Jabber.Test\n"
+             "admin = nobody@other.test\n"
              "log-level = %s\n"
              "max-stanza = %d\n", t_comp_port, secret, t_dir, level,
              max_stanza);
@@ -4649,6 +4785,9 @@ static void t_usage_errors(void)
     static const char *const depth[] = {
         "--domain", "a.b", "--secret", "x", "--max-depth", "0", NULL };
     static const char *const nosecret[] = { "--domain", "a.b", NULL };
+    static const char *const admin[] = {
+        "--domain", "a.b", "--secret", "x", "--admin", "ok@a.b", "--admin",
+        "root@a.b/desk", NULL };
     static const char *const help[] = { "--help", NULL };
     static const char *const version[] = { "--version", NULL };
     static const char *const tlsca[] = {
@@ -4666,6 +4805,8 @@ static void t_usage_errors(void)
     CHECK(t_file_has(path, "--bogus"));
     CHECK(t_run(depth, "usage.log") == 2);
     CHECK(t_file_has(path, "max-depth"));
+    CHECK(t_run(admin, "usage.log") == 2);      /* a full JID */
+    CHECK(t_file_has(path, "--admin: expected a bare JID"));
     unsetenv("OLPCIDX_SECRET");
     CHECK(t_run(nosecret, "usage.log") == 2);
     CHECK(t_file_has(path, "OLPCIDX_SECRET"));
@@ -5463,6 +5604,213 @@ static void t_interop_seed(void)
     t_cl_close(&carol);
 }
 
+/* ---- C6a. adhoc: the admin commands through Prosody -------------------- */
+
+#define T_CMD "<command xmlns='" OI_NS_COMMANDS "' "
+#define T_FORGET_FORM(jid) "<x xmlns='" OI_NS_XDATA "' type='submit'>" \
+    "<field var='jid'><value>" jid "</value></field></x>"
+
+/* The sessionid of a command reply, into sid (64 bytes); 0 if none. */
+static int t_sessionid(const char *r, char sid[64])
+{
+    const char *p = r ? strstr(r, "sessionid='") : NULL, *e;
+    if (!p || !(e = strchr(p + 11, '\'')) || e - (p + 11) >= 64)
+        return 0;
+    memcpy(sid, p + 11, (size_t)(e - (p + 11)));
+    sid[e - (p + 11)] = '\0';
+    return 1;
+}
+
+/* Executes command node for c and, with form, submits it in the session
+** the first stage opened (action complete); returns the last reply
+** (caller frees). */
+static char *t_cmd(t_cl *c, const char *id, const char *node,
+                   const char *form)
+{
+    char buf[1024], sid[64], *r;
+    snprintf(buf, sizeof buf, T_CMD "node='%s' action='execute'/>", node);
+    r = t_cl_iq(c, id, "set", buf);
+    if (!form || !r || !t_sessionid(r, sid))
+        return r;
+    free(r);
+    snprintf(buf, sizeof buf, T_CMD "node='%s' sessionid='%s' "
+             "action='complete'>%s</command>", node, sid, form);
+    return t_cl_iq(c, id, "set", buf);
+}
+
+/* XEP-0050 from real c2s clients (PROTOCOL.md 9): the live component's
+** configuration file names admin@jabber.test (written in capitals) as an
+** admin.  The admin discovers the commands and runs all three; bob, of
+** the allowed domain, and mallory, of another, are refused; forgetting
+** dave tells bob, who watched dave's activity, and the next queries do
+** not find dave. */
+static void t_adhoc(void)
+{
+    static const char *const items[] = { "type='result'",
+        "node='" OI_NS_COMMANDS "'", "<item ", "node='stats'",
+        "node='list-activities'", "node='forget-buddy'",
+        "jid='" T_COMP "'", NULL };
+    static const char *const feature[] = { "type='result'",
+        "<feature var='" OI_NS_COMMANDS "'/>", NULL };
+    static const char *const forbidden[] = { "type='error'", "<forbidden",
+        NULL };
+    static const char *const stats[] = { "type='result'",
+        "status='completed'", "node='stats'", "<x xmlns='" OI_NS_XDATA
+        "' type='result'>", "var='buddies'", "var='activities'",
+        "var='clients'", "var='memory'", "var='stanzas_in'", "var='journal'",
+        "var='snapshot'", "var='uptime'", NULL };
+    static const char *const list[] = { "type='result'",
+        "status='completed'", "<reported>", "<item>",
+        "<value>adhoc-a1</value>", "<value>Dave &amp; co</value>", NULL };
+    static const char *const forgot[] = { "type='result'",
+        "status='completed'", "<note type='info'>dave@" T_DOMAIN
+        " is forgotten</note>", NULL };
+    static const char *const left[] = { "activity='adhoc-a1'",
+        "<left jid='dave@" T_DOMAIN "'/>", NULL };
+    static const char *const closed[] = { "activity='adhoc-a1'",
+        "<closed/>", NULL };
+    static const char *const forgotc[] = { "type='result'",
+        "status='completed'", "<note type='info'>carol@" T_DOMAIN
+        " is forgotten</note>", NULL };
+    static const char *const unsubscribed[] = { "type='unsubscribed'",
+        "<presence ", "from='" T_COMP "'", NULL };
+    static const char *const unsubscribe[] = { "type='unsubscribe'",
+        "<presence ", "from='" T_COMP "'", NULL };
+    static const char *const canceled[] = { "type='result'",
+        "status='canceled'", NULL };
+    static const char *const badsid[] = { "type='error'", "<bad-request",
+        "<bad-sessionid xmlns='" OI_NS_COMMANDS "'/>", NULL };
+    static const char *const badpayload[] = { "type='error'",
+        "<bad-request", "<bad-payload xmlns='" OI_NS_COMMANDS "'/>", NULL };
+    t_cl admin, bob, carol, dave, mallory;
+    char log[256], buf[512], sid[64], *r;
+    if (!t_live_up())
+        return;
+    if (!CHECK(t_cl_open(&admin, "admin", "desk") == 0)
+        || !CHECK(t_cl_open(&bob, "bob", "adhoc") == 0)
+        || !CHECK(t_cl_open(&carol, "carol", "adhoc") == 0)
+        || !CHECK(t_cl_open(&dave, "dave", "adhoc") == 0)
+        || !CHECK(t_cl_open_at(&mallory, "mallory", "other.test", "x") == 0))
+        return;
+    /* dave's activity, which bob looks at */
+    t_cl_msg(&dave, "<properties " T_BP "><property type='str' name='nick'>"
+             "Dave</property></properties><properties " T_AP
+             " activity='adhoc-a1'><property type='str' name='type'>"
+             "org.laptop.Chat</property><property type='str' name='title'>"
+             "Dave &amp; co</property></properties>");
+    t_cl_sync(&dave);
+    r = t_cl_iq(&bob, "a0", "get", T_Q_A "<activity id='adhoc-a1'/></query>");
+    CHECK(r && strstr(r, "<buddy jid='dave@" T_DOMAIN "'>"));
+    free(r);
+    /* carol publishes as the Gadget dialect does (PROTOCOL.md 6.2), from
+    ** a resource that asked for its roster and is available, as a laptop
+    ** is (the server tells subscriptions to those) */
+    t_cl_send(&carol, "<iq type='get' id='a00'><query xmlns='jabber:iq:"
+              "roster'/></iq>");
+    free(t_cl_wait(&carol, "id='a00'", 5000));
+    t_cl_send(&carol, "<presence/>");
+    t_cl_send(&carol, "<presence type='subscribe' to='" T_COMP "'/>");
+    free(t_cl_wait(&carol, "type='subscribe'", 5000));
+    t_cl_send(&carol, "<presence type='subscribed' to='" T_COMP "'/>");
+    t_cl_sync(&carol);
+    t_cl_sync(&carol);
+
+    /* discovery (9.1) */
+    r = t_cl_iq(&admin, "a1", "get", "<query xmlns='" OI_NS_DINFO "'/>");
+    t_expect("disco#info: the commands feature", r, feature);
+    free(r);
+    r = t_cl_iq(&admin, "a2", "get", "<query xmlns='" OI_NS_DITEMS "' node='"
+                OI_NS_COMMANDS "'/>");
+    t_expect("the commands, to an admin", r, items);
+    free(r);
+    r = t_cl_iq(&bob, "a3", "get", "<query xmlns='" OI_NS_DITEMS "' node='"
+                OI_NS_COMMANDS "'/>");
+    CHECK(r && strstr(r, "type='result'") && !strstr(r, "<item"));
+    free(r);
+
+    /* refused to others, whatever their domain */
+    r = t_cmd(&bob, "a4", "stats", NULL);
+    t_expect("stats refused to bob", r, forbidden);
+    free(r);
+    r = t_cmd(&mallory, "a5", "list-activities", NULL);
+    t_expect("list-activities refused to mallory", r, forbidden);
+    free(r);
+    r = t_cmd(&bob, "a6", "forget-buddy", T_FORGET_FORM("dave@" T_DOMAIN));
+    t_expect("forget-buddy refused to bob", r, forbidden);
+    free(r);
+
+    /* the two one-stage commands (9.2, 9.3) */
+    r = t_cmd(&admin, "a7", "stats", NULL);
+    t_expect("stats", r, stats);
+    free(r);
+    r = t_cmd(&admin, "a8", "list-activities", NULL);
+    t_expect("list-activities", r, list);
+    free(r);
+
+    /* forget-buddy, its errors first (9.4, 9.5) */
+    r = t_cl_iq(&admin, "a9", "set", T_CMD "node='forget-buddy'/>");
+    CHECK(r && strstr(r, "status='executing'")
+          && strstr(r, "type='jid-single'") && t_sessionid(r, sid));
+    free(r);
+    snprintf(buf, sizeof buf, T_CMD "node='forget-buddy' sessionid='%s'>"
+             "<x xmlns='" OI_NS_XDATA "' type='submit'/></command>", sid);
+    r = t_cl_iq(&admin, "a10", "set", buf);
+    t_expect("forget-buddy without a JID", r, badpayload);
+    free(r);
+    snprintf(buf, sizeof buf, T_CMD "node='forget-buddy' sessionid='%s' "
+             "action='cancel'/>", sid);
+    r = t_cl_iq(&admin, "a11", "set", buf);
+    t_expect("forget-buddy cancelled", r, canceled);
+    free(r);
+    snprintf(buf, sizeof buf, T_CMD "node='forget-buddy' sessionid='%s'>"
+             T_FORGET_FORM("dave@" T_DOMAIN) "</command>", sid);
+    r = t_cl_iq(&admin, "a12", "set", buf);
+    t_expect("the cancelled session is gone", r, badsid);
+    free(r);
+    r = t_cmd(&admin, "a13", "forget-buddy", T_FORGET_FORM("dave@" T_DOMAIN));
+    t_expect("forget-buddy", r, forgot);
+    free(r);
+    t_cl_expect(&bob, "dave left his activity", left);
+    t_cl_expect(&bob, "and it closed", closed);
+    /* carol, who published: her subscription ends both ways, and her
+    ** server's roster says so */
+    r = t_cmd(&admin, "a17", "forget-buddy", T_FORGET_FORM("carol@"
+              T_DOMAIN));
+    t_expect("forget-buddy of a publisher", r, forgotc);
+    free(r);
+    t_cl_expect(&carol, "carol's subscription cancelled", unsubscribed);
+    t_cl_expect(&carol, "and the component's", unsubscribe);
+    t_cl_send(&carol, "<iq type='get' id='a18'><query xmlns='jabber:iq:"
+              "roster'/></iq>");
+    r = t_cl_wait(&carol, "id='a18'", 5000);
+    if (!CHECK(r && strstr(r, "type='result'")
+               && !strstr(r, "subscription='both'")
+               && !strstr(r, "subscription='to'")
+               && !strstr(r, "subscription='from'")))
+        printf("  the server's roster: %s\n", r ? r : "no answer");
+    free(r);
+    r = t_cl_iq(&bob, "a14", "get", "<query xmlns='" OI_NS_BUDDY "'><buddy "
+                "jid='dave@" T_DOMAIN "'/></query>");
+    CHECK(r && strstr(r, "type='result'") && !strstr(r, "dave@"));
+    free(r);
+    r = t_cl_iq(&bob, "a15", "get", T_Q_A "<activity id='adhoc-a1'/>"
+                "</query>");
+    CHECK(r && strstr(r, "type='result'") && !strstr(r, "adhoc-a1"));
+    free(r);
+    r = t_cmd(&admin, "a16", "forget-buddy", T_FORGET_FORM("dave@" T_DOMAIN));
+    CHECK(r && strstr(r, "<note type='error'>dave@" T_DOMAIN " is not in "
+                      "the index</note>"));
+    free(r);
+    t_path(log, sizeof log, "olpcidx.log");
+    CHECK(t_file_has(log, "admin@" T_DOMAIN "/desk: forget-buddy: dave@"
+                     T_DOMAIN " is forgotten"));
+    t_cl_close(&admin);
+    t_cl_close(&bob);
+    t_cl_close(&carol);
+    t_cl_close(&dave);
+    t_cl_close(&mallory);
+}
+
 /* The component online, configured by a file, and two clients asking it
 ** things. */
 static void t_basics(void)
@@ -5795,7 +6143,7 @@ enum { GA, GB, GC, GM, GD, GE, GX };    /* alice bob carol maria dave eve
                                         ** mallory */
 
 #define T_CAPS_NODE "http://laptop.org/xmpp/gadget"
-#define T_CAPS_VER  "1n/J36ef1kwwu0z323ocQwxutDQ="  /* default name */
+#define T_CAPS_VER  "0MlzTPF1pTpjjf3RzjaT0bY+g0g="  /* default name */
 #define T_CAPS      "<c xmlns='" OI_NS_CAPS "' hash='sha-1' node='" \
                     T_CAPS_NODE "' ver='" T_CAPS_VER "'/>"
 #define T_A9   "a9@" T_MUC               /* alice's room, non-anonymous */
@@ -6983,6 +7331,8 @@ static const struct t_group {
       "configured by a file; disco, version, ping, unknown iq" },
     { "seed", T_INTEROP, t_interop_seed,
       "the seed protocol with six clients (D.12 50-56)" },
+    { "adhoc", T_INTEROP, t_adhoc,
+      "XEP-0050 admin commands from c2s clients; others refused" },
     { "gadget", T_INTEROP, t_gadget,
       "the Gadget dialect: publishing, PEP, views, MUC, restart" },
     { "reload", T_INTEROP, t_reload,
