@@ -73,7 +73,7 @@
 **                                    through Prosody
 **      C10. host                     contrib/host.c, the example
 **                                    embedder, through Prosody
-**      C11. on-ejabberd              basics, seed, gadget, reconnect
+**      C11. on-ejabberd              basics, seed, adhoc, gadget, reconnect
 **                                    and crash through ejabberd
 **   D. Demo (make demo)
 **   E. Fuzzing (make fuzz)           LLVMFuzzerTestOneInput, with
@@ -7080,7 +7080,7 @@ static void t_host(void)
 static void t_on_ejabberd(void)
 {
     static void (*const groups[])(void) = {
-        t_basics, t_interop_seed, t_gadget, t_reconnect, t_crashes
+        t_basics, t_interop_seed, t_adhoc, t_gadget, t_reconnect, t_crashes
     };
     size_t i;
     t_env_down();                       /* Prosody's environment, if up */
@@ -7344,7 +7344,7 @@ static const struct t_group {
     { "crash", T_INTEROP, t_crashes,
       "kill -9 at random: nothing acknowledged is lost" },
     { "on-ejabberd", T_INTEROP, t_on_ejabberd,
-      "basics, seed, gadget, reconnect, crash through ejabberd 23.01" }
+      "basics, seed, adhoc, gadget, reconnect, crash: ejabberd 23.01" }
 };
 
 #define T_NGROUPS (sizeof t_groups / sizeof t_groups[0])
