@@ -793,7 +793,7 @@ static uint64_t oi_siphash(const uint64_t key[2], const void *p, size_t n)
 }
 
 /*
-** oi_map: byte-string keys to void * values.
+** oi_map: byte-string keys to void * values that hold their keys.
 ** open addressing, linear probing; deletion shifts entries back, no tombstones
 ** 2^n slots, at least OI_MAP_MINCAP, at most OI_MAP_LOAD_NUM/DEN of them used
 ** grows by doubling into a new table allocated before any entry moves
@@ -801,14 +801,19 @@ static uint64_t oi_siphash(const uint64_t key[2], const void *p, size_t n)
 ** SipHash-1-3 under a per-table key; slots keep it, growth rehashes nothing
 ** keyed since keys are JIDs and values from the network: no hash flooding
 **
-** Keys are borrowed: the map stores the pointer, never a copy, and the
-** caller keeps the bytes alive while the entry exists.  Values must not
-** be NULL, which get, del and next return for "none".
+** A slot is the hash and the value, 16 bytes: the key is not stored but
+** read from the value by the map's keyof function, so the bytes of a key
+** live once, in the object the map finds (a buddy's JID after its
+** struct).  A probe compares hashes first and reads a key only when they
+** are equal.  Values must not be NULL, which marks an empty slot and is
+** what get, del and next return for "none"; a value's key must not
+** change while it is in the map.
 */
+typedef oi_str (*oi_keyof)(const void *val);
+
 typedef struct oi_mslot {
     uint64_t hash;
-    oi_str key;                 /* key.p NULL: the slot is empty */
-    void *val;
+    void *val;                  /* NULL: the slot is empty */
 } oi_mslot;
 
 typedef struct oi_map {
@@ -816,6 +821,7 @@ typedef struct oi_map {
     size_t cap;                 /* slots: 0 or a power of two */
     size_t n;                   /* entries */
     uint64_t key[2];            /* SipHash key of this table */
+    oi_keyof keyof;             /* the key of a value */
 } oi_map;
 
 #define OI_MAP_MINCAP   8
@@ -823,7 +829,13 @@ typedef struct oi_map {
 #define OI_MAP_LOAD_DEN 4
 #define OI_MAP_MAXN(cap) ((cap) / OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM)
 
-static const oi_mslot oi_mslot_empty = { 0, { NULL, 0 }, NULL };
+static const oi_mslot oi_mslot_empty = { 0, NULL };
+
+/* The key of a value whose first field is its key (an oi_str). */
+static oi_str oi_key_first(const void *val)
+{
+    return *(const oi_str *)val;
+}
 
 /* splitmix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
 ** generators", 2014): a bijective mixer, so distinct states give distinct
@@ -836,12 +848,14 @@ static uint64_t oi_splitmix64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* An empty map; allocates nothing.  seed is the process's random seed,
-** salt tells the tables of one process apart: each (seed, salt) pair
-** gives a different key. */
-static void oi_map_init(oi_map *m, uint32_t seed, uint32_t salt)
+/* An empty map of values whose keys keyof gives; allocates nothing.
+** seed is the process's random seed, salt tells the tables of one process
+** apart: each (seed, salt) pair gives a different key. */
+static void oi_map_init(oi_map *m, uint32_t seed, uint32_t salt,
+                        oi_keyof keyof)
 {
     uint64_t s = (uint64_t)seed << 32 | salt;
+    m->keyof = keyof;
     m->slot = NULL;
     m->cap = 0;
     m->n = 0;
@@ -854,8 +868,9 @@ static void oi_map_init(oi_map *m, uint32_t seed, uint32_t salt)
 static size_t oi_map_find(const oi_map *m, oi_str key, uint64_t h)
 {
     size_t mask = m->cap - 1, i = (size_t)h & mask;
-    while (m->slot[i].key.p
-           && (m->slot[i].hash != h || !oi_streq(m->slot[i].key, key)))
+    while (m->slot[i].val
+           && (m->slot[i].hash != h
+               || !oi_streq(m->keyof(m->slot[i].val), key)))
         i = (i + 1) & mask;
     return i;
 }
@@ -866,7 +881,7 @@ static void *oi_map_get(const oi_map *m, oi_str key)
     if (m->n == 0)
         return NULL;
     i = oi_map_find(m, key, oi_siphash(m->key, key.p, key.n));
-    return m->slot[i].key.p ? m->slot[i].val : NULL;
+    return m->slot[i].val;
 }
 
 /* Moves every entry into a new table of ncap slots.  The new table is
@@ -881,10 +896,10 @@ static int oi_map_resize(oi_mem *mem, oi_map *m, size_t ncap)
     for (i = 0; i < ncap; i++)
         ns[i] = oi_mslot_empty;
     for (i = 0; i < m->cap; i++) {
-        if (!m->slot[i].key.p)
+        if (!m->slot[i].val)
             continue;
         j = (size_t)m->slot[i].hash & mask;
-        while (ns[j].key.p)
+        while (ns[j].val)
             j = (j + 1) & mask;
         ns[j] = m->slot[i];
     }
@@ -914,20 +929,18 @@ static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
     return oi_map_resize(mem, m, ncap);
 }
 
-/* Inserts key, or replaces the value (and the stored key pointer) of an
-** equal key.  Replacing never allocates; inserting grows the table first
-** when it is full.  Returns OLPCIDX_OK or OLPCIDX_ENOMEM (map unchanged). */
-static int oi_map_put(oi_mem *mem, oi_map *m, oi_str key, void *val)
+/* Inserts val under its key, or replaces the value of an equal key.
+** Replacing never allocates; inserting grows the table first when it is
+** full.  Returns OLPCIDX_OK or OLPCIDX_ENOMEM (map unchanged). */
+static int oi_map_put(oi_mem *mem, oi_map *m, void *val)
 {
+    oi_str key = m->keyof(val);
     uint64_t h = oi_siphash(m->key, key.p, key.n);
     size_t i = 0;
     int rc;
-    if (!key.p)
-        key.p = "";             /* NULL marks empty slots; key.n is 0 */
     if (m->cap > 0) {
         i = oi_map_find(m, key, h);
-        if (m->slot[i].key.p) {
-            m->slot[i].key = key;
+        if (m->slot[i].val) {
             m->slot[i].val = val;
             return OLPCIDX_OK;
         }
@@ -939,7 +952,6 @@ static int oi_map_put(oi_mem *mem, oi_map *m, oi_str key, void *val)
         i = oi_map_find(m, key, h);
     }
     m->slot[i].hash = h;
-    m->slot[i].key = key;
     m->slot[i].val = val;
     m->n++;
     return OLPCIDX_OK;
@@ -958,7 +970,7 @@ static void *oi_map_del(oi_map *m, oi_str key)
     if (m->n == 0)
         return NULL;
     i = oi_map_find(m, key, oi_siphash(m->key, key.p, key.n));
-    if (!m->slot[i].key.p)
+    if (!m->slot[i].val)
         return NULL;
     val = m->slot[i].val;
     mask = m->cap - 1;
@@ -967,7 +979,7 @@ static void *oi_map_del(oi_map *m, oi_str key)
         m->slot[i] = oi_mslot_empty;
         do {
             j = (j + 1) & mask;
-            if (!m->slot[j].key.p) {
+            if (!m->slot[j].val) {
                 m->n--;
                 return val;
             }
@@ -1006,20 +1018,20 @@ static void *oi_map_next(const oi_map *m, size_t *i)
         return NULL;            /* empty, or *i of a table since freed */
     if (*i == 0) {
         s = m->cap - 1;
-        while (m->slot[s].key.p)
+        while (m->slot[s].val)
             s--;
         *i = s + 1;
     }
     while (*i > 1 && *i <= m->cap) {
         s = *i - 2;
         --*i;
-        if (m->slot[s].key.p)
+        if (m->slot[s].val)
             return m->slot[s].val;
     }
     if (*i == 1)
         *i = 2 * m->cap;        /* phase 2, from the top slot */
     s = *i - m->cap - 1;
-    if (!m->slot[s].key.p)
+    if (!m->slot[s].val)
         return NULL;            /* slot e: the end; stays the end */
     --*i;
     return m->slot[s].val;
@@ -3003,6 +3015,12 @@ typedef struct oi_act {
 
 enum { OI_MUC_NONE, OI_MUC_JOINING, OI_MUC_IN };
 
+/* The key of an activity in x->rooms. */
+static oi_str oi_act_room(const void *a)
+{
+    return ((const oi_act *)a)->room;
+}
+
 /* An activity is private when its "private" property is bool true
 ** (PROTOCOL.md 2.3): never returned, never notified. */
 static int oi_act_private(const oi_act *a)
@@ -3042,7 +3060,7 @@ static int oi_post_add(oi_mem *m, oi_arena *ar, oi_map *map,
             memcpy(post + 1, kb, nkey);
             post->key = oi_mkstr((const char *)(post + 1), nkey);
             memset(&post->items, 0, sizeof post->items);
-            oi_map_put(m, map, post->key, post);        /* reserved */
+            oi_map_put(m, map, post);   /* reserved */
             made[nmade++] = post;
         }
         if (oi_vec_reserve(m, &post->items, 1) != OLPCIDX_OK)
@@ -3102,7 +3120,8 @@ static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
 }
 
 /* A new zeroed object of size bytes followed by a copy of key, entered in
-** map under that copy (*copy).  NULL, and nothing changed, when out of
+** map under that copy (*copy), which is also its first field: the key
+** the map reads (oi_key_first).  NULL, and nothing changed, when out of
 ** memory. */
 static void *oi_keyed_new(oi_mem *m, oi_map *map, size_t size, oi_str key,
                           oi_str *copy)
@@ -3117,7 +3136,8 @@ static void *oi_keyed_new(oi_mem *m, oi_map *map, size_t size, oi_str key,
     if (key.n)
         memcpy(p + size, key.p, key.n);
     *copy = oi_mkstr(p + size, key.n);
-    oi_map_put(m, map, *copy, p);       /* room reserved above */
+    *(oi_str *)(void *)p = *copy;
+    oi_map_put(m, map, p);              /* room reserved above */
     return p;
 }
 
@@ -3380,9 +3400,9 @@ static oi_act *oi_act_new(olpcidx *x, oi_str id, oi_str room)
         memcpy((char *)(a + 1) + id.n, room.p, room.n);
     a->it.uid = oi_mkstr((const char *)(a + 1), id.n);
     a->room = oi_mkstr((const char *)(a + 1) + id.n, room.n);
-    oi_map_put(&x->mem, &x->acts, a->it.uid, a);
+    oi_map_put(&x->mem, &x->acts, a);
     if (room.n)
-        oi_map_put(&x->mem, &x->rooms, a->room, a);
+        oi_map_put(&x->mem, &x->rooms, a);
     oi_sorted_insert(&x->listed[OI_K_ACT], &a->it);     /* public */
     return a;
 }
@@ -3474,11 +3494,11 @@ static void oi_seen(olpcidx *x, oi_str jid)
 /* An empty index; each map has its own hash key. */
 static void oi_index_init(olpcidx *x)
 {
-    oi_map_init(&x->buddies, x->cfg.hash_seed, 1);
-    oi_map_init(&x->acts, x->cfg.hash_seed, 2);
-    oi_map_init(&x->rooms, x->cfg.hash_seed, 3);
-    oi_map_init(&x->bposts, x->cfg.hash_seed, 4);
-    oi_map_init(&x->aposts, x->cfg.hash_seed, 5);
+    oi_map_init(&x->buddies, x->cfg.hash_seed, 1, oi_key_first);
+    oi_map_init(&x->acts, x->cfg.hash_seed, 2, oi_key_first);
+    oi_map_init(&x->rooms, x->cfg.hash_seed, 3, oi_act_room);
+    oi_map_init(&x->bposts, x->cfg.hash_seed, 4, oi_key_first);
+    oi_map_init(&x->aposts, x->cfg.hash_seed, 5, oi_key_first);
 }
 
 /* Frees the whole index; its watchers are gone already. */
@@ -3745,8 +3765,8 @@ static void oi_client_free(olpcidx *x, oi_client *c)
 
 static void oi_clients_init(olpcidx *x)
 {
-    oi_map_init(&x->clients, x->cfg.hash_seed, 6);
-    oi_map_init(&x->online, x->cfg.hash_seed, 7);
+    oi_map_init(&x->clients, x->cfg.hash_seed, 6, oi_key_first);
+    oi_map_init(&x->online, x->cfg.hash_seed, 7, oi_key_first);
 }
 
 /* Frees every client and watcher (before the index: olpcidx_free). */

@@ -1407,13 +1407,15 @@ static int tu_map_ok(const oi_map *m)
     mask = m->cap - 1;
     for (i = 0; i < m->cap; i++) {
         const oi_mslot *s = &m->slot[i];
-        if (!s->key.p)
+        oi_str key;
+        if (!s->val)
             continue;
         n++;
-        if (s->hash != oi_siphash(m->key, s->key.p, s->key.n) || !s->val)
+        key = m->keyof(s->val);
+        if (s->hash != oi_siphash(m->key, key.p, key.n))
             return 0;
         for (j = (size_t)s->hash & mask; j != i; j = (j + 1) & mask)
-            if (!m->slot[j].key.p)
+            if (!m->slot[j].val)
                 return 0;
     }
     return n == m->n;
@@ -1424,7 +1426,7 @@ static const oi_mslot *tu_map_slot(const oi_map *m, oi_str key)
 {
     size_t i;
     for (i = 0; i < m->cap; i++)
-        if (m->slot[i].key.p && oi_streq(m->slot[i].key, key))
+        if (m->slot[i].val && oi_streq(m->keyof(m->slot[i].val), key))
             return &m->slot[i];
     return NULL;
 }
@@ -1475,9 +1477,21 @@ static char *tu_recopy_key(size_t k)
     return old;
 }
 
-static size_t tu_val_key(void *v)
+static size_t tu_val_key(const void *v)
 {
-    return (size_t)((int *)v - &tu_tag[0][0]) / 2;
+    return (size_t)((const int *)v - &tu_tag[0][0]) / 2;
+}
+
+/* The key of value &tu_tag[k][g]: key k. */
+static oi_str tu_keyof(const void *v)
+{
+    return tu_key(tu_val_key(v));
+}
+
+/* The key of a NUL-terminated value. */
+static oi_str tu_keyof_z(const void *v)
+{
+    return oi_zstr((const char *)v);
 }
 
 static void tu_map_basic(void)
@@ -1486,43 +1500,47 @@ static void tu_map_basic(void)
     t_alloc a;
     oi_map m, m2;
     size_t it = 0;
-    int x, y, z, w;
     char nul3[3] = { 'a', '\0', 'b' }, nul3c[3] = { 'a', '\0', 'c' };
+    /* values holding their keys first */
+    oi_str x = OI_LIT(""), y, z, w, x2 = { NULL, 0 }, again = OI_LIT("again");
+    y = oi_mkstr(nul3, 3);
+    z = oi_mkstr(nul3c, 3);
+    w = oi_mkstr(nul3, 2);
     tu_mem_init(&mem, &a);
-    oi_map_init(&m, 1, 2);
+    oi_map_init(&m, 1, 2, oi_key_first);
     CHECK(m.cap == 0 && m.n == 0 && m.slot == NULL && a.calls == 0);
     CHECK(oi_map_get(&m, OI_LIT("x")) == NULL);
     CHECK(oi_map_del(&m, OI_LIT("x")) == NULL);
     CHECK(oi_map_next(&m, &it) == NULL);
     /* the per-table key: equal for equal (seed, salt), else different */
-    oi_map_init(&m2, 1, 2);
+    oi_map_init(&m2, 1, 2, oi_key_first);
     CHECK(m2.key[0] == m.key[0] && m2.key[1] == m.key[1]);
-    oi_map_init(&m2, 1, 3);
+    oi_map_init(&m2, 1, 3, oi_key_first);
     CHECK(m2.key[0] != m.key[0] && m2.key[1] != m.key[1]);
-    oi_map_init(&m2, 2, 2);
+    oi_map_init(&m2, 2, 2, oi_key_first);
     CHECK(m2.key[0] != m.key[0] && m2.key[1] != m.key[1]);
-    oi_map_init(&m2, 0, 0);
+    oi_map_init(&m2, 0, 0, oi_key_first);
     CHECK(m2.key[0] != 0 && m2.key[1] != 0 && m2.key[0] != m2.key[1]);
 
     /* empty key, NUL bytes, prefixes */
-    CHECK(oi_map_put(&mem, &m, OI_LIT(""), &x) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, &x) == OLPCIDX_OK);
     CHECK(m.cap == OI_MAP_MINCAP && m.n == 1 && a.calls == 1);
     CHECK(oi_map_get(&m, OI_LIT("")) == &x);
     CHECK(oi_map_get(&m, oi_mkstr(NULL, 0)) == &x);
-    CHECK(oi_map_put(&mem, &m, oi_mkstr(nul3, 3), &y) == OLPCIDX_OK);
-    CHECK(oi_map_put(&mem, &m, oi_mkstr(nul3c, 3), &z) == OLPCIDX_OK);
-    CHECK(oi_map_put(&mem, &m, oi_mkstr(nul3, 2), &w) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, &y) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, &z) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, &w) == OLPCIDX_OK);
     CHECK(oi_map_get(&m, oi_mkstr(nul3, 3)) == &y);
     CHECK(oi_map_get(&m, oi_mkstr(nul3c, 3)) == &z);
     CHECK(oi_map_get(&m, oi_mkstr(nul3, 2)) == &w);
     CHECK(oi_map_get(&m, oi_mkstr(nul3, 1)) == NULL);
     CHECK(oi_map_get(&m, OI_LIT("\0")) == NULL);
     CHECK(m.n == 4 && tu_map_ok(&m));
-    /* a NULL-pointer empty key is stored as a non-NULL one */
-    CHECK(oi_map_put(&mem, &m, oi_mkstr(NULL, 0), &z) == OLPCIDX_OK);
-    CHECK(m.n == 4 && oi_map_get(&m, OI_LIT("")) == &z);
-    CHECK(tu_map_slot(&m, OI_LIT("")) && tu_map_slot(&m, OI_LIT(""))->key.p);
-    CHECK(oi_map_del(&m, oi_mkstr(NULL, 0)) == &z);
+    /* a NULL-pointer empty key equals the empty key: a replacement */
+    CHECK(oi_map_put(&mem, &m, &x2) == OLPCIDX_OK);
+    CHECK(m.n == 4 && oi_map_get(&m, OI_LIT("")) == &x2);
+    CHECK(tu_map_slot(&m, OI_LIT("")) && tu_map_slot(&m, OI_LIT(""))->val);
+    CHECK(oi_map_del(&m, oi_mkstr(NULL, 0)) == &x2);
     CHECK(oi_map_get(&m, OI_LIT("")) == NULL && m.n == 3);
     CHECK(oi_map_del(&m, OI_LIT("")) == NULL);
     CHECK(oi_map_del(&m, oi_mkstr(nul3, 2)) == &w);
@@ -1537,8 +1555,8 @@ static void tu_map_basic(void)
     oi_map_free(&mem, &m);
     CHECK(m.cap == 0 && m.slot == NULL && mem.used == 0 && a.blocks == 0);
     /* usable again after free */
-    CHECK(oi_map_put(&mem, &m, OI_LIT("again"), &x) == OLPCIDX_OK);
-    CHECK(oi_map_get(&m, OI_LIT("again")) == &x);
+    CHECK(oi_map_put(&mem, &m, &again) == OLPCIDX_OK);
+    CHECK(oi_map_get(&m, OI_LIT("again")) == &again);
     oi_map_free(&mem, &m);
     oi_map_free(&mem, &m);
     CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
@@ -1556,7 +1574,7 @@ static void tu_map_random(void)
     long bad = 0, bad_iter = 0, replaced_ptr_ok = 0, replaced = 0;
     void *v;
     tu_mem_init(&mem, &a);
-    oi_map_init(&m, 0x12345678u, 7);
+    oi_map_init(&m, 0x12345678u, 7, tu_keyof);
     memset(present, 0, sizeof present);
     memset(gen, 0, sizeof gen);
     for (op = 0; op < 400000; op++) {
@@ -1567,14 +1585,14 @@ static void tu_map_random(void)
                 /* replace, under a new pointer to equal bytes */
                 char *old = tu_recopy_key(k);
                 gen[k] ^= 1;
-                if (oi_map_put(&mem, &m, tu_key(k), &tu_tag[k][gen[k]]))
+                if (oi_map_put(&mem, &m, &tu_tag[k][gen[k]]))
                     bad++;
                 free(old);
                 replaced++;
-                if (tu_map_slot(&m, tu_key(k))->key.p == tu_kbuf[k])
+                if (tu_map_slot(&m, tu_key(k))->val == &tu_tag[k][gen[k]])
                     replaced_ptr_ok++;
             } else {
-                if (oi_map_put(&mem, &m, tu_key(k), &tu_tag[k][gen[k]]))
+                if (oi_map_put(&mem, &m, &tu_tag[k][gen[k]]))
                     bad++;
                 present[k] = 1;
                 nref++;
@@ -1622,7 +1640,7 @@ static void tu_map_random(void)
             bad++;
     CHECK(bad == 0 && m.n == 0 && tu_map_ok(&m));
     for (i = 0; i < m.cap; i++)
-        if (m.slot[i].key.p)
+        if (m.slot[i].val)
             bad++;
     CHECK(bad == 0);
     oi_map_free(&mem, &m);
@@ -1639,10 +1657,10 @@ static void tu_map_growth(void)
     size_t i, n, lastcap = 0, doublings = 0, bad = 0;
     static char keys[100000][12];
     tu_mem_init(&mem, &a);
-    oi_map_init(&m, 99, 1);
+    oi_map_init(&m, 99, 1, tu_keyof_z);
     for (i = 0; i < 100000; i++) {
         n = (size_t)sprintf(keys[i], "k%lu", (unsigned long)i);
-        if (oi_map_put(&mem, &m, oi_mkstr(keys[i], n), keys[i]))
+        if (oi_map_put(&mem, &m, keys[i]))
             bad++;
         if (m.cap != lastcap) {
             /* first table of OI_MAP_MINCAP, then doubling exactly when
@@ -1683,7 +1701,7 @@ static void tu_map_reserve(void)
     size_t i, cap;
     long bad = 0, count;
     tu_mem_init(&mem, &a);
-    oi_map_init(&m, 5, 5);
+    oi_map_init(&m, 5, 5, tu_keyof);
     CHECK(oi_map_reserve(&mem, &m, 0) == OLPCIDX_OK && a.calls == 0);
     CHECK(m.cap == 0);
     CHECK(oi_map_reserve(&mem, &m, 6) == OLPCIDX_OK && m.cap == 8);
@@ -1695,24 +1713,24 @@ static void tu_map_reserve(void)
     /* the promised puts need no allocator at all */
     a.fail_all = 1;
     for (i = 0; i < 1000; i++)
-        if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) != OLPCIDX_OK)
+        if (oi_map_put(&mem, &m, &tu_tag[i][0]) != OLPCIDX_OK)
             bad++;
     CHECK(bad == 0 && m.n == 1000 && m.cap == 2048);
     /* deletions in between only add room */
     for (i = 0; i < 100; i++)
         oi_map_del(&m, tu_key(i));
     for (i = 1000; i < 1636; i++)
-        if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) != OLPCIDX_OK)
+        if (oi_map_put(&mem, &m, &tu_tag[i][0]) != OLPCIDX_OK)
             bad++;
     CHECK(bad == 0 && m.n == 1536 && m.cap == 2048);
     /* full: the next new key needs growth, which fails cleanly */
     slot = m.slot;
     cap = m.cap;
-    CHECK(oi_map_put(&mem, &m, tu_key(1636), &tu_tag[1636][0])
+    CHECK(oi_map_put(&mem, &m, &tu_tag[1636][0])
           == OLPCIDX_ENOMEM);
     CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_ENOMEM);
     /* a replacement still succeeds: it never allocates */
-    CHECK(oi_map_put(&mem, &m, tu_key(1500), &tu_tag[1500][1]) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, &tu_tag[1500][1]) == OLPCIDX_OK);
     CHECK(oi_map_get(&m, tu_key(1500)) == &tu_tag[1500][1]);
     CHECK(oi_map_reserve(&mem, &m, 0) == OLPCIDX_OK);
     CHECK(m.slot == slot && m.cap == cap && m.n == 1536 && tu_map_ok(&m));
@@ -1756,12 +1774,12 @@ static void tu_map_enomem(void)
         int failed = 0;
         tu_mem_init(&mem, &a);
         a.fail_at = k;
-        oi_map_init(&m, 3, (uint32_t)k);
+        oi_map_init(&m, 3, (uint32_t)k, tu_keyof);
         for (i = 0; i < 3000; i++) {
             slot = m.slot;
             cap = m.cap;
             n = m.n;
-            if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) == OLPCIDX_OK)
+            if (oi_map_put(&mem, &m, &tu_tag[i][0]) == OLPCIDX_OK)
                 continue;
             failed = 1;
             failures++;
@@ -1778,7 +1796,7 @@ static void tu_map_enomem(void)
             if (oi_map_get(&m, tu_key(i)) != NULL)
                 bad++;
             /* the next try succeeds */
-            if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) != OLPCIDX_OK)
+            if (oi_map_put(&mem, &m, &tu_tag[i][0]) != OLPCIDX_OK)
                 bad++;
         }
         for (j = 0; j < 3000; j++)
@@ -1811,19 +1829,19 @@ static void tu_map_walk(void)
     tu_mem_init(&mem, &a);
     for (trial = 0; trial < 20000; trial++) {
         int mode = (int)(trial % 4);
-        oi_map_init(&m, (uint32_t)trial, 11);
+        oi_map_init(&m, (uint32_t)trial, 11, tu_keyof);
         memset(present, 0, sizeof present);
         n = 1 + tu_below(trial % 10 == 0 ? 3000 : 90);
         for (i = 0; i < n; i++) {
             k = tu_below(TU_NKEYS);
-            if (oi_map_put(&mem, &m, tu_key(k), &tu_tag[k][0]))
+            if (oi_map_put(&mem, &m, &tu_tag[k][0]))
                 bad++;
             present[k] = 1;
             ins[i] = k;
         }
         memcpy(was, present, sizeof was);
         /* does a run wrap from the last slot to slot 0? */
-        if (m.slot[m.cap - 1].key.p && m.slot[0].key.p
+        if (m.slot[m.cap - 1].val && m.slot[0].val
             && (m.slot[0].hash & (m.cap - 1)) != 0)
             wraps++;
         memset(seen, 0, sizeof seen);
@@ -1854,7 +1872,7 @@ static void tu_map_walk(void)
             if (mode == 3 && tu_below(4) == 0) {
                 size_t r = ins[tu_below(n)];
                 if (present[r]) {
-                    if (oi_map_put(&mem, &m, tu_key(r), &tu_tag[r][0]))
+                    if (oi_map_put(&mem, &m, &tu_tag[r][0]))
                         bad++;
                     repl++;
                 }
@@ -1893,15 +1911,15 @@ static void tu_map_walk_stale(void)
     oi_map m;
     size_t i, it = 0, cnt = 0;
     tu_mem_init(&mem, &a);
-    oi_map_init(&m, 1, 1);
+    oi_map_init(&m, 1, 1, tu_keyof);
     for (i = 0; i < 100; i++)
-        oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]);
+        oi_map_put(&mem, &m, &tu_tag[i][0]);
     while (oi_map_next(&m, &it))
         ;
     CHECK(it > 2 * OI_MAP_MINCAP);
     oi_map_free(&mem, &m);
     CHECK(oi_map_next(&m, &it) == NULL);
-    oi_map_put(&mem, &m, tu_key(1), &tu_tag[1][0]);
+    oi_map_put(&mem, &m, &tu_tag[1][0]);
     CHECK(oi_map_next(&m, &it) == NULL);
     it = 0;
     while (oi_map_next(&m, &it))
