@@ -637,6 +637,65 @@ static void oi_vec_free(oi_mem *m, oi_vec *a)
 }
 
 /*
+** A small vector: an array of pointers that holds its first element in
+** place of the array pointer, so that the commonest lists -- an item
+** holding a unique property value, a buddy in one activity -- take no
+** allocation and 16 bytes.  Beyond one element it grows like oi_vec.
+*/
+typedef struct oi_svec {
+    union {
+        void *one;              /* cap <= 1: the element, if n is 1 */
+        void **v;               /* cap > 1: the array */
+    } u;
+    uint32_t n;
+    uint32_t cap;
+} oi_svec;
+
+static void **oi_svec_v(oi_svec *a)
+{
+    return a->cap > 1 ? a->u.v : &a->u.one;
+}
+
+static void *const *oi_svec_cv(const oi_svec *a)
+{
+    return a->cap > 1 ? a->u.v : &a->u.one;
+}
+
+/* Makes room for extra more elements; on failure nothing changed. */
+static int oi_svec_reserve(oi_mem *m, oi_svec *a, size_t extra)
+{
+    size_t cap = a->cap > 1 ? a->cap : 1, ncap;
+    void **v;
+    if (extra <= cap - a->n) {
+        a->cap = (uint32_t)cap;
+        return OLPCIDX_OK;
+    }
+    if (extra > UINT32_MAX / 2 - a->n)
+        return OLPCIDX_ENOMEM;
+    ncap = cap > 1 ? cap * 2 : 4;
+    while (ncap - a->n < extra)
+        ncap *= 2;
+    v = (void **)oi_realloc(m, a->cap > 1 ? a->u.v : NULL,
+                            a->cap > 1 ? a->cap * sizeof *v : 0,
+                            ncap * sizeof *v);
+    if (!v)
+        return OLPCIDX_ENOMEM;
+    if (a->cap <= 1 && a->n)
+        v[0] = a->u.one;
+    a->u.v = v;
+    a->cap = (uint32_t)ncap;
+    return OLPCIDX_OK;
+}
+
+static void oi_svec_free(oi_mem *m, oi_svec *a)
+{
+    if (a->cap > 1)
+        oi_free(m, a->u.v, a->cap * sizeof *a->u.v);
+    a->u.v = NULL;
+    a->n = a->cap = 0;
+}
+
+/*
 ** The stanza arena: a list of chunks bump-allocated from, emptied after
 ** each stanza has been dispatched.  The first chunk is kept for the next
 ** stanza so that steady traffic does not call the allocator at all.  The
@@ -2822,24 +2881,6 @@ static const oi_prop *oi_props_get(const oi_props *ps, const char *name)
     return oi_props_getn(ps, oi_zstr(name));
 }
 
-static int oi_prop_same(const oi_prop *a, const oi_prop *b)
-{
-    return a->type == b->type && oi_streq(a->name, b->name)
-        && oi_streq(a->value, b->value);
-}
-
-/* Whether ps holds every property of want (same name, type and value). */
-static int oi_props_match(const oi_props *ps, const oi_props *want)
-{
-    size_t i;
-    for (i = 0; i < want->n; i++) {
-        const oi_prop *p = oi_props_getn(ps, want->v[i].name);
-        if (!p || !oi_prop_same(p, &want->v[i]))
-            return 0;
-    }
-    return 1;
-}
-
 /*
 ** Lists of items in UID order (posting lists, the listed items): a sorted
 ** array.  Finding a place is a binary search; inserting or removing moves
@@ -2869,33 +2910,61 @@ static size_t oi_sorted_pos(void *const *v, size_t n, oi_str uid, int after)
     return lo;
 }
 
-/* Inserts p (whose first field is its UID) in its place; room is
-** reserved. */
+/* Inserts p (whose first field is its UID) in its place in v[0..n),
+** which has room for one more. */
+static void oi_sorted_put(void **v, size_t n, void *p)
+{
+    size_t at = oi_sorted_pos(v, n, *(const oi_str *)p, 0);
+    memmove(v + at + 1, v + at, (n - at) * sizeof *v);
+    v[at] = p;
+}
+
+/* Removes p from v[0..n), if it is there; returns 1 if it was. */
+static int oi_sorted_take(void **v, size_t n, const void *p)
+{
+    size_t at = oi_sorted_pos(v, n, *(const oi_str *)p, 0);
+    if (at >= n || v[at] != p)
+        return 0;
+    memmove(v + at, v + at + 1, (n - at - 1) * sizeof *v);
+    return 1;
+}
+
+/* Inserts p in its place; room is reserved. */
 static void oi_sorted_insert(oi_vec *a, void *p)
 {
-    size_t at = oi_sorted_pos(a->v, a->n, *(const oi_str *)p, 0);
-    memmove(a->v + at + 1, a->v + at, (a->n - at) * sizeof *a->v);
-    a->v[at] = p;
-    a->n++;
+    oi_sorted_put(a->v, a->n++, p);
 }
 
 /* Removes p, if it is there. */
 static void oi_sorted_remove(oi_vec *a, const void *p)
 {
-    size_t at = oi_sorted_pos(a->v, a->n, *(const oi_str *)p, 0);
-    if (at < a->n && a->v[at] == p) {
-        memmove(a->v + at, a->v + at + 1, (a->n - at - 1) * sizeof *a->v);
-        a->n--;
-    }
+    a->n -= (size_t)oi_sorted_take(a->v, a->n, p);
 }
 
-/* A posting list: the items holding one (name, type, value), in UID
-** order.  The key, "name NUL type-digit value", is stored right after the
-** struct. */
+/*
+** A posting list: one (name, type, value) -- its key, "name NUL
+** type-digit value", stored right after the struct -- and the public
+** items holding it, in UID order.  It is also where those items keep the
+** property: an item's properties are pointers to posting lists (an
+** oi_pset), so a value is stored once however many items hold it, and a
+** unique one costs the struct, its key and a map slot.  refs counts the
+** items whose properties point to it (a private activity's do, though it
+** is in no list); the list goes when that drops to 0.  Names hold no NUL
+** (XML 1.0 section 2.2; restored ones are checked), so the key splits
+** back into name, type and value at its first NUL.
+*/
 typedef struct oi_post {
-    oi_str key;
-    oi_vec items;
+    uint32_t nkey;              /* key bytes after the struct */
+    uint32_t refs;
+    oi_svec items;              /* oi_item *, UID order */
 } oi_post;
+
+/* The key of a posting list (its map's keyof). */
+static oi_str oi_post_keyof(const void *v)
+{
+    const oi_post *p = (const oi_post *)v;
+    return oi_mkstr((const char *)(p + 1), p->nkey);
+}
 
 /* Writes the posting key of p into out (room for name + value + 2). */
 static oi_str oi_post_key(const oi_prop *p, char *out)
@@ -2908,18 +2977,76 @@ static oi_str oi_post_key(const oi_prop *p, char *out)
     return oi_mkstr(out, p->name.n + 2 + p->value.n);
 }
 
+/* The property a posting list stands for; its strings point into it. */
+static oi_prop oi_post_prop(const oi_post *p)
+{
+    const char *k = (const char *)(p + 1);
+    const char *nul = (const char *)memchr(k, '\0', p->nkey);
+    size_t nn = (size_t)(nul - k);
+    oi_prop r;
+    r.name = oi_mkstr(k, nn);
+    r.type = k[nn + 1] - '0';
+    r.value = oi_mkstr(k + nn + 2, p->nkey - nn - 2);
+    return r;
+}
+
+/* Whether p is the list of property name (any type or value). */
+static int oi_post_named(const oi_post *p, oi_str name)
+{
+    const char *k = (const char *)(p + 1);
+    return p->nkey > name.n && k[name.n] == '\0'
+        && (name.n == 0 || memcmp(k, name.p, name.n) == 0);
+}
+
+/* The properties of an item: its posting lists, sorted by name (the
+** order of their keys, since a name ends at a NUL), in one owned array. */
+typedef struct oi_pset {
+    oi_post **v;
+    size_t n;
+} oi_pset;
+
+/* The property called name of ps into *out; 0 if it has none. */
+static int oi_pset_get(const oi_pset *ps, const char *name, oi_prop *out)
+{
+    oi_str nm = oi_zstr(name);
+    size_t i;
+    for (i = 0; i < ps->n; i++)
+        if (oi_post_named(ps->v[i], nm)) {
+            *out = oi_post_prop(ps->v[i]);
+            return 1;
+        }
+    return 0;
+}
+
+/* Whether ps holds every property of want (same name, type and value). */
+static int oi_pset_match(const oi_pset *ps, const oi_props *want)
+{
+    size_t i, j;
+    for (i = 0; i < want->n; i++) {
+        const oi_prop *w = &want->v[i];
+        oi_prop p;
+        for (j = 0; j < ps->n && !oi_post_named(ps->v[j], w->name); j++)
+            ;
+        if (j == ps->n)
+            return 0;
+        p = oi_post_prop(ps->v[j]);
+        if (p.type != w->type || !oi_streq(p.value, w->value))
+            return 0;
+    }
+    return 1;
+}
+
 static void oi_post_free(oi_mem *m, oi_post *p)
 {
-    oi_vec_free(m, &p->items);
-    oi_free(m, p, sizeof *p + p->key.n);
+    oi_svec_free(m, &p->items);
+    oi_free(m, p, sizeof *p + p->nkey);
 }
 
 /* What buddies and activities have in common: a UID (bare JID or
-** activity id), posted properties, and the watchers holding them. */
+** activity id), properties, and the watchers holding them. */
 typedef struct oi_item {
     oi_str uid;                 /* bytes right after the containing struct */
-    oi_props props;
-    oi_post **post;             /* post[i]: the list holding props.v[i] */
+    oi_pset props;
     oi_vec watch;               /* oi_watch * holding it */
 } oi_item;
 
@@ -3025,98 +3152,97 @@ static oi_str oi_act_room(const void *a)
 ** (PROTOCOL.md 2.3): never returned, never notified. */
 static int oi_act_private(const oi_act *a)
 {
-    const oi_prop *p = oi_props_get(&a->it.props, "private");
-    return p && p->type == OI_PT_BOOL && oi_eq(p->value, "1");
+    oi_prop p;
+    return oi_pset_get(&a->it.props, "private", &p) && p.type == OI_PT_BOOL
+        && oi_eq(p.value, "1");
 }
 
-/* Posts it under each property of ps.  Makes sure every list exists and
-** has room first (creating the missing ones), then adds; *out gets the
-** lists, parallel to ps.  On ENOMEM nothing is posted and the lists
-** created here are gone again. */
-static int oi_post_add(oi_mem *m, oi_arena *ar, oi_map *map,
-                       const oi_props *ps, oi_item *it, oi_post ***out)
+/* Drops one reference of every list in v[0..n), taking it out of each
+** (it is there only if it was public); lists nobody refers to go. */
+static void oi_post_unref(oi_mem *m, oi_map *map, oi_post **v, size_t n,
+                          const oi_item *it)
 {
-    oi_post **made, **lists;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        oi_post *post = v[i];
+        post->items.n -= (uint32_t)oi_sorted_take(oi_svec_v(&post->items),
+                                                   post->items.n, it);
+        if (--post->refs == 0) {
+            oi_map_del(map, oi_post_keyof(post));
+            oi_post_free(m, post);
+        }
+    }
+}
+
+/* Takes it out of every list it is posted in and drops its properties. */
+static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
+{
+    oi_post_unref(m, map, it->props.v, it->props.n, it);
+    if (it->props.v)
+        oi_free(m, it->props.v, it->props.n * sizeof *it->props.v);
+    it->props.v = NULL;
+    it->props.n = 0;
+}
+
+/* Replaces the properties of it by ps, posting it in the list of each
+** (unless post is 0: a private activity is in no list, PROTOCOL.md 2.3).
+** Makes sure every list exists and has room first, creating the missing
+** ones; on ENOMEM nothing changed and the lists created here are gone
+** again.  Then the lists of ps gain it and those of its old properties
+** lose it, which cannot fail. */
+static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
+                             oi_item *it, const oi_props *ps, int post)
+{
+    oi_post **made = NULL, **lists = NULL;
     size_t i, nmade = 0;
-    *out = NULL;
-    if (ps->n == 0)
-        return OLPCIDX_OK;
-    made = (oi_post **)oi_arena_alloc(m, ar, ps->n * sizeof *made);
-    lists = (oi_post **)oi_realloc(m, NULL, 0, ps->n * sizeof *lists);
-    if (!made || !lists || oi_map_reserve(m, map, ps->n) != OLPCIDX_OK)
-        goto fail;
+    if (ps->n) {
+        made = (oi_post **)oi_arena_alloc(m, ar, ps->n * sizeof *made);
+        lists = (oi_post **)oi_realloc(m, NULL, 0, ps->n * sizeof *lists);
+        if (!made || !lists || oi_map_reserve(m, map, ps->n) != OLPCIDX_OK)
+            goto fail;
+    }
     for (i = 0; i < ps->n; i++) {
         const oi_prop *p = &ps->v[i];
         size_t nkey = p->name.n + 2 + p->value.n;
         char *kb = (char *)oi_arena_alloc(m, ar, nkey);
-        oi_post *post;
-        if (!kb)
+        oi_post *pl;
+        if (!kb || nkey > UINT32_MAX)
             goto fail;
-        post = (oi_post *)oi_map_get(map, oi_post_key(p, kb));
-        if (!post) {
-            post = (oi_post *)oi_realloc(m, NULL, 0, sizeof *post + nkey);
-            if (!post)
+        pl = (oi_post *)oi_map_get(map, oi_post_key(p, kb));
+        if (!pl) {
+            pl = (oi_post *)oi_realloc(m, NULL, 0, sizeof *pl + nkey);
+            if (!pl)
                 goto fail;
-            memcpy(post + 1, kb, nkey);
-            post->key = oi_mkstr((const char *)(post + 1), nkey);
-            memset(&post->items, 0, sizeof post->items);
-            oi_map_put(m, map, post);   /* reserved */
-            made[nmade++] = post;
+            memset(pl, 0, sizeof *pl);
+            memcpy(pl + 1, kb, nkey);
+            pl->nkey = (uint32_t)nkey;
+            oi_map_put(m, map, pl);     /* reserved */
+            made[nmade++] = pl;
         }
-        if (oi_vec_reserve(m, &post->items, 1) != OLPCIDX_OK)
+        if (pl->refs == UINT32_MAX
+            || (post && oi_svec_reserve(m, &pl->items, 1) != OLPCIDX_OK))
             goto fail;
-        lists[i] = post;
+        lists[i] = pl;
     }
-    for (i = 0; i < ps->n; i++)
-        oi_sorted_insert(&lists[i]->items, it);
-    *out = lists;
+    for (i = 0; i < ps->n; i++) {
+        lists[i]->refs++;
+        if (post)
+            oi_sorted_put(oi_svec_v(&lists[i]->items), lists[i]->items.n++,
+                          it);
+    }
+    oi_post_remove(m, map, it);
+    it->props.v = lists;
+    it->props.n = ps->n;
     return OLPCIDX_OK;
 fail:
     while (nmade > 0) {
-        oi_post *post = made[--nmade];
-        oi_map_del(map, post->key);
-        oi_post_free(m, post);
+        oi_post *pl = made[--nmade];
+        oi_map_del(map, oi_post_keyof(pl));
+        oi_post_free(m, pl);
     }
     if (lists)
         oi_free(m, lists, ps->n * sizeof *lists);
     return OLPCIDX_ENOMEM;
-}
-
-/* Takes it out of every list it is posted in; empty lists go. */
-static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
-{
-    size_t i;
-    for (i = 0; it->post && i < it->props.n; i++) {
-        oi_post *post = it->post[i];
-        oi_sorted_remove(&post->items, it);
-        if (post->items.n == 0) {
-            oi_map_del(map, post->key);
-            oi_post_free(m, post);
-        }
-    }
-    if (it->post)
-        oi_free(m, it->post, it->props.n * sizeof *it->post);
-    it->post = NULL;
-}
-
-/* Replaces the properties of it by a copy of ps, re-posting it (unless
-** post is 0: a private activity is in no list, PROTOCOL.md 2.3). */
-static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
-                             oi_item *it, const oi_props *ps, int post)
-{
-    oi_props np;
-    oi_post **lists = NULL;
-    if (oi_props_own(m, ps, &np) != OLPCIDX_OK)
-        return OLPCIDX_ENOMEM;
-    if (post && oi_post_add(m, ar, map, &np, it, &lists) != OLPCIDX_OK) {
-        oi_props_free(m, &np);
-        return OLPCIDX_ENOMEM;
-    }
-    oi_post_remove(m, map, it);
-    oi_props_free(m, &it->props);
-    it->props = np;
-    it->post = lists;
-    return OLPCIDX_OK;
 }
 
 /* A new zeroed object of size bytes followed by a copy of key, entered in
@@ -3218,11 +3344,10 @@ static void oi_buddy_set_last(olpcidx *x, oi_buddy *b, oi_str jid)
 ** its nick property. */
 static oi_str oi_buddy_alias(const oi_buddy *b)
 {
-    const oi_prop *p;
+    oi_prop p;
     if (b->nick)
         return oi_mkstr(b->nick, b->nnick);
-    p = oi_props_get(&b->it.props, "nick");
-    return p ? p->value : oi_mkstr("", 0);
+    return oi_pset_get(&b->it.props, "nick", &p) ? p.value : oi_mkstr("", 0);
 }
 
 /*
@@ -3441,7 +3566,6 @@ static void oi_act_free(olpcidx *x, oi_act *a)
     if (!oi_act_private(a))
         oi_sorted_remove(&x->listed[OI_K_ACT], &a->it);
     oi_post_remove(&x->mem, &x->aposts, &a->it);
-    oi_props_free(&x->mem, &a->it.props);
     oi_unwatch(&x->mem, &a->it);
     oi_vec_free(&x->mem, &a->parts);
     oi_vec_free(&x->mem, &a->here);
@@ -3497,8 +3621,8 @@ static void oi_index_init(olpcidx *x)
     oi_map_init(&x->buddies, x->cfg.hash_seed, 1, oi_key_first);
     oi_map_init(&x->acts, x->cfg.hash_seed, 2, oi_key_first);
     oi_map_init(&x->rooms, x->cfg.hash_seed, 3, oi_act_room);
-    oi_map_init(&x->bposts, x->cfg.hash_seed, 4, oi_key_first);
-    oi_map_init(&x->aposts, x->cfg.hash_seed, 5, oi_key_first);
+    oi_map_init(&x->bposts, x->cfg.hash_seed, 4, oi_post_keyof);
+    oi_map_init(&x->aposts, x->cfg.hash_seed, 5, oi_post_keyof);
 }
 
 /* Frees the whole index; its watchers are gone already. */
@@ -3512,7 +3636,6 @@ static void oi_index_free(olpcidx *x)
     while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
         oi_buddy *b = (oi_buddy *)p;
         oi_post_remove(&x->mem, &x->bposts, &b->it);
-        oi_props_free(&x->mem, &b->it.props);
         oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
         oi_buddy_set_nick(x, b, OI_LIT(""));
         b->roster = OI_ROSTER_NONE;
@@ -3942,7 +4065,7 @@ static void oi_rec_str(olpcidx *x, oi_str s)
     oi_rec_bytes(x, s.p, s.n);
 }
 
-static void oi_rec_props(olpcidx *x, const oi_props *ps)
+static void oi_rec_props(olpcidx *x, const oi_pset *ps)
 {
     unsigned char h[2];
     size_t i;
@@ -3950,10 +4073,11 @@ static void oi_rec_props(olpcidx *x, const oi_props *ps)
     h[1] = (unsigned char)ps->n;
     oi_rec_bytes(x, h, 2);
     for (i = 0; i < ps->n; i++) {
-        h[0] = (unsigned char)ps->v[i].type;
+        oi_prop p = oi_post_prop(ps->v[i]);
+        h[0] = (unsigned char)p.type;
         oi_rec_bytes(x, h, 1);
-        oi_rec_str(x, ps->v[i].name);
-        oi_rec_str(x, ps->v[i].value);
+        oi_rec_str(x, p.name);
+        oi_rec_str(x, p.value);
     }
 }
 
@@ -4199,6 +4323,9 @@ static void oi_rd_props(olpcidx *x, oi_rd *r, oi_props *ps)
         ps->v[i].type = *r->p++;
         ps->v[i].name = oi_rd_str(r);
         ps->v[i].value = oi_rd_str(r);
+        if (ps->v[i].name.n == 0
+            || memchr(ps->v[i].name.p, '\0', ps->v[i].name.n))
+            r->bad = 1;                 /* no XML name (section 8) */
     }
     ps->n = r->bad ? 0 : n;
 }
@@ -5169,7 +5296,7 @@ static void oi_out_act_ids(olpcidx *x, oi_str id, oi_str room)
 
 /* Writes <properties xmlns=ns>, with the activity's ids when a is given
 ** (the form of change notifications, PROTOCOL.md 3.6). */
-static void oi_out_props(olpcidx *x, const oi_props *ps, const char *ns,
+static void oi_out_props(olpcidx *x, const oi_pset *ps, const char *ns,
                          const oi_act *a)
 {
     size_t i;
@@ -5184,11 +5311,12 @@ static void oi_out_props(olpcidx *x, const oi_props *ps, const char *ns,
     }
     oi_out(x, ">", 1);
     for (i = 0; i < ps->n; i++) {
+        oi_prop p = oi_post_prop(ps->v[i]);
         oi_outz(x, "<property");
-        oi_out_attr(x, "type", oi_zstr(oi_ptype_name(ps->v[i].type)));
-        oi_out_attr(x, "name", ps->v[i].name);
+        oi_out_attr(x, "type", oi_zstr(oi_ptype_name(p.type)));
+        oi_out_attr(x, "name", p.name);
         oi_out(x, ">", 1);
-        oi_out_esc(x, ps->v[i].value, 0);
+        oi_out_esc(x, p.value, 0);
         oi_outz(x, "</property>");
     }
     oi_outz(x, "</properties>");
@@ -5217,8 +5345,8 @@ static long oi_collect(olpcidx *x, int kind, const oi_props *want,
                        const void *crit, int exact, oi_item ***out)
 {
     oi_map *posts = kind == OI_K_ACT ? &x->aposts : &x->bposts;
-    const oi_vec *best = &x->listed[kind];
-    size_t i, n = 0;
+    void *const *best = x->listed[kind].v;
+    size_t i, n = 0, nbest = x->listed[kind].n;
     long k;
     oi_item **v;
     if (nalias && kind == OI_K_BUDDY && !x->alias_lost) {
@@ -5244,20 +5372,22 @@ static long oi_collect(olpcidx *x, int kind, const oi_props *want,
             *out = NULL;
             return 0;                   /* nobody has that property */
         }
-        if (p->items.n < best->n || i == 0)
-            best = &p->items;
+        if (p->items.n < nbest || i == 0) {
+            best = oi_svec_cv(&p->items);
+            nbest = p->items.n;
+        }
     }
     if (exact && want->n <= 1) {
-        *out = (oi_item **)best->v;
-        return (long)best->n;
+        *out = (oi_item **)best;
+        return (long)nbest;
     }
-    v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, (best->n ? best->n : 1)
+    v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, (nbest ? nbest : 1)
                                    * sizeof *v);
     if (!v)
         return -1;
-    for (i = 0; i < best->n; i++)
-        if (keep(x, (const oi_item *)best->v[i], crit))
-            v[n++] = (oi_item *)best->v[i];
+    for (i = 0; i < nbest; i++)
+        if (keep(x, (const oi_item *)best[i], crit))
+            v[n++] = (oi_item *)best[i];
     *out = v;
     return (long)n;
 }
@@ -5913,7 +6043,7 @@ static int oi_keep_act(olpcidx *x, const oi_item *it, const void *crit)
     const oi_acrit *c = (const oi_acrit *)crit;
     const oi_node *b;
     oi_str jid;
-    if (oi_act_private(a) || !oi_props_match(&it->props, &c->props))
+    if (oi_act_private(a) || !oi_pset_match(&it->props, &c->props))
         return 0;
     for (b = c->q->child; b; b = b->next) {
         const oi_buddy *bd;
@@ -6013,7 +6143,7 @@ static int oi_keep_buddy(olpcidx *x, const oi_item *it, const void *crit)
 {
     const oi_bcrit *c = (const oi_bcrit *)crit;
     (void)x;
-    return oi_props_match(&it->props, &c->props)
+    return oi_pset_match(&it->props, &c->props)
         && (!c->nfold || oi_alias_has(oi_buddy_alias((const oi_buddy *)
                                                      (const void *)it),
                                       c->fold, c->nfold));
@@ -6269,7 +6399,7 @@ static const oi_wkind oi_view_kind;    /* below, after its functions */
 ** its kind that meets every criterion. */
 static int oi_view_matches(olpcidx *x, const oi_view *v, const oi_item *it)
 {
-    if (!oi_props_match(&it->props, &v->props))
+    if (!oi_pset_match(&it->props, &v->props))
         return 0;
     if (v->w.items == OI_K_BUDDY) {
         const oi_buddy *b = (const oi_buddy *)(const void *)it;

@@ -2590,12 +2590,14 @@ static int t_cmpstr(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void t_dump_props(t_str *s, const oi_props *ps)
+static void t_dump_props(t_str *s, const oi_pset *ps)
 {
     size_t i;
-    for (i = 0; i < ps->n; i++)
-        t_addf(s, " %.*s:%d=%.*s", (int)ps->v[i].name.n, ps->v[i].name.p,
-               ps->v[i].type, (int)ps->v[i].value.n, ps->v[i].value.p);
+    for (i = 0; i < ps->n; i++) {
+        oi_prop p = oi_post_prop(ps->v[i]);
+        t_addf(s, " %.*s:%d=%.*s/%lu", (int)p.name.n, p.name.p, p.type,
+               (int)p.value.n, p.value.p, (unsigned long)ps->v[i]->refs);
+    }
 }
 
 static char *t_dump_as(olpcidx *x, int durable);

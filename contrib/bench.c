@@ -831,7 +831,8 @@ static void scale_build(scale *s, size_t *bprop, size_t *aprop,
         snprintf(s->buf, sizeof s->buf, "u%lu@jabber.test", (unsigned long)i);
         b = (const oi_buddy *)oi_map_get(&s->x->buddies, oi_zstr(s->buf));
         for (j = 0; b && j < b->it.props.n; j++)
-            *bprop += b->it.props.v[j].name.n + b->it.props.v[j].value.n;
+            *bprop += oi_post_prop(b->it.props.v[j]).name.n
+                + oi_post_prop(b->it.props.v[j]).value.n;
     }
     used0 = s->x->mem.used;
     for (i = 0; i < SCALE_ACTS; i++) {
@@ -863,7 +864,8 @@ static void scale_build(scale *s, size_t *bprop, size_t *aprop,
         snprintf(s->buf, sizeof s->buf, "act%06lu", (unsigned long)i);
         a = (const oi_act *)oi_map_get(&s->x->acts, oi_zstr(s->buf));
         for (j = 0; a && j < a->it.props.n; j++)
-            *aprop += a->it.props.v[j].name.n + a->it.props.v[j].value.n;
+            *aprop += oi_post_prop(a->it.props.v[j]).name.n
+                + oi_post_prop(a->it.props.v[j]).value.n;
     }
 }
 
