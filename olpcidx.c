@@ -580,6 +580,40 @@ static void oi_buf_free(oi_mem *m, oi_buf *b)
     b->n = b->cap = 0;
 }
 
+/*
+** An owned string in one block: its length in 4 bytes, then its bytes.
+** Its holder keeps one pointer, NULL for none, instead of a pointer and
+** a length.
+*/
+static char *oi_lstr_new(oi_mem *m, oi_str s)
+{
+    uint32_t n = (uint32_t)s.n;
+    char *p;
+    if (s.n > UINT32_MAX - 4
+        || !(p = (char *)oi_realloc(m, NULL, 0, 4 + s.n)))
+        return NULL;
+    memcpy(p, &n, 4);
+    if (s.n)
+        memcpy(p + 4, s.p, s.n);
+    return p;
+}
+
+/* The string at p (empty for NULL). */
+static oi_str oi_lstr(const char *p)
+{
+    uint32_t n;
+    if (!p)
+        return oi_mkstr(NULL, 0);
+    memcpy(&n, p, 4);
+    return oi_mkstr(p + 4, n);
+}
+
+static void oi_lstr_free(oi_mem *m, char *p)
+{
+    if (p)
+        oi_free(m, p, 4 + oi_lstr(p).n);
+}
+
 typedef struct oi_vec {         /* a growable array of pointers */
     void **v;
     size_t n;
@@ -3107,22 +3141,31 @@ static int oi_watch_set(oi_mem *m, oi_watch *w, oi_item **v, size_t n)
 
 typedef struct oi_buddy {
     oi_item it;                 /* uid: the bare JID */
-    oi_str cur_id;              /* current activity (owned block cur) */
-    oi_str cur_room;
-    char *cur;
+    char *cur;                  /* current activity: two oi_lstr, id then
+                                ** room, in one block; NULL: none */
     oi_vec acts;                /* oi_act * it participates in */
-    char *last;                 /* last full JID heard from (owned), or
+    char *last;                 /* oi_lstr: last full JID heard from, or
                                 ** NULL: the whole JID, however long */
-    size_t nlast;
+    char *nick;                 /* oi_lstr: its PEP nick, or NULL */
     uint64_t seen;              /* when, in ms */
     uint64_t ping_at;           /* idle ping sent then; 0: none */
-    int restored;               /* from storage: to be pinged at once */
-    int roster;                 /* OI_ROSTER_*: publishing (PROTOCOL.md
+    uint32_t alias_at;          /* its entry in the alias index + 1, or 0 */
+    unsigned char restored;     /* from storage: to be pinged at once */
+    unsigned char roster;       /* OI_ROSTER_*: publishing (PROTOCOL.md
                                 ** 6.2), persisted */
-    char *nick;                 /* its PEP nick (owned), or NULL */
-    size_t nnick;
-    size_t alias_at;            /* its entry in the alias index + 1, or 0 */
 } oi_buddy;
+
+/* The id and the room of the buddy's current activity (empty: none). */
+static oi_str oi_cur_id(const oi_buddy *b)
+{
+    return oi_lstr(b->cur);
+}
+
+static oi_str oi_cur_room(const oi_buddy *b)
+{
+    return b->cur ? oi_lstr(b->cur + 4 + oi_lstr(b->cur).n)
+                  : oi_mkstr(NULL, 0);
+}
 
 enum { OI_ROSTER_NONE, OI_ROSTER_ASKED, OI_ROSTER_PUBLISHED };
 
@@ -3291,19 +3334,24 @@ static oi_buddy *oi_buddy_get(olpcidx *x, oi_str jid, int create)
 static int oi_buddy_set_cur(olpcidx *x, oi_buddy *b, oi_str id, oi_str room)
 {
     char *cur = NULL;
+    uint32_t n;
     if (id.n + room.n) {
-        cur = (char *)oi_realloc(&x->mem, NULL, 0, id.n + room.n);
-        if (!cur)
+        if (id.n > UINT32_MAX - 8 - room.n || room.n > UINT32_MAX
+            || !(cur = (char *)oi_realloc(&x->mem, NULL, 0,
+                                          8 + id.n + room.n)))
             return OLPCIDX_ENOMEM;
-        memcpy(cur, id.p, id.n);
+        n = (uint32_t)id.n;
+        memcpy(cur, &n, 4);
+        if (id.n)
+            memcpy(cur + 4, id.p, id.n);
+        n = (uint32_t)room.n;
+        memcpy(cur + 4 + id.n, &n, 4);
         if (room.n)
-            memcpy(cur + id.n, room.p, room.n);
+            memcpy(cur + 8 + id.n, room.p, room.n);
     }
     if (b->cur)
-        oi_free(&x->mem, b->cur, b->cur_id.n + b->cur_room.n);
+        oi_free(&x->mem, b->cur, 8 + oi_cur_id(b).n + oi_cur_room(b).n);
     b->cur = cur;
-    b->cur_id = oi_mkstr(cur, id.n);
-    b->cur_room = oi_mkstr(cur ? cur + id.n : NULL, room.n);
     return OLPCIDX_OK;
 }
 
@@ -3311,15 +3359,10 @@ static int oi_buddy_set_cur(olpcidx *x, oi_buddy *b, oi_str id, oi_str room)
 static int oi_buddy_set_nick(olpcidx *x, oi_buddy *b, oi_str nick)
 {
     char *p = NULL;
-    if (nick.n) {
-        if (!(p = (char *)oi_realloc(&x->mem, NULL, 0, nick.n)))
-            return OLPCIDX_ENOMEM;
-        memcpy(p, nick.p, nick.n);
-    }
-    if (b->nick)
-        oi_free(&x->mem, b->nick, b->nnick);
+    if (nick.n && !(p = oi_lstr_new(&x->mem, nick)))
+        return OLPCIDX_ENOMEM;
+    oi_lstr_free(&x->mem, b->nick);
     b->nick = p;
-    b->nnick = nick.n;
     return OLPCIDX_OK;
 }
 
@@ -3327,17 +3370,13 @@ static int oi_buddy_set_nick(olpcidx *x, oi_buddy *b, oi_str nick)
 ** JID jid.  Out of memory, the one before stays. */
 static void oi_buddy_set_last(olpcidx *x, oi_buddy *b, oi_str jid)
 {
-    char *p;
-    if (b->last && oi_streq(oi_mkstr(b->last, b->nlast), jid))
+    char *p = NULL;
+    if (b->last && oi_streq(oi_lstr(b->last), jid))
         return;
-    if (jid.n && !(p = (char *)oi_realloc(&x->mem, NULL, 0, jid.n)))
+    if (jid.n && !(p = oi_lstr_new(&x->mem, jid)))
         return;
-    if (b->last)
-        oi_free(&x->mem, b->last, b->nlast);
-    if (jid.n)
-        memcpy(p, jid.p, jid.n);
-    b->last = jid.n ? p : NULL;
-    b->nlast = jid.n;
+    oi_lstr_free(&x->mem, b->last);
+    b->last = p;
 }
 
 /* The alias a buddy is searched by (PROTOCOL.md 2.2): its PEP nick, else
@@ -3346,7 +3385,7 @@ static oi_str oi_buddy_alias(const oi_buddy *b)
 {
     oi_prop p;
     if (b->nick)
-        return oi_mkstr(b->nick, b->nnick);
+        return oi_lstr(b->nick);
     return oi_pset_get(&b->it.props, "nick", &p) ? p.value : oi_mkstr("", 0);
 }
 
@@ -3403,7 +3442,7 @@ static void oi_alias_compact(olpcidx *x)
         ne.off = text.n;
         oi_buf_add(&x->mem, &text, x->alias_text.p + e[i].off, e[i].len + 1);
         oi_buf_add(&x->mem, &ents, &ne, sizeof ne);
-        ne.b->alias_at = ents.n / sizeof ne;
+        ne.b->alias_at = (uint32_t)(ents.n / sizeof ne);
     }
     oi_buf_free(&x->mem, &x->alias_text);
     oi_buf_free(&x->mem, &x->alias_ents);
@@ -3433,7 +3472,7 @@ static void oi_alias_update(olpcidx *x, oi_buddy *b, int gone)
     x->alias_text.p[e.off + e.len] = '\0';
     x->alias_text.n += e.len + 1;
     oi_buf_add(&x->mem, &x->alias_ents, &e, sizeof e);
-    b->alias_at = x->alias_ents.n / sizeof e;
+    b->alias_at = (uint32_t)(x->alias_ents.n / sizeof e);
     oi_alias_compact(x);
 }
 
@@ -3493,8 +3532,7 @@ static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
     oi_sorted_remove(&x->listed[OI_K_BUDDY], &b->it);
     oi_map_del(&x->buddies, b->it.uid);
     oi_vec_free(&x->mem, &b->acts);
-    if (b->last)
-        oi_free(&x->mem, b->last, b->nlast);
+    oi_lstr_free(&x->mem, b->last);
     oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
 }
 
@@ -4100,8 +4138,8 @@ static void oi_rec_buddy(olpcidx *x, const oi_buddy *b)
     oi_rec_begin(x, OI_REC_BUDDY);
     oi_rec_str(x, b->it.uid);
     oi_rec_props(x, &b->it.props);
-    oi_rec_str(x, b->cur_id);
-    oi_rec_str(x, b->cur_room);
+    oi_rec_str(x, oi_cur_id(b));
+    oi_rec_str(x, oi_cur_room(b));
     oi_rec_end(x);
 }
 
@@ -4125,7 +4163,7 @@ static void oi_rec_member(olpcidx *x, int type, const oi_act *a,
     oi_rec_str(x, a->it.uid);
     oi_rec_str(x, b->it.uid);
     if (type == OI_REC_JOIN)
-        oi_rec_str(x, oi_mkstr(b->last, b->nlast));
+        oi_rec_str(x, oi_lstr(b->last));
     oi_rec_end(x);
 }
 
@@ -4137,7 +4175,7 @@ static void oi_rec_roster(olpcidx *x, const oi_buddy *b)
     oi_rec_begin(x, OI_REC_ROSTER);
     oi_rec_str(x, b->it.uid);
     oi_rec_bytes(x, &st, 1);
-    oi_rec_str(x, oi_mkstr(b->nick, b->nnick));
+    oi_rec_str(x, oi_lstr(b->nick));
     oi_rec_end(x);
 }
 
@@ -4533,7 +4571,7 @@ static int oi_chg_nick(olpcidx *x, oi_str bare, oi_str nick)
     oi_buddy *b;
     if (!(b = oi_buddy_get(x, bare, nick.n > 0)))
         return OI_C_NONE;
-    if (oi_streq(oi_mkstr(b->nick, b->nnick), nick))
+    if (oi_streq(oi_lstr(b->nick), nick))
         return OI_C_NONE;
     if (oi_buddy_set_nick(x, b, nick) != OLPCIDX_OK) {
         oi_buddy_trim(x, b);
@@ -5734,8 +5772,8 @@ static void oi_liveness(olpcidx *x)
             continue;
         if (b->ping_at && x->now - b->ping_at >= OI_PING_TIMEOUT_MS) {
             oi_log(x, OLPCIDX_LOG_INFO, "%.*s did not answer a ping: "
-                   "offline", (int)b->nlast, b->last);
-            oi_chg_offline(x, oi_mkstr(b->last, b->nlast));
+                   "offline", (int)oi_lstr(b->last).n, oi_lstr(b->last).p);
+            oi_chg_offline(x, oi_lstr(b->last));
             i = 0;                      /* the maps changed: start again */
         } else if (!b->ping_at && (b->restored
                                    || (idle && x->now - b->seen >= idle))) {
@@ -5743,7 +5781,7 @@ static void oi_liveness(olpcidx *x)
             size_t mark = oi_out_begin(x);
             oi_outz(x, "<iq type='get'");
             oi_out_attr(x, "from", x->jid);
-            oi_out_attr(x, "to", oi_mkstr(b->last, b->nlast));
+            oi_out_attr(x, "to", oi_lstr(b->last));
             oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
             if (oi_out_commit(x, mark, "idle ping") == 0)
                 b->ping_at = x->now;
@@ -5789,13 +5827,14 @@ static void oi_out_cur(olpcidx *x, const oi_buddy *b)
     const oi_act *a;
     if (!b->cur)
         return;
-    a = b->cur_id.n ? (const oi_act *)oi_map_get(&x->acts, b->cur_id) : NULL;
+    a = oi_cur_id(b).n ? (const oi_act *)oi_map_get(&x->acts, oi_cur_id(b))
+        : NULL;
     if (a && oi_act_private(a))
         return;
     oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
-    oi_out_attr(x, "id", b->cur_id);
-    if (b->cur_room.n)
-        oi_out_attr(x, "room", b->cur_room);
+    oi_out_attr(x, "id", oi_cur_id(b));
+    if (oi_cur_room(b).n)
+        oi_out_attr(x, "room", oi_cur_room(b));
     oi_outz(x, "/>");
 }
 
@@ -6600,9 +6639,11 @@ static void oi_view_note_buddy(olpcidx *x, oi_view *v, const oi_buddy *b,
     if (props) {
         oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
     } else {
-        a = b->cur_id.n ? (const oi_act *)oi_map_get(&x->acts, b->cur_id)
-            : b->cur_room.n ? (const oi_act *)oi_map_get(&x->rooms,
-                                                         b->cur_room) : NULL;
+        a = oi_cur_id(b).n ? (const oi_act *)oi_map_get(&x->acts,
+                                                        oi_cur_id(b))
+            : oi_cur_room(b).n ? (const oi_act *)oi_map_get(&x->rooms,
+                                                            oi_cur_room(b))
+            : NULL;
         oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
         if (a && !oi_act_private(a) && oi_client_sees(v->w.owner, a)) {
             oi_out_attr(x, "id", a->it.uid);

@@ -2657,12 +2657,14 @@ static char *t_dump_as(olpcidx *x, int durable)
     while ((p = oi_map_next(&x->buddies, &i)) != NULL && n < 512) {
         oi_buddy *b = (oi_buddy *)p;
         memset(&s, 0, sizeof s);
+        oi_str cid = oi_cur_id(b), croom = oi_cur_room(b);
+        oi_str nick = oi_lstr(b->nick);
         t_addf(&s, "buddy %.*s cur=%.*s/%.*s acts=%lu watch=%lu roster=%d "
-               "nick=%.*s", (int)b->it.uid.n, b->it.uid.p, (int)b->cur_id.n,
-               b->cur_id.p ? b->cur_id.p : "", (int)b->cur_room.n,
-               b->cur_room.p ? b->cur_room.p : "", (unsigned long)b->acts.n,
+               "nick=%.*s", (int)b->it.uid.n, b->it.uid.p, (int)cid.n,
+               cid.p ? cid.p : "", (int)croom.n, croom.p ? croom.p : "",
+               (unsigned long)b->acts.n,
                durable ? 0ul : t_seed_watch(&b->it), b->roster,
-               (int)b->nnick, b->nick ? b->nick : "");
+               (int)nick.n, nick.p ? nick.p : "");
         t_dump_props(&s, &b->it.props);
         lines[n++] = s.p;
     }
