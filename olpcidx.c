@@ -891,26 +891,25 @@ static uint64_t oi_siphash(const uint64_t key[2], const void *p, size_t n)
 ** 2^n slots, at least OI_MAP_MINCAP, at most OI_MAP_LOAD_NUM/DEN of them used
 ** grows by doubling into a new table allocated before any entry moves
 ** after a failed allocation (ENOMEM) the map is unchanged and usable
-** SipHash-1-3 under a per-table key; slots keep it, growth rehashes nothing
+** SipHash-1-3 under a per-table key; slots keep 32 bits of it, growth
+** rehashes nothing
 ** keyed since keys are JIDs and values from the network: no hash flooding
 **
-** A slot is the hash and the value, 16 bytes: the key is not stored but
-** read from the value by the map's keyof function, so the bytes of a key
-** live once, in the object the map finds (a buddy's JID after its
-** struct).  A probe compares hashes first and reads a key only when they
-** are equal.  Values must not be NULL, which marks an empty slot and is
-** what get, del and next return for "none"; a value's key must not
-** change while it is in the map.
+** A slot is the value and 32 bits of its key's hash, 12 bytes, in two
+** arrays of one block (val, then hash): the key is not stored but read
+** from the value by the map's keyof function, so the bytes of a key live
+** once, in the object the map finds (a buddy's JID after its struct).  A
+** probe compares hashes first and reads a key only when they are equal.
+** Values must not be NULL, which marks an empty slot and is what get,
+** del and next return for "none"; a value's key must not change while
+** it is in the map.  Tables stay below 2^32 slots, so the home slot of a
+** key is its 32-bit hash modulo the size.
 */
 typedef oi_str (*oi_keyof)(const void *val);
 
-typedef struct oi_mslot {
-    uint64_t hash;
-    void *val;                  /* NULL: the slot is empty */
-} oi_mslot;
-
 typedef struct oi_map {
-    oi_mslot *slot;
+    void **val;                 /* cap values; NULL: the slot is empty */
+    uint32_t *hash;             /* cap hashes, after val in its block */
     size_t cap;                 /* slots: 0 or a power of two */
     size_t n;                   /* entries */
     uint64_t key[2];            /* SipHash key of this table */
@@ -918,11 +917,11 @@ typedef struct oi_map {
 } oi_map;
 
 #define OI_MAP_MINCAP   8
+#define OI_MAP_MAXCAP   (UINT32_MAX / 2 + 1)    /* 2^31 slots */
 #define OI_MAP_LOAD_NUM 3       /* at most NUM/DEN of the slots in use */
 #define OI_MAP_LOAD_DEN 4
 #define OI_MAP_MAXN(cap) ((cap) / OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM)
-
-static const oi_mslot oi_mslot_empty = { 0, NULL };
+#define OI_MAP_SLOT     (sizeof(void *) + sizeof(uint32_t))
 
 /* The key of a value whose first field is its key (an oi_str). */
 static oi_str oi_key_first(const void *val)
@@ -949,7 +948,8 @@ static void oi_map_init(oi_map *m, uint32_t seed, uint32_t salt,
 {
     uint64_t s = (uint64_t)seed << 32 | salt;
     m->keyof = keyof;
-    m->slot = NULL;
+    m->val = NULL;
+    m->hash = NULL;
     m->cap = 0;
     m->n = 0;
     m->key[0] = oi_splitmix64(&s);
@@ -958,14 +958,19 @@ static void oi_map_init(oi_map *m, uint32_t seed, uint32_t salt,
 
 /* The slot holding key, or the empty slot where it would go.  The table
 ** has slots, and always an empty one, so the probe ends. */
-static size_t oi_map_find(const oi_map *m, oi_str key, uint64_t h)
+static size_t oi_map_find(const oi_map *m, oi_str key, uint32_t h)
 {
     size_t mask = m->cap - 1, i = (size_t)h & mask;
-    while (m->slot[i].val
-           && (m->slot[i].hash != h
-               || !oi_streq(m->keyof(m->slot[i].val), key)))
+    while (m->val[i]
+           && (m->hash[i] != h || !oi_streq(m->keyof(m->val[i]), key)))
         i = (i + 1) & mask;
     return i;
+}
+
+/* The 32 bits of the hash of key that the map keeps. */
+static uint32_t oi_map_hash(const oi_map *m, oi_str key)
+{
+    return (uint32_t)oi_siphash(m->key, key.p, key.n);
 }
 
 static void *oi_map_get(const oi_map *m, oi_str key)
@@ -973,31 +978,37 @@ static void *oi_map_get(const oi_map *m, oi_str key)
     size_t i;
     if (m->n == 0)
         return NULL;
-    i = oi_map_find(m, key, oi_siphash(m->key, key.p, key.n));
-    return m->slot[i].val;
+    i = oi_map_find(m, key, oi_map_hash(m, key));
+    return m->val[i];
 }
 
 /* Moves every entry into a new table of ncap slots.  The new table is
 ** complete before the old one is freed, so failure changes nothing. */
 static int oi_map_resize(oi_mem *mem, oi_map *m, size_t ncap)
 {
-    oi_mslot *ns;
+    void **nv;
+    uint32_t *nh;
     size_t i, j, mask = ncap - 1;
-    ns = (oi_mslot *)oi_realloc(mem, NULL, 0, ncap * sizeof *ns);
-    if (!ns)
+    nv = (void **)oi_realloc(mem, NULL, 0, ncap * OI_MAP_SLOT);
+    if (!nv)
         return OLPCIDX_ENOMEM;
-    for (i = 0; i < ncap; i++)
-        ns[i] = oi_mslot_empty;
-    for (i = 0; i < m->cap; i++) {
-        if (!m->slot[i].val)
-            continue;
-        j = (size_t)m->slot[i].hash & mask;
-        while (ns[j].val)
-            j = (j + 1) & mask;
-        ns[j] = m->slot[i];
+    nh = (uint32_t *)(void *)(nv + ncap);
+    for (i = 0; i < ncap; i++) {
+        nv[i] = NULL;
+        nh[i] = 0;
     }
-    oi_free(mem, m->slot, m->cap * sizeof *m->slot);
-    m->slot = ns;
+    for (i = 0; i < m->cap; i++) {
+        if (!m->val[i])
+            continue;
+        j = (size_t)m->hash[i] & mask;
+        while (nv[j])
+            j = (j + 1) & mask;
+        nv[j] = m->val[i];
+        nh[j] = m->hash[i];
+    }
+    oi_free(mem, m->val, m->cap * OI_MAP_SLOT);
+    m->val = nv;
+    m->hash = nh;
     m->cap = ncap;
     return OLPCIDX_OK;
 }
@@ -1015,7 +1026,7 @@ static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
         return OLPCIDX_OK;
     ncap = m->cap ? m->cap : OI_MAP_MINCAP / 2;
     do {
-        if (ncap > SIZE_MAX / 2 / sizeof(oi_mslot))
+        if (ncap >= OI_MAP_MAXCAP || ncap > SIZE_MAX / 2 / OI_MAP_SLOT)
             return OLPCIDX_ENOMEM;
         ncap *= 2;
     } while (OI_MAP_MAXN(ncap) < need);
@@ -1028,13 +1039,13 @@ static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
 static int oi_map_put(oi_mem *mem, oi_map *m, void *val)
 {
     oi_str key = m->keyof(val);
-    uint64_t h = oi_siphash(m->key, key.p, key.n);
+    uint32_t h = oi_map_hash(m, key);
     size_t i = 0;
     int rc;
     if (m->cap > 0) {
         i = oi_map_find(m, key, h);
-        if (m->slot[i].val) {
-            m->slot[i].val = val;
+        if (m->val[i]) {
+            m->val[i] = val;
             return OLPCIDX_OK;
         }
     }
@@ -1044,8 +1055,8 @@ static int oi_map_put(oi_mem *mem, oi_map *m, void *val)
             return rc;
         i = oi_map_find(m, key, h);
     }
-    m->slot[i].hash = h;
-    m->slot[i].val = val;
+    m->hash[i] = h;
+    m->val[i] = val;
     m->n++;
     return OLPCIDX_OK;
 }
@@ -1062,23 +1073,25 @@ static void *oi_map_del(oi_map *m, oi_str key)
     void *val;
     if (m->n == 0)
         return NULL;
-    i = oi_map_find(m, key, oi_siphash(m->key, key.p, key.n));
-    if (!m->slot[i].val)
+    i = oi_map_find(m, key, oi_map_hash(m, key));
+    if (!m->val[i])
         return NULL;
-    val = m->slot[i].val;
+    val = m->val[i];
     mask = m->cap - 1;
     j = i;
     for (;;) {
-        m->slot[i] = oi_mslot_empty;
+        m->val[i] = NULL;
+        m->hash[i] = 0;
         do {
             j = (j + 1) & mask;
-            if (!m->slot[j].val) {
+            if (!m->val[j]) {
                 m->n--;
                 return val;
             }
-            home = (size_t)m->slot[j].hash & mask;
+            home = (size_t)m->hash[j] & mask;
         } while (i <= j ? i < home && home <= j : i < home || home <= j);
-        m->slot[i] = m->slot[j];
+        m->val[i] = m->val[j];
+        m->hash[i] = m->hash[j];
         i = j;
     }
 }
@@ -1111,30 +1124,31 @@ static void *oi_map_next(const oi_map *m, size_t *i)
         return NULL;            /* empty, or *i of a table since freed */
     if (*i == 0) {
         s = m->cap - 1;
-        while (m->slot[s].val)
+        while (m->val[s])
             s--;
         *i = s + 1;
     }
     while (*i > 1 && *i <= m->cap) {
         s = *i - 2;
         --*i;
-        if (m->slot[s].val)
-            return m->slot[s].val;
+        if (m->val[s])
+            return m->val[s];
     }
     if (*i == 1)
         *i = 2 * m->cap;        /* phase 2, from the top slot */
     s = *i - m->cap - 1;
-    if (!m->slot[s].val)
+    if (!m->val[s])
         return NULL;            /* slot e: the end; stays the end */
     --*i;
-    return m->slot[s].val;
+    return m->val[s];
 }
 
 /* Frees the table; the map is then empty and may be used again. */
 static void oi_map_free(oi_mem *mem, oi_map *m)
 {
-    oi_free(mem, m->slot, m->cap * sizeof *m->slot);
-    m->slot = NULL;
+    oi_free(mem, m->val, m->cap * OI_MAP_SLOT);
+    m->val = NULL;
+    m->hash = NULL;
     m->cap = 0;
     m->n = 0;
 }

@@ -1400,34 +1400,34 @@ static int tu_map_ok(const oi_map *m)
 {
     size_t i, j, n = 0, mask;
     if (m->cap == 0)
-        return m->n == 0 && m->slot == NULL;
+        return m->n == 0 && m->val == NULL && m->hash == NULL;
     if ((m->cap & (m->cap - 1)) != 0 || m->cap < OI_MAP_MINCAP
         || m->n > m->cap / 4 * 3)
         return 0;
     mask = m->cap - 1;
     for (i = 0; i < m->cap; i++) {
-        const oi_mslot *s = &m->slot[i];
         oi_str key;
-        if (!s->val)
+        if (!m->val[i])
             continue;
         n++;
-        key = m->keyof(s->val);
-        if (s->hash != oi_siphash(m->key, key.p, key.n))
+        key = m->keyof(m->val[i]);
+        if (m->hash[i] != (uint32_t)oi_siphash(m->key, key.p, key.n))
             return 0;
-        for (j = (size_t)s->hash & mask; j != i; j = (j + 1) & mask)
-            if (!m->slot[j].val)
+        for (j = (size_t)m->hash[i] & mask; j != i; j = (j + 1) & mask)
+            if (!m->val[j])
                 return 0;
     }
     return n == m->n;
 }
 
-/* The slot holding key, for checks of what the map stores. */
-static const oi_mslot *tu_map_slot(const oi_map *m, oi_str key)
+/* The value stored under key, found by a plain scan of the slots, for
+** checks of what the map stores. */
+static const void *tu_map_slot(const oi_map *m, oi_str key)
 {
     size_t i;
     for (i = 0; i < m->cap; i++)
-        if (m->slot[i].val && oi_streq(m->keyof(m->slot[i].val), key))
-            return &m->slot[i];
+        if (m->val[i] && oi_streq(m->keyof(m->val[i]), key))
+            return m->val[i];
     return NULL;
 }
 
@@ -1508,7 +1508,7 @@ static void tu_map_basic(void)
     w = oi_mkstr(nul3, 2);
     tu_mem_init(&mem, &a);
     oi_map_init(&m, 1, 2, oi_key_first);
-    CHECK(m.cap == 0 && m.n == 0 && m.slot == NULL && a.calls == 0);
+    CHECK(m.cap == 0 && m.n == 0 && m.val == NULL && a.calls == 0);
     CHECK(oi_map_get(&m, OI_LIT("x")) == NULL);
     CHECK(oi_map_del(&m, OI_LIT("x")) == NULL);
     CHECK(oi_map_next(&m, &it) == NULL);
@@ -1539,7 +1539,7 @@ static void tu_map_basic(void)
     /* a NULL-pointer empty key equals the empty key: a replacement */
     CHECK(oi_map_put(&mem, &m, &x2) == OLPCIDX_OK);
     CHECK(m.n == 4 && oi_map_get(&m, OI_LIT("")) == &x2);
-    CHECK(tu_map_slot(&m, OI_LIT("")) && tu_map_slot(&m, OI_LIT(""))->val);
+    CHECK(tu_map_slot(&m, OI_LIT("")) == &x2);
     CHECK(oi_map_del(&m, oi_mkstr(NULL, 0)) == &x2);
     CHECK(oi_map_get(&m, OI_LIT("")) == NULL && m.n == 3);
     CHECK(oi_map_del(&m, OI_LIT("")) == NULL);
@@ -1553,7 +1553,7 @@ static void tu_map_basic(void)
     it = 0;
     CHECK(oi_map_next(&m, &it) == NULL);
     oi_map_free(&mem, &m);
-    CHECK(m.cap == 0 && m.slot == NULL && mem.used == 0 && a.blocks == 0);
+    CHECK(m.cap == 0 && m.val == NULL && mem.used == 0 && a.blocks == 0);
     /* usable again after free */
     CHECK(oi_map_put(&mem, &m, &again) == OLPCIDX_OK);
     CHECK(oi_map_get(&m, OI_LIT("again")) == &again);
@@ -1589,7 +1589,7 @@ static void tu_map_random(void)
                     bad++;
                 free(old);
                 replaced++;
-                if (tu_map_slot(&m, tu_key(k))->val == &tu_tag[k][gen[k]])
+                if (tu_map_slot(&m, tu_key(k)) == &tu_tag[k][gen[k]])
                     replaced_ptr_ok++;
             } else {
                 if (oi_map_put(&mem, &m, &tu_tag[k][gen[k]]))
@@ -1640,7 +1640,7 @@ static void tu_map_random(void)
             bad++;
     CHECK(bad == 0 && m.n == 0 && tu_map_ok(&m));
     for (i = 0; i < m.cap; i++)
-        if (m.slot[i].val)
+        if (m.val[i])
             bad++;
     CHECK(bad == 0);
     oi_map_free(&mem, &m);
@@ -1679,7 +1679,7 @@ static void tu_map_growth(void)
     /* 100000 > 3/4 of 2^17: 2^18 slots, 15 doublings from 8 */
     CHECK(doublings == 15 && m.cap == 262144 && m.n == 100000);
     CHECK(a.calls == 16);
-    CHECK(mem.used == m.cap * sizeof(oi_mslot));
+    CHECK(mem.used == m.cap * OI_MAP_SLOT);
     CHECK(tu_map_ok(&m));
     for (i = 0; i < 100000; i++) {
         n = (size_t)sprintf(key, "k%lu", (unsigned long)i);
@@ -1697,7 +1697,7 @@ static void tu_map_reserve(void)
     oi_mem mem;
     t_alloc a;
     oi_map m;
-    oi_mslot *slot;
+    void **slot;
     size_t i, cap;
     long bad = 0, count;
     tu_mem_init(&mem, &a);
@@ -1724,7 +1724,7 @@ static void tu_map_reserve(void)
             bad++;
     CHECK(bad == 0 && m.n == 1536 && m.cap == 2048);
     /* full: the next new key needs growth, which fails cleanly */
-    slot = m.slot;
+    slot = m.val;
     cap = m.cap;
     CHECK(oi_map_put(&mem, &m, &tu_tag[1636][0])
           == OLPCIDX_ENOMEM);
@@ -1733,7 +1733,7 @@ static void tu_map_reserve(void)
     CHECK(oi_map_put(&mem, &m, &tu_tag[1500][1]) == OLPCIDX_OK);
     CHECK(oi_map_get(&m, tu_key(1500)) == &tu_tag[1500][1]);
     CHECK(oi_map_reserve(&mem, &m, 0) == OLPCIDX_OK);
-    CHECK(m.slot == slot && m.cap == cap && m.n == 1536 && tu_map_ok(&m));
+    CHECK(m.val == slot && m.cap == cap && m.n == 1536 && tu_map_ok(&m));
     CHECK(oi_map_get(&m, tu_key(1636)) == NULL);
     /* sizes that cannot be represented fail before calling the allocator */
     a.fail_all = 0;
@@ -1741,16 +1741,19 @@ static void tu_map_reserve(void)
     CHECK(oi_map_reserve(&mem, &m, SIZE_MAX) == OLPCIDX_ENOMEM);
     CHECK(oi_map_reserve(&mem, &m, SIZE_MAX - m.n) == OLPCIDX_ENOMEM);
     CHECK(oi_map_reserve(&mem, &m, SIZE_MAX / 2) == OLPCIDX_ENOMEM);
-    CHECK(oi_map_reserve(&mem, &m, SIZE_MAX / sizeof(oi_mslot))
+    CHECK(oi_map_reserve(&mem, &m, SIZE_MAX / OI_MAP_SLOT)
           == OLPCIDX_ENOMEM);
-    CHECK(a.calls == count && m.slot == slot && m.cap == cap);
+    /* nor beyond 2^31 slots, whose home slot 32 hash bits give */
+    CHECK(oi_map_reserve(&mem, &m, OI_MAP_MAXN((size_t)OI_MAP_MAXCAP) + 1)
+          == OLPCIDX_ENOMEM);
+    CHECK(a.calls == count && m.val == slot && m.cap == cap);
     /* the memory cap refuses growth like a failing allocator */
-    mem.limit = mem.used + 2 * cap * sizeof(oi_mslot) - 1;
+    mem.limit = mem.used + 2 * cap * OI_MAP_SLOT - 1;
     CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_ENOMEM);
-    CHECK(a.calls == count && m.slot == slot && tu_map_ok(&m));
-    mem.limit = mem.used + 2 * cap * sizeof(oi_mslot);
+    CHECK(a.calls == count && m.val == slot && tu_map_ok(&m));
+    mem.limit = mem.used + 2 * cap * OI_MAP_SLOT;
     CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_OK && m.cap == 2 * cap);
-    CHECK(mem.used == m.cap * sizeof(oi_mslot));
+    CHECK(mem.used == m.cap * OI_MAP_SLOT);
     for (i = 100; i < 1636; i++)
         if (oi_map_get(&m, tu_key(i)) != &tu_tag[i][i == 1500])
             bad++;
@@ -1766,7 +1769,7 @@ static void tu_map_enomem(void)
     oi_mem mem;
     t_alloc a;
     oi_map m;
-    oi_mslot *slot;
+    void **slot;
     size_t i, j, cap, n;
     long k, failures = 0, bad = 0;
     int done = 0;
@@ -1776,7 +1779,7 @@ static void tu_map_enomem(void)
         a.fail_at = k;
         oi_map_init(&m, 3, (uint32_t)k, tu_keyof);
         for (i = 0; i < 3000; i++) {
-            slot = m.slot;
+            slot = m.val;
             cap = m.cap;
             n = m.n;
             if (oi_map_put(&mem, &m, &tu_tag[i][0]) == OLPCIDX_OK)
@@ -1786,9 +1789,9 @@ static void tu_map_enomem(void)
             /* the k-th allocation was a growth: from a full table */
             if (a.calls != k || n != OI_MAP_MAXN(cap))
                 bad++;
-            if (m.slot != slot || m.cap != cap || m.n != n || !tu_map_ok(&m))
+            if (m.val != slot || m.cap != cap || m.n != n || !tu_map_ok(&m))
                 bad++;
-            if (mem.used != cap * sizeof(oi_mslot))
+            if (mem.used != cap * OI_MAP_SLOT)
                 bad++;
             for (j = 0; j < i; j++)
                 if (oi_map_get(&m, tu_key(j)) != &tu_tag[j][0])
@@ -1841,8 +1844,7 @@ static void tu_map_walk(void)
         }
         memcpy(was, present, sizeof was);
         /* does a run wrap from the last slot to slot 0? */
-        if (m.slot[m.cap - 1].val && m.slot[0].val
-            && (m.slot[0].hash & (m.cap - 1)) != 0)
+        if (m.val[m.cap - 1] && m.val[0] && (m.hash[0] & (m.cap - 1)) != 0)
             wraps++;
         memset(seen, 0, sizeof seen);
         nret = 0;
@@ -2855,11 +2857,11 @@ static void t_bounded(void)
     t_send(&t, 1100, " ");              /* a token is back in 20 ms */
     CHECK(t.x->clients.n == 0);
     /* all that is left is the room the table grew to */
-    if (!CHECK(t.x->mem.used - t.x->clients.cap * sizeof(oi_mslot)
+    if (!CHECK(t.x->mem.used - t.x->clients.cap * OI_MAP_SLOT
                <= used + 4096))         /* buffers grown by the replies */
         printf("  %lu bytes before, %lu after, %lu of table\n",
                (unsigned long)used, (unsigned long)t.x->mem.used,
-               (unsigned long)(t.x->clients.cap * sizeof(oi_mslot)));
+               (unsigned long)(t.x->clients.cap * OI_MAP_SLOT));
     for (i = 0; i < 1000; i++) {
         snprintf(st, sizeof st, "<presence type='unavailable' from='v%d@"
                  "jabber.test/r'" T_TO "/>", i);
