@@ -721,6 +721,37 @@ static int oi_svec_reserve(oi_mem *m, oi_svec *a, size_t extra)
     return OLPCIDX_OK;
 }
 
+/* The elements of a (const or not), for reading them in place. */
+#define OI_SV(a) ((a)->cap > 1 ? (a)->u.v : &(a)->u.one)
+
+/* Appends p; the caller reserved room. */
+static void oi_svec_push(oi_svec *a, void *p)
+{
+    oi_svec_v(a)[a->n++] = p;
+}
+
+static int oi_svec_has(const oi_svec *a, const void *p)
+{
+    void *const *v = oi_svec_cv(a);
+    size_t i;
+    for (i = 0; i < a->n; i++)
+        if (v[i] == p)
+            return 1;
+    return 0;
+}
+
+/* Removes p (order is not kept). */
+static void oi_svec_drop(oi_svec *a, const void *p)
+{
+    void **v = oi_svec_v(a);
+    size_t i;
+    for (i = 0; i < a->n; i++)
+        if (v[i] == p) {
+            v[i] = v[--a->n];
+            return;
+        }
+}
+
 static void oi_svec_free(oi_mem *m, oi_svec *a)
 {
     if (a->cap > 1)
@@ -3157,7 +3188,7 @@ typedef struct oi_buddy {
     oi_item it;                 /* uid: the bare JID */
     char *cur;                  /* current activity: two oi_lstr, id then
                                 ** room, in one block; NULL: none */
-    oi_vec acts;                /* oi_act * it participates in */
+    oi_svec acts;               /* oi_act * it participates in */
     char *last;                 /* oi_lstr: last full JID heard from, or
                                 ** NULL: the whole JID, however long */
     char *nick;                 /* oi_lstr: its PEP nick, or NULL */
@@ -3186,15 +3217,15 @@ enum { OI_ROSTER_NONE, OI_ROSTER_ASKED, OI_ROSTER_PUBLISHED };
 typedef struct oi_act {
     oi_item it;                 /* uid: the activity id */
     oi_str room;                /* after the id; may be empty */
-    oi_vec parts;               /* oi_buddy * participants */
-    int muc;                    /* OI_MUC_*: the component in its room
-                                ** (PROTOCOL.md 6.5) */
+    oi_svec parts;              /* oi_buddy * participants */
+    oi_svec here;               /* oi_buddy * seen in the room while
+                                ** joining it, to reconcile */
+    uint64_t join_at;           /* when the component asked to join */
     int nick_try;               /* its nick there: 0 "inspector", else
                                 ** "inspector-<nick_try + 1>" */
-    oi_vec here;                /* oi_buddy * seen in the room while
-                                ** joining it, to reconcile */
-    int here_ok;                /* here is whole (no memory was short) */
-    uint64_t join_at;           /* when the component asked to join */
+    unsigned char muc;          /* OI_MUC_*: the component in its room
+                                ** (PROTOCOL.md 6.5) */
+    unsigned char here_ok;      /* here is whole (no memory was short) */
 } oi_act;
 
 enum { OI_MUC_NONE, OI_MUC_JOINING, OI_MUC_IN };
@@ -3410,12 +3441,17 @@ static oi_str oi_buddy_alias(const oi_buddy *b)
 ** pass of memchr and memcmp over contiguous bytes -- a megabyte for
 ** 100 000 buddies -- instead of a walk over every buddy, each folded
 ** anew.  A changed alias is appended and the old bytes left dead; the
-** buffer is rebuilt once dead bytes outweigh live ones.
+** buffer is rebuilt once dead bytes outweigh live ones.  The text stays
+** below 4 GiB (beyond, searches read every buddy), so that an entry is
+** 16 bytes; there are fewer entries than text bytes, so that alias_at
+** fits in 32 bits too.
 */
 typedef struct oi_alias_ent {
     oi_buddy *b;                /* NULL: dead */
-    size_t off, len;
+    uint32_t off, len;
 } oi_alias_ent;
+
+#define OI_ALIAS_MAX UINT32_MAX         /* bytes of alias text */
 
 #define OI_ALIAS_ENTS(x) ((oi_alias_ent *)(void *)(x)->alias_ents.p)
 
@@ -3442,7 +3478,8 @@ static void oi_alias_compact(olpcidx *x)
         return;
     memset(&text, 0, sizeof text);
     memset(&ents, 0, sizeof ents);
-    text.max = ents.max = (size_t)-1;
+    text.max = OI_ALIAS_MAX;
+    ents.max = (size_t)-1;
     if (oi_buf_reserve(&x->mem, &text, x->alias_text.n - x->alias_dead)
         || oi_buf_reserve(&x->mem, &ents, x->alias_ents.n)) {
         oi_buf_free(&x->mem, &text);
@@ -3453,7 +3490,7 @@ static void oi_alias_compact(olpcidx *x)
         if (!e[i].b)
             continue;
         ne = e[i];
-        ne.off = text.n;
+        ne.off = (uint32_t)text.n;
         oi_buf_add(&x->mem, &text, x->alias_text.p + e[i].off, e[i].len + 1);
         oi_buf_add(&x->mem, &ents, &ne, sizeof ne);
         ne.b->alias_at = (uint32_t)(ents.n / sizeof ne);
@@ -3473,16 +3510,18 @@ static void oi_alias_update(olpcidx *x, oi_buddy *b, int gone)
     oi_alias_drop(x, b);
     if (!alias.n)
         return;
-    if (x->alias_text.max == 0)
-        x->alias_text.max = x->alias_ents.max = (size_t)-1;
+    if (x->alias_text.max == 0) {
+        x->alias_text.max = OI_ALIAS_MAX;
+        x->alias_ents.max = (size_t)-1;
+    }
     if (oi_buf_reserve(&x->mem, &x->alias_text, alias.n + 1)
         || oi_buf_reserve(&x->mem, &x->alias_ents, sizeof e)) {
         x->alias_lost = 1;              /* searches read every buddy */
         return;
     }
     e.b = b;
-    e.off = x->alias_text.n;
-    e.len = oi_fold(alias, x->alias_text.p + e.off, alias.n);
+    e.off = (uint32_t)x->alias_text.n;
+    e.len = (uint32_t)oi_fold(alias, x->alias_text.p + e.off, alias.n);
     x->alias_text.p[e.off + e.len] = '\0';
     x->alias_text.n += e.len + 1;
     oi_buf_add(&x->mem, &x->alias_ents, &e, sizeof e);
@@ -3545,7 +3584,7 @@ static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
     oi_alias_drop(x, b);
     oi_sorted_remove(&x->listed[OI_K_BUDDY], &b->it);
     oi_map_del(&x->buddies, b->it.uid);
-    oi_vec_free(&x->mem, &b->acts);
+    oi_svec_free(&x->mem, &b->acts);
     oi_lstr_free(&x->mem, b->last);
     oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
 }
@@ -3609,8 +3648,8 @@ static void oi_act_free(olpcidx *x, oi_act *a)
 {
     size_t i;
     for (i = 0; i < a->parts.n; i++) {
-        oi_buddy *b = (oi_buddy *)a->parts.v[i];
-        oi_vec_drop(&b->acts, a);
+        oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[i];
+        oi_svec_drop(&b->acts, a);
     }
     oi_map_del(&x->acts, a->it.uid);
     if (a->room.n)
@@ -3619,23 +3658,23 @@ static void oi_act_free(olpcidx *x, oi_act *a)
         oi_sorted_remove(&x->listed[OI_K_ACT], &a->it);
     oi_post_remove(&x->mem, &x->aposts, &a->it);
     oi_unwatch(&x->mem, &a->it);
-    oi_vec_free(&x->mem, &a->parts);
-    oi_vec_free(&x->mem, &a->here);
+    oi_svec_free(&x->mem, &a->parts);
+    oi_svec_free(&x->mem, &a->here);
     oi_free(&x->mem, a, sizeof *a + a->it.uid.n + a->room.n);
 }
 
 /* Makes b a participant of a (nothing if it is one already). */
 static int oi_join(olpcidx *x, oi_act *a, oi_buddy *b)
 {
-    if (oi_vec_has(&a->parts, b))
+    if (oi_svec_has(&a->parts, b))
         return OLPCIDX_OK;
     if (b->acts.n >= x->cfg.max_activities)
         return OLPCIDX_ELIMIT;
-    if (oi_vec_reserve(&x->mem, &a->parts, 1) != OLPCIDX_OK
-        || oi_vec_reserve(&x->mem, &b->acts, 1) != OLPCIDX_OK)
+    if (oi_svec_reserve(&x->mem, &a->parts, 1) != OLPCIDX_OK
+        || oi_svec_reserve(&x->mem, &b->acts, 1) != OLPCIDX_OK)
         return OLPCIDX_ENOMEM;
-    oi_vec_push(&a->parts, b);
-    oi_vec_push(&b->acts, a);
+    oi_svec_push(&a->parts, b);
+    oi_svec_push(&b->acts, a);
     return OLPCIDX_OK;
 }
 
@@ -3643,8 +3682,8 @@ static int oi_join(olpcidx *x, oi_act *a, oi_buddy *b)
 ** (PROTOCOL.md 2.3).  Returns 1 if it was closed. */
 static int oi_leave(olpcidx *x, oi_act *a, oi_buddy *b)
 {
-    oi_vec_drop(&a->parts, b);
-    oi_vec_drop(&b->acts, a);
+    oi_svec_drop(&a->parts, b);
+    oi_svec_drop(&b->acts, a);
     if (a->parts.n > 0)
         return 0;
     oi_act_free(x, a);
@@ -4004,7 +4043,7 @@ static void oi_emit(olpcidx *x, int type, const oi_act *a, const oi_buddy *b)
     if (type == OI_EV_BUDDY_NICK || type == OI_EV_BUDDY_COMES)
         return;                         /* not about its activities */
     for (i = 0; i < b->acts.n; i++) {
-        const oi_act *in = (const oi_act *)b->acts.v[i];
+        const oi_act *in = (const oi_act *)OI_SV(&b->acts)[i];
         if (!oi_act_private(in))        /* PROTOCOL.md 2.3 */
             oi_fan_out(x, &in->it.watch, &ev, 0);
     }
@@ -4269,7 +4308,8 @@ static int oi_snapshot(olpcidx *x)
         oi_rec_act(x, a);
         count++;
         for (j = 0; j < a->parts.n; j++, count++)
-            oi_rec_member(x, OI_REC_JOIN, a, (const oi_buddy *)a->parts.v[j]);
+            oi_rec_member(x, OI_REC_JOIN, a,
+                          (const oi_buddy *)OI_SV(&a->parts)[j]);
         if (a->muc != OI_MUC_NONE) {
             oi_rec_room(x, a);
             count++;
@@ -4453,7 +4493,7 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
         a = oi_act_find(x, id, OI_LIT(""));
         if (type == OI_REC_LEAVE) {
             b = oi_buddy_get(x, jid, 0);
-            if (a && b && oi_vec_has(&a->parts, b)) {
+            if (a && b && oi_svec_has(&a->parts, b)) {
                 oi_leave(x, a, b);
                 oi_buddy_trim(x, b);
             }
@@ -4686,7 +4726,7 @@ static int oi_chg_act_props(olpcidx *x, oi_str bare, oi_str id, oi_str room,
     if (!(b = oi_buddy_get(x, bare, 1)))
         return OI_C_RESOURCE_CONSTRAINT;
     a = oi_act_find(x, id, room);
-    if (a && !oi_vec_has(&a->parts, b)) {
+    if (a && !oi_svec_has(&a->parts, b)) {
         oi_buddy_trim(x, b);
         return OI_C_FORBIDDEN;
     }
@@ -4768,7 +4808,7 @@ static int oi_chg_join(olpcidx *x, oi_str bare, oi_str full, oi_str id,
         oi_buddy_trim(x, b);
         return OI_C_RESOURCE_CONSTRAINT;
     }
-    fresh = !oi_vec_has(&a->parts, b);
+    fresh = !oi_svec_has(&a->parts, b);
     rc = oi_join(x, a, b);
     if (rc != OLPCIDX_OK) {
         if (a->parts.n == 0)
@@ -4796,7 +4836,7 @@ static int oi_chg_leave(olpcidx *x, oi_str bare, oi_str id, oi_str room)
 {
     oi_act *a = oi_act_find(x, id, room);
     oi_buddy *b = oi_buddy_get(x, bare, 0);
-    if (a && b && oi_vec_has(&a->parts, b)) {
+    if (a && b && oi_svec_has(&a->parts, b)) {
         oi_depart(x, a, b);
         oi_buddy_trim(x, b);
     }
@@ -4809,19 +4849,20 @@ static void oi_chg_close(olpcidx *x, oi_act *a)
 {
     size_t i;
     for (i = 0; i < a->parts.n; i++)
-        oi_rec_member(x, OI_REC_LEAVE, a, (const oi_buddy *)a->parts.v[i]);
+        oi_rec_member(x, OI_REC_LEAVE, a,
+                      (const oi_buddy *)OI_SV(&a->parts)[i]);
     oi_journal(x);
     if (!oi_act_private(a))
         oi_close_act(x, a);
     else if (a->muc != OI_MUC_NONE)
         oi_room_presence(x, a, 0, 1);
     while (a->parts.n > 1) {
-        oi_buddy *b = (oi_buddy *)a->parts.v[0];
+        oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[0];
         oi_leave(x, a, b);
         oi_buddy_trim(x, b);
     }
     if (a->parts.n == 1) {
-        oi_buddy *b = (oi_buddy *)a->parts.v[0];
+        oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[0];
         oi_leave(x, a, b);              /* the last: a is freed */
         oi_buddy_trim(x, b);
     }
@@ -4871,7 +4912,7 @@ static void oi_chg_offline(olpcidx *x, oi_str full)
     x->cause = oi_mkstr("", 0);
     oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
     while (b->acts.n > 0)
-        oi_depart(x, (oi_act *)b->acts.v[0], b);
+        oi_depart(x, (oi_act *)OI_SV(&b->acts)[0], b);
     if (b->cur) {
         oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
         oi_rec_buddy(x, b);
@@ -5967,7 +6008,7 @@ static void oi_out_act(olpcidx *x, const oi_act *a)
     oi_out(x, ">", 1);
     oi_out_props(x, &a->it.props, OI_NS_APROPS, NULL);
     for (i = 0; i < a->parts.n; i++) {
-        const oi_buddy *b = (const oi_buddy *)a->parts.v[i];
+        const oi_buddy *b = (const oi_buddy *)OI_SV(&a->parts)[i];
         oi_outz(x, "<buddy");
         oi_out_attr(x, "jid", b->it.uid);
         oi_out(x, ">", 1);
@@ -6103,7 +6144,7 @@ static int oi_keep_act(olpcidx *x, const oi_item *it, const void *crit)
         if (!oi_eq(b->name, "buddy") || !oi_attr(b, "jid", &jid))
             continue;
         bd = (const oi_buddy *)oi_map_get(&x->buddies, oi_bare(jid));
-        if (!bd || !oi_vec_has(&a->parts, bd))
+        if (!bd || !oi_svec_has(&a->parts, bd))
             return 0;
     }
     return 1;
@@ -6138,7 +6179,7 @@ static long oi_acts_of_parts(olpcidx *x, const oi_acrit *c, oi_item ***out)
     if (!v)
         return -1;
     for (i = 0; i < least->acts.n; i++) {
-        oi_act *a = (oi_act *)least->acts.v[i];
+        oi_act *a = (oi_act *)OI_SV(&least->acts)[i];
         if (oi_keep_act(x, &a->it, c))
             v[n++] = &a->it;
     }
@@ -6469,7 +6510,7 @@ static int oi_view_matches(olpcidx *x, const oi_view *v, const oi_item *it)
         for (i = 0; i < v->nparts; i++, p += strlen(p) + 1) {
             const oi_buddy *b = (const oi_buddy *)oi_map_get(&x->buddies,
                                                              oi_zstr(p));
-            if (!b || !oi_vec_has(&a->parts, b))
+            if (!b || !oi_svec_has(&a->parts, b))
                 return 0;
         }
         return 1;
@@ -6542,7 +6583,7 @@ static void oi_view_out_act(olpcidx *x, const oi_act *a)
     oi_out(x, ">", 1);
     oi_out_props(x, &a->it.props, OI_NS_APROPS, NULL);
     for (i = 0; i < a->parts.n; i++)
-        oi_view_out_buddy(x, (const oi_buddy *)a->parts.v[i]);
+        oi_view_out_buddy(x, (const oi_buddy *)OI_SV(&a->parts)[i]);
     oi_outz(x, "</activity>");
 }
 
@@ -7049,7 +7090,7 @@ static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
     if (!(b = oi_buddy_get(x, bare, 0)))
         return;
     for (i = b->acts.n; i-- > 0;) {
-        oi_act *a = (oi_act *)b->acts.v[i];
+        oi_act *a = (oi_act *)OI_SV(&b->acts)[i];
         int listed = 0;
         if (a->muc != OI_MUC_NONE)
             continue;
@@ -7096,7 +7137,7 @@ static void oi_pep_node(olpcidx *x, oi_str bare, oi_str node,
             oi_attr(e, "activity", &id);
             oi_attr(e, "room", &room);
             a = oi_act_find(x, id, room);
-            if (a && b && a->muc == OI_MUC_NONE && oi_vec_has(&a->parts, b)
+            if (a && b && a->muc == OI_MUC_NONE && oi_svec_has(&a->parts, b)
                 && oi_props_read(x, e, &ps, 1) == OI_C_NONE)
                 oi_chg_room_props(x, a, &ps);
         }
@@ -7206,7 +7247,7 @@ static int oi_muc_invite(olpcidx *x, const oi_ctx *c, const oi_node *xu)
         return OI_C_NONE;
     if (oi_streq(oi_bare(inviter), c->bare)) {  /* room/nick */
         for (i = 0; i < a->parts.n && !ok; i++)
-            ok = ((const oi_buddy *)a->parts.v[i])->roster
+            ok = ((const oi_buddy *)OI_SV(&a->parts)[i])->roster
                  == OI_ROSTER_PUBLISHED;
     } else {
         b = oi_buddy_get(x, oi_bare(inviter), 0);
@@ -7258,17 +7299,17 @@ static void oi_muc_reconcile(olpcidx *x, oi_act *a)
     size_t i;
     a->muc = OI_MUC_IN;
     for (i = a->here_ok ? a->parts.n : 0; i-- > 0;) {
-        oi_buddy *b = (oi_buddy *)a->parts.v[i];
-        if (oi_vec_has(&a->here, b))
+        oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[i];
+        if (oi_svec_has(&a->here, b))
             continue;
         if (a->parts.n == 1) {          /* the last one: a goes */
-            oi_vec_free(&x->mem, &a->here);
+            oi_svec_free(&x->mem, &a->here);
             oi_chg_leave(x, b->it.uid, id, room);
             return;
         }
         oi_chg_leave(x, b->it.uid, id, room);
     }
-    oi_vec_free(&x->mem, &a->here);
+    oi_svec_free(&x->mem, &a->here);
 }
 
 /* Presence from a room the component is in, or joining: its own, an
@@ -7344,8 +7385,8 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
     } else {
         oi_chg_join(x, bare, jid, id, room);
         if (a->muc == OI_MUC_JOINING && (b = oi_buddy_get(x, bare, 0))) {
-            if (oi_vec_reserve(&x->mem, &a->here, 1) == OLPCIDX_OK)
-                oi_vec_push(&a->here, b);
+            if (oi_svec_reserve(&x->mem, &a->here, 1) == OLPCIDX_OK)
+                oi_svec_push(&a->here, b);
             else
                 a->here_ok = 0;         /* then nobody is taken out */
         }

@@ -2682,7 +2682,7 @@ static char *t_dump_as(olpcidx *x, int durable)
                durable ? 0ul : t_seed_watch(&a->it), a->muc != OI_MUC_NONE);
         t_dump_props(&s, &a->it.props);
         for (j = 0; j < a->parts.n && np < 64; j++)   /* in name order */
-            parts[np++] = ((oi_buddy *)a->parts.v[j])->it.uid;
+            parts[np++] = ((oi_buddy *)OI_SV(&a->parts)[j])->it.uid;
         qsort(parts, np, sizeof *parts, t_cmpoistr);
         for (j = 0; j < np; j++)
             t_addf(&s, " part=%.*s", (int)parts[j].n, parts[j].p);

@@ -971,7 +971,7 @@ static int bench_scale(double *out)
     {
         const oi_act *a = (const oi_act *)oi_map_get(&s.x->acts,
                                                      OI_LIT("act000007"));
-        const oi_buddy *b = a ? (const oi_buddy *)a->parts.v[0] : NULL;
+        const oi_buddy *b = a ? (const oi_buddy *)OI_SV(&a->parts)[0] : NULL;
         if (!b) {
             fprintf(stderr, "bench: act000007 has no participant\n");
             return -1;
