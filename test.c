@@ -48,7 +48,7 @@
 **      B2. xml, core                 the fixtures
 **      B3. serializer, timers, api, backpressure
 **      B4. siphash                   (B4 to B6: olpcidx.c section 5)
-**      B5. map
+**      B5. map                       and the small vector (section 4)
 **      B6. props
 **      B7. rsm, memcap, rate, notice, idle, atomic, bounded, rooms, alias
 **      B8. persist                   a storage in memory
@@ -1391,7 +1391,7 @@ static void tu_siphash(void)
     CHECK(oi_siphash(key, NULL, 0) == oi_siphash(key, "", 0));
 }
 
-/* ---- B5. map: the hash map --------------------------------------------- */
+/* ---- B5. map: the hash map, and the small vector ----------------------- */
 
 /* Structural check: capacity a power of two, load within bounds, each
 ** stored hash right, each entry reachable from its home slot without
@@ -1931,6 +1931,82 @@ static void tu_map_walk_stale(void)
     CHECK(mem.used == 0 && a.blocks == 0);
 }
 
+/* The small vector against a plain array: one element in place with no
+** allocation, growth by half beyond, push, has and drop in any order,
+** and a failed growth that leaves it as it was. */
+static void tu_svec(void)
+{
+    static int tag[300];
+    int ref[300];
+    oi_mem mem;
+    t_alloc a;
+    oi_svec s;
+    size_t i, j, n = 0, op;
+    long bad = 0;
+    tu_mem_init(&mem, &a);
+    memset(&s, 0, sizeof s);
+    CHECK(sizeof s == 16 || sizeof(void *) != 8);
+    CHECK(oi_svec_reserve(&mem, &s, 1) == OLPCIDX_OK && a.calls == 0);
+    oi_svec_push(&s, &tag[0]);
+    CHECK(s.n == 1 && OI_SV(&s)[0] == &tag[0] && mem.used == 0);
+    CHECK(oi_svec_has(&s, &tag[0]) && !oi_svec_has(&s, &tag[1]));
+    /* the first growth fails: still the one element, in place */
+    a.fail_all = 1;
+    CHECK(oi_svec_reserve(&mem, &s, 1) == OLPCIDX_ENOMEM);
+    CHECK(s.n == 1 && s.cap == 1 && OI_SV(&s)[0] == &tag[0]);
+    a.fail_all = 0;
+    CHECK(oi_svec_reserve(&mem, &s, 1) == OLPCIDX_OK && s.cap == 2);
+    CHECK(mem.used == 2 * sizeof(void *) && OI_SV(&s)[0] == &tag[0]);
+    oi_svec_drop(&s, &tag[0]);
+    CHECK(s.n == 0 && !oi_svec_has(&s, &tag[0]));
+    /* random pushes and drops against ref[] */
+    for (op = 0; op < 20000; op++) {
+        size_t k = tu_below(300);
+        int has = 0;
+        for (j = 0; j < n; j++)
+            has |= ref[j] == (int)k;
+        if (oi_svec_has(&s, &tag[k]) != has)
+            bad++;
+        if (has) {
+            oi_svec_drop(&s, &tag[k]);
+            for (j = 0; ref[j] != (int)k; j++)
+                ;
+            ref[j] = ref[--n];
+        } else {
+            uint32_t cap = s.cap;
+            a.fail_all = tu_below(8) == 0;
+            if (oi_svec_reserve(&mem, &s, 1) != OLPCIDX_OK) {
+                if (!a.fail_all || s.cap != cap || s.n != n)
+                    bad++;
+                a.fail_all = 0;
+                continue;
+            }
+            a.fail_all = 0;
+            oi_svec_push(&s, &tag[k]);
+            ref[n++] = (int)k;
+        }
+        if (s.n != n || s.cap < n || (s.cap > 1) != (mem.used > 0)
+            || mem.used != (s.cap > 1 ? s.cap * sizeof(void *) : 0))
+            bad++;
+        for (i = 0; i < n; i++)
+            if (!oi_svec_has(&s, &tag[ref[i]]))
+                bad++;
+    }
+    CHECK(bad == 0 && n > 100);
+    /* growth by half from 2: 2, 3, 5, 8, 12, ... */
+    oi_svec_free(&mem, &s);
+    CHECK(s.n == 0 && s.cap == 0 && mem.used == 0 && a.blocks == 0);
+    for (i = 0; i < 13; i++) {
+        oi_svec_reserve(&mem, &s, 1);
+        oi_svec_push(&s, &tag[i]);
+        if (i == 1 || i == 2 || i == 4 || i == 7 || i == 11)
+            CHECK(s.cap == i + 1);
+    }
+    CHECK(s.cap == 18 && OI_SV(&s)[12] == &tag[12] && OI_SV(&s)[0] == &tag[0]);
+    oi_svec_free(&mem, &s);
+    CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
+}
+
 /* The map group: keys made, every map test, keys freed.  Groups that
 ** draw random numbers start from their own fixed seed, so that a group
 ** run alone draws what it draws in a full run. */
@@ -1949,6 +2025,7 @@ static void tu_map_all(void)
     tu_map_enomem();
     tu_map_walk();
     tu_map_walk_stale();
+    tu_svec();
     for (k = 0; k < TU_NKEYS; k++)
         free(tu_kbuf[k]);
 }
@@ -6431,7 +6508,7 @@ static const struct t_group {
     { "siphash", T_OFFLINE, tu_siphash,
       "SipHash-2-4 and SipHash-1-3 against reference vectors" },
     { "map", T_OFFLINE, tu_map_all,
-      "the hash map against a plain array, growth, walks" },
+      "the hash map and the small vector against plain arrays" },
     { "props", T_OFFLINE, tu_prop_all,
       "every rule of the property types, against references" },
     { "rsm", T_OFFLINE, t_rsm_pos,
