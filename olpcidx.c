@@ -3194,8 +3194,9 @@ typedef struct oi_buddy {
     char *cur;                  /* current activity: two oi_lstr, id then
                                 ** room, in one block; NULL: none */
     oi_svec acts;               /* oi_act * it participates in */
-    char *last;                 /* oi_lstr: last full JID heard from, or
-                                ** NULL: the whole JID, however long */
+    char *last;                 /* oi_lstr: the resource of the full JID
+                                ** last heard from (its bare JID is the
+                                ** uid), however long; NULL: none */
     char *nick;                 /* oi_lstr: its PEP nick, or NULL */
     uint64_t seen;              /* when, in ms */
     uint64_t ping_at;           /* idle ping sent then; 0: none */
@@ -3416,17 +3417,41 @@ static int oi_buddy_set_nick(olpcidx *x, oi_buddy *b, oi_str nick)
     return OLPCIDX_OK;
 }
 
-/* Where the buddy was last heard from (PROTOCOL.md 5.2): a copy of full
-** JID jid.  Out of memory, the one before stays. */
+/* Where the buddy was last heard from (PROTOCOL.md 5.2): full JID jid,
+** whose bare JID is the buddy's, so that only its resource is kept.  A
+** JID of another bare JID, or none, changes nothing; out of memory, the
+** one before stays. */
 static void oi_buddy_set_last(olpcidx *x, oi_buddy *b, oi_str jid)
 {
-    char *p = NULL;
-    if (b->last && oi_streq(oi_lstr(b->last), jid))
+    oi_str bare = oi_bare(jid), res;
+    char *p;
+    if (bare.n == jid.n || !oi_streq(bare, b->it.uid))
         return;
-    if (jid.n && !(p = oi_lstr_new(&x->mem, jid)))
+    res = oi_mkstr(jid.p + bare.n + 1, jid.n - bare.n - 1);
+    if (b->last && oi_streq(oi_lstr(b->last), res))
+        return;
+    if (!(p = oi_lstr_new(&x->mem, res)))
         return;
     oi_lstr_free(&x->mem, b->last);
     b->last = p;
+}
+
+/* The full JID the buddy was last heard from, in a block of full->n
+** bytes the caller frees; NULL when there is none or memory is short. */
+static char *oi_buddy_last(olpcidx *x, const oi_buddy *b, oi_str *full)
+{
+    oi_str res = oi_lstr(b->last);
+    char *p;
+    if (!b->last || res.n > SIZE_MAX - 1 - b->it.uid.n
+        || !(p = (char *)oi_realloc(&x->mem, NULL, 0,
+                                    b->it.uid.n + 1 + res.n)))
+        return NULL;
+    memcpy(p, b->it.uid.p, b->it.uid.n);
+    p[b->it.uid.n] = '/';
+    if (res.n)
+        memcpy(p + b->it.uid.n + 1, res.p, res.n);
+    *full = oi_mkstr(p, b->it.uid.n + 1 + res.n);
+    return p;
 }
 
 /* The alias a buddy is searched by (PROTOCOL.md 2.2): its PEP nick, else
@@ -4161,6 +4186,27 @@ static void oi_rec_str(olpcidx *x, oi_str s)
     oi_rec_bytes(x, s.p, s.n);
 }
 
+/* The full JID b was last heard from, as oi_rec_str writes it (empty:
+** none): its bare JID, a slash, its resource. */
+static void oi_rec_last(olpcidx *x, const oi_buddy *b)
+{
+    oi_str res = oi_lstr(b->last);
+    size_t n = b->last ? b->it.uid.n + 1 + res.n : 0;
+    unsigned char h[2];
+    if (n > 0xFFFF) {
+        x->rec_err = 1;
+        return;
+    }
+    h[0] = (unsigned char)(n >> 8);
+    h[1] = (unsigned char)n;
+    oi_rec_bytes(x, h, 2);
+    if (!b->last)
+        return;
+    oi_rec_bytes(x, b->it.uid.p, b->it.uid.n);
+    oi_rec_bytes(x, "/", 1);
+    oi_rec_bytes(x, res.p, res.n);
+}
+
 static void oi_rec_props(olpcidx *x, const oi_pset *ps)
 {
     unsigned char h[2];
@@ -4221,7 +4267,7 @@ static void oi_rec_member(olpcidx *x, int type, const oi_act *a,
     oi_rec_str(x, a->it.uid);
     oi_rec_str(x, b->it.uid);
     if (type == OI_REC_JOIN)
-        oi_rec_str(x, oi_lstr(b->last));
+        oi_rec_last(x, b);
     oi_rec_end(x);
 }
 
@@ -5831,9 +5877,14 @@ static void oi_liveness(olpcidx *x)
         if (b->acts.n == 0 || !b->last)
             continue;
         if (b->ping_at && x->now - b->ping_at >= OI_PING_TIMEOUT_MS) {
+            oi_str full;
+            char *fp = oi_buddy_last(x, b, &full);
+            if (!fp)
+                continue;               /* memory is short: next second */
             oi_log(x, OLPCIDX_LOG_INFO, "%.*s did not answer a ping: "
-                   "offline", (int)oi_lstr(b->last).n, oi_lstr(b->last).p);
-            oi_chg_offline(x, oi_lstr(b->last));
+                   "offline", (int)full.n, full.p);
+            oi_chg_offline(x, full);
+            oi_free(&x->mem, fp, full.n);
             i = 0;                      /* the maps changed: start again */
         } else if (!b->ping_at && (b->restored
                                    || (idle && x->now - b->seen >= idle))) {
@@ -5841,7 +5892,11 @@ static void oi_liveness(olpcidx *x)
             size_t mark = oi_out_begin(x);
             oi_outz(x, "<iq type='get'");
             oi_out_attr(x, "from", x->jid);
-            oi_out_attr(x, "to", oi_lstr(b->last));
+            oi_outz(x, " to='");        /* the full JID: bare/resource */
+            oi_out_esc(x, b->it.uid, 1);
+            oi_out(x, "/", 1);
+            oi_out_esc(x, oi_lstr(b->last), 1);
+            oi_outz(x, "'");
             oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
             if (oi_out_commit(x, mark, "idle ping") == 0)
                 b->ping_at = x->now;
