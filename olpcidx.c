@@ -924,8 +924,9 @@ static uint64_t oi_siphash(const uint64_t key[2], const void *p, size_t n)
 /*
 ** oi_map: byte-string keys to void * values that hold their keys.
 ** open addressing, linear probing; deletion shifts entries back, no tombstones
-** 2^n slots, at least OI_MAP_MINCAP, at most OI_MAP_LOAD_NUM/DEN of them used
-** grows by doubling into a new table allocated before any entry moves
+** at least OI_MAP_MINCAP slots, at most OI_MAP_LOAD_NUM/DEN of them used
+** grows by half into a new table allocated before any entry moves, so
+**   that it is between 1/2 and 3/4 full (doubling: 3/8 to 3/4)
 ** after a failed allocation (ENOMEM) the map is unchanged and usable
 ** SipHash-1-3 under a per-table key; slots keep 32 bits of it, growth
 ** rehashes nothing
@@ -938,8 +939,10 @@ static uint64_t oi_siphash(const uint64_t key[2], const void *p, size_t n)
 ** probe compares hashes first and reads a key only when they are equal.
 ** Values must not be NULL, which marks an empty slot and is what get,
 ** del and next return for "none"; a value's key must not change while
-** it is in the map.  Tables stay below 2^32 slots, so the home slot of a
-** key is its 32-bit hash modulo the size.
+** it is in the map.  The home slot of a key is its 32-bit hash scaled
+** to the size, (hash * cap) >> 32 (Lemire, "Fast random integer
+** generation in an interval", 2019), which needs no power of two; tables
+** stay at most 2^31 slots.
 */
 typedef oi_str (*oi_keyof)(const void *val);
 
@@ -956,7 +959,15 @@ typedef struct oi_map {
 #define OI_MAP_MAXCAP   (UINT32_MAX / 2 + 1)    /* 2^31 slots */
 #define OI_MAP_LOAD_NUM 3       /* at most NUM/DEN of the slots in use */
 #define OI_MAP_LOAD_DEN 4
-#define OI_MAP_MAXN(cap) ((cap) / OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM)
+#define OI_MAP_MAXN(cap) ((cap) / OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM \
+                          + (cap) % OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM \
+                            / OI_MAP_LOAD_DEN)
+
+/* The home slot of hash h in a table of cap slots. */
+static size_t oi_map_home(uint32_t h, size_t cap)
+{
+    return (size_t)(((uint64_t)h * cap) >> 32);
+}
 #define OI_MAP_SLOT     (sizeof(void *) + sizeof(uint32_t))
 
 /* The key of a value whose first field is its key (an oi_str). */
@@ -996,10 +1007,10 @@ static void oi_map_init(oi_map *m, uint32_t seed, uint32_t salt,
 ** has slots, and always an empty one, so the probe ends. */
 static size_t oi_map_find(const oi_map *m, oi_str key, uint32_t h)
 {
-    size_t mask = m->cap - 1, i = (size_t)h & mask;
+    size_t i = oi_map_home(h, m->cap);
     while (m->val[i]
            && (m->hash[i] != h || !oi_streq(m->keyof(m->val[i]), key)))
-        i = (i + 1) & mask;
+        i = i + 1 < m->cap ? i + 1 : 0;
     return i;
 }
 
@@ -1024,7 +1035,7 @@ static int oi_map_resize(oi_mem *mem, oi_map *m, size_t ncap)
 {
     void **nv;
     uint32_t *nh;
-    size_t i, j, mask = ncap - 1;
+    size_t i, j;
     nv = (void **)oi_realloc(mem, NULL, 0, ncap * OI_MAP_SLOT);
     if (!nv)
         return OLPCIDX_ENOMEM;
@@ -1036,9 +1047,9 @@ static int oi_map_resize(oi_mem *mem, oi_map *m, size_t ncap)
     for (i = 0; i < m->cap; i++) {
         if (!m->val[i])
             continue;
-        j = (size_t)m->hash[i] & mask;
+        j = oi_map_home(m->hash[i], ncap);
         while (nv[j])
-            j = (j + 1) & mask;
+            j = j + 1 < ncap ? j + 1 : 0;
         nv[j] = m->val[i];
         nh[j] = m->hash[i];
     }
@@ -1051,7 +1062,7 @@ static int oi_map_resize(oi_mem *mem, oi_map *m, size_t ncap)
 
 /* Makes room for extra more entries: once this returned OLPCIDX_OK, the
 ** next extra puts of new keys do not allocate and cannot fail (deletions
-** in between only add room).  Growth at least doubles the table. */
+** in between only add room).  Growth adds at least half the table. */
 static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
 {
     size_t need, ncap;
@@ -1060,12 +1071,12 @@ static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
     need = m->n + extra;
     if (need <= OI_MAP_MAXN(m->cap))
         return OLPCIDX_OK;
-    ncap = m->cap ? m->cap : OI_MAP_MINCAP / 2;
-    do {
-        if (ncap >= OI_MAP_MAXCAP || ncap > SIZE_MAX / 2 / OI_MAP_SLOT)
+    ncap = m->cap ? m->cap : OI_MAP_MINCAP;
+    while (ncap == m->cap || OI_MAP_MAXN(ncap) < need) {
+        if (ncap > OI_MAP_MAXCAP / 3 * 2 || ncap > SIZE_MAX / 3 / OI_MAP_SLOT)
             return OLPCIDX_ENOMEM;
-        ncap *= 2;
-    } while (OI_MAP_MAXN(ncap) < need);
+        ncap += ncap / 2;
+    }
     return oi_map_resize(mem, m, ncap);
 }
 
@@ -1105,7 +1116,7 @@ static int oi_map_put(oi_mem *mem, oi_map *m, void *val)
 ** Never allocates, never shrinks the table. */
 static void *oi_map_del(oi_map *m, oi_str key)
 {
-    size_t mask, i, j, home;
+    size_t i, j, home;
     void *val;
     if (m->n == 0)
         return NULL;
@@ -1113,18 +1124,17 @@ static void *oi_map_del(oi_map *m, oi_str key)
     if (!m->val[i])
         return NULL;
     val = m->val[i];
-    mask = m->cap - 1;
     j = i;
     for (;;) {
         m->val[i] = NULL;
         m->hash[i] = 0;
         do {
-            j = (j + 1) & mask;
+            j = j + 1 < m->cap ? j + 1 : 0;
             if (!m->val[j]) {
                 m->n--;
                 return val;
             }
-            home = (size_t)m->hash[j] & mask;
+            home = oi_map_home(m->hash[j], m->cap);
         } while (i <= j ? i < home && home <= j : i < home || home <= j);
         m->val[i] = m->val[j];
         m->hash[i] = m->hash[j];

@@ -1393,18 +1393,17 @@ static void tu_siphash(void)
 
 /* ---- B5. map: the hash map, and the small vector ----------------------- */
 
-/* Structural check: capacity a power of two, load within bounds, each
+/* Structural check: capacity at least the minimum, load within bounds, each
 ** stored hash right, each entry reachable from its home slot without
 ** crossing an empty slot, n the number of entries. */
 static int tu_map_ok(const oi_map *m)
 {
-    size_t i, j, n = 0, mask;
+    size_t i, j, n = 0;
     if (m->cap == 0)
         return m->n == 0 && m->val == NULL && m->hash == NULL;
-    if ((m->cap & (m->cap - 1)) != 0 || m->cap < OI_MAP_MINCAP
-        || m->n > m->cap / 4 * 3)
+    if (m->cap < OI_MAP_MINCAP || m->n > OI_MAP_MAXN(m->cap)
+        || m->n * 4 > m->cap * 3)
         return 0;
-    mask = m->cap - 1;
     for (i = 0; i < m->cap; i++) {
         oi_str key;
         if (!m->val[i])
@@ -1413,7 +1412,8 @@ static int tu_map_ok(const oi_map *m)
         key = m->keyof(m->val[i]);
         if (m->hash[i] != (uint32_t)oi_siphash(m->key, key.p, key.n))
             return 0;
-        for (j = (size_t)m->hash[i] & mask; j != i; j = (j + 1) & mask)
+        for (j = oi_map_home(m->hash[i], m->cap); j != i;
+             j = j + 1 < m->cap ? j + 1 : 0)
             if (!m->val[j])
                 return 0;
     }
@@ -1654,7 +1654,7 @@ static void tu_map_growth(void)
     t_alloc a;
     oi_map m;
     char key[32];
-    size_t i, n, lastcap = 0, doublings = 0, bad = 0;
+    size_t i, n, lastcap = 0, growths = 0, bad = 0;
     static char keys[100000][12];
     tu_mem_init(&mem, &a);
     oi_map_init(&m, 99, 1, tu_keyof_z);
@@ -1663,22 +1663,24 @@ static void tu_map_growth(void)
         if (oi_map_put(&mem, &m, keys[i]))
             bad++;
         if (m.cap != lastcap) {
-            /* first table of OI_MAP_MINCAP, then doubling exactly when
-            ** one more entry would pass 3/4 */
+            /* first table of OI_MAP_MINCAP, then growth by half exactly
+            ** when one more entry would pass 3/4 */
             if (lastcap == 0 ? m.cap != OI_MAP_MINCAP
-                : m.cap != 2 * lastcap || m.n != lastcap / 4 * 3 + 1)
+                : m.cap != lastcap + lastcap / 2
+                  || m.n != OI_MAP_MAXN(lastcap) + 1)
                 bad++;
             if (lastcap)
-                doublings++;
+                growths++;
             lastcap = m.cap;
         }
-        if (m.n * 4 > m.cap * 3)
+        if (m.n * 4 > m.cap * 3 || (lastcap > 8 && m.n * 2 < m.cap))
             bad++;
     }
     CHECK(bad == 0);
-    /* 100000 > 3/4 of 2^17: 2^18 slots, 15 doublings from 8 */
-    CHECK(doublings == 15 && m.cap == 262144 && m.n == 100000);
-    CHECK(a.calls == 16);
+    /* 8, 12, 18, 27, ..., 88258, 132387 (3/4: 99290 < 100000), 198580:
+    ** 25 growths */
+    CHECK(growths == 25 && m.cap == 198580 && m.n == 100000);
+    CHECK(a.calls == 26);
     CHECK(mem.used == m.cap * OI_MAP_SLOT);
     CHECK(tu_map_ok(&m));
     for (i = 0; i < 100000; i++) {
@@ -1706,35 +1708,35 @@ static void tu_map_reserve(void)
     CHECK(m.cap == 0);
     CHECK(oi_map_reserve(&mem, &m, 6) == OLPCIDX_OK && m.cap == 8);
     CHECK(oi_map_reserve(&mem, &m, 6) == OLPCIDX_OK && a.calls == 1);
-    CHECK(oi_map_reserve(&mem, &m, 7) == OLPCIDX_OK && m.cap == 16);
+    CHECK(oi_map_reserve(&mem, &m, 7) == OLPCIDX_OK && m.cap == 12);
     CHECK(oi_map_reserve(&mem, &m, 1000) == OLPCIDX_OK);
-    CHECK(m.cap == 2048);       /* 3/4 of 1024 is 768 < 1000 <= 1536 */
+    CHECK(m.cap == 1531);       /* 3/4 of 1021 is 765 < 1000 <= 1148 */
     CHECK(tu_map_ok(&m));
     /* the promised puts need no allocator at all */
     a.fail_all = 1;
     for (i = 0; i < 1000; i++)
         if (oi_map_put(&mem, &m, &tu_tag[i][0]) != OLPCIDX_OK)
             bad++;
-    CHECK(bad == 0 && m.n == 1000 && m.cap == 2048);
+    CHECK(bad == 0 && m.n == 1000 && m.cap == 1531);
     /* deletions in between only add room */
     for (i = 0; i < 100; i++)
         oi_map_del(&m, tu_key(i));
-    for (i = 1000; i < 1636; i++)
+    for (i = 1000; i < 1248; i++)
         if (oi_map_put(&mem, &m, &tu_tag[i][0]) != OLPCIDX_OK)
             bad++;
-    CHECK(bad == 0 && m.n == 1536 && m.cap == 2048);
+    CHECK(bad == 0 && m.n == 1148 && m.cap == 1531);
     /* full: the next new key needs growth, which fails cleanly */
     slot = m.val;
     cap = m.cap;
-    CHECK(oi_map_put(&mem, &m, &tu_tag[1636][0])
+    CHECK(oi_map_put(&mem, &m, &tu_tag[1248][0])
           == OLPCIDX_ENOMEM);
     CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_ENOMEM);
     /* a replacement still succeeds: it never allocates */
-    CHECK(oi_map_put(&mem, &m, &tu_tag[1500][1]) == OLPCIDX_OK);
-    CHECK(oi_map_get(&m, tu_key(1500)) == &tu_tag[1500][1]);
+    CHECK(oi_map_put(&mem, &m, &tu_tag[1200][1]) == OLPCIDX_OK);
+    CHECK(oi_map_get(&m, tu_key(1200)) == &tu_tag[1200][1]);
     CHECK(oi_map_reserve(&mem, &m, 0) == OLPCIDX_OK);
-    CHECK(m.val == slot && m.cap == cap && m.n == 1536 && tu_map_ok(&m));
-    CHECK(oi_map_get(&m, tu_key(1636)) == NULL);
+    CHECK(m.val == slot && m.cap == cap && m.n == 1148 && tu_map_ok(&m));
+    CHECK(oi_map_get(&m, tu_key(1248)) == NULL);
     /* sizes that cannot be represented fail before calling the allocator */
     a.fail_all = 0;
     count = a.calls;
@@ -1748,14 +1750,14 @@ static void tu_map_reserve(void)
           == OLPCIDX_ENOMEM);
     CHECK(a.calls == count && m.val == slot && m.cap == cap);
     /* the memory cap refuses growth like a failing allocator */
-    mem.limit = mem.used + 2 * cap * OI_MAP_SLOT - 1;
+    mem.limit = mem.used + (cap + cap / 2) * OI_MAP_SLOT - 1;
     CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_ENOMEM);
     CHECK(a.calls == count && m.val == slot && tu_map_ok(&m));
-    mem.limit = mem.used + 2 * cap * OI_MAP_SLOT;
-    CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_OK && m.cap == 2 * cap);
-    CHECK(mem.used == m.cap * OI_MAP_SLOT);
-    for (i = 100; i < 1636; i++)
-        if (oi_map_get(&m, tu_key(i)) != &tu_tag[i][i == 1500])
+    mem.limit = mem.used + (cap + cap / 2) * OI_MAP_SLOT;
+    CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_OK);
+    CHECK(m.cap == cap + cap / 2 && mem.used == m.cap * OI_MAP_SLOT);
+    for (i = 100; i < 1248; i++)
+        if (oi_map_get(&m, tu_key(i)) != &tu_tag[i][i == 1200])
             bad++;
     CHECK(bad == 0 && tu_map_ok(&m));
     oi_map_free(&mem, &m);
@@ -1813,7 +1815,7 @@ static void tu_map_enomem(void)
         done = !failed;
     }
     CHECK(bad == 0);
-    CHECK(failures == 10);      /* tables of 8, 16, ..., 4096 slots */
+    CHECK(failures == 17);      /* tables of 8, 12, 18, ..., 5166 slots */
 }
 
 /* A walk with deletions of returned entries: every entry is returned
@@ -1844,7 +1846,8 @@ static void tu_map_walk(void)
         }
         memcpy(was, present, sizeof was);
         /* does a run wrap from the last slot to slot 0? */
-        if (m.val[m.cap - 1] && m.val[0] && (m.hash[0] & (m.cap - 1)) != 0)
+        if (m.val[m.cap - 1] && m.val[0]
+            && oi_map_home(m.hash[0], m.cap) != 0)
             wraps++;
         memset(seen, 0, sizeof seen);
         nret = 0;
