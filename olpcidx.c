@@ -675,7 +675,7 @@ static void oi_vec_free(oi_mem *m, oi_vec *a)
 ** place of the array pointer, so that the commonest lists -- an item
 ** holding a unique property value, a buddy in one activity -- take no
 ** allocation and 16 bytes.  Beyond one element it grows by half (2, 3,
-** 5, 8, 12, ...): the lists are many and mostly short (an activity's
+** 4, 6, 9, ...): the lists are many and mostly short (an activity's
 ** participants, a buddy's activities), so slack costs more than the
 ** extra copies.
 */
@@ -709,9 +709,9 @@ static int oi_svec_reserve(oi_mem *m, oi_svec *a, size_t extra)
     }
     if (extra > UINT32_MAX / 2 - a->n)
         return OLPCIDX_ENOMEM;
-    ncap = cap + (cap + 1) / 2;
+    ncap = cap < 2 ? 2 : cap + cap / 2;
     while (ncap - a->n < extra)
-        ncap += (ncap + 1) / 2;
+        ncap += ncap / 2;
     if (ncap > SIZE_MAX / sizeof *v)
         return OLPCIDX_ENOMEM;
     v = (void **)oi_realloc(m, a->cap > 1 ? a->u.v : NULL,

@@ -1996,16 +1996,16 @@ static void tu_svec(void)
                 bad++;
     }
     CHECK(bad == 0 && n > 100);
-    /* growth by half from 2: 2, 3, 5, 8, 12, ... */
+    /* growth by half from 2: 2, 3, 4, 6, 9, 13, ... */
     oi_svec_free(&mem, &s);
     CHECK(s.n == 0 && s.cap == 0 && mem.used == 0 && a.blocks == 0);
     for (i = 0; i < 13; i++) {
         oi_svec_reserve(&mem, &s, 1);
         oi_svec_push(&s, &tag[i]);
-        if (i == 1 || i == 2 || i == 4 || i == 7 || i == 11)
+        if (i == 1 || i == 2 || i == 3 || i == 5 || i == 8 || i == 12)
             CHECK(s.cap == i + 1);
     }
-    CHECK(s.cap == 18 && OI_SV(&s)[12] == &tag[12] && OI_SV(&s)[0] == &tag[0]);
+    CHECK(s.cap == 13 && OI_SV(&s)[12] == &tag[12] && OI_SV(&s)[0] == &tag[0]);
     oi_svec_free(&mem, &s);
     CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
 }
