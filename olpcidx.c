@@ -3292,8 +3292,10 @@ static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
 ** (unless post is 0: a private activity is in no list, PROTOCOL.md 2.3).
 ** Makes sure every list exists and has room first, creating the missing
 ** ones; on ENOMEM nothing changed and the lists created here are gone
-** again.  Then the lists of ps gain it and those of its old properties
-** lose it, which cannot fail. */
+** again.  Then, which cannot fail: the lists of ps gain a reference (so
+** that those it keeps stay), the old ones lose theirs and it, and the
+** new ones (public) gain it -- in that order, so that a list it keeps
+** holds it once whether it was and is public or not. */
 static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
                              oi_item *it, const oi_props *ps, int post)
 {
@@ -3328,13 +3330,11 @@ static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
             goto fail;
         lists[i] = pl;
     }
-    for (i = 0; i < ps->n; i++) {
+    for (i = 0; i < ps->n; i++)
         lists[i]->refs++;
-        if (post)
-            oi_sorted_put(oi_svec_v(&lists[i]->items), lists[i]->items.n++,
-                          it);
-    }
     oi_post_remove(m, map, it);
+    for (i = 0; post && i < ps->n; i++)
+        oi_sorted_put(oi_svec_v(&lists[i]->items), lists[i]->items.n++, it);
     it->props.v = lists;
     it->props.n = ps->n;
     return OLPCIDX_OK;

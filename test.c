@@ -478,8 +478,68 @@ static void t_core_online(t_core *t, olpcidx_config *c, uint64_t now)
     t->out.n = 0;
 }
 
+/* Whether list q holds item it. */
+static int t_post_holds(const oi_post *q, const oi_item *it)
+{
+    void *const *v = OI_SV(&q->items);
+    size_t at = oi_sorted_pos(v, q->items.n, it->uid, 0);
+    return at < q->items.n && v[at] == it;
+}
+
+/* The posting lists agree with the items (olpcidx.c section 8): each
+** property of an item is a list in its kind's map that holds the item
+** exactly when it is public (a buddy; an activity not private), each
+** list holds items in UID order that point to it, and its refs count
+** the items pointing to it. */
+static int t_posts_ok(olpcidx *x)
+{
+    int kind;
+    for (kind = 0; kind < 2; kind++) {
+        oi_map *items = kind == OI_K_ACT ? &x->acts : &x->buddies;
+        oi_map *posts = kind == OI_K_ACT ? &x->aposts : &x->bposts;
+        size_t i = 0, j, held = 0, refs = 0;
+        void *p;
+        while ((p = oi_map_next(items, &i)) != NULL) {
+            const oi_item *it = (const oi_item *)p;
+            int pub = kind == OI_K_BUDDY || !oi_act_private((oi_act *)p);
+            for (j = 0; j < it->props.n; j++) {
+                const oi_post *q = it->props.v[j];
+                if (t_post_holds(q, it) != pub
+                    || oi_map_get(posts, oi_post_keyof(q)) != q
+                    || (j > 0 && oi_str_cmp(oi_post_keyof(it->props.v[j - 1]),
+                                            oi_post_keyof(q)) >= 0))
+                    return 0;
+                held++;
+            }
+        }
+        i = 0;
+        while ((p = oi_map_next(posts, &i)) != NULL) {
+            const oi_post *q = (const oi_post *)p;
+            void *const *v = OI_SV(&q->items);
+            if (q->refs == 0 || q->items.n > q->refs)
+                return 0;
+            refs += q->refs;
+            for (j = 0; j < q->items.n; j++) {
+                const oi_item *it = (const oi_item *)v[j];
+                size_t k;
+                for (k = 0; k < it->props.n && it->props.v[k] != q; k++)
+                    ;
+                if (k == it->props.n
+                    || (j > 0 && oi_str_cmp(((const oi_item *)v[j - 1])->uid,
+                                            it->uid) >= 0))
+                    return 0;
+            }
+        }
+        if (refs != held)
+            return 0;
+    }
+    return 1;
+}
+
 static void t_core_done(t_core *t)
 {
+    if (t->x)
+        CHECK(t_posts_ok(t->x));
     olpcidx_free(t->x);
     CHECK(t->alloc.live == 0);
     free(t->out.p);
@@ -2863,6 +2923,20 @@ static void t_atomic(void)
         "</presence>",
         "<presence type='unsubscribed' from='d@jabber.test'" T_TO "/>",
         "<presence type='unavailable' from='a@jabber.test/xo'" T_TO "/>",
+        /* private, public, private again, keeping its type: in the type's
+        ** list exactly while public (t_posts_ok) */
+        "<message from='e@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a6'><property type='bool' name='private'>"
+        "1</property><property type='str' name='type'>Go</property>"
+        "</properties></message>",
+        "<message from='e@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a6'><property type='bool' name='private'>"
+        "0</property><property type='str' name='type'>Go</property>"
+        "</properties></message>",
+        "<message from='e@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a6'><property type='bool' name='private'>"
+        "1</property><property type='str' name='type'>Go</property>"
+        "</properties></message>",
         NULL
     };
     size_t s, j;
