@@ -949,7 +949,7 @@ typedef oi_str (*oi_keyof)(const void *val);
 typedef struct oi_map {
     void **val;                 /* cap values; NULL: the slot is empty */
     uint32_t *hash;             /* cap hashes, after val in its block */
-    size_t cap;                 /* slots: 0 or a power of two */
+    size_t cap;                 /* slots: 0, or OI_MAP_MINCAP or more */
     size_t n;                   /* entries */
     uint64_t key[2];            /* SipHash key of this table */
     oi_keyof keyof;             /* the key of a value */
@@ -2882,11 +2882,12 @@ static void oi_out_error(olpcidx *x, int cond)
 **   buddies     by bare JID, with typed properties and a current activity;
 **   activities  by id and by room, with typed properties and participants
 **               (bare JIDs of buddies, linked both ways).
-** Properties are stored canonically (oi_prop_canon), sorted by name, in
-** one block per item.  Every (name, type, value) of every item is also
-** posted in a per-kind map from "name NUL type value" to the list of
-** items holding it, so a query by properties starts from the shortest
-** list instead of scanning every item.
+** Every (name, type, value), canonical (oi_prop_canon), is a posting list
+** in a per-kind map from "name NUL type value" to the items holding it,
+** so that a query by properties starts from the shortest list instead of
+** scanning every item.  The list is also where the value is stored: an
+** item's properties are pointers to its lists, sorted by name, so a value
+** is stored once however many items hold it.
 **
 ** Each item also knows its watchers: the sets of items somebody was told
 ** about and is to hear about again (a seed result set, a Gadget view).
