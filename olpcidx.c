@@ -586,6 +586,40 @@ static void oi_buf_free(oi_mem *m, oi_buf *b)
     b->n = b->cap = 0;
 }
 
+/*
+** An owned string in one block: its length in 4 bytes, then its bytes.
+** Its holder keeps one pointer, NULL for none, instead of a pointer and
+** a length.
+*/
+static char *oi_lstr_new(oi_mem *m, oi_str s)
+{
+    uint32_t n = (uint32_t)s.n;
+    char *p;
+    if (s.n > UINT32_MAX - 4
+        || !(p = (char *)oi_realloc(m, NULL, 0, 4 + s.n)))
+        return NULL;
+    memcpy(p, &n, 4);
+    if (s.n)
+        memcpy(p + 4, s.p, s.n);
+    return p;
+}
+
+/* The string at p (empty for NULL). */
+static oi_str oi_lstr(const char *p)
+{
+    uint32_t n;
+    if (!p)
+        return oi_mkstr(NULL, 0);
+    memcpy(&n, p, 4);
+    return oi_mkstr(p + 4, n);
+}
+
+static void oi_lstr_free(oi_mem *m, char *p)
+{
+    if (p)
+        oi_free(m, p, 4 + oi_lstr(p).n);
+}
+
 typedef struct oi_vec {         /* a growable array of pointers */
     void **v;
     size_t n;
@@ -639,6 +673,101 @@ static void oi_vec_free(oi_mem *m, oi_vec *a)
 {
     oi_free(m, a->v, a->cap * sizeof *a->v);
     a->v = NULL;
+    a->n = a->cap = 0;
+}
+
+/*
+** A small vector: an array of pointers that holds its first element in
+** place of the array pointer, so that the commonest lists -- an item
+** holding a unique property value, a buddy in one activity -- take no
+** allocation and 16 bytes.  Beyond one element it grows by half (2, 3,
+** 4, 6, 9, ...): the lists are many and mostly short (an activity's
+** participants, a buddy's activities), so slack costs more than the
+** extra copies.
+*/
+typedef struct oi_svec {
+    union {
+        void *one;              /* cap <= 1: the element, if n is 1 */
+        void **v;               /* cap > 1: the array */
+    } u;
+    uint32_t n;
+    uint32_t cap;
+} oi_svec;
+
+static void **oi_svec_v(oi_svec *a)
+{
+    return a->cap > 1 ? a->u.v : &a->u.one;
+}
+
+static void *const *oi_svec_cv(const oi_svec *a)
+{
+    return a->cap > 1 ? a->u.v : &a->u.one;
+}
+
+/* Makes room for extra more elements; on failure nothing changed. */
+static int oi_svec_reserve(oi_mem *m, oi_svec *a, size_t extra)
+{
+    size_t cap = a->cap > 1 ? a->cap : 1, ncap;
+    void **v;
+    if (extra <= cap - a->n) {
+        a->cap = (uint32_t)cap;
+        return OLPCIDX_OK;
+    }
+    if (extra > UINT32_MAX / 2 - a->n)
+        return OLPCIDX_ENOMEM;
+    ncap = cap < 2 ? 2 : cap + cap / 2;
+    while (ncap - a->n < extra)
+        ncap += ncap / 2;
+    if (ncap > SIZE_MAX / sizeof *v)
+        return OLPCIDX_ENOMEM;
+    v = (void **)oi_realloc(m, a->cap > 1 ? a->u.v : NULL,
+                            a->cap > 1 ? a->cap * sizeof *v : 0,
+                            ncap * sizeof *v);
+    if (!v)
+        return OLPCIDX_ENOMEM;
+    if (a->cap <= 1 && a->n)
+        v[0] = a->u.one;
+    a->u.v = v;
+    a->cap = (uint32_t)ncap;
+    return OLPCIDX_OK;
+}
+
+/* The elements of a (const or not), for reading them in place. */
+#define OI_SV(a) ((a)->cap > 1 ? (a)->u.v : &(a)->u.one)
+
+/* Appends p; the caller reserved room. */
+static void oi_svec_push(oi_svec *a, void *p)
+{
+    oi_svec_v(a)[a->n++] = p;
+}
+
+static int oi_svec_has(const oi_svec *a, const void *p)
+{
+    void *const *v = oi_svec_cv(a);
+    size_t i;
+    for (i = 0; i < a->n; i++)
+        if (v[i] == p)
+            return 1;
+    return 0;
+}
+
+/* Removes p (order is not kept). */
+static void oi_svec_drop(oi_svec *a, const void *p)
+{
+    void **v = oi_svec_v(a);
+    size_t i;
+    for (i = 0; i < a->n; i++)
+        if (v[i] == p) {
+            v[i] = v[--a->n];
+            return;
+        }
+}
+
+static void oi_svec_free(oi_mem *m, oi_svec *a)
+{
+    if (a->cap > 1)
+        oi_free(m, a->u.v, a->cap * sizeof *a->u.v);
+    a->u.v = NULL;
     a->n = a->cap = 0;
 }
 
@@ -799,37 +928,59 @@ static uint64_t oi_siphash(const uint64_t key[2], const void *p, size_t n)
 }
 
 /*
-** oi_map: byte-string keys to void * values.
+** oi_map: byte-string keys to void * values that hold their keys.
 ** open addressing, linear probing; deletion shifts entries back, no tombstones
-** 2^n slots, at least OI_MAP_MINCAP, at most OI_MAP_LOAD_NUM/DEN of them used
-** grows by doubling into a new table allocated before any entry moves
+** at least OI_MAP_MINCAP slots, at most OI_MAP_LOAD_NUM/DEN of them used
+** grows by half into a new table allocated before any entry moves, so
+**   that it is between 1/2 and 3/4 full (doubling: 3/8 to 3/4)
 ** after a failed allocation (ENOMEM) the map is unchanged and usable
-** SipHash-1-3 under a per-table key; slots keep it, growth rehashes nothing
+** SipHash-1-3 under a per-table key; slots keep 32 bits of it, growth
+** rehashes nothing
 ** keyed since keys are JIDs and values from the network: no hash flooding
 **
-** Keys are borrowed: the map stores the pointer, never a copy, and the
-** caller keeps the bytes alive while the entry exists.  Values must not
-** be NULL, which get, del and next return for "none".
+** A slot is the value and 32 bits of its key's hash, 12 bytes, in two
+** arrays of one block (val, then hash): the key is not stored but read
+** from the value by the map's keyof function, so the bytes of a key live
+** once, in the object the map finds (a buddy's JID after its struct).  A
+** probe compares hashes first and reads a key only when they are equal.
+** Values must not be NULL, which marks an empty slot and is what get,
+** del and next return for "none"; a value's key must not change while
+** it is in the map.  The home slot of a key is its 32-bit hash scaled
+** to the size, (hash * cap) >> 32 (Lemire, "Fast random integer
+** generation in an interval", 2019), which needs no power of two; tables
+** stay at most 2^31 slots.
 */
-typedef struct oi_mslot {
-    uint64_t hash;
-    oi_str key;                 /* key.p NULL: the slot is empty */
-    void *val;
-} oi_mslot;
+typedef oi_str (*oi_keyof)(const void *val);
 
 typedef struct oi_map {
-    oi_mslot *slot;
-    size_t cap;                 /* slots: 0 or a power of two */
+    void **val;                 /* cap values; NULL: the slot is empty */
+    uint32_t *hash;             /* cap hashes, after val in its block */
+    size_t cap;                 /* slots: 0, or OI_MAP_MINCAP or more */
     size_t n;                   /* entries */
     uint64_t key[2];            /* SipHash key of this table */
+    oi_keyof keyof;             /* the key of a value */
 } oi_map;
 
 #define OI_MAP_MINCAP   8
+#define OI_MAP_MAXCAP   (UINT32_MAX / 2 + 1)    /* 2^31 slots */
 #define OI_MAP_LOAD_NUM 3       /* at most NUM/DEN of the slots in use */
 #define OI_MAP_LOAD_DEN 4
-#define OI_MAP_MAXN(cap) ((cap) / OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM)
+#define OI_MAP_MAXN(cap) ((cap) / OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM \
+                          + (cap) % OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM \
+                            / OI_MAP_LOAD_DEN)
 
-static const oi_mslot oi_mslot_empty = { 0, { NULL, 0 }, NULL };
+/* The home slot of hash h in a table of cap slots. */
+static size_t oi_map_home(uint32_t h, size_t cap)
+{
+    return (size_t)(((uint64_t)h * cap) >> 32);
+}
+#define OI_MAP_SLOT     (sizeof(void *) + sizeof(uint32_t))
+
+/* The key of a value whose first field is its key (an oi_str). */
+static oi_str oi_key_first(const void *val)
+{
+    return *(const oi_str *)val;
+}
 
 /* splitmix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
 ** generators", 2014): a bijective mixer, so distinct states give distinct
@@ -842,13 +993,16 @@ static uint64_t oi_splitmix64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* An empty map; allocates nothing.  seed is the process's random seed,
-** salt tells the tables of one process apart: each (seed, salt) pair
-** gives a different key. */
-static void oi_map_init(oi_map *m, uint32_t seed, uint32_t salt)
+/* An empty map of values whose keys keyof gives; allocates nothing.
+** seed is the process's random seed, salt tells the tables of one process
+** apart: each (seed, salt) pair gives a different key. */
+static void oi_map_init(oi_map *m, uint32_t seed, uint32_t salt,
+                        oi_keyof keyof)
 {
     uint64_t s = (uint64_t)seed << 32 | salt;
-    m->slot = NULL;
+    m->keyof = keyof;
+    m->val = NULL;
+    m->hash = NULL;
     m->cap = 0;
     m->n = 0;
     m->key[0] = oi_splitmix64(&s);
@@ -857,13 +1011,19 @@ static void oi_map_init(oi_map *m, uint32_t seed, uint32_t salt)
 
 /* The slot holding key, or the empty slot where it would go.  The table
 ** has slots, and always an empty one, so the probe ends. */
-static size_t oi_map_find(const oi_map *m, oi_str key, uint64_t h)
+static size_t oi_map_find(const oi_map *m, oi_str key, uint32_t h)
 {
-    size_t mask = m->cap - 1, i = (size_t)h & mask;
-    while (m->slot[i].key.p
-           && (m->slot[i].hash != h || !oi_streq(m->slot[i].key, key)))
-        i = (i + 1) & mask;
+    size_t i = oi_map_home(h, m->cap);
+    while (m->val[i]
+           && (m->hash[i] != h || !oi_streq(m->keyof(m->val[i]), key)))
+        i = i + 1 < m->cap ? i + 1 : 0;
     return i;
+}
+
+/* The 32 bits of the hash of key that the map keeps. */
+static uint32_t oi_map_hash(const oi_map *m, oi_str key)
+{
+    return (uint32_t)oi_siphash(m->key, key.p, key.n);
 }
 
 static void *oi_map_get(const oi_map *m, oi_str key)
@@ -871,38 +1031,44 @@ static void *oi_map_get(const oi_map *m, oi_str key)
     size_t i;
     if (m->n == 0)
         return NULL;
-    i = oi_map_find(m, key, oi_siphash(m->key, key.p, key.n));
-    return m->slot[i].key.p ? m->slot[i].val : NULL;
+    i = oi_map_find(m, key, oi_map_hash(m, key));
+    return m->val[i];
 }
 
 /* Moves every entry into a new table of ncap slots.  The new table is
 ** complete before the old one is freed, so failure changes nothing. */
 static int oi_map_resize(oi_mem *mem, oi_map *m, size_t ncap)
 {
-    oi_mslot *ns;
-    size_t i, j, mask = ncap - 1;
-    ns = (oi_mslot *)oi_realloc(mem, NULL, 0, ncap * sizeof *ns);
-    if (!ns)
+    void **nv;
+    uint32_t *nh;
+    size_t i, j;
+    nv = (void **)oi_realloc(mem, NULL, 0, ncap * OI_MAP_SLOT);
+    if (!nv)
         return OLPCIDX_ENOMEM;
-    for (i = 0; i < ncap; i++)
-        ns[i] = oi_mslot_empty;
-    for (i = 0; i < m->cap; i++) {
-        if (!m->slot[i].key.p)
-            continue;
-        j = (size_t)m->slot[i].hash & mask;
-        while (ns[j].key.p)
-            j = (j + 1) & mask;
-        ns[j] = m->slot[i];
+    nh = (uint32_t *)(void *)(nv + ncap);
+    for (i = 0; i < ncap; i++) {
+        nv[i] = NULL;
+        nh[i] = 0;
     }
-    oi_free(mem, m->slot, m->cap * sizeof *m->slot);
-    m->slot = ns;
+    for (i = 0; i < m->cap; i++) {
+        if (!m->val[i])
+            continue;
+        j = oi_map_home(m->hash[i], ncap);
+        while (nv[j])
+            j = j + 1 < ncap ? j + 1 : 0;
+        nv[j] = m->val[i];
+        nh[j] = m->hash[i];
+    }
+    oi_free(mem, m->val, m->cap * OI_MAP_SLOT);
+    m->val = nv;
+    m->hash = nh;
     m->cap = ncap;
     return OLPCIDX_OK;
 }
 
 /* Makes room for extra more entries: once this returned OLPCIDX_OK, the
 ** next extra puts of new keys do not allocate and cannot fail (deletions
-** in between only add room).  Growth at least doubles the table. */
+** in between only add room).  Growth adds at least half the table. */
 static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
 {
     size_t need, ncap;
@@ -911,30 +1077,28 @@ static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
     need = m->n + extra;
     if (need <= OI_MAP_MAXN(m->cap))
         return OLPCIDX_OK;
-    ncap = m->cap ? m->cap : OI_MAP_MINCAP / 2;
-    do {
-        if (ncap > SIZE_MAX / 2 / sizeof(oi_mslot))
+    ncap = m->cap ? m->cap : OI_MAP_MINCAP;
+    while (ncap == m->cap || OI_MAP_MAXN(ncap) < need) {
+        if (ncap > OI_MAP_MAXCAP / 3 * 2 || ncap > SIZE_MAX / 3 / OI_MAP_SLOT)
             return OLPCIDX_ENOMEM;
-        ncap *= 2;
-    } while (OI_MAP_MAXN(ncap) < need);
+        ncap += ncap / 2;
+    }
     return oi_map_resize(mem, m, ncap);
 }
 
-/* Inserts key, or replaces the value (and the stored key pointer) of an
-** equal key.  Replacing never allocates; inserting grows the table first
-** when it is full.  Returns OLPCIDX_OK or OLPCIDX_ENOMEM (map unchanged). */
-static int oi_map_put(oi_mem *mem, oi_map *m, oi_str key, void *val)
+/* Inserts val under its key, or replaces the value of an equal key.
+** Replacing never allocates; inserting grows the table first when it is
+** full.  Returns OLPCIDX_OK or OLPCIDX_ENOMEM (map unchanged). */
+static int oi_map_put(oi_mem *mem, oi_map *m, void *val)
 {
-    uint64_t h = oi_siphash(m->key, key.p, key.n);
+    oi_str key = m->keyof(val);
+    uint32_t h = oi_map_hash(m, key);
     size_t i = 0;
     int rc;
-    if (!key.p)
-        key.p = "";             /* NULL marks empty slots; key.n is 0 */
     if (m->cap > 0) {
         i = oi_map_find(m, key, h);
-        if (m->slot[i].key.p) {
-            m->slot[i].key = key;
-            m->slot[i].val = val;
+        if (m->val[i]) {
+            m->val[i] = val;
             return OLPCIDX_OK;
         }
     }
@@ -944,9 +1108,8 @@ static int oi_map_put(oi_mem *mem, oi_map *m, oi_str key, void *val)
             return rc;
         i = oi_map_find(m, key, h);
     }
-    m->slot[i].hash = h;
-    m->slot[i].key = key;
-    m->slot[i].val = val;
+    m->hash[i] = h;
+    m->val[i] = val;
     m->n++;
     return OLPCIDX_OK;
 }
@@ -959,27 +1122,28 @@ static int oi_map_put(oi_mem *mem, oi_map *m, oi_str key, void *val)
 ** Never allocates, never shrinks the table. */
 static void *oi_map_del(oi_map *m, oi_str key)
 {
-    size_t mask, i, j, home;
+    size_t i, j, home;
     void *val;
     if (m->n == 0)
         return NULL;
-    i = oi_map_find(m, key, oi_siphash(m->key, key.p, key.n));
-    if (!m->slot[i].key.p)
+    i = oi_map_find(m, key, oi_map_hash(m, key));
+    if (!m->val[i])
         return NULL;
-    val = m->slot[i].val;
-    mask = m->cap - 1;
+    val = m->val[i];
     j = i;
     for (;;) {
-        m->slot[i] = oi_mslot_empty;
+        m->val[i] = NULL;
+        m->hash[i] = 0;
         do {
-            j = (j + 1) & mask;
-            if (!m->slot[j].key.p) {
+            j = j + 1 < m->cap ? j + 1 : 0;
+            if (!m->val[j]) {
                 m->n--;
                 return val;
             }
-            home = (size_t)m->slot[j].hash & mask;
+            home = oi_map_home(m->hash[j], m->cap);
         } while (i <= j ? i < home && home <= j : i < home || home <= j);
-        m->slot[i] = m->slot[j];
+        m->val[i] = m->val[j];
+        m->hash[i] = m->hash[j];
         i = j;
     }
 }
@@ -1012,30 +1176,31 @@ static void *oi_map_next(const oi_map *m, size_t *i)
         return NULL;            /* empty, or *i of a table since freed */
     if (*i == 0) {
         s = m->cap - 1;
-        while (m->slot[s].key.p)
+        while (m->val[s])
             s--;
         *i = s + 1;
     }
     while (*i > 1 && *i <= m->cap) {
         s = *i - 2;
         --*i;
-        if (m->slot[s].key.p)
-            return m->slot[s].val;
+        if (m->val[s])
+            return m->val[s];
     }
     if (*i == 1)
         *i = 2 * m->cap;        /* phase 2, from the top slot */
     s = *i - m->cap - 1;
-    if (!m->slot[s].key.p)
+    if (!m->val[s])
         return NULL;            /* slot e: the end; stays the end */
     --*i;
-    return m->slot[s].val;
+    return m->val[s];
 }
 
 /* Frees the table; the map is then empty and may be used again. */
 static void oi_map_free(oi_mem *mem, oi_map *m)
 {
-    oi_free(mem, m->slot, m->cap * sizeof *m->slot);
-    m->slot = NULL;
+    oi_free(mem, m->val, m->cap * OI_MAP_SLOT);
+    m->val = NULL;
+    m->hash = NULL;
     m->cap = 0;
     m->n = 0;
 }
@@ -2743,11 +2908,12 @@ static void oi_out_error(olpcidx *x, int cond)
 **   buddies     by bare JID, with typed properties and a current activity;
 **   activities  by id and by room, with typed properties and participants
 **               (bare JIDs of buddies, linked both ways).
-** Properties are stored canonically (oi_prop_canon), sorted by name, in
-** one block per item.  Every (name, type, value) of every item is also
-** posted in a per-kind map from "name NUL type value" to the list of
-** items holding it, so a query by properties starts from the shortest
-** list instead of scanning every item.
+** Every (name, type, value), canonical (oi_prop_canon), is a posting list
+** in a per-kind map from "name NUL type value" to the items holding it,
+** so that a query by properties starts from the shortest list instead of
+** scanning every item.  The list is also where the value is stored: an
+** item's properties are pointers to its lists, sorted by name, so a value
+** is stored once however many items hold it.
 **
 ** Each item also knows its watchers: the sets of items somebody was told
 ** about and is to hear about again (a seed result set, a Gadget view).
@@ -2836,24 +3002,6 @@ static const oi_prop *oi_props_get(const oi_props *ps, const char *name)
     return oi_props_getn(ps, oi_zstr(name));
 }
 
-static int oi_prop_same(const oi_prop *a, const oi_prop *b)
-{
-    return a->type == b->type && oi_streq(a->name, b->name)
-        && oi_streq(a->value, b->value);
-}
-
-/* Whether ps holds every property of want (same name, type and value). */
-static int oi_props_match(const oi_props *ps, const oi_props *want)
-{
-    size_t i;
-    for (i = 0; i < want->n; i++) {
-        const oi_prop *p = oi_props_getn(ps, want->v[i].name);
-        if (!p || !oi_prop_same(p, &want->v[i]))
-            return 0;
-    }
-    return 1;
-}
-
 /*
 ** Lists of items in UID order (posting lists, the listed items): a sorted
 ** array.  Finding a place is a binary search; inserting or removing moves
@@ -2883,33 +3031,61 @@ static size_t oi_sorted_pos(void *const *v, size_t n, oi_str uid, int after)
     return lo;
 }
 
-/* Inserts p (whose first field is its UID) in its place; room is
-** reserved. */
+/* Inserts p (whose first field is its UID) in its place in v[0..n),
+** which has room for one more. */
+static void oi_sorted_put(void **v, size_t n, void *p)
+{
+    size_t at = oi_sorted_pos(v, n, *(const oi_str *)p, 0);
+    memmove(v + at + 1, v + at, (n - at) * sizeof *v);
+    v[at] = p;
+}
+
+/* Removes p from v[0..n), if it is there; returns 1 if it was. */
+static int oi_sorted_take(void **v, size_t n, const void *p)
+{
+    size_t at = oi_sorted_pos(v, n, *(const oi_str *)p, 0);
+    if (at >= n || v[at] != p)
+        return 0;
+    memmove(v + at, v + at + 1, (n - at - 1) * sizeof *v);
+    return 1;
+}
+
+/* Inserts p in its place; room is reserved. */
 static void oi_sorted_insert(oi_vec *a, void *p)
 {
-    size_t at = oi_sorted_pos(a->v, a->n, *(const oi_str *)p, 0);
-    memmove(a->v + at + 1, a->v + at, (a->n - at) * sizeof *a->v);
-    a->v[at] = p;
-    a->n++;
+    oi_sorted_put(a->v, a->n++, p);
 }
 
 /* Removes p, if it is there. */
 static void oi_sorted_remove(oi_vec *a, const void *p)
 {
-    size_t at = oi_sorted_pos(a->v, a->n, *(const oi_str *)p, 0);
-    if (at < a->n && a->v[at] == p) {
-        memmove(a->v + at, a->v + at + 1, (a->n - at - 1) * sizeof *a->v);
-        a->n--;
-    }
+    a->n -= (size_t)oi_sorted_take(a->v, a->n, p);
 }
 
-/* A posting list: the items holding one (name, type, value), in UID
-** order.  The key, "name NUL type-digit value", is stored right after the
-** struct. */
+/*
+** A posting list: one (name, type, value) -- its key, "name NUL
+** type-digit value", stored right after the struct -- and the public
+** items holding it, in UID order.  It is also where those items keep the
+** property: an item's properties are pointers to posting lists (an
+** oi_pset), so a value is stored once however many items hold it, and a
+** unique one costs the struct, its key and a map slot.  refs counts the
+** items whose properties point to it (a private activity's do, though it
+** is in no list); the list goes when that drops to 0.  Names hold no NUL
+** (XML 1.0 section 2.2; restored ones are checked), so the key splits
+** back into name, type and value at its first NUL.
+*/
 typedef struct oi_post {
-    oi_str key;
-    oi_vec items;
+    uint32_t nkey;              /* key bytes after the struct */
+    uint32_t refs;
+    oi_svec items;              /* oi_item *, UID order */
 } oi_post;
+
+/* The key of a posting list (its map's keyof). */
+static oi_str oi_post_keyof(const void *v)
+{
+    const oi_post *p = (const oi_post *)v;
+    return oi_mkstr((const char *)(p + 1), p->nkey);
+}
 
 /* Writes the posting key of p into out (room for name + value + 2). */
 static oi_str oi_post_key(const oi_prop *p, char *out)
@@ -2922,18 +3098,76 @@ static oi_str oi_post_key(const oi_prop *p, char *out)
     return oi_mkstr(out, p->name.n + 2 + p->value.n);
 }
 
+/* The property a posting list stands for; its strings point into it. */
+static oi_prop oi_post_prop(const oi_post *p)
+{
+    const char *k = (const char *)(p + 1);
+    const char *nul = (const char *)memchr(k, '\0', p->nkey);
+    size_t nn = (size_t)(nul - k);
+    oi_prop r;
+    r.name = oi_mkstr(k, nn);
+    r.type = k[nn + 1] - '0';
+    r.value = oi_mkstr(k + nn + 2, p->nkey - nn - 2);
+    return r;
+}
+
+/* Whether p is the list of property name (any type or value). */
+static int oi_post_named(const oi_post *p, oi_str name)
+{
+    const char *k = (const char *)(p + 1);
+    return p->nkey > name.n && k[name.n] == '\0'
+        && (name.n == 0 || memcmp(k, name.p, name.n) == 0);
+}
+
+/* The properties of an item: its posting lists, sorted by name (the
+** order of their keys, since a name ends at a NUL), in one owned array. */
+typedef struct oi_pset {
+    oi_post **v;
+    size_t n;
+} oi_pset;
+
+/* The property called name of ps into *out; 0 if it has none. */
+static int oi_pset_get(const oi_pset *ps, const char *name, oi_prop *out)
+{
+    oi_str nm = oi_zstr(name);
+    size_t i;
+    for (i = 0; i < ps->n; i++)
+        if (oi_post_named(ps->v[i], nm)) {
+            *out = oi_post_prop(ps->v[i]);
+            return 1;
+        }
+    return 0;
+}
+
+/* Whether ps holds every property of want (same name, type and value). */
+static int oi_pset_match(const oi_pset *ps, const oi_props *want)
+{
+    size_t i, j;
+    for (i = 0; i < want->n; i++) {
+        const oi_prop *w = &want->v[i];
+        oi_prop p;
+        for (j = 0; j < ps->n && !oi_post_named(ps->v[j], w->name); j++)
+            ;
+        if (j == ps->n)
+            return 0;
+        p = oi_post_prop(ps->v[j]);
+        if (p.type != w->type || !oi_streq(p.value, w->value))
+            return 0;
+    }
+    return 1;
+}
+
 static void oi_post_free(oi_mem *m, oi_post *p)
 {
-    oi_vec_free(m, &p->items);
-    oi_free(m, p, sizeof *p + p->key.n);
+    oi_svec_free(m, &p->items);
+    oi_free(m, p, sizeof *p + p->nkey);
 }
 
 /* What buddies and activities have in common: a UID (bare JID or
-** activity id), posted properties, and the watchers holding them. */
+** activity id), properties, and the watchers holding them. */
 typedef struct oi_item {
     oi_str uid;                 /* bytes right after the containing struct */
-    oi_props props;
-    oi_post **post;             /* post[i]: the list holding props.v[i] */
+    oi_pset props;
     oi_vec watch;               /* oi_watch * holding it */
 } oi_item;
 
@@ -2994,141 +3228,157 @@ static int oi_watch_set(oi_mem *m, oi_watch *w, oi_item **v, size_t n)
 
 typedef struct oi_buddy {
     oi_item it;                 /* uid: the bare JID */
-    oi_str cur_id;              /* current activity (owned block cur) */
-    oi_str cur_room;
-    char *cur;
-    oi_vec acts;                /* oi_act * it participates in */
-    char *last;                 /* last full JID heard from (owned), or
-                                ** NULL: the whole JID, however long */
-    size_t nlast;
+    char *cur;                  /* current activity: two oi_lstr, id then
+                                ** room, in one block; NULL: none */
+    oi_svec acts;               /* oi_act * it participates in */
+    char *last;                 /* oi_lstr: the resource of the full JID
+                                ** last heard from (its bare JID is the
+                                ** uid), however long; NULL: none */
+    char *nick;                 /* oi_lstr: its PEP nick, or NULL */
     uint64_t seen;              /* when, in ms */
     uint64_t ping_at;           /* idle ping sent then; 0: none */
-    int restored;               /* from storage: to be pinged at once */
-    int roster;                 /* OI_ROSTER_*: publishing (PROTOCOL.md
+    uint32_t alias_at;          /* its entry in the alias index + 1, or 0 */
+    unsigned char restored;     /* from storage: to be pinged at once */
+    unsigned char roster;       /* OI_ROSTER_*: publishing (PROTOCOL.md
                                 ** 6.2), persisted */
-    char *nick;                 /* its PEP nick (owned), or NULL */
-    size_t nnick;
-    size_t alias_at;            /* its entry in the alias index + 1, or 0 */
 } oi_buddy;
+
+/* The id and the room of the buddy's current activity (empty: none). */
+static oi_str oi_cur_id(const oi_buddy *b)
+{
+    return oi_lstr(b->cur);
+}
+
+static oi_str oi_cur_room(const oi_buddy *b)
+{
+    return b->cur ? oi_lstr(b->cur + 4 + oi_lstr(b->cur).n)
+                  : oi_mkstr(NULL, 0);
+}
 
 enum { OI_ROSTER_NONE, OI_ROSTER_ASKED, OI_ROSTER_PUBLISHED };
 
 typedef struct oi_act {
     oi_item it;                 /* uid: the activity id */
     oi_str room;                /* after the id; may be empty */
-    oi_vec parts;               /* oi_buddy * participants */
-    int muc;                    /* OI_MUC_*: the component in its room
-                                ** (PROTOCOL.md 6.5) */
+    oi_svec parts;              /* oi_buddy * participants */
+    oi_svec here;               /* oi_buddy * seen in the room while
+                                ** joining it, to reconcile */
+    uint64_t join_at;           /* when the component asked to join */
     int nick_try;               /* its nick there: 0 "inspector", else
                                 ** "inspector-<nick_try + 1>" */
-    oi_vec here;                /* oi_buddy * seen in the room while
-                                ** joining it, to reconcile */
-    int here_ok;                /* here is whole (no memory was short) */
-    uint64_t join_at;           /* when the component asked to join */
+    unsigned char muc;          /* OI_MUC_*: the component in its room
+                                ** (PROTOCOL.md 6.5) */
+    unsigned char here_ok;      /* here is whole (no memory was short) */
 } oi_act;
 
 enum { OI_MUC_NONE, OI_MUC_JOINING, OI_MUC_IN };
+
+/* The key of an activity in x->rooms. */
+static oi_str oi_act_room(const void *a)
+{
+    return ((const oi_act *)a)->room;
+}
 
 /* An activity is private when its "private" property is bool true
 ** (PROTOCOL.md 2.3): never returned, never notified. */
 static int oi_act_private(const oi_act *a)
 {
-    const oi_prop *p = oi_props_get(&a->it.props, "private");
-    return p && p->type == OI_PT_BOOL && oi_eq(p->value, "1");
+    oi_prop p;
+    return oi_pset_get(&a->it.props, "private", &p) && p.type == OI_PT_BOOL
+        && oi_eq(p.value, "1");
 }
 
-/* Posts it under each property of ps.  Makes sure every list exists and
-** has room first (creating the missing ones), then adds; *out gets the
-** lists, parallel to ps.  On ENOMEM nothing is posted and the lists
-** created here are gone again. */
-static int oi_post_add(oi_mem *m, oi_arena *ar, oi_map *map,
-                       const oi_props *ps, oi_item *it, oi_post ***out)
+/* Drops one reference of every list in v[0..n), taking it out of each
+** (it is there only if it was public); lists nobody refers to go. */
+static void oi_post_unref(oi_mem *m, oi_map *map, oi_post **v, size_t n,
+                          const oi_item *it)
 {
-    oi_post **made, **lists;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        oi_post *post = v[i];
+        post->items.n -= (uint32_t)oi_sorted_take(oi_svec_v(&post->items),
+                                                   post->items.n, it);
+        if (--post->refs == 0) {
+            oi_map_del(map, oi_post_keyof(post));
+            oi_post_free(m, post);
+        }
+    }
+}
+
+/* Takes it out of every list it is posted in and drops its properties. */
+static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
+{
+    oi_post_unref(m, map, it->props.v, it->props.n, it);
+    if (it->props.v)
+        oi_free(m, it->props.v, it->props.n * sizeof *it->props.v);
+    it->props.v = NULL;
+    it->props.n = 0;
+}
+
+/* Replaces the properties of it by ps, posting it in the list of each
+** (unless post is 0: a private activity is in no list, PROTOCOL.md 2.3).
+** Makes sure every list exists and has room first, creating the missing
+** ones; on ENOMEM nothing changed and the lists created here are gone
+** again.  Then, which cannot fail: the lists of ps gain a reference (so
+** that those it keeps stay), the old ones lose theirs and it, and the
+** new ones (public) gain it -- in that order, so that a list it keeps
+** holds it once whether it was and is public or not. */
+static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
+                             oi_item *it, const oi_props *ps, int post)
+{
+    oi_post **made = NULL, **lists = NULL;
     size_t i, nmade = 0;
-    *out = NULL;
-    if (ps->n == 0)
-        return OLPCIDX_OK;
-    made = (oi_post **)oi_arena_alloc(m, ar, ps->n * sizeof *made);
-    lists = (oi_post **)oi_realloc(m, NULL, 0, ps->n * sizeof *lists);
-    if (!made || !lists || oi_map_reserve(m, map, ps->n) != OLPCIDX_OK)
-        goto fail;
+    if (ps->n) {
+        made = (oi_post **)oi_arena_alloc(m, ar, ps->n * sizeof *made);
+        lists = (oi_post **)oi_realloc(m, NULL, 0, ps->n * sizeof *lists);
+        if (!made || !lists || oi_map_reserve(m, map, ps->n) != OLPCIDX_OK)
+            goto fail;
+    }
     for (i = 0; i < ps->n; i++) {
         const oi_prop *p = &ps->v[i];
         size_t nkey = p->name.n + 2 + p->value.n;
         char *kb = (char *)oi_arena_alloc(m, ar, nkey);
-        oi_post *post;
-        if (!kb)
+        oi_post *pl;
+        if (!kb || nkey > UINT32_MAX)
             goto fail;
-        post = (oi_post *)oi_map_get(map, oi_post_key(p, kb));
-        if (!post) {
-            post = (oi_post *)oi_realloc(m, NULL, 0, sizeof *post + nkey);
-            if (!post)
+        pl = (oi_post *)oi_map_get(map, oi_post_key(p, kb));
+        if (!pl) {
+            pl = (oi_post *)oi_realloc(m, NULL, 0, sizeof *pl + nkey);
+            if (!pl)
                 goto fail;
-            memcpy(post + 1, kb, nkey);
-            post->key = oi_mkstr((const char *)(post + 1), nkey);
-            memset(&post->items, 0, sizeof post->items);
-            oi_map_put(m, map, post->key, post);        /* reserved */
-            made[nmade++] = post;
+            memset(pl, 0, sizeof *pl);
+            memcpy(pl + 1, kb, nkey);
+            pl->nkey = (uint32_t)nkey;
+            oi_map_put(m, map, pl);     /* reserved */
+            made[nmade++] = pl;
         }
-        if (oi_vec_reserve(m, &post->items, 1) != OLPCIDX_OK)
+        if (pl->refs == UINT32_MAX
+            || (post && oi_svec_reserve(m, &pl->items, 1) != OLPCIDX_OK))
             goto fail;
-        lists[i] = post;
+        lists[i] = pl;
     }
     for (i = 0; i < ps->n; i++)
-        oi_sorted_insert(&lists[i]->items, it);
-    *out = lists;
+        lists[i]->refs++;
+    oi_post_remove(m, map, it);
+    for (i = 0; post && i < ps->n; i++)
+        oi_sorted_put(oi_svec_v(&lists[i]->items), lists[i]->items.n++, it);
+    it->props.v = lists;
+    it->props.n = ps->n;
     return OLPCIDX_OK;
 fail:
     while (nmade > 0) {
-        oi_post *post = made[--nmade];
-        oi_map_del(map, post->key);
-        oi_post_free(m, post);
+        oi_post *pl = made[--nmade];
+        oi_map_del(map, oi_post_keyof(pl));
+        oi_post_free(m, pl);
     }
     if (lists)
         oi_free(m, lists, ps->n * sizeof *lists);
     return OLPCIDX_ENOMEM;
 }
 
-/* Takes it out of every list it is posted in; empty lists go. */
-static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
-{
-    size_t i;
-    for (i = 0; it->post && i < it->props.n; i++) {
-        oi_post *post = it->post[i];
-        oi_sorted_remove(&post->items, it);
-        if (post->items.n == 0) {
-            oi_map_del(map, post->key);
-            oi_post_free(m, post);
-        }
-    }
-    if (it->post)
-        oi_free(m, it->post, it->props.n * sizeof *it->post);
-    it->post = NULL;
-}
-
-/* Replaces the properties of it by a copy of ps, re-posting it (unless
-** post is 0: a private activity is in no list, PROTOCOL.md 2.3). */
-static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
-                             oi_item *it, const oi_props *ps, int post)
-{
-    oi_props np;
-    oi_post **lists = NULL;
-    if (oi_props_own(m, ps, &np) != OLPCIDX_OK)
-        return OLPCIDX_ENOMEM;
-    if (post && oi_post_add(m, ar, map, &np, it, &lists) != OLPCIDX_OK) {
-        oi_props_free(m, &np);
-        return OLPCIDX_ENOMEM;
-    }
-    oi_post_remove(m, map, it);
-    oi_props_free(m, &it->props);
-    it->props = np;
-    it->post = lists;
-    return OLPCIDX_OK;
-}
-
 /* A new zeroed object of size bytes followed by a copy of key, entered in
-** map under that copy (*copy).  NULL, and nothing changed, when out of
+** map under that copy (*copy), which is also its first field: the key
+** the map reads (oi_key_first).  NULL, and nothing changed, when out of
 ** memory. */
 static void *oi_keyed_new(oi_mem *m, oi_map *map, size_t size, oi_str key,
                           oi_str *copy)
@@ -3143,7 +3393,8 @@ static void *oi_keyed_new(oi_mem *m, oi_map *map, size_t size, oi_str key,
     if (key.n)
         memcpy(p + size, key.p, key.n);
     *copy = oi_mkstr(p + size, key.n);
-    oi_map_put(m, map, *copy, p);       /* room reserved above */
+    *(oi_str *)(void *)p = *copy;
+    oi_map_put(m, map, p);              /* room reserved above */
     return p;
 }
 
@@ -3171,19 +3422,24 @@ static oi_buddy *oi_buddy_get(olpcidx *x, oi_str jid, int create)
 static int oi_buddy_set_cur(olpcidx *x, oi_buddy *b, oi_str id, oi_str room)
 {
     char *cur = NULL;
+    uint32_t n;
     if (id.n + room.n) {
-        cur = (char *)oi_realloc(&x->mem, NULL, 0, id.n + room.n);
-        if (!cur)
+        if (id.n > UINT32_MAX - 8 - room.n || room.n > UINT32_MAX
+            || !(cur = (char *)oi_realloc(&x->mem, NULL, 0,
+                                          8 + id.n + room.n)))
             return OLPCIDX_ENOMEM;
-        memcpy(cur, id.p, id.n);
+        n = (uint32_t)id.n;
+        memcpy(cur, &n, 4);
+        if (id.n)
+            memcpy(cur + 4, id.p, id.n);
+        n = (uint32_t)room.n;
+        memcpy(cur + 4 + id.n, &n, 4);
         if (room.n)
-            memcpy(cur + id.n, room.p, room.n);
+            memcpy(cur + 8 + id.n, room.p, room.n);
     }
     if (b->cur)
-        oi_free(&x->mem, b->cur, b->cur_id.n + b->cur_room.n);
+        oi_free(&x->mem, b->cur, 8 + oi_cur_id(b).n + oi_cur_room(b).n);
     b->cur = cur;
-    b->cur_id = oi_mkstr(cur, id.n);
-    b->cur_room = oi_mkstr(cur ? cur + id.n : NULL, room.n);
     return OLPCIDX_OK;
 }
 
@@ -3191,44 +3447,58 @@ static int oi_buddy_set_cur(olpcidx *x, oi_buddy *b, oi_str id, oi_str room)
 static int oi_buddy_set_nick(olpcidx *x, oi_buddy *b, oi_str nick)
 {
     char *p = NULL;
-    if (nick.n) {
-        if (!(p = (char *)oi_realloc(&x->mem, NULL, 0, nick.n)))
-            return OLPCIDX_ENOMEM;
-        memcpy(p, nick.p, nick.n);
-    }
-    if (b->nick)
-        oi_free(&x->mem, b->nick, b->nnick);
+    if (nick.n && !(p = oi_lstr_new(&x->mem, nick)))
+        return OLPCIDX_ENOMEM;
+    oi_lstr_free(&x->mem, b->nick);
     b->nick = p;
-    b->nnick = nick.n;
     return OLPCIDX_OK;
 }
 
-/* Where the buddy was last heard from (PROTOCOL.md 5.2): a copy of full
-** JID jid.  Out of memory, the one before stays. */
+/* Where the buddy was last heard from (PROTOCOL.md 5.2): full JID jid,
+** whose bare JID is the buddy's, so that only its resource is kept.  A
+** JID of another bare JID, or none, changes nothing; out of memory, the
+** one before stays. */
 static void oi_buddy_set_last(olpcidx *x, oi_buddy *b, oi_str jid)
 {
+    oi_str bare = oi_bare(jid), res;
     char *p;
-    if (b->last && oi_streq(oi_mkstr(b->last, b->nlast), jid))
+    if (bare.n == jid.n || !oi_streq(bare, b->it.uid))
         return;
-    if (jid.n && !(p = (char *)oi_realloc(&x->mem, NULL, 0, jid.n)))
+    res = oi_mkstr(jid.p + bare.n + 1, jid.n - bare.n - 1);
+    if (b->last && oi_streq(oi_lstr(b->last), res))
         return;
-    if (b->last)
-        oi_free(&x->mem, b->last, b->nlast);
-    if (jid.n)
-        memcpy(p, jid.p, jid.n);
-    b->last = jid.n ? p : NULL;
-    b->nlast = jid.n;
+    if (!(p = oi_lstr_new(&x->mem, res)))
+        return;
+    oi_lstr_free(&x->mem, b->last);
+    b->last = p;
+}
+
+/* The full JID the buddy was last heard from, in a block of full->n
+** bytes the caller frees; NULL when there is none or memory is short. */
+static char *oi_buddy_last(olpcidx *x, const oi_buddy *b, oi_str *full)
+{
+    oi_str res = oi_lstr(b->last);
+    char *p;
+    if (!b->last || res.n > SIZE_MAX - 1 - b->it.uid.n
+        || !(p = (char *)oi_realloc(&x->mem, NULL, 0,
+                                    b->it.uid.n + 1 + res.n)))
+        return NULL;
+    memcpy(p, b->it.uid.p, b->it.uid.n);
+    p[b->it.uid.n] = '/';
+    if (res.n)
+        memcpy(p + b->it.uid.n + 1, res.p, res.n);
+    *full = oi_mkstr(p, b->it.uid.n + 1 + res.n);
+    return p;
 }
 
 /* The alias a buddy is searched by (PROTOCOL.md 2.2): its PEP nick, else
 ** its nick property. */
 static oi_str oi_buddy_alias(const oi_buddy *b)
 {
-    const oi_prop *p;
+    oi_prop p;
     if (b->nick)
-        return oi_mkstr(b->nick, b->nnick);
-    p = oi_props_get(&b->it.props, "nick");
-    return p ? p->value : oi_mkstr("", 0);
+        return oi_lstr(b->nick);
+    return oi_pset_get(&b->it.props, "nick", &p) ? p.value : oi_mkstr("", 0);
 }
 
 /*
@@ -3238,12 +3508,17 @@ static oi_str oi_buddy_alias(const oi_buddy *b)
 ** pass of memchr and memcmp over contiguous bytes -- a megabyte for
 ** 100 000 buddies -- instead of a walk over every buddy, each folded
 ** anew.  A changed alias is appended and the old bytes left dead; the
-** buffer is rebuilt once dead bytes outweigh live ones.
+** buffer is rebuilt once dead bytes outweigh live ones.  The text stays
+** below 4 GiB (beyond, searches read every buddy), so that an entry is
+** 16 bytes; there are fewer entries than text bytes, so that alias_at
+** fits in 32 bits too.
 */
 typedef struct oi_alias_ent {
     oi_buddy *b;                /* NULL: dead */
-    size_t off, len;
+    uint32_t off, len;
 } oi_alias_ent;
+
+#define OI_ALIAS_MAX UINT32_MAX         /* bytes of alias text */
 
 #define OI_ALIAS_ENTS(x) ((oi_alias_ent *)(void *)(x)->alias_ents.p)
 
@@ -3270,7 +3545,8 @@ static void oi_alias_compact(olpcidx *x)
         return;
     memset(&text, 0, sizeof text);
     memset(&ents, 0, sizeof ents);
-    text.max = ents.max = (size_t)-1;
+    text.max = OI_ALIAS_MAX;
+    ents.max = (size_t)-1;
     if (oi_buf_reserve(&x->mem, &text, x->alias_text.n - x->alias_dead)
         || oi_buf_reserve(&x->mem, &ents, x->alias_ents.n)) {
         oi_buf_free(&x->mem, &text);
@@ -3281,10 +3557,10 @@ static void oi_alias_compact(olpcidx *x)
         if (!e[i].b)
             continue;
         ne = e[i];
-        ne.off = text.n;
+        ne.off = (uint32_t)text.n;
         oi_buf_add(&x->mem, &text, x->alias_text.p + e[i].off, e[i].len + 1);
         oi_buf_add(&x->mem, &ents, &ne, sizeof ne);
-        ne.b->alias_at = ents.n / sizeof ne;
+        ne.b->alias_at = (uint32_t)(ents.n / sizeof ne);
     }
     oi_buf_free(&x->mem, &x->alias_text);
     oi_buf_free(&x->mem, &x->alias_ents);
@@ -3301,20 +3577,22 @@ static void oi_alias_update(olpcidx *x, oi_buddy *b, int gone)
     oi_alias_drop(x, b);
     if (!alias.n)
         return;
-    if (x->alias_text.max == 0)
-        x->alias_text.max = x->alias_ents.max = (size_t)-1;
+    if (x->alias_text.max == 0) {
+        x->alias_text.max = OI_ALIAS_MAX;
+        x->alias_ents.max = (size_t)-1;
+    }
     if (oi_buf_reserve(&x->mem, &x->alias_text, alias.n + 1)
         || oi_buf_reserve(&x->mem, &x->alias_ents, sizeof e)) {
         x->alias_lost = 1;              /* searches read every buddy */
         return;
     }
     e.b = b;
-    e.off = x->alias_text.n;
-    e.len = oi_fold(alias, x->alias_text.p + e.off, alias.n);
+    e.off = (uint32_t)x->alias_text.n;
+    e.len = (uint32_t)oi_fold(alias, x->alias_text.p + e.off, alias.n);
     x->alias_text.p[e.off + e.len] = '\0';
     x->alias_text.n += e.len + 1;
     oi_buf_add(&x->mem, &x->alias_ents, &e, sizeof e);
-    b->alias_at = x->alias_ents.n / sizeof e;
+    b->alias_at = (uint32_t)(x->alias_ents.n / sizeof e);
     oi_alias_compact(x);
 }
 
@@ -3373,9 +3651,8 @@ static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
     oi_alias_drop(x, b);
     oi_sorted_remove(&x->listed[OI_K_BUDDY], &b->it);
     oi_map_del(&x->buddies, b->it.uid);
-    oi_vec_free(&x->mem, &b->acts);
-    if (b->last)
-        oi_free(&x->mem, b->last, b->nlast);
+    oi_svec_free(&x->mem, &b->acts);
+    oi_lstr_free(&x->mem, b->last);
     oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
 }
 
@@ -3406,9 +3683,9 @@ static oi_act *oi_act_new(olpcidx *x, oi_str id, oi_str room)
         memcpy((char *)(a + 1) + id.n, room.p, room.n);
     a->it.uid = oi_mkstr((const char *)(a + 1), id.n);
     a->room = oi_mkstr((const char *)(a + 1) + id.n, room.n);
-    oi_map_put(&x->mem, &x->acts, a->it.uid, a);
+    oi_map_put(&x->mem, &x->acts, a);
     if (room.n)
-        oi_map_put(&x->mem, &x->rooms, a->room, a);
+        oi_map_put(&x->mem, &x->rooms, a);
     oi_sorted_insert(&x->listed[OI_K_ACT], &a->it);     /* public */
     return a;
 }
@@ -3438,8 +3715,8 @@ static void oi_act_free(olpcidx *x, oi_act *a)
 {
     size_t i;
     for (i = 0; i < a->parts.n; i++) {
-        oi_buddy *b = (oi_buddy *)a->parts.v[i];
-        oi_vec_drop(&b->acts, a);
+        oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[i];
+        oi_svec_drop(&b->acts, a);
     }
     oi_map_del(&x->acts, a->it.uid);
     if (a->room.n)
@@ -3447,25 +3724,24 @@ static void oi_act_free(olpcidx *x, oi_act *a)
     if (!oi_act_private(a))
         oi_sorted_remove(&x->listed[OI_K_ACT], &a->it);
     oi_post_remove(&x->mem, &x->aposts, &a->it);
-    oi_props_free(&x->mem, &a->it.props);
     oi_unwatch(&x->mem, &a->it);
-    oi_vec_free(&x->mem, &a->parts);
-    oi_vec_free(&x->mem, &a->here);
+    oi_svec_free(&x->mem, &a->parts);
+    oi_svec_free(&x->mem, &a->here);
     oi_free(&x->mem, a, sizeof *a + a->it.uid.n + a->room.n);
 }
 
 /* Makes b a participant of a (nothing if it is one already). */
 static int oi_join(olpcidx *x, oi_act *a, oi_buddy *b)
 {
-    if (oi_vec_has(&a->parts, b))
+    if (oi_svec_has(&a->parts, b))
         return OLPCIDX_OK;
     if (b->acts.n >= x->cfg.max_activities)
         return OLPCIDX_ELIMIT;
-    if (oi_vec_reserve(&x->mem, &a->parts, 1) != OLPCIDX_OK
-        || oi_vec_reserve(&x->mem, &b->acts, 1) != OLPCIDX_OK)
+    if (oi_svec_reserve(&x->mem, &a->parts, 1) != OLPCIDX_OK
+        || oi_svec_reserve(&x->mem, &b->acts, 1) != OLPCIDX_OK)
         return OLPCIDX_ENOMEM;
-    oi_vec_push(&a->parts, b);
-    oi_vec_push(&b->acts, a);
+    oi_svec_push(&a->parts, b);
+    oi_svec_push(&b->acts, a);
     return OLPCIDX_OK;
 }
 
@@ -3473,8 +3749,8 @@ static int oi_join(olpcidx *x, oi_act *a, oi_buddy *b)
 ** (PROTOCOL.md 2.3).  Returns 1 if it was closed. */
 static int oi_leave(olpcidx *x, oi_act *a, oi_buddy *b)
 {
-    oi_vec_drop(&a->parts, b);
-    oi_vec_drop(&b->acts, a);
+    oi_svec_drop(&a->parts, b);
+    oi_svec_drop(&b->acts, a);
     if (a->parts.n > 0)
         return 0;
     oi_act_free(x, a);
@@ -3500,11 +3776,11 @@ static void oi_seen(olpcidx *x, oi_str jid)
 /* An empty index; each map has its own hash key. */
 static void oi_index_init(olpcidx *x)
 {
-    oi_map_init(&x->buddies, x->cfg.hash_seed, 1);
-    oi_map_init(&x->acts, x->cfg.hash_seed, 2);
-    oi_map_init(&x->rooms, x->cfg.hash_seed, 3);
-    oi_map_init(&x->bposts, x->cfg.hash_seed, 4);
-    oi_map_init(&x->aposts, x->cfg.hash_seed, 5);
+    oi_map_init(&x->buddies, x->cfg.hash_seed, 1, oi_key_first);
+    oi_map_init(&x->acts, x->cfg.hash_seed, 2, oi_key_first);
+    oi_map_init(&x->rooms, x->cfg.hash_seed, 3, oi_act_room);
+    oi_map_init(&x->bposts, x->cfg.hash_seed, 4, oi_post_keyof);
+    oi_map_init(&x->aposts, x->cfg.hash_seed, 5, oi_post_keyof);
 }
 
 /* Frees the whole index; its watchers are gone already. */
@@ -3518,7 +3794,6 @@ static void oi_index_free(olpcidx *x)
     while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
         oi_buddy *b = (oi_buddy *)p;
         oi_post_remove(&x->mem, &x->bposts, &b->it);
-        oi_props_free(&x->mem, &b->it.props);
         oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
         oi_buddy_set_nick(x, b, OI_LIT(""));
         b->roster = OI_ROSTER_NONE;
@@ -3780,8 +4055,8 @@ static void oi_client_free(olpcidx *x, oi_client *c)
 
 static void oi_clients_init(olpcidx *x)
 {
-    oi_map_init(&x->clients, x->cfg.hash_seed, 6);
-    oi_map_init(&x->online, x->cfg.hash_seed, 7);
+    oi_map_init(&x->clients, x->cfg.hash_seed, 6, oi_key_first);
+    oi_map_init(&x->online, x->cfg.hash_seed, 7, oi_key_first);
 }
 
 /* Frees every client and watcher (before the index: olpcidx_free). */
@@ -3844,7 +4119,7 @@ static void oi_emit(olpcidx *x, int type, const oi_act *a, const oi_buddy *b)
     if (type == OI_EV_BUDDY_NICK || type == OI_EV_BUDDY_COMES)
         return;                         /* not about its activities */
     for (i = 0; i < b->acts.n; i++) {
-        const oi_act *in = (const oi_act *)b->acts.v[i];
+        const oi_act *in = (const oi_act *)OI_SV(&b->acts)[i];
         if (!oi_act_private(in))        /* PROTOCOL.md 2.3 */
             oi_fan_out(x, &in->it.watch, &ev, 0);
     }
@@ -3957,7 +4232,28 @@ static void oi_rec_str(olpcidx *x, oi_str s)
     oi_rec_bytes(x, s.p, s.n);
 }
 
-static void oi_rec_props(olpcidx *x, const oi_props *ps)
+/* The full JID b was last heard from, as oi_rec_str writes it (empty:
+** none): its bare JID, a slash, its resource. */
+static void oi_rec_last(olpcidx *x, const oi_buddy *b)
+{
+    oi_str res = oi_lstr(b->last);
+    size_t n = b->last ? b->it.uid.n + 1 + res.n : 0;
+    unsigned char h[2];
+    if (n > 0xFFFF) {
+        x->rec_err = 1;
+        return;
+    }
+    h[0] = (unsigned char)(n >> 8);
+    h[1] = (unsigned char)n;
+    oi_rec_bytes(x, h, 2);
+    if (!b->last)
+        return;
+    oi_rec_bytes(x, b->it.uid.p, b->it.uid.n);
+    oi_rec_bytes(x, "/", 1);
+    oi_rec_bytes(x, res.p, res.n);
+}
+
+static void oi_rec_props(olpcidx *x, const oi_pset *ps)
 {
     unsigned char h[2];
     size_t i;
@@ -3965,10 +4261,11 @@ static void oi_rec_props(olpcidx *x, const oi_props *ps)
     h[1] = (unsigned char)ps->n;
     oi_rec_bytes(x, h, 2);
     for (i = 0; i < ps->n; i++) {
-        h[0] = (unsigned char)ps->v[i].type;
+        oi_prop p = oi_post_prop(ps->v[i]);
+        h[0] = (unsigned char)p.type;
         oi_rec_bytes(x, h, 1);
-        oi_rec_str(x, ps->v[i].name);
-        oi_rec_str(x, ps->v[i].value);
+        oi_rec_str(x, p.name);
+        oi_rec_str(x, p.value);
     }
 }
 
@@ -3991,8 +4288,8 @@ static void oi_rec_buddy(olpcidx *x, const oi_buddy *b)
     oi_rec_begin(x, OI_REC_BUDDY);
     oi_rec_str(x, b->it.uid);
     oi_rec_props(x, &b->it.props);
-    oi_rec_str(x, b->cur_id);
-    oi_rec_str(x, b->cur_room);
+    oi_rec_str(x, oi_cur_id(b));
+    oi_rec_str(x, oi_cur_room(b));
     oi_rec_end(x);
 }
 
@@ -4016,7 +4313,7 @@ static void oi_rec_member(olpcidx *x, int type, const oi_act *a,
     oi_rec_str(x, a->it.uid);
     oi_rec_str(x, b->it.uid);
     if (type == OI_REC_JOIN)
-        oi_rec_str(x, oi_mkstr(b->last, b->nlast));
+        oi_rec_last(x, b);
     oi_rec_end(x);
 }
 
@@ -4028,7 +4325,7 @@ static void oi_rec_roster(olpcidx *x, const oi_buddy *b)
     oi_rec_begin(x, OI_REC_ROSTER);
     oi_rec_str(x, b->it.uid);
     oi_rec_bytes(x, &st, 1);
-    oi_rec_str(x, oi_mkstr(b->nick, b->nnick));
+    oi_rec_str(x, oi_lstr(b->nick));
     oi_rec_end(x);
 }
 
@@ -4108,7 +4405,8 @@ static int oi_snapshot(olpcidx *x)
         oi_rec_act(x, a);
         count++;
         for (j = 0; j < a->parts.n; j++, count++)
-            oi_rec_member(x, OI_REC_JOIN, a, (const oi_buddy *)a->parts.v[j]);
+            oi_rec_member(x, OI_REC_JOIN, a,
+                          (const oi_buddy *)OI_SV(&a->parts)[j]);
         if (a->muc != OI_MUC_NONE) {
             oi_rec_room(x, a);
             count++;
@@ -4214,6 +4512,9 @@ static void oi_rd_props(olpcidx *x, oi_rd *r, oi_props *ps)
         ps->v[i].type = *r->p++;
         ps->v[i].name = oi_rd_str(r);
         ps->v[i].value = oi_rd_str(r);
+        if (ps->v[i].name.n == 0
+            || memchr(ps->v[i].name.p, '\0', ps->v[i].name.n))
+            r->bad = 1;                 /* no XML name (section 8) */
     }
     ps->n = r->bad ? 0 : n;
 }
@@ -4289,7 +4590,7 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
         a = oi_act_find(x, id, OI_LIT(""));
         if (type == OI_REC_LEAVE) {
             b = oi_buddy_get(x, jid, 0);
-            if (a && b && oi_vec_has(&a->parts, b)) {
+            if (a && b && oi_svec_has(&a->parts, b)) {
                 oi_leave(x, a, b);
                 oi_buddy_trim(x, b);
             }
@@ -4421,7 +4722,7 @@ static int oi_chg_nick(olpcidx *x, oi_str bare, oi_str nick)
     oi_buddy *b;
     if (!(b = oi_buddy_get(x, bare, nick.n > 0)))
         return OI_C_NONE;
-    if (oi_streq(oi_mkstr(b->nick, b->nnick), nick))
+    if (oi_streq(oi_lstr(b->nick), nick))
         return OI_C_NONE;
     if (oi_buddy_set_nick(x, b, nick) != OLPCIDX_OK) {
         oi_buddy_trim(x, b);
@@ -4522,7 +4823,7 @@ static int oi_chg_act_props(olpcidx *x, oi_str bare, oi_str id, oi_str room,
     if (!(b = oi_buddy_get(x, bare, 1)))
         return OI_C_RESOURCE_CONSTRAINT;
     a = oi_act_find(x, id, room);
-    if (a && !oi_vec_has(&a->parts, b)) {
+    if (a && !oi_svec_has(&a->parts, b)) {
         oi_buddy_trim(x, b);
         return OI_C_FORBIDDEN;
     }
@@ -4604,7 +4905,7 @@ static int oi_chg_join(olpcidx *x, oi_str bare, oi_str full, oi_str id,
         oi_buddy_trim(x, b);
         return OI_C_RESOURCE_CONSTRAINT;
     }
-    fresh = !oi_vec_has(&a->parts, b);
+    fresh = !oi_svec_has(&a->parts, b);
     rc = oi_join(x, a, b);
     if (rc != OLPCIDX_OK) {
         if (a->parts.n == 0)
@@ -4632,7 +4933,7 @@ static int oi_chg_leave(olpcidx *x, oi_str bare, oi_str id, oi_str room)
 {
     oi_act *a = oi_act_find(x, id, room);
     oi_buddy *b = oi_buddy_get(x, bare, 0);
-    if (a && b && oi_vec_has(&a->parts, b)) {
+    if (a && b && oi_svec_has(&a->parts, b)) {
         oi_depart(x, a, b);
         oi_buddy_trim(x, b);
     }
@@ -4645,19 +4946,20 @@ static void oi_chg_close(olpcidx *x, oi_act *a)
 {
     size_t i;
     for (i = 0; i < a->parts.n; i++)
-        oi_rec_member(x, OI_REC_LEAVE, a, (const oi_buddy *)a->parts.v[i]);
+        oi_rec_member(x, OI_REC_LEAVE, a,
+                      (const oi_buddy *)OI_SV(&a->parts)[i]);
     oi_journal(x);
     if (!oi_act_private(a))
         oi_close_act(x, a);
     else if (a->muc != OI_MUC_NONE)
         oi_room_presence(x, a, 0, 1);
     while (a->parts.n > 1) {
-        oi_buddy *b = (oi_buddy *)a->parts.v[0];
+        oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[0];
         oi_leave(x, a, b);
         oi_buddy_trim(x, b);
     }
     if (a->parts.n == 1) {
-        oi_buddy *b = (oi_buddy *)a->parts.v[0];
+        oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[0];
         oi_leave(x, a, b);              /* the last: a is freed */
         oi_buddy_trim(x, b);
     }
@@ -4707,7 +5009,7 @@ static void oi_chg_offline(olpcidx *x, oi_str full)
     x->cause = oi_mkstr("", 0);
     oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
     while (b->acts.n > 0)
-        oi_depart(x, (oi_act *)b->acts.v[0], b);
+        oi_depart(x, (oi_act *)OI_SV(&b->acts)[0], b);
     if (b->cur) {
         oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
         oi_rec_buddy(x, b);
@@ -5236,7 +5538,7 @@ static void oi_out_act_ids(olpcidx *x, oi_str id, oi_str room)
 
 /* Writes <properties xmlns=ns>, with the activity's ids when a is given
 ** (the form of change notifications, PROTOCOL.md 3.6). */
-static void oi_out_props(olpcidx *x, const oi_props *ps, const char *ns,
+static void oi_out_props(olpcidx *x, const oi_pset *ps, const char *ns,
                          const oi_act *a)
 {
     size_t i;
@@ -5251,11 +5553,12 @@ static void oi_out_props(olpcidx *x, const oi_props *ps, const char *ns,
     }
     oi_out(x, ">", 1);
     for (i = 0; i < ps->n; i++) {
+        oi_prop p = oi_post_prop(ps->v[i]);
         oi_outz(x, "<property");
-        oi_out_attr(x, "type", oi_zstr(oi_ptype_name(ps->v[i].type)));
-        oi_out_attr(x, "name", ps->v[i].name);
+        oi_out_attr(x, "type", oi_zstr(oi_ptype_name(p.type)));
+        oi_out_attr(x, "name", p.name);
         oi_out(x, ">", 1);
-        oi_out_esc(x, ps->v[i].value, 0);
+        oi_out_esc(x, p.value, 0);
         oi_outz(x, "</property>");
     }
     oi_outz(x, "</properties>");
@@ -5284,8 +5587,8 @@ static long oi_collect(olpcidx *x, int kind, const oi_props *want,
                        const void *crit, int exact, oi_item ***out)
 {
     oi_map *posts = kind == OI_K_ACT ? &x->aposts : &x->bposts;
-    const oi_vec *best = &x->listed[kind];
-    size_t i, n = 0;
+    void *const *best = x->listed[kind].v;
+    size_t i, n = 0, nbest = x->listed[kind].n;
     long k;
     oi_item **v;
     if (nalias && kind == OI_K_BUDDY && !x->alias_lost) {
@@ -5311,20 +5614,22 @@ static long oi_collect(olpcidx *x, int kind, const oi_props *want,
             *out = NULL;
             return 0;                   /* nobody has that property */
         }
-        if (p->items.n < best->n || i == 0)
-            best = &p->items;
+        if (p->items.n < nbest || i == 0) {
+            best = oi_svec_cv(&p->items);
+            nbest = p->items.n;
+        }
     }
     if (exact && want->n <= 1) {
-        *out = (oi_item **)best->v;
-        return (long)best->n;
+        *out = (oi_item **)best;
+        return (long)nbest;
     }
-    v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, (best->n ? best->n : 1)
+    v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena, (nbest ? nbest : 1)
                                    * sizeof *v);
     if (!v)
         return -1;
-    for (i = 0; i < best->n; i++)
-        if (keep(x, (const oi_item *)best->v[i], crit))
-            v[n++] = (oi_item *)best->v[i];
+    for (i = 0; i < nbest; i++)
+        if (keep(x, (const oi_item *)best[i], crit))
+            v[n++] = (oi_item *)best[i];
     *out = v;
     return (long)n;
 }
@@ -5780,9 +6085,14 @@ static void oi_liveness(olpcidx *x)
         if (b->acts.n == 0 || !b->last)
             continue;
         if (b->ping_at && x->now - b->ping_at >= OI_PING_TIMEOUT_MS) {
+            oi_str full;
+            char *fp = oi_buddy_last(x, b, &full);
+            if (!fp)
+                continue;               /* memory is short: next second */
             oi_log(x, OLPCIDX_LOG_INFO, "%.*s did not answer a ping: "
-                   "offline", (int)b->nlast, b->last);
-            oi_chg_offline(x, oi_mkstr(b->last, b->nlast));
+                   "offline", (int)full.n, full.p);
+            oi_chg_offline(x, full);
+            oi_free(&x->mem, fp, full.n);
             i = 0;                      /* the maps changed: start again */
         } else if (!b->ping_at && (b->restored
                                    || (idle && x->now - b->seen >= idle))) {
@@ -5790,7 +6100,11 @@ static void oi_liveness(olpcidx *x)
             size_t mark = oi_out_begin(x);
             oi_outz(x, "<iq type='get'");
             oi_out_attr(x, "from", x->jid);
-            oi_out_attr(x, "to", oi_mkstr(b->last, b->nlast));
+            oi_outz(x, " to='");        /* the full JID: bare/resource */
+            oi_out_esc(x, b->it.uid, 1);
+            oi_out(x, "/", 1);
+            oi_out_esc(x, oi_lstr(b->last), 1);
+            oi_outz(x, "'");
             oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
             if (oi_out_commit(x, mark, "idle ping") == 0)
                 b->ping_at = x->now;
@@ -6155,13 +6469,14 @@ static void oi_out_cur(olpcidx *x, const oi_buddy *b)
     const oi_act *a;
     if (!b->cur)
         return;
-    a = b->cur_id.n ? (const oi_act *)oi_map_get(&x->acts, b->cur_id) : NULL;
+    a = oi_cur_id(b).n ? (const oi_act *)oi_map_get(&x->acts, oi_cur_id(b))
+        : NULL;
     if (a && oi_act_private(a))
         return;
     oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
-    oi_out_attr(x, "id", b->cur_id);
-    if (b->cur_room.n)
-        oi_out_attr(x, "room", b->cur_room);
+    oi_out_attr(x, "id", oi_cur_id(b));
+    if (oi_cur_room(b).n)
+        oi_out_attr(x, "room", oi_cur_room(b));
     oi_outz(x, "/>");
 }
 
@@ -6281,7 +6596,7 @@ static void oi_out_act(olpcidx *x, const oi_act *a)
     oi_out(x, ">", 1);
     oi_out_props(x, &a->it.props, OI_NS_APROPS, NULL);
     for (i = 0; i < a->parts.n; i++) {
-        const oi_buddy *b = (const oi_buddy *)a->parts.v[i];
+        const oi_buddy *b = (const oi_buddy *)OI_SV(&a->parts)[i];
         oi_outz(x, "<buddy");
         oi_out_attr(x, "jid", b->it.uid);
         oi_out(x, ">", 1);
@@ -6410,14 +6725,14 @@ static int oi_keep_act(olpcidx *x, const oi_item *it, const void *crit)
     const oi_acrit *c = (const oi_acrit *)crit;
     const oi_node *b;
     oi_str jid;
-    if (oi_act_private(a) || !oi_props_match(&it->props, &c->props))
+    if (oi_act_private(a) || !oi_pset_match(&it->props, &c->props))
         return 0;
     for (b = c->q->child; b; b = b->next) {
         const oi_buddy *bd;
         if (!oi_eq(b->name, "buddy") || !oi_attr(b, "jid", &jid))
             continue;
         bd = (const oi_buddy *)oi_map_get(&x->buddies, oi_bare(jid));
-        if (!bd || !oi_vec_has(&a->parts, bd))
+        if (!bd || !oi_svec_has(&a->parts, bd))
             return 0;
     }
     return 1;
@@ -6452,7 +6767,7 @@ static long oi_acts_of_parts(olpcidx *x, const oi_acrit *c, oi_item ***out)
     if (!v)
         return -1;
     for (i = 0; i < least->acts.n; i++) {
-        oi_act *a = (oi_act *)least->acts.v[i];
+        oi_act *a = (oi_act *)OI_SV(&least->acts)[i];
         if (oi_keep_act(x, &a->it, c))
             v[n++] = &a->it;
     }
@@ -6510,7 +6825,7 @@ static int oi_keep_buddy(olpcidx *x, const oi_item *it, const void *crit)
 {
     const oi_bcrit *c = (const oi_bcrit *)crit;
     (void)x;
-    return oi_props_match(&it->props, &c->props)
+    return oi_pset_match(&it->props, &c->props)
         && (!c->nfold || oi_alias_has(oi_buddy_alias((const oi_buddy *)
                                                      (const void *)it),
                                       c->fold, c->nfold));
@@ -6766,7 +7081,7 @@ static const oi_wkind oi_view_kind;    /* below, after its functions */
 ** its kind that meets every criterion. */
 static int oi_view_matches(olpcidx *x, const oi_view *v, const oi_item *it)
 {
-    if (!oi_props_match(&it->props, &v->props))
+    if (!oi_pset_match(&it->props, &v->props))
         return 0;
     if (v->w.items == OI_K_BUDDY) {
         const oi_buddy *b = (const oi_buddy *)(const void *)it;
@@ -6783,7 +7098,7 @@ static int oi_view_matches(olpcidx *x, const oi_view *v, const oi_item *it)
         for (i = 0; i < v->nparts; i++, p += strlen(p) + 1) {
             const oi_buddy *b = (const oi_buddy *)oi_map_get(&x->buddies,
                                                              oi_zstr(p));
-            if (!b || !oi_vec_has(&a->parts, b))
+            if (!b || !oi_svec_has(&a->parts, b))
                 return 0;
         }
         return 1;
@@ -6856,7 +7171,7 @@ static void oi_view_out_act(olpcidx *x, const oi_act *a)
     oi_out(x, ">", 1);
     oi_out_props(x, &a->it.props, OI_NS_APROPS, NULL);
     for (i = 0; i < a->parts.n; i++)
-        oi_view_out_buddy(x, (const oi_buddy *)a->parts.v[i]);
+        oi_view_out_buddy(x, (const oi_buddy *)OI_SV(&a->parts)[i]);
     oi_outz(x, "</activity>");
 }
 
@@ -6967,9 +7282,11 @@ static void oi_view_note_buddy(olpcidx *x, oi_view *v, const oi_buddy *b,
     if (props) {
         oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
     } else {
-        a = b->cur_id.n ? (const oi_act *)oi_map_get(&x->acts, b->cur_id)
-            : b->cur_room.n ? (const oi_act *)oi_map_get(&x->rooms,
-                                                         b->cur_room) : NULL;
+        a = oi_cur_id(b).n ? (const oi_act *)oi_map_get(&x->acts,
+                                                        oi_cur_id(b))
+            : oi_cur_room(b).n ? (const oi_act *)oi_map_get(&x->rooms,
+                                                            oi_cur_room(b))
+            : NULL;
         oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
         if (a && !oi_act_private(a) && oi_client_sees(v->w.owner, a)) {
             oi_out_attr(x, "id", a->it.uid);
@@ -7367,7 +7684,7 @@ static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
     if (!(b = oi_buddy_get(x, bare, 0)))
         return;
     for (i = b->acts.n; i-- > 0;) {
-        oi_act *a = (oi_act *)b->acts.v[i];
+        oi_act *a = (oi_act *)OI_SV(&b->acts)[i];
         int listed = 0;
         if (a->muc != OI_MUC_NONE)
             continue;
@@ -7414,7 +7731,7 @@ static void oi_pep_node(olpcidx *x, oi_str bare, oi_str node,
             oi_attr(e, "activity", &id);
             oi_attr(e, "room", &room);
             a = oi_act_find(x, id, room);
-            if (a && b && a->muc == OI_MUC_NONE && oi_vec_has(&a->parts, b)
+            if (a && b && a->muc == OI_MUC_NONE && oi_svec_has(&a->parts, b)
                 && oi_props_read(x, e, &ps, 1) == OI_C_NONE)
                 oi_chg_room_props(x, a, &ps);
         }
@@ -7524,7 +7841,7 @@ static int oi_muc_invite(olpcidx *x, const oi_ctx *c, const oi_node *xu)
         return OI_C_NONE;
     if (oi_streq(oi_bare(inviter), c->bare)) {  /* room/nick */
         for (i = 0; i < a->parts.n && !ok; i++)
-            ok = ((const oi_buddy *)a->parts.v[i])->roster
+            ok = ((const oi_buddy *)OI_SV(&a->parts)[i])->roster
                  == OI_ROSTER_PUBLISHED;
     } else {
         b = oi_buddy_get(x, oi_bare(inviter), 0);
@@ -7576,17 +7893,17 @@ static void oi_muc_reconcile(olpcidx *x, oi_act *a)
     size_t i;
     a->muc = OI_MUC_IN;
     for (i = a->here_ok ? a->parts.n : 0; i-- > 0;) {
-        oi_buddy *b = (oi_buddy *)a->parts.v[i];
-        if (oi_vec_has(&a->here, b))
+        oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[i];
+        if (oi_svec_has(&a->here, b))
             continue;
         if (a->parts.n == 1) {          /* the last one: a goes */
-            oi_vec_free(&x->mem, &a->here);
+            oi_svec_free(&x->mem, &a->here);
             oi_chg_leave(x, b->it.uid, id, room);
             return;
         }
         oi_chg_leave(x, b->it.uid, id, room);
     }
-    oi_vec_free(&x->mem, &a->here);
+    oi_svec_free(&x->mem, &a->here);
 }
 
 /* Presence from a room the component is in, or joining: its own, an
@@ -7662,8 +7979,8 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
     } else {
         oi_chg_join(x, bare, jid, id, room);
         if (a->muc == OI_MUC_JOINING && (b = oi_buddy_get(x, bare, 0))) {
-            if (oi_vec_reserve(&x->mem, &a->here, 1) == OLPCIDX_OK)
-                oi_vec_push(&a->here, b);
+            if (oi_svec_reserve(&x->mem, &a->here, 1) == OLPCIDX_OK)
+                oi_svec_push(&a->here, b);
             else
                 a->here_ok = 0;         /* then nobody is taken out */
         }

@@ -49,7 +49,7 @@
 **      B2. xml, core                 the fixtures
 **      B3. serializer, timers, api, backpressure
 **      B4. siphash                   (B4 to B6: olpcidx.c section 5)
-**      B5. map
+**      B5. map                       and the small vector (section 4)
 **      B6. props
 **      B7. rsm, memcap, rate, notice, idle, atomic, bounded, rooms, alias
 **      B8. persist                   a storage in memory
@@ -485,8 +485,68 @@ static void t_core_online(t_core *t, olpcidx_config *c, uint64_t now)
     t->out.n = 0;
 }
 
+/* Whether list q holds item it. */
+static int t_post_holds(const oi_post *q, const oi_item *it)
+{
+    void *const *v = OI_SV(&q->items);
+    size_t at = oi_sorted_pos(v, q->items.n, it->uid, 0);
+    return at < q->items.n && v[at] == it;
+}
+
+/* The posting lists agree with the items (olpcidx.c section 8): each
+** property of an item is a list in its kind's map that holds the item
+** exactly when it is public (a buddy; an activity not private), each
+** list holds items in UID order that point to it, and its refs count
+** the items pointing to it. */
+static int t_posts_ok(olpcidx *x)
+{
+    int kind;
+    for (kind = 0; kind < 2; kind++) {
+        oi_map *items = kind == OI_K_ACT ? &x->acts : &x->buddies;
+        oi_map *posts = kind == OI_K_ACT ? &x->aposts : &x->bposts;
+        size_t i = 0, j, held = 0, refs = 0;
+        void *p;
+        while ((p = oi_map_next(items, &i)) != NULL) {
+            const oi_item *it = (const oi_item *)p;
+            int pub = kind == OI_K_BUDDY || !oi_act_private((oi_act *)p);
+            for (j = 0; j < it->props.n; j++) {
+                const oi_post *q = it->props.v[j];
+                if (t_post_holds(q, it) != pub
+                    || oi_map_get(posts, oi_post_keyof(q)) != q
+                    || (j > 0 && oi_str_cmp(oi_post_keyof(it->props.v[j - 1]),
+                                            oi_post_keyof(q)) >= 0))
+                    return 0;
+                held++;
+            }
+        }
+        i = 0;
+        while ((p = oi_map_next(posts, &i)) != NULL) {
+            const oi_post *q = (const oi_post *)p;
+            void *const *v = OI_SV(&q->items);
+            if (q->refs == 0 || q->items.n > q->refs)
+                return 0;
+            refs += q->refs;
+            for (j = 0; j < q->items.n; j++) {
+                const oi_item *it = (const oi_item *)v[j];
+                size_t k;
+                for (k = 0; k < it->props.n && it->props.v[k] != q; k++)
+                    ;
+                if (k == it->props.n
+                    || (j > 0 && oi_str_cmp(((const oi_item *)v[j - 1])->uid,
+                                            it->uid) >= 0))
+                    return 0;
+            }
+        }
+        if (refs != held)
+            return 0;
+    }
+    return 1;
+}
+
 static void t_core_done(t_core *t)
 {
+    if (t->x)
+        CHECK(t_posts_ok(t->x));
     olpcidx_free(t->x);
     CHECK(t->alloc.live == 0);
     free(t->out.p);
@@ -1403,41 +1463,43 @@ static void tu_siphash(void)
     CHECK(oi_siphash(key, NULL, 0) == oi_siphash(key, "", 0));
 }
 
-/* ---- B5. map: the hash map --------------------------------------------- */
+/* ---- B5. map: the hash map, and the small vector ----------------------- */
 
-/* Structural check: capacity a power of two, load within bounds, each
+/* Structural check: capacity at least the minimum, load within bounds, each
 ** stored hash right, each entry reachable from its home slot without
 ** crossing an empty slot, n the number of entries. */
 static int tu_map_ok(const oi_map *m)
 {
-    size_t i, j, n = 0, mask;
+    size_t i, j, n = 0;
     if (m->cap == 0)
-        return m->n == 0 && m->slot == NULL;
-    if ((m->cap & (m->cap - 1)) != 0 || m->cap < OI_MAP_MINCAP
-        || m->n > m->cap / 4 * 3)
+        return m->n == 0 && m->val == NULL && m->hash == NULL;
+    if (m->cap < OI_MAP_MINCAP || m->n > OI_MAP_MAXN(m->cap)
+        || m->n * 4 > m->cap * 3)
         return 0;
-    mask = m->cap - 1;
     for (i = 0; i < m->cap; i++) {
-        const oi_mslot *s = &m->slot[i];
-        if (!s->key.p)
+        oi_str key;
+        if (!m->val[i])
             continue;
         n++;
-        if (s->hash != oi_siphash(m->key, s->key.p, s->key.n) || !s->val)
+        key = m->keyof(m->val[i]);
+        if (m->hash[i] != (uint32_t)oi_siphash(m->key, key.p, key.n))
             return 0;
-        for (j = (size_t)s->hash & mask; j != i; j = (j + 1) & mask)
-            if (!m->slot[j].key.p)
+        for (j = oi_map_home(m->hash[i], m->cap); j != i;
+             j = j + 1 < m->cap ? j + 1 : 0)
+            if (!m->val[j])
                 return 0;
     }
     return n == m->n;
 }
 
-/* The slot holding key, for checks of what the map stores. */
-static const oi_mslot *tu_map_slot(const oi_map *m, oi_str key)
+/* The value stored under key, found by a plain scan of the slots, for
+** checks of what the map stores. */
+static const void *tu_map_slot(const oi_map *m, oi_str key)
 {
     size_t i;
     for (i = 0; i < m->cap; i++)
-        if (m->slot[i].key.p && oi_streq(m->slot[i].key, key))
-            return &m->slot[i];
+        if (m->val[i] && oi_streq(m->keyof(m->val[i]), key))
+            return m->val[i];
     return NULL;
 }
 
@@ -1487,9 +1549,21 @@ static char *tu_recopy_key(size_t k)
     return old;
 }
 
-static size_t tu_val_key(void *v)
+static size_t tu_val_key(const void *v)
 {
-    return (size_t)((int *)v - &tu_tag[0][0]) / 2;
+    return (size_t)((const int *)v - &tu_tag[0][0]) / 2;
+}
+
+/* The key of value &tu_tag[k][g]: key k. */
+static oi_str tu_keyof(const void *v)
+{
+    return tu_key(tu_val_key(v));
+}
+
+/* The key of a NUL-terminated value. */
+static oi_str tu_keyof_z(const void *v)
+{
+    return oi_zstr((const char *)v);
 }
 
 static void tu_map_basic(void)
@@ -1498,43 +1572,47 @@ static void tu_map_basic(void)
     t_alloc a;
     oi_map m, m2;
     size_t it = 0;
-    int x, y, z, w;
     char nul3[3] = { 'a', '\0', 'b' }, nul3c[3] = { 'a', '\0', 'c' };
+    /* values holding their keys first */
+    oi_str x = OI_LIT(""), y, z, w, x2 = { NULL, 0 }, again = OI_LIT("again");
+    y = oi_mkstr(nul3, 3);
+    z = oi_mkstr(nul3c, 3);
+    w = oi_mkstr(nul3, 2);
     tu_mem_init(&mem, &a);
-    oi_map_init(&m, 1, 2);
-    CHECK(m.cap == 0 && m.n == 0 && m.slot == NULL && a.calls == 0);
+    oi_map_init(&m, 1, 2, oi_key_first);
+    CHECK(m.cap == 0 && m.n == 0 && m.val == NULL && a.calls == 0);
     CHECK(oi_map_get(&m, OI_LIT("x")) == NULL);
     CHECK(oi_map_del(&m, OI_LIT("x")) == NULL);
     CHECK(oi_map_next(&m, &it) == NULL);
     /* the per-table key: equal for equal (seed, salt), else different */
-    oi_map_init(&m2, 1, 2);
+    oi_map_init(&m2, 1, 2, oi_key_first);
     CHECK(m2.key[0] == m.key[0] && m2.key[1] == m.key[1]);
-    oi_map_init(&m2, 1, 3);
+    oi_map_init(&m2, 1, 3, oi_key_first);
     CHECK(m2.key[0] != m.key[0] && m2.key[1] != m.key[1]);
-    oi_map_init(&m2, 2, 2);
+    oi_map_init(&m2, 2, 2, oi_key_first);
     CHECK(m2.key[0] != m.key[0] && m2.key[1] != m.key[1]);
-    oi_map_init(&m2, 0, 0);
+    oi_map_init(&m2, 0, 0, oi_key_first);
     CHECK(m2.key[0] != 0 && m2.key[1] != 0 && m2.key[0] != m2.key[1]);
 
     /* empty key, NUL bytes, prefixes */
-    CHECK(oi_map_put(&mem, &m, OI_LIT(""), &x) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, &x) == OLPCIDX_OK);
     CHECK(m.cap == OI_MAP_MINCAP && m.n == 1 && a.calls == 1);
     CHECK(oi_map_get(&m, OI_LIT("")) == &x);
     CHECK(oi_map_get(&m, oi_mkstr(NULL, 0)) == &x);
-    CHECK(oi_map_put(&mem, &m, oi_mkstr(nul3, 3), &y) == OLPCIDX_OK);
-    CHECK(oi_map_put(&mem, &m, oi_mkstr(nul3c, 3), &z) == OLPCIDX_OK);
-    CHECK(oi_map_put(&mem, &m, oi_mkstr(nul3, 2), &w) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, &y) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, &z) == OLPCIDX_OK);
+    CHECK(oi_map_put(&mem, &m, &w) == OLPCIDX_OK);
     CHECK(oi_map_get(&m, oi_mkstr(nul3, 3)) == &y);
     CHECK(oi_map_get(&m, oi_mkstr(nul3c, 3)) == &z);
     CHECK(oi_map_get(&m, oi_mkstr(nul3, 2)) == &w);
     CHECK(oi_map_get(&m, oi_mkstr(nul3, 1)) == NULL);
     CHECK(oi_map_get(&m, OI_LIT("\0")) == NULL);
     CHECK(m.n == 4 && tu_map_ok(&m));
-    /* a NULL-pointer empty key is stored as a non-NULL one */
-    CHECK(oi_map_put(&mem, &m, oi_mkstr(NULL, 0), &z) == OLPCIDX_OK);
-    CHECK(m.n == 4 && oi_map_get(&m, OI_LIT("")) == &z);
-    CHECK(tu_map_slot(&m, OI_LIT("")) && tu_map_slot(&m, OI_LIT(""))->key.p);
-    CHECK(oi_map_del(&m, oi_mkstr(NULL, 0)) == &z);
+    /* a NULL-pointer empty key equals the empty key: a replacement */
+    CHECK(oi_map_put(&mem, &m, &x2) == OLPCIDX_OK);
+    CHECK(m.n == 4 && oi_map_get(&m, OI_LIT("")) == &x2);
+    CHECK(tu_map_slot(&m, OI_LIT("")) == &x2);
+    CHECK(oi_map_del(&m, oi_mkstr(NULL, 0)) == &x2);
     CHECK(oi_map_get(&m, OI_LIT("")) == NULL && m.n == 3);
     CHECK(oi_map_del(&m, OI_LIT("")) == NULL);
     CHECK(oi_map_del(&m, oi_mkstr(nul3, 2)) == &w);
@@ -1547,10 +1625,10 @@ static void tu_map_basic(void)
     it = 0;
     CHECK(oi_map_next(&m, &it) == NULL);
     oi_map_free(&mem, &m);
-    CHECK(m.cap == 0 && m.slot == NULL && mem.used == 0 && a.blocks == 0);
+    CHECK(m.cap == 0 && m.val == NULL && mem.used == 0 && a.blocks == 0);
     /* usable again after free */
-    CHECK(oi_map_put(&mem, &m, OI_LIT("again"), &x) == OLPCIDX_OK);
-    CHECK(oi_map_get(&m, OI_LIT("again")) == &x);
+    CHECK(oi_map_put(&mem, &m, &again) == OLPCIDX_OK);
+    CHECK(oi_map_get(&m, OI_LIT("again")) == &again);
     oi_map_free(&mem, &m);
     oi_map_free(&mem, &m);
     CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
@@ -1568,7 +1646,7 @@ static void tu_map_random(void)
     long bad = 0, bad_iter = 0, replaced_ptr_ok = 0, replaced = 0;
     void *v;
     tu_mem_init(&mem, &a);
-    oi_map_init(&m, 0x12345678u, 7);
+    oi_map_init(&m, 0x12345678u, 7, tu_keyof);
     memset(present, 0, sizeof present);
     memset(gen, 0, sizeof gen);
     for (op = 0; op < 400000; op++) {
@@ -1579,14 +1657,14 @@ static void tu_map_random(void)
                 /* replace, under a new pointer to equal bytes */
                 char *old = tu_recopy_key(k);
                 gen[k] ^= 1;
-                if (oi_map_put(&mem, &m, tu_key(k), &tu_tag[k][gen[k]]))
+                if (oi_map_put(&mem, &m, &tu_tag[k][gen[k]]))
                     bad++;
                 free(old);
                 replaced++;
-                if (tu_map_slot(&m, tu_key(k))->key.p == tu_kbuf[k])
+                if (tu_map_slot(&m, tu_key(k)) == &tu_tag[k][gen[k]])
                     replaced_ptr_ok++;
             } else {
-                if (oi_map_put(&mem, &m, tu_key(k), &tu_tag[k][gen[k]]))
+                if (oi_map_put(&mem, &m, &tu_tag[k][gen[k]]))
                     bad++;
                 present[k] = 1;
                 nref++;
@@ -1634,7 +1712,7 @@ static void tu_map_random(void)
             bad++;
     CHECK(bad == 0 && m.n == 0 && tu_map_ok(&m));
     for (i = 0; i < m.cap; i++)
-        if (m.slot[i].key.p)
+        if (m.val[i])
             bad++;
     CHECK(bad == 0);
     oi_map_free(&mem, &m);
@@ -1648,32 +1726,34 @@ static void tu_map_growth(void)
     t_alloc a;
     oi_map m;
     char key[32];
-    size_t i, n, lastcap = 0, doublings = 0, bad = 0;
+    size_t i, n, lastcap = 0, growths = 0, bad = 0;
     static char keys[100000][12];
     tu_mem_init(&mem, &a);
-    oi_map_init(&m, 99, 1);
+    oi_map_init(&m, 99, 1, tu_keyof_z);
     for (i = 0; i < 100000; i++) {
         n = (size_t)sprintf(keys[i], "k%lu", (unsigned long)i);
-        if (oi_map_put(&mem, &m, oi_mkstr(keys[i], n), keys[i]))
+        if (oi_map_put(&mem, &m, keys[i]))
             bad++;
         if (m.cap != lastcap) {
-            /* first table of OI_MAP_MINCAP, then doubling exactly when
-            ** one more entry would pass 3/4 */
+            /* first table of OI_MAP_MINCAP, then growth by half exactly
+            ** when one more entry would pass 3/4 */
             if (lastcap == 0 ? m.cap != OI_MAP_MINCAP
-                : m.cap != 2 * lastcap || m.n != lastcap / 4 * 3 + 1)
+                : m.cap != lastcap + lastcap / 2
+                  || m.n != OI_MAP_MAXN(lastcap) + 1)
                 bad++;
             if (lastcap)
-                doublings++;
+                growths++;
             lastcap = m.cap;
         }
-        if (m.n * 4 > m.cap * 3)
+        if (m.n * 4 > m.cap * 3 || (lastcap > 8 && m.n * 2 < m.cap))
             bad++;
     }
     CHECK(bad == 0);
-    /* 100000 > 3/4 of 2^17: 2^18 slots, 15 doublings from 8 */
-    CHECK(doublings == 15 && m.cap == 262144 && m.n == 100000);
-    CHECK(a.calls == 16);
-    CHECK(mem.used == m.cap * sizeof(oi_mslot));
+    /* 8, 12, 18, 27, ..., 88258, 132387 (3/4: 99290 < 100000), 198580:
+    ** 25 growths */
+    CHECK(growths == 25 && m.cap == 198580 && m.n == 100000);
+    CHECK(a.calls == 26);
+    CHECK(mem.used == m.cap * OI_MAP_SLOT);
     CHECK(tu_map_ok(&m));
     for (i = 0; i < 100000; i++) {
         n = (size_t)sprintf(key, "k%lu", (unsigned long)i);
@@ -1691,62 +1771,65 @@ static void tu_map_reserve(void)
     oi_mem mem;
     t_alloc a;
     oi_map m;
-    oi_mslot *slot;
+    void **slot;
     size_t i, cap;
     long bad = 0, count;
     tu_mem_init(&mem, &a);
-    oi_map_init(&m, 5, 5);
+    oi_map_init(&m, 5, 5, tu_keyof);
     CHECK(oi_map_reserve(&mem, &m, 0) == OLPCIDX_OK && a.calls == 0);
     CHECK(m.cap == 0);
     CHECK(oi_map_reserve(&mem, &m, 6) == OLPCIDX_OK && m.cap == 8);
     CHECK(oi_map_reserve(&mem, &m, 6) == OLPCIDX_OK && a.calls == 1);
-    CHECK(oi_map_reserve(&mem, &m, 7) == OLPCIDX_OK && m.cap == 16);
+    CHECK(oi_map_reserve(&mem, &m, 7) == OLPCIDX_OK && m.cap == 12);
     CHECK(oi_map_reserve(&mem, &m, 1000) == OLPCIDX_OK);
-    CHECK(m.cap == 2048);       /* 3/4 of 1024 is 768 < 1000 <= 1536 */
+    CHECK(m.cap == 1531);       /* 3/4 of 1021 is 765 < 1000 <= 1148 */
     CHECK(tu_map_ok(&m));
     /* the promised puts need no allocator at all */
     a.fail_all = 1;
     for (i = 0; i < 1000; i++)
-        if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) != OLPCIDX_OK)
+        if (oi_map_put(&mem, &m, &tu_tag[i][0]) != OLPCIDX_OK)
             bad++;
-    CHECK(bad == 0 && m.n == 1000 && m.cap == 2048);
+    CHECK(bad == 0 && m.n == 1000 && m.cap == 1531);
     /* deletions in between only add room */
     for (i = 0; i < 100; i++)
         oi_map_del(&m, tu_key(i));
-    for (i = 1000; i < 1636; i++)
-        if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) != OLPCIDX_OK)
+    for (i = 1000; i < 1248; i++)
+        if (oi_map_put(&mem, &m, &tu_tag[i][0]) != OLPCIDX_OK)
             bad++;
-    CHECK(bad == 0 && m.n == 1536 && m.cap == 2048);
+    CHECK(bad == 0 && m.n == 1148 && m.cap == 1531);
     /* full: the next new key needs growth, which fails cleanly */
-    slot = m.slot;
+    slot = m.val;
     cap = m.cap;
-    CHECK(oi_map_put(&mem, &m, tu_key(1636), &tu_tag[1636][0])
+    CHECK(oi_map_put(&mem, &m, &tu_tag[1248][0])
           == OLPCIDX_ENOMEM);
     CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_ENOMEM);
     /* a replacement still succeeds: it never allocates */
-    CHECK(oi_map_put(&mem, &m, tu_key(1500), &tu_tag[1500][1]) == OLPCIDX_OK);
-    CHECK(oi_map_get(&m, tu_key(1500)) == &tu_tag[1500][1]);
+    CHECK(oi_map_put(&mem, &m, &tu_tag[1200][1]) == OLPCIDX_OK);
+    CHECK(oi_map_get(&m, tu_key(1200)) == &tu_tag[1200][1]);
     CHECK(oi_map_reserve(&mem, &m, 0) == OLPCIDX_OK);
-    CHECK(m.slot == slot && m.cap == cap && m.n == 1536 && tu_map_ok(&m));
-    CHECK(oi_map_get(&m, tu_key(1636)) == NULL);
+    CHECK(m.val == slot && m.cap == cap && m.n == 1148 && tu_map_ok(&m));
+    CHECK(oi_map_get(&m, tu_key(1248)) == NULL);
     /* sizes that cannot be represented fail before calling the allocator */
     a.fail_all = 0;
     count = a.calls;
     CHECK(oi_map_reserve(&mem, &m, SIZE_MAX) == OLPCIDX_ENOMEM);
     CHECK(oi_map_reserve(&mem, &m, SIZE_MAX - m.n) == OLPCIDX_ENOMEM);
     CHECK(oi_map_reserve(&mem, &m, SIZE_MAX / 2) == OLPCIDX_ENOMEM);
-    CHECK(oi_map_reserve(&mem, &m, SIZE_MAX / sizeof(oi_mslot))
+    CHECK(oi_map_reserve(&mem, &m, SIZE_MAX / OI_MAP_SLOT)
           == OLPCIDX_ENOMEM);
-    CHECK(a.calls == count && m.slot == slot && m.cap == cap);
+    /* nor beyond 2^31 slots, whose home slot 32 hash bits give */
+    CHECK(oi_map_reserve(&mem, &m, OI_MAP_MAXN((size_t)OI_MAP_MAXCAP) + 1)
+          == OLPCIDX_ENOMEM);
+    CHECK(a.calls == count && m.val == slot && m.cap == cap);
     /* the memory cap refuses growth like a failing allocator */
-    mem.limit = mem.used + 2 * cap * sizeof(oi_mslot) - 1;
+    mem.limit = mem.used + (cap + cap / 2) * OI_MAP_SLOT - 1;
     CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_ENOMEM);
-    CHECK(a.calls == count && m.slot == slot && tu_map_ok(&m));
-    mem.limit = mem.used + 2 * cap * sizeof(oi_mslot);
-    CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_OK && m.cap == 2 * cap);
-    CHECK(mem.used == m.cap * sizeof(oi_mslot));
-    for (i = 100; i < 1636; i++)
-        if (oi_map_get(&m, tu_key(i)) != &tu_tag[i][i == 1500])
+    CHECK(a.calls == count && m.val == slot && tu_map_ok(&m));
+    mem.limit = mem.used + (cap + cap / 2) * OI_MAP_SLOT;
+    CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_OK);
+    CHECK(m.cap == cap + cap / 2 && mem.used == m.cap * OI_MAP_SLOT);
+    for (i = 100; i < 1248; i++)
+        if (oi_map_get(&m, tu_key(i)) != &tu_tag[i][i == 1200])
             bad++;
     CHECK(bad == 0 && tu_map_ok(&m));
     oi_map_free(&mem, &m);
@@ -1760,7 +1843,7 @@ static void tu_map_enomem(void)
     oi_mem mem;
     t_alloc a;
     oi_map m;
-    oi_mslot *slot;
+    void **slot;
     size_t i, j, cap, n;
     long k, failures = 0, bad = 0;
     int done = 0;
@@ -1768,21 +1851,21 @@ static void tu_map_enomem(void)
         int failed = 0;
         tu_mem_init(&mem, &a);
         a.fail_at = k;
-        oi_map_init(&m, 3, (uint32_t)k);
+        oi_map_init(&m, 3, (uint32_t)k, tu_keyof);
         for (i = 0; i < 3000; i++) {
-            slot = m.slot;
+            slot = m.val;
             cap = m.cap;
             n = m.n;
-            if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) == OLPCIDX_OK)
+            if (oi_map_put(&mem, &m, &tu_tag[i][0]) == OLPCIDX_OK)
                 continue;
             failed = 1;
             failures++;
             /* the k-th allocation was a growth: from a full table */
             if (a.calls != k || n != OI_MAP_MAXN(cap))
                 bad++;
-            if (m.slot != slot || m.cap != cap || m.n != n || !tu_map_ok(&m))
+            if (m.val != slot || m.cap != cap || m.n != n || !tu_map_ok(&m))
                 bad++;
-            if (mem.used != cap * sizeof(oi_mslot))
+            if (mem.used != cap * OI_MAP_SLOT)
                 bad++;
             for (j = 0; j < i; j++)
                 if (oi_map_get(&m, tu_key(j)) != &tu_tag[j][0])
@@ -1790,7 +1873,7 @@ static void tu_map_enomem(void)
             if (oi_map_get(&m, tu_key(i)) != NULL)
                 bad++;
             /* the next try succeeds */
-            if (oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]) != OLPCIDX_OK)
+            if (oi_map_put(&mem, &m, &tu_tag[i][0]) != OLPCIDX_OK)
                 bad++;
         }
         for (j = 0; j < 3000; j++)
@@ -1804,7 +1887,7 @@ static void tu_map_enomem(void)
         done = !failed;
     }
     CHECK(bad == 0);
-    CHECK(failures == 10);      /* tables of 8, 16, ..., 4096 slots */
+    CHECK(failures == 17);      /* tables of 8, 12, 18, ..., 5166 slots */
 }
 
 /* A walk with deletions of returned entries: every entry is returned
@@ -1823,20 +1906,20 @@ static void tu_map_walk(void)
     tu_mem_init(&mem, &a);
     for (trial = 0; trial < 20000; trial++) {
         int mode = (int)(trial % 4);
-        oi_map_init(&m, (uint32_t)trial, 11);
+        oi_map_init(&m, (uint32_t)trial, 11, tu_keyof);
         memset(present, 0, sizeof present);
         n = 1 + tu_below(trial % 10 == 0 ? 3000 : 90);
         for (i = 0; i < n; i++) {
             k = tu_below(TU_NKEYS);
-            if (oi_map_put(&mem, &m, tu_key(k), &tu_tag[k][0]))
+            if (oi_map_put(&mem, &m, &tu_tag[k][0]))
                 bad++;
             present[k] = 1;
             ins[i] = k;
         }
         memcpy(was, present, sizeof was);
         /* does a run wrap from the last slot to slot 0? */
-        if (m.slot[m.cap - 1].key.p && m.slot[0].key.p
-            && (m.slot[0].hash & (m.cap - 1)) != 0)
+        if (m.val[m.cap - 1] && m.val[0]
+            && oi_map_home(m.hash[0], m.cap) != 0)
             wraps++;
         memset(seen, 0, sizeof seen);
         nret = 0;
@@ -1866,7 +1949,7 @@ static void tu_map_walk(void)
             if (mode == 3 && tu_below(4) == 0) {
                 size_t r = ins[tu_below(n)];
                 if (present[r]) {
-                    if (oi_map_put(&mem, &m, tu_key(r), &tu_tag[r][0]))
+                    if (oi_map_put(&mem, &m, &tu_tag[r][0]))
                         bad++;
                     repl++;
                 }
@@ -1905,15 +1988,15 @@ static void tu_map_walk_stale(void)
     oi_map m;
     size_t i, it = 0, cnt = 0;
     tu_mem_init(&mem, &a);
-    oi_map_init(&m, 1, 1);
+    oi_map_init(&m, 1, 1, tu_keyof);
     for (i = 0; i < 100; i++)
-        oi_map_put(&mem, &m, tu_key(i), &tu_tag[i][0]);
+        oi_map_put(&mem, &m, &tu_tag[i][0]);
     while (oi_map_next(&m, &it))
         ;
     CHECK(it > 2 * OI_MAP_MINCAP);
     oi_map_free(&mem, &m);
     CHECK(oi_map_next(&m, &it) == NULL);
-    oi_map_put(&mem, &m, tu_key(1), &tu_tag[1][0]);
+    oi_map_put(&mem, &m, &tu_tag[1][0]);
     CHECK(oi_map_next(&m, &it) == NULL);
     it = 0;
     while (oi_map_next(&m, &it))
@@ -1921,6 +2004,82 @@ static void tu_map_walk_stale(void)
     CHECK(cnt == 1);
     oi_map_free(&mem, &m);
     CHECK(mem.used == 0 && a.blocks == 0);
+}
+
+/* The small vector against a plain array: one element in place with no
+** allocation, growth by half beyond, push, has and drop in any order,
+** and a failed growth that leaves it as it was. */
+static void tu_svec(void)
+{
+    static int tag[300];
+    int ref[300];
+    oi_mem mem;
+    t_alloc a;
+    oi_svec s;
+    size_t i, j, n = 0, op;
+    long bad = 0;
+    tu_mem_init(&mem, &a);
+    memset(&s, 0, sizeof s);
+    CHECK(sizeof s == 16 || sizeof(void *) != 8);
+    CHECK(oi_svec_reserve(&mem, &s, 1) == OLPCIDX_OK && a.calls == 0);
+    oi_svec_push(&s, &tag[0]);
+    CHECK(s.n == 1 && OI_SV(&s)[0] == &tag[0] && mem.used == 0);
+    CHECK(oi_svec_has(&s, &tag[0]) && !oi_svec_has(&s, &tag[1]));
+    /* the first growth fails: still the one element, in place */
+    a.fail_all = 1;
+    CHECK(oi_svec_reserve(&mem, &s, 1) == OLPCIDX_ENOMEM);
+    CHECK(s.n == 1 && s.cap == 1 && OI_SV(&s)[0] == &tag[0]);
+    a.fail_all = 0;
+    CHECK(oi_svec_reserve(&mem, &s, 1) == OLPCIDX_OK && s.cap == 2);
+    CHECK(mem.used == 2 * sizeof(void *) && OI_SV(&s)[0] == &tag[0]);
+    oi_svec_drop(&s, &tag[0]);
+    CHECK(s.n == 0 && !oi_svec_has(&s, &tag[0]));
+    /* random pushes and drops against ref[] */
+    for (op = 0; op < 20000; op++) {
+        size_t k = tu_below(300);
+        int has = 0;
+        for (j = 0; j < n; j++)
+            has |= ref[j] == (int)k;
+        if (oi_svec_has(&s, &tag[k]) != has)
+            bad++;
+        if (has) {
+            oi_svec_drop(&s, &tag[k]);
+            for (j = 0; ref[j] != (int)k; j++)
+                ;
+            ref[j] = ref[--n];
+        } else {
+            uint32_t cap = s.cap;
+            a.fail_all = tu_below(8) == 0;
+            if (oi_svec_reserve(&mem, &s, 1) != OLPCIDX_OK) {
+                if (!a.fail_all || s.cap != cap || s.n != n)
+                    bad++;
+                a.fail_all = 0;
+                continue;
+            }
+            a.fail_all = 0;
+            oi_svec_push(&s, &tag[k]);
+            ref[n++] = (int)k;
+        }
+        if (s.n != n || s.cap < n || (s.cap > 1) != (mem.used > 0)
+            || mem.used != (s.cap > 1 ? s.cap * sizeof(void *) : 0))
+            bad++;
+        for (i = 0; i < n; i++)
+            if (!oi_svec_has(&s, &tag[ref[i]]))
+                bad++;
+    }
+    CHECK(bad == 0 && n > 100);
+    /* growth by half from 2: 2, 3, 4, 6, 9, 13, ... */
+    oi_svec_free(&mem, &s);
+    CHECK(s.n == 0 && s.cap == 0 && mem.used == 0 && a.blocks == 0);
+    for (i = 0; i < 13; i++) {
+        oi_svec_reserve(&mem, &s, 1);
+        oi_svec_push(&s, &tag[i]);
+        if (i == 1 || i == 2 || i == 3 || i == 5 || i == 8 || i == 12)
+            CHECK(s.cap == i + 1);
+    }
+    CHECK(s.cap == 13 && OI_SV(&s)[12] == &tag[12] && OI_SV(&s)[0] == &tag[0]);
+    oi_svec_free(&mem, &s);
+    CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
 }
 
 /* The map group: keys made, every map test, keys freed.  Groups that
@@ -1941,6 +2100,7 @@ static void tu_map_all(void)
     tu_map_enomem();
     tu_map_walk();
     tu_map_walk_stale();
+    tu_svec();
     for (k = 0; k < TU_NKEYS; k++)
         free(tu_kbuf[k]);
 }
@@ -2616,12 +2776,14 @@ static int t_cmpstr(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void t_dump_props(t_str *s, const oi_props *ps)
+static void t_dump_props(t_str *s, const oi_pset *ps)
 {
     size_t i;
-    for (i = 0; i < ps->n; i++)
-        t_addf(s, " %.*s:%d=%.*s", (int)ps->v[i].name.n, ps->v[i].name.p,
-               ps->v[i].type, (int)ps->v[i].value.n, ps->v[i].value.p);
+    for (i = 0; i < ps->n; i++) {
+        oi_prop p = oi_post_prop(ps->v[i]);
+        t_addf(s, " %.*s:%d=%.*s/%lu", (int)p.name.n, p.name.p, p.type,
+               (int)p.value.n, p.value.p, (unsigned long)ps->v[i]->refs);
+    }
 }
 
 static char *t_dump_as(olpcidx *x, int durable);
@@ -2681,12 +2843,14 @@ static char *t_dump_as(olpcidx *x, int durable)
     while ((p = oi_map_next(&x->buddies, &i)) != NULL && n < 512) {
         oi_buddy *b = (oi_buddy *)p;
         memset(&s, 0, sizeof s);
+        oi_str cid = oi_cur_id(b), croom = oi_cur_room(b);
+        oi_str nick = oi_lstr(b->nick);
         t_addf(&s, "buddy %.*s cur=%.*s/%.*s acts=%lu watch=%lu roster=%d "
-               "nick=%.*s", (int)b->it.uid.n, b->it.uid.p, (int)b->cur_id.n,
-               b->cur_id.p ? b->cur_id.p : "", (int)b->cur_room.n,
-               b->cur_room.p ? b->cur_room.p : "", (unsigned long)b->acts.n,
+               "nick=%.*s", (int)b->it.uid.n, b->it.uid.p, (int)cid.n,
+               cid.p ? cid.p : "", (int)croom.n, croom.p ? croom.p : "",
+               (unsigned long)b->acts.n,
                durable ? 0ul : t_seed_watch(&b->it), b->roster,
-               (int)b->nnick, b->nick ? b->nick : "");
+               (int)nick.n, nick.p ? nick.p : "");
         t_dump_props(&s, &b->it.props);
         lines[n++] = s.p;
     }
@@ -2702,7 +2866,7 @@ static char *t_dump_as(olpcidx *x, int durable)
                durable ? 0ul : t_seed_watch(&a->it), a->muc != OI_MUC_NONE);
         t_dump_props(&s, &a->it.props);
         for (j = 0; j < a->parts.n && np < 64; j++)   /* in name order */
-            parts[np++] = ((oi_buddy *)a->parts.v[j])->it.uid;
+            parts[np++] = ((oi_buddy *)OI_SV(&a->parts)[j])->it.uid;
         qsort(parts, np, sizeof *parts, t_cmpoistr);
         for (j = 0; j < np; j++)
             t_addf(&s, " part=%.*s", (int)parts[j].n, parts[j].p);
@@ -2803,6 +2967,20 @@ static void t_atomic(void)
         "</presence>",
         "<presence type='unsubscribed' from='d@jabber.test'" T_TO "/>",
         "<presence type='unavailable' from='a@jabber.test/xo'" T_TO "/>",
+        /* private, public, private again, keeping its type: in the type's
+        ** list exactly while public (t_posts_ok) */
+        "<message from='e@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a6'><property type='bool' name='private'>"
+        "1</property><property type='str' name='type'>Go</property>"
+        "</properties></message>",
+        "<message from='e@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a6'><property type='bool' name='private'>"
+        "0</property><property type='str' name='type'>Go</property>"
+        "</properties></message>",
+        "<message from='e@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a6'><property type='bool' name='private'>"
+        "1</property><property type='str' name='type'>Go</property>"
+        "</properties></message>",
         NULL
     };
     size_t s, j;
@@ -2877,11 +3055,11 @@ static void t_bounded(void)
     t_send(&t, 1100, " ");              /* a token is back in 20 ms */
     CHECK(t.x->clients.n == 0);
     /* all that is left is the room the table grew to */
-    if (!CHECK(t.x->mem.used - t.x->clients.cap * sizeof(oi_mslot)
+    if (!CHECK(t.x->mem.used - t.x->clients.cap * OI_MAP_SLOT
                <= used + 4096))         /* buffers grown by the replies */
         printf("  %lu bytes before, %lu after, %lu of table\n",
                (unsigned long)used, (unsigned long)t.x->mem.used,
-               (unsigned long)(t.x->clients.cap * sizeof(oi_mslot)));
+               (unsigned long)(t.x->clients.cap * OI_MAP_SLOT));
     for (i = 0; i < 1000; i++) {
         snprintf(st, sizeof st, "<presence type='unavailable' from='v%d@"
                  "jabber.test/r'" T_TO "/>", i);
@@ -7290,7 +7468,7 @@ static const struct t_group {
     { "siphash", T_OFFLINE, tu_siphash,
       "SipHash-2-4 and SipHash-1-3 against reference vectors" },
     { "map", T_OFFLINE, tu_map_all,
-      "the hash map against a plain array, growth, walks" },
+      "the hash map and the small vector against plain arrays" },
     { "props", T_OFFLINE, tu_prop_all,
       "every rule of the property types, against references" },
     { "rsm", T_OFFLINE, t_rsm_pos,
