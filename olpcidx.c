@@ -5039,7 +5039,7 @@ static int oi_chg_forget(olpcidx *x, oi_str bare)
     x->cause = oi_mkstr("", 0);
     oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
     while (b->acts.n > 0)
-        oi_depart(x, (oi_act *)b->acts.v[0], b);
+        oi_depart(x, (oi_act *)oi_svec_v(&b->acts)[0], b);
     if (b->cur) {
         oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
         oi_rec_buddy(x, b);
@@ -5047,7 +5047,6 @@ static int oi_chg_forget(olpcidx *x, oi_str bare)
         oi_emit(x, OI_EV_BUDDY_CUR, NULL, b);
     }
     oi_post_remove(&x->mem, &x->bposts, &b->it);
-    oi_props_free(&x->mem, &b->it.props);
     oi_buddy_set_nick(x, b, OI_LIT(""));
     if (b->roster != OI_ROSTER_NONE) {
         static const char *const end[] = { "unsubscribed", "unsubscribe" };
@@ -6278,8 +6277,7 @@ static int oi_cmd_list(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
                                 ? listed->v[i++]
                                 : oi_map_next(&x->acts, &k)) != NULL;) {
         const oi_act *a = (const oi_act *)p;
-        const oi_prop *type = oi_props_get(&a->it.props, "type");
-        const oi_prop *title = oi_props_get(&a->it.props, "title");
+        oi_prop type, title;
         if (k && !oi_act_private(a))
             continue;                   /* the public ones came first */
         n++;
@@ -6287,9 +6285,10 @@ static int oi_cmd_list(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
         oi_outz(x, "<item>");
         oi_out_field(x, "id", NULL, NULL, a->it.uid);
         oi_out_field(x, "room", NULL, NULL, a->room);
-        oi_out_field(x, "type", NULL, NULL, type ? type->value : OI_LIT(""));
-        oi_out_field(x, "title", NULL, NULL, title ? title->value
-                                                   : OI_LIT(""));
+        oi_out_field(x, "type", NULL, NULL, oi_pset_get(&a->it.props, "type",
+                     &type) ? type.value : OI_LIT(""));
+        oi_out_field(x, "title", NULL, NULL, oi_pset_get(&a->it.props,
+                     "title", &title) ? title.value : OI_LIT(""));
         oi_out_field(x, "buddies", NULL, NULL, oi_zstr(num));
         oi_out_field(x, "private", NULL, NULL, oi_act_private(a)
                      ? OI_LIT("1") : OI_LIT("0"));
