@@ -1086,6 +1086,22 @@ static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
     return oi_map_resize(mem, m, ncap);
 }
 
+/* Gives slots back once at most 1/8 of them are in use, so that a table
+** follows what it holds now, not the most it ever held: the new capacity
+** is the smallest, growing by half from OI_MAP_MINCAP, that keeps it at
+** most half full.  Not during a walk.  Out of memory it stays as it is:
+** nothing is lost. */
+static void oi_map_shrink(oi_mem *mem, oi_map *m)
+{
+    size_t ncap = OI_MAP_MINCAP;
+    if (m->cap <= OI_MAP_MINCAP || m->n > m->cap / 8)
+        return;
+    while (ncap / 2 < m->n)
+        ncap += ncap / 2;
+    if (ncap < m->cap)
+        oi_map_resize(mem, m, ncap);
+}
+
 /* Inserts val under its key, or replaces the value of an equal key.
 ** Replacing never allocates; inserting grows the table first when it is
 ** full.  Returns OLPCIDX_OK or OLPCIDX_ENOMEM (map unchanged). */
@@ -2752,47 +2768,84 @@ static const unsigned char oi_esc[256] = {
     ['\t'] = OI_ESC_ATTR, ['\n'] = OI_ESC_ATTR
 };
 
-/* Escapes for both text and attribute values (quoted with ').  CR, and
-** in attributes TAB and LF, are written as references so that the
-** receiver's normalisation (XML 1.0 2.11, 3.3.3) gives back the same. */
-static void oi_out_esc(olpcidx *x, oi_str v, int attr)
+/* The reference written for byte c, which oi_esc marks. */
+static const char *oi_esc_ref(unsigned char c)
 {
-    const unsigned char *p = (const unsigned char *)v.p, *s = p, *e;
-    const char *r;
-    unsigned char stop = attr ? OI_ESC_TEXT | OI_ESC_ATTR : OI_ESC_TEXT;
-    if (v.n == 0)
-        return;
-    for (e = p + v.n; p < e; p++) {
-        while (p < e && !(oi_esc[*p] & stop))
-            p++;                        /* a run that needs nothing */
-        if (p == e)
-            break;
-        switch (*p) {
-        case '<':  r = "&lt;"; break;
-        case '>':  r = "&gt;"; break;
-        case '&':  r = "&amp;"; break;
-        case '\'': r = "&apos;"; break;
-        case '"':  r = "&quot;"; break;
-        case '\r': r = "&#13;"; break;
-        case '\t': if (!attr) continue; r = "&#9;"; break;
-        case '\n': if (!attr) continue; r = "&#10;"; break;
-        default: continue;
-        }
-        oi_out(x, (const char *)s, (size_t)(p - s));
-        oi_outz(x, r);
-        s = p + 1;
+    switch (c) {
+    case '<':  return "&lt;";
+    case '>':  return "&gt;";
+    case '&':  return "&amp;";
+    case '\'': return "&apos;";
+    case '"':  return "&quot;";
+    case '\r': return "&#13;";
+    case '\t': return "&#9;";
+    default:   return "&#10;";
     }
-    oi_out(x, (const char *)s, (size_t)(e - s));
 }
 
-/* Writes " name='value'". */
+/* The most bytes one byte becomes in oi_esc_to ("&apos;"). */
+#define OI_ESC_GROWTH 6
+
+/* Writes v escaped at w, which has room for OI_ESC_GROWTH * v.n bytes,
+** for text or (attr) an attribute value quoted with ': CR, and in
+** attributes TAB and LF, are written as references so that the
+** receiver's normalisation (XML 1.0 2.11, 3.3.3) gives back the same.
+** Returns the end of what it wrote. */
+static char *oi_esc_to(char *w, oi_str v, int attr)
+{
+    const unsigned char *p = (const unsigned char *)v.p, *e = p + v.n, *s;
+    unsigned char stop = attr ? OI_ESC_TEXT | OI_ESC_ATTR : OI_ESC_TEXT;
+    while (p < e) {
+        const char *r;
+        for (s = p; p < e && !(oi_esc[*p] & stop); p++)
+            ;                           /* a run that needs nothing */
+        memcpy(w, s, (size_t)(p - s));
+        w += p - s;
+        if (p == e)
+            break;
+        for (r = oi_esc_ref(*p++); *r; r++)
+            *w++ = *r;
+    }
+    return w;
+}
+
+/* Escapes v into the output, through a buffer on the stack: one oi_out
+** call for each OI_ESC_CHUNK bytes of v, whatever it holds. */
+#define OI_ESC_CHUNK 256
+
+static void oi_out_esc(olpcidx *x, oi_str v, int attr)
+{
+    char buf[OI_ESC_CHUNK * OI_ESC_GROWTH];
+    size_t at, k;
+    for (at = 0; at < v.n; at += k) {
+        k = v.n - at < OI_ESC_CHUNK ? v.n - at : OI_ESC_CHUNK;
+        oi_out(x, buf, (size_t)(oi_esc_to(buf, oi_mkstr(v.p + at, k), attr)
+                                - buf));
+    }
+}
+
+/* Writes " name='value'": in one oi_out call when it fits a buffer on
+** the stack, as attributes of names, JIDs and ids do. */
 static void oi_out_attr(olpcidx *x, const char *name, oi_str value)
 {
-    oi_out(x, " ", 1);
-    oi_outz(x, name);
-    oi_out(x, "='", 2);
-    oi_out_esc(x, value, 1);
-    oi_out(x, "'", 1);
+    char buf[OI_ESC_CHUNK * OI_ESC_GROWTH + 64], *w = buf;
+    size_t nn = strlen(name);
+    if (nn > 60 || value.n > OI_ESC_CHUNK) {
+        oi_out(x, " ", 1);
+        oi_out(x, name, nn);
+        oi_out(x, "='", 2);
+        oi_out_esc(x, value, 1);
+        oi_out(x, "'", 1);
+        return;
+    }
+    *w++ = ' ';
+    memcpy(w, name, nn);
+    w += nn;
+    *w++ = '=';
+    *w++ = '\'';
+    w = oi_esc_to(w, value, 1);
+    *w++ = '\'';
+    oi_out(x, buf, (size_t)(w - buf));
 }
 
 /* Ends a stanza: on success it stays queued, on failure the partial bytes
@@ -5535,6 +5588,36 @@ static void oi_out_act_ids(olpcidx *x, oi_str id, oi_str room)
         oi_out_attr(x, "room", room);
 }
 
+/* Writes <property type name>value</property>: in one oi_out call
+** when name and value fit the buffer on the stack (a reply lists many,
+** and most are short). */
+static void oi_out_prop(olpcidx *x, const oi_prop *p)
+{
+    char buf[2 * OI_ESC_CHUNK * OI_ESC_GROWTH + 64], *w = buf;
+    const char *type = oi_ptype_name(p->type);
+    size_t nt = strlen(type);
+    if (p->name.n > OI_ESC_CHUNK || p->value.n > OI_ESC_CHUNK) {
+        oi_outz(x, "<property");
+        oi_out_attr(x, "type", oi_mkstr(type, nt));
+        oi_out_attr(x, "name", p->name);
+        oi_out(x, ">", 1);
+        oi_out_esc(x, p->value, 0);
+        oi_outz(x, "</property>");
+        return;
+    }
+    memcpy(w, "<property type='", 16);
+    w += 16;
+    memcpy(w, type, nt);
+    w += nt;
+    memcpy(w, "' name='", 8);
+    w = oi_esc_to(w + 8, p->name, 1);
+    *w++ = '\'';
+    *w++ = '>';
+    w = oi_esc_to(w, p->value, 0);
+    memcpy(w, "</property>", 11);
+    oi_out(x, buf, (size_t)(w + 11 - buf));
+}
+
 /* Writes <properties xmlns=ns>, with the activity's ids when a is given
 ** (the form of change notifications, PROTOCOL.md 3.6). */
 static void oi_out_props(olpcidx *x, const oi_pset *ps, const char *ns,
@@ -5553,12 +5636,7 @@ static void oi_out_props(olpcidx *x, const oi_pset *ps, const char *ns,
     oi_out(x, ">", 1);
     for (i = 0; i < ps->n; i++) {
         oi_prop p = oi_post_prop(ps->v[i]);
-        oi_outz(x, "<property");
-        oi_out_attr(x, "type", oi_zstr(oi_ptype_name(p.type)));
-        oi_out_attr(x, "name", p.name);
-        oi_out(x, ">", 1);
-        oi_out_esc(x, p.value, 0);
-        oi_outz(x, "</property>");
+        oi_out_prop(x, &p);
     }
     oi_outz(x, "</properties>");
 }
@@ -6078,6 +6156,7 @@ static void oi_liveness(olpcidx *x)
     oi_room_timeouts(x);
     while ((p = oi_map_next(&x->clients, &i)) != NULL)
         oi_client_trim(x, (oi_client *)p);
+    oi_map_shrink(&x->mem, &x->clients);
     i = 0;
     while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
         oi_buddy *b = (oi_buddy *)p;
