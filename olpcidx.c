@@ -1426,30 +1426,59 @@ static int oi_xml_bufrc(oi_xml *x, int rc, const char *limit_msg)
     return oi_xml_fail(x, rc, limit_msg);
 }
 
+/* The namespace name of a declaration in scope. */
+static oi_str oi_xml_bound(const oi_xml *x, const oi_xbind *b)
+{
+    /* xmlns='' may leave nsstr without a byte, p NULL */
+    return b->ulen ? oi_mkstr(x->nsstr.p + b->uoff, b->ulen)
+                   : oi_mkstr("", 0);
+}
+
+/* The default namespace in scope (empty if none is declared). */
+static oi_str oi_xml_default(const oi_xml *x)
+{
+    const oi_xbind *b = (const oi_xbind *)(void *)x->binds.p;
+    size_t i = x->binds.n / sizeof(oi_xbind);
+    while (i-- > 0)
+        if (b[i].plen == 0)
+            return oi_xml_bound(x, &b[i]);
+    return oi_mkstr("", 0);
+}
+
 /* Looks up the namespace bound to a prefix (empty: the default one).
 ** Returns 0 and sets *ns, or -1 if the prefix is not declared. */
 static int oi_xml_lookup(oi_xml *x, oi_str prefix, oi_str *ns)
 {
     const oi_xbind *b = (const oi_xbind *)(void *)x->binds.p;
     size_t i = x->binds.n / sizeof(oi_xbind);
+    if (prefix.n == 0) {
+        *ns = oi_xml_default(x);
+        return 0;
+    }
     while (i-- > 0) {
-        if (b[i].plen == prefix.n && (prefix.n == 0
-            || memcmp(x->nsstr.p + b[i].poff, prefix.p, prefix.n) == 0)) {
-            /* xmlns='' may leave nsstr without a byte, p NULL */
-            *ns = b[i].ulen ? oi_mkstr(x->nsstr.p + b[i].uoff, b[i].ulen)
-                            : oi_mkstr("", 0);
+        if (b[i].plen == prefix.n
+            && memcmp(x->nsstr.p + b[i].poff, prefix.p, prefix.n) == 0) {
+            *ns = oi_xml_bound(x, &b[i]);
             return 0;
         }
-    }
-    if (prefix.n == 0) {
-        *ns = oi_mkstr("", 0);          /* no default declared */
-        return 0;
     }
     if (oi_eq(prefix, "xml")) {
         *ns = OI_LIT(OI_NS_XML);
         return 0;
     }
     return -1;
+}
+
+/* Whether two names of n bytes are the same (names are short: a loop
+** costs less than a call to memcmp). */
+static int oi_xml_same(const char *a, const char *b, size_t n)
+{
+    while (n > 0 && *a == *b) {
+        a++;
+        b++;
+        n--;
+    }
+    return n == 0;
 }
 
 /* Splits a qualified name at its colon.  Returns -1 if it has more than
@@ -1579,8 +1608,8 @@ static int oi_xml_start(oi_xml *x, const char *t, int empty)
     }
     for (i = 0; i + 1 < nrec; i++)      /* 3: uniqueness, both ways */
         for (j = i + 1; j < nrec; j++)
-            if (r[i].qlen == r[j].qlen && memcmp(t + r[i].qoff,
-                                     t + r[j].qoff, r[i].qlen) == 0)
+            if (r[i].qlen == r[j].qlen
+                && oi_xml_same(t + r[i].qoff, t + r[j].qoff, r[i].qlen))
                 return oi_xml_fail(x, OLPCIDX_EXML, "duplicate attribute");
     for (i = 0; npre && i + 1 < na; i++)  /* none prefixed: as above */
         for (j = i + 1; j < na; j++)
@@ -1589,12 +1618,13 @@ static int oi_xml_start(oi_xml *x, const char *t, int empty)
                                    "duplicate attribute after namespace "
                                    "resolution");
     if (!x->qcolon) {
-        prefix = oi_mkstr(qname.p, 0);
         local = qname;
-    } else if (oi_xml_split(qname, &prefix, &local) < 0)
+        ns = oi_xml_default(x);
+    } else if (oi_xml_split(qname, &prefix, &local) < 0) {
         return oi_xml_fail(x, OLPCIDX_EXML, "malformed element name");
-    if (oi_xml_lookup(x, prefix, &ns) < 0)
+    } else if (oi_xml_lookup(x, prefix, &ns) < 0) {
         return oi_xml_fail(x, OLPCIDX_EXML, "undeclared prefix");
+    }
     if (!empty) {                       /* 4: push for the end tag */
         size_t at = x->stack.n;
         rc = OI_BUF_RESERVE(x->m, &x->stack, qname.n);
@@ -1882,37 +1912,43 @@ typedef uint32_t oi_word;
 #define OI_W_FIRST(m) ((size_t)(((((m) & (0 - (m))) >> 7) * OI_W_INDEX) \
                                 >> (8 * sizeof(oi_word) - 8)))
 
+/* The words that may hold a text stop ('<', '&', ']', controls and CR;
+** also TAB and LF, which are then passed) or an attribute-value stop
+** ('<', both quotes, '&', controls; also '#': '"', '#', '&' and '\''
+** are 0x22, 0x23, 0x26, 0x27, all 0x27 once 0x05 is or-ed in).  Bytes
+** >= 0x80 stop both. */
+#define OI_W_TEXT(v) (((v) | ((v) - OI_W_ONES * 0x20) | OI_W_HAS(v, '<') \
+                       | OI_W_HAS(v, '&') | OI_W_HAS(v, ']')) & OI_W_HIGH)
+#define OI_W_AVAL(v) (((v) | ((v) - OI_W_ONES * 0x20) | OI_W_HAS(v, '<') \
+                       | OI_W_HAS((v) | OI_W_ONES * 0x05, '\'')) & OI_W_HIGH)
+
 /* Where a run of bytes without the class bits stop ends in [p, end): the
-** first byte with one of them, or end.  Words are tested for the text
-** stops ('<', '&', ']', controls, CR; TAB and LF too, which are then
-** passed) or for the attribute-value stops ('<', '&', both quotes,
-** controls), by the class bits asked for; bytes >= 0x80 stop both. */
-static const unsigned char *oi_xml_skip(const unsigned char *p,
-                                        const unsigned char *end,
-                                        unsigned char stop)
-{
-    oi_word v, m;
-    while ((size_t)(end - p) >= sizeof v) {
-        v = OI_W_LOAD(p);
-        m = v | (v - OI_W_ONES * 0x20) | OI_W_HAS(v, '<');
-        if (stop == OI_CC_TSTOP)
-            m |= OI_W_HAS(v, '&') | OI_W_HAS(v, ']');
-        else            /* '"', '#', '&', '\'' (0x22, 23, 26, 27) | 0x05 */
-            m |= OI_W_HAS(v | OI_W_ONES * 0x05, '\'');
-        m &= OI_W_HIGH;
-        if (!m) {
-            p += sizeof v;
-            continue;
-        }
-        p += OI_W_FIRST(m);
-        if (oi_cc[*p] & stop)
-            return p;
-        p++;                    /* TAB, LF or '#': flagged, not a stop */
-    }
-    while (p < end && !(oi_cc[*p] & stop))
-        p++;
-    return p;
+** first byte with one of them, or end.  Words are tested with test, one
+** of the two above, which finds every byte with those bits and maybe a
+** few others. */
+#define OI_XML_SKIP(name, test, stop)                                       \
+static const unsigned char *name(const unsigned char *p,                    \
+                                 const unsigned char *end)                  \
+{                                                                           \
+    oi_word v, m;                                                           \
+    while ((size_t)(end - p) >= sizeof v) {                                 \
+        v = OI_W_LOAD(p);                                                   \
+        m = test(v);                                                        \
+        if (!m) {                                                           \
+            p += sizeof v;                                                  \
+            continue;                                                       \
+        }                                                                   \
+        p += OI_W_FIRST(m);                                                 \
+        if (oi_cc[*p] & (stop))                                             \
+            return p;                                                       \
+        p++;                    /* flagged, not a stop: TAB, LF, '#' */     \
+    }                                                                       \
+    while (p < end && !(oi_cc[*p] & (stop)))                                \
+        p++;                                                                \
+    return p;                                                               \
 }
+OI_XML_SKIP(oi_xml_skip_text, OI_W_TEXT, OI_CC_TSTOP)
+OI_XML_SKIP(oi_xml_skip_aval, OI_W_AVAL, OI_CC_ASTOP)
 
 /* Where the bytes the current stanza may still take end in the feed
 ** [b, end) whose first byte is at stream offset base: end, or before. */
@@ -1991,7 +2027,7 @@ static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
             return NULL;
         q = *p++;
         for (a = p;;) {
-            p = oi_xml_skip(p, lim, OI_CC_ASTOP);
+            p = oi_xml_skip_aval(p, lim);
             if (p == lim)
                 return NULL;
             if (*p == q)
@@ -2041,7 +2077,8 @@ static const unsigned char *oi_xml_run(oi_u8 *u, const unsigned char *p,
             while (p < end && !(oi_cc[*p] & stop))
                 p++;
         else
-            p = oi_xml_skip(p, end, stop);
+            p = stop == OI_CC_TSTOP ? oi_xml_skip_text(p, end)
+                                    : oi_xml_skip_aval(p, end);
         if (p == end || *p < 0x80)
             return p;
         if (oi_u8_step(u, *p) < 0) {            /* a lead byte */
@@ -2071,12 +2108,14 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 #define OI_FAIL(code, msg) do { OI_POS(); return oi_xml_fail(x, code, msg); \
                               } while (0)
 #define OI_TRY(expr) do { if ((rc = (expr)) != 0) return rc; } while (0)
+/* whether the stanza may take no more bytes, the one at p included */
+#define OI_FULL() (x->in_stanza && base + (uint64_t)(p - b) - x->stanza_start \
+                                   >= x->max_stanza)
 
     if (x->err)
         return x->err;
     while (p < end) {
-        if (x->in_stanza && base + (uint64_t)(p - b) - x->stanza_start
-                            >= x->max_stanza)
+        if (OI_FULL())
             return oi_xml_toobig(x);
         switch (x->state) {
         case OI_XS_PROLOG:              /* only whitespace around the root */
@@ -2100,6 +2139,8 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 x->state = OI_XS_LT;
                 x->cr = 0;
                 x->brackets = 0;
+                if (p < end && !OI_FULL())
+                    goto lt;
                 break;
             }
             if (x->cr && *p == '\n')   /* LF of a CR LF split by a feed */
@@ -2131,6 +2172,8 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             c = *p++;
             if (c == '<') {
                 x->state = OI_XS_LT;
+                if (p < end && !OI_FULL())
+                    goto lt;
             } else if (c == '&') {
                 x->state = OI_XS_REF;
                 x->ret = OI_XS_TEXT;
@@ -2168,6 +2211,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             break;
 
         case OI_XS_LT:
+        lt:                             /* from text directly, too */
             c = *p;
             if (c == '/') {
                 p++;
@@ -2180,7 +2224,8 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 top = ((size_t *)(void *)x->stackoff.p)
                       [x->stackoff.n / sizeof(size_t) - 1];
                 if ((size_t)(lim - p) > x->stack.n - top
-                    && memcmp(p, x->stack.p + top, x->stack.n - top) == 0) {
+                    && oi_xml_same((const char *)p, x->stack.p + top,
+                                   x->stack.n - top)) {
                     s = p + (x->stack.n - top);
                     while (s < lim && (oi_cc[*s] & OI_CC_WS))
                         s++;
@@ -2507,6 +2552,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 #undef OI_POS
 #undef OI_FAIL
 #undef OI_TRY
+#undef OI_FULL
 }
 /* ==== 7. Stanzas: the handle, tree, errors, output ================== */
 
