@@ -2096,7 +2096,7 @@ static const unsigned char *oi_xml_run(oi_u8 *u, const unsigned char *p,
 static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 {
     const unsigned char *b = (const unsigned char *)buf;
-    const unsigned char *p = b, *end = b + n, *s, *lim;
+    const unsigned char *p = b, *end = b + n, *s, *full;
     uint64_t base = x->off;
     unsigned c;
     oi_xrec *rec;
@@ -2108,12 +2108,15 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 #define OI_FAIL(code, msg) do { OI_POS(); return oi_xml_fail(x, code, msg); \
                               } while (0)
 #define OI_TRY(expr) do { if ((rc = (expr)) != 0) return rc; } while (0)
-/* whether the stanza may take no more bytes, the one at p included */
-#define OI_FULL() (x->in_stanza && base + (uint64_t)(p - b) - x->stanza_start \
-                                   >= x->max_stanza)
+/* whether the stanza may take no more bytes, the one at p included;
+** full is where it ends in this feed, set again wherever a stanza starts
+** or ends (x->in_stanza changes only there) */
+#define OI_FULL() (p >= full)
+#define OI_LIMIT() (full = oi_xml_lim(x, b, end, base))
 
     if (x->err)
         return x->err;
+    OI_LIMIT();
     while (p < end) {
         if (OI_FULL())
             return oi_xml_toobig(x);
@@ -2220,21 +2223,21 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 /* The common case at once: the open element's name, then
                 ** '>', all in this feed.  Else the state machine reads it
                 ** (and the name it read is compared at its '>'). */
-                lim = oi_xml_lim(x, b, end, base);
                 top = ((size_t *)(void *)x->stackoff.p)
                       [x->stackoff.n / sizeof(size_t) - 1];
-                if ((size_t)(lim - p) > x->stack.n - top
+                if ((size_t)(full - p) > x->stack.n - top
                     && oi_xml_same((const char *)p, x->stack.p + top,
                                    x->stack.n - top)) {
                     s = p + (x->stack.n - top);
-                    while (s < lim && (oi_cc[*s] & OI_CC_WS))
+                    while (s < full && (oi_cc[*s] & OI_CC_WS))
                         s++;
-                    if (s < lim && *s == '>') {
+                    if (s < full && *s == '>') {
                         x->stack.n = top;
                         x->stackoff.n -= sizeof(size_t);
                         p = s + 1;
                         OI_POS();
                         OI_TRY(oi_xml_close(x));
+                        OI_LIMIT();
                         x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
                         x->cr = 0;
                         break;
@@ -2259,13 +2262,15 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 if (x->depth <= 1) {    /* a stanza, or the root tag */
                     x->in_stanza = 1;
                     x->stanza_start = base + (uint64_t)(p - b) - 1;
+                    OI_LIMIT();
                 }
-                s = oi_xml_fasttag(x, p, oi_xml_lim(x, b, end, base), &empty);
+                s = oi_xml_fasttag(x, p, full, &empty);
                 if (s) {                /* read whole: no state to keep */
                     const unsigned char *t = p;
                     p = s;
                     OI_POS();
                     OI_TRY(oi_xml_start(x, (const char *)t, empty));
+                    OI_LIMIT();
                     x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
                     x->cr = 0;
                     break;
@@ -2428,6 +2433,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 p++;
                 OI_POS();
                 OI_TRY(oi_xml_start(x, x->tag.p, 0));
+                OI_LIMIT();
                 x->state = OI_XS_TEXT;
                 x->cr = 0;
             } else if (c == '/') {
@@ -2514,6 +2520,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             p++;
             OI_POS();
             OI_TRY(oi_xml_start(x, x->tag.p, 1));
+            OI_LIMIT();
             x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
             x->cr = 0;
             break;
@@ -2533,6 +2540,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 p++;
                 OI_POS();
                 OI_TRY(oi_xml_close(x));
+                OI_LIMIT();
                 x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
                 x->cr = 0;
             } else {
@@ -2553,6 +2561,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 #undef OI_FAIL
 #undef OI_TRY
 #undef OI_FULL
+#undef OI_LIMIT
 }
 /* ==== 7. Stanzas: the handle, tree, errors, output ================== */
 
