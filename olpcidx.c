@@ -1341,6 +1341,7 @@ typedef struct oi_xml {
     int qcolon;                 /* whether it has a ':' */
     oi_buf tag;                 /* current tag's names and values */
     oi_buf recs;                /* oi_xrec[] of the current start tag */
+    size_t ndecl;               /* how many of them declare namespaces */
     oi_buf stack;               /* qnames of open elements, back to back */
     oi_buf stackoff;            /* size_t[]: where each one starts */
     oi_buf binds;               /* oi_xbind[] in scope */
@@ -1390,6 +1391,7 @@ static void oi_xml_reset(oi_xml *x)
     x->seen_root = 0;
     memset(&x->u8, 0, sizeof x->u8);
     x->tag.n = x->recs.n = x->stack.n = x->stackoff.n = 0;
+    x->ndecl = 0;
     x->binds.n = x->nsstr.n = x->attrs.n = 0;
     x->nref = 0;
     x->brackets = 0;
@@ -1469,10 +1471,19 @@ static int oi_xml_lookup(oi_xml *x, oi_str prefix, oi_str *ns)
     return -1;
 }
 
-/* Whether two names of n bytes are the same (names are short: a loop
-** costs less than a call to memcmp). */
+/* Whether two names of n bytes are the same (names are short: four
+** bytes at a time costs less than a call to memcmp). */
 static int oi_xml_same(const char *a, const char *b, size_t n)
 {
+    for (; n >= sizeof(uint32_t); n -= sizeof(uint32_t)) {
+        uint32_t u, v;
+        memcpy(&u, a, sizeof u);
+        memcpy(&v, b, sizeof v);
+        if (u != v)
+            return 0;
+        a += sizeof u;
+        b += sizeof v;
+    }
     while (n > 0 && *a == *b) {
         a++;
         b++;
@@ -1540,7 +1551,7 @@ static int oi_xml_start(oi_xml *x, const char *t, int empty)
         return oi_xml_fail(x, OLPCIDX_ELIMIT, "elements nested too deep");
     if (x->depth == 0 && x->seen_root)
         return oi_xml_fail(x, OLPCIDX_EXML, "second root element");
-    for (i = 0; i < nrec; i++) {        /* 1: namespace declarations */
+    for (i = 0; x->ndecl && i < nrec; i++) {  /* 1: namespace declarations */
         oi_str q = oi_mkstr(t + r[i].qoff, r[i].qlen);
         oi_str v = oi_mkstr(t + r[i].voff, r[i].vlen);
         oi_xbind b;
@@ -1864,8 +1875,10 @@ static int oi_xml_addrec(oi_xml *x, const char *t, size_t qoff, size_t qlen,
     r->voff = r->vlen = 0;
     r->colon = colon;
     r->decl = 0;
-    if (qlen >= 5 && memcmp(t + qoff, "xmlns", 5) == 0)
+    if (qlen >= 5 && memcmp(t + qoff, "xmlns", 5) == 0) {
         r->decl = qlen == 5 ? 1 : qlen > 6 && t[qoff + 5] == ':' ? 2 : 0;
+        x->ndecl += r->decl != 0;
+    }
     return OLPCIDX_OK;
 }
 
@@ -1983,7 +1996,7 @@ static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
     size_t nrec = 0;
     unsigned q, k;
 
-    x->recs.n = 0;
+    x->recs.n = x->ndecl = 0;
     for (k = 0; p < lim && !(oi_cc[*p] & OI_CC_NSTOP); p++)
         k |= oi_cc[*p];
     if (p == lim || p == t || (size_t)(p - t) > x->max_name
@@ -2277,7 +2290,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 }
                 x->state = OI_XS_STAG;
                 x->tag.n = 0;
-                x->recs.n = 0;
+                x->recs.n = x->ndecl = 0;
                 x->name_start = 0;
             } else {
                 OI_FAIL(OLPCIDX_EXML, "invalid character after '<'");
