@@ -1345,6 +1345,8 @@ typedef struct oi_xml {
     oi_buf stack;               /* qnames of open elements, back to back */
     oi_buf stackoff;            /* size_t[]: where each one starts */
     oi_buf binds;               /* oi_xbind[] in scope */
+    size_t defb;                /* 1 + the index in binds of the innermost
+                                ** default namespace, 0 if none */
     oi_buf nsstr;               /* their prefixes and names */
     oi_buf attrs;               /* oi_xattr[] handed to start() */
 } oi_xml;
@@ -1393,6 +1395,7 @@ static void oi_xml_reset(oi_xml *x)
     x->tag.n = x->recs.n = x->stack.n = x->stackoff.n = 0;
     x->ndecl = 0;
     x->binds.n = x->nsstr.n = x->attrs.n = 0;
+    x->defb = 0;
     x->nref = 0;
     x->brackets = 0;
     x->kw = x->cr = 0;
@@ -1439,12 +1442,10 @@ static oi_str oi_xml_bound(const oi_xml *x, const oi_xbind *b)
 /* The default namespace in scope (empty if none is declared). */
 static oi_str oi_xml_default(const oi_xml *x)
 {
-    const oi_xbind *b = (const oi_xbind *)(void *)x->binds.p;
-    size_t i = x->binds.n / sizeof(oi_xbind);
-    while (i-- > 0)
-        if (b[i].plen == 0)
-            return oi_xml_bound(x, &b[i]);
-    return oi_mkstr("", 0);
+    if (x->defb == 0)
+        return oi_mkstr("", 0);
+    return oi_xml_bound(x, (const oi_xbind *)(void *)x->binds.p
+                           + (x->defb - 1));
 }
 
 /* Looks up the namespace bound to a prefix (empty: the default one).
@@ -1529,6 +1530,11 @@ static int oi_xml_close(oi_xml *x)
         x->nsstr.n = b->poff;
         x->binds.n -= sizeof(oi_xbind);
     }
+    if (x->defb > x->binds.n / sizeof(oi_xbind)) {  /* find the outer one */
+        const oi_xbind *b = (const oi_xbind *)(void *)x->binds.p;
+        while (--x->defb > 0 && b[x->defb - 1].plen != 0)
+            ;
+    }
     rc = x->h->end(x->ud);
     if (rc != 0)
         return oi_xml_fail(x, rc, "stopped by the consumer");
@@ -1590,6 +1596,8 @@ static int oi_xml_start(oi_xml *x, const char *t, int empty)
             rc = oi_buf_add(x->m, &x->binds, &b, sizeof b);
         if (rc != OLPCIDX_OK)
             return oi_xml_bufrc(x, rc, "too many namespace declarations");
+        if (b.plen == 0)
+            x->defb = x->binds.n / sizeof(oi_xbind);
         oi_buf_add(x->m, &x->nsstr, q.p + q.n - b.plen, b.plen);
         oi_buf_add(x->m, &x->nsstr, v.p, v.n);
     }
@@ -2121,15 +2129,17 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 #define OI_FAIL(code, msg) do { OI_POS(); return oi_xml_fail(x, code, msg); \
                               } while (0)
 #define OI_TRY(expr) do { if ((rc = (expr)) != 0) return rc; } while (0)
-/* whether the stanza may take no more bytes, the one at p included;
-** full is where it ends in this feed, set again wherever a stanza starts
-** or ends (x->in_stanza changes only there) */
+/* Whether the stanza may take no more bytes, the one at p included:
+** full is where it ends in this feed.  OI_LIMIT() sets it again after a
+** tag, if the tag may have started or ended a stanza (x->in_stanza and
+** x->stanza_start change only at depths 0 and 1). */
 #define OI_FULL() (p >= full)
-#define OI_LIMIT() (full = oi_xml_lim(x, b, end, base))
+#define OI_LIMIT() \
+    (full = x->depth <= 1 ? oi_xml_lim(x, b, end, base) : full)
 
     if (x->err)
         return x->err;
-    OI_LIMIT();
+    full = oi_xml_lim(x, b, end, base);
     while (p < end) {
         if (OI_FULL())
             return oi_xml_toobig(x);
