@@ -2160,7 +2160,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             break;
 
         case OI_XS_TEXT:
-            if (*p == '<') {            /* no text between two tags */
+            if (*p == '<' && !x->u8.need) {   /* no text between tags */
                 p++;
                 x->state = OI_XS_LT;
                 x->cr = 0;
