@@ -224,25 +224,30 @@ static void bench_stanza(bench_buf *b, uint32_t *s, unsigned long id)
                  "</query></iq>", id, from, BENCH_PICK(s, bench_acts),
                  r & 1 ? "<after>activity-40</after>" : "");
     } else if (r < 78) {                /* message with buddy properties */
+        /* drawn in a fixed order (that of gcc's arguments before): the
+        ** order in which arguments are evaluated is unspecified, and the
+        ** stream must be the same whatever compiled this */
+        unsigned key = (unsigned)bench_rand(s);
+        unsigned c2 = (unsigned)(bench_rand(s) & 0xFFFFFF);
+        unsigned c1 = (unsigned)(bench_rand(s) & 0xFFFFFF);
+        const char *nick = BENCH_PICK(s, bench_nicks);
+        const char *body = BENCH_PICK(s, bench_bodies);
         snprintf(t, sizeof t, "<message type='normal' id='m%lu' %s><body>"
                  "%s</body><properties xmlns="
                  "'http://laptop.org/xmpp/buddy-properties'><property "
                  "type='str' name='nick'>%s</property><property "
                  "type='str' name='color'>#%06X,#%06X</property><property "
                  "type='bytes' name='key'>AAAAB3NzaC1kc3MAAACBAN%08X"
-                 "</property></properties></message>", id, from,
-                 BENCH_PICK(s, bench_bodies), BENCH_PICK(s, bench_nicks),
-                 (unsigned)(bench_rand(s) & 0xFFFFFF),
-                 (unsigned)(bench_rand(s) & 0xFFFFFF),
-                 (unsigned)bench_rand(s));
+                 "</property></properties></message>", id, from, body, nick,
+                 c1, c2, key);
     } else if (r < 95) {                /* presence with caps */
+        unsigned ver = (unsigned)(bench_rand(s) & 0xFFFF);
+        const char *status = BENCH_PICK(s, bench_status);
         snprintf(t, sizeof t, "<presence %s xml:lang='es'><show>chat"
                  "</show><status>%s</status><priority>0</priority><c "
                  "xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
                  "node='http://sugarlabs.org/xmpp' ver='QgayPKawpkPSDYmw"
-                 "T/WM94u%04X='/></presence>", from,
-                 BENCH_PICK(s, bench_status),
-                 (unsigned)(bench_rand(s) & 0xFFFF));
+                 "T/WM94u%04X='/></presence>", from, status, ver);
     } else if (r < 98) {
         snprintf(t, sizeof t, "<presence type='unavailable' %s/>", from);
     } else {                            /* the server's ping */
