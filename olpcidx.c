@@ -1253,6 +1253,20 @@ static long oi_prop_canon(int t, oi_str v, char *out)
 ** are copied into x->tag until the start tag is complete, because the
 ** namespace declarations of an element may follow its other attributes.
 **
+** Fast paths, for the common case of a tag that lies whole in one feed:
+** after '<', oi_xml_fasttag reads a start tag to its '>' straight from
+** the caller's buffer (ASCII names; values without references, CR, LF
+** or TAB), and an end tag is compared with the open element's name in
+** place; neither copies anything nor goes through the switch per token.
+** They consume nothing unless the whole tag is read, so resumability is
+** untouched: a tag split by a feed, or anything unusual or wrong in it,
+** is read again by the state machine from its first byte, which finds
+** every error as before.  Runs of text and attribute values are skipped
+** a machine word at a time (oi_xml_skip_text, oi_xml_skip_aval, which
+** say why that is portable: plain C99 arithmetic, the same result on
+** either byte order, no SIMD, which the XO-1's Geode lacks), and UTF-8
+** is validated only at bytes >= 0x80, which stop a word.
+**
 ** Events go to three callbacks (oi_xml_handler); every pointer they get
 ** is valid only during the call.  A callback returning non-zero stops
 ** the tokenizer with that code, which is then sticky.
@@ -1902,16 +1916,17 @@ static int oi_xml_addrec(oi_xml *x, const char *t, size_t qoff, size_t qlen,
 ** SIMD to use).
 **
 ** The tests are the classic ones for a zero byte in a word (Hacker's
-** Delight 6-1): if no byte of v is 0x80 or above, the top bit of byte i
-** of v - 0x0101.. is set iff byte i is 0 or borrows from below, and a
-** byte borrows only if it or one below it is 0.  XOR with a byte
-** repeated makes that byte 0; subtracting 0x2020.. finds bytes below
-** 0x20 the same way; bytes of 0x80 and above are found by v's own top
-** bits.  So the lowest flagged byte is always a real one: every byte
-** below it is under 0x80 and matches no test, so nothing borrows into
-** it.  Its index comes from the lowest set bit by a multiply (the
-** isolated bit 2^(8k+7) is shifted to 2^8k, and 2^8k times 0x..020100
-** with descending bytes brings k into the top byte).
+** Delight 6-1).  Of bytes below 0x80, subtracting 0x0101.. sets the top
+** bit of one that is 0, or that is 1 when the byte below borrowed from
+** it, and a byte borrows from the one above only if its own top bit got
+** set; XOR with a byte repeated turns that byte into 0.  Subtracting
+** 0x2020.. flags the bytes below 0x20 the same way, and bytes of 0x80
+** and above are flagged by v's own top bits.  A borrow starts only at a
+** flagged byte and runs upwards, so the lowest flagged byte -- the first
+** in memory -- is always a real one, whatever the bytes above it.  Its index comes from the lowest set
+** bit by a multiply (the isolated bit 2^(8k+7) is shifted to 2^8k, and
+** 2^8k times 0x..020100, whose bytes descend, brings k into the top
+** byte).
 */
 #if SIZE_MAX > 0xFFFFFFFFu
 typedef uint64_t oi_word;
