@@ -2117,6 +2117,19 @@ static const unsigned char *oi_xml_run(oi_u8 *u, const unsigned char *p,
                                     : oi_xml_skip_aval(p, end);
         if (p == end || *p < 0x80)
             return p;
+        /* Whole sequences of two bytes, and of three whose lead byte
+        ** allows every continuation (not E0, ED, EF: see oi_u8_step),
+        ** are passed at once: most text beyond ASCII is made of them. */
+        if (*p >= 0xC2 && *p <= 0xDF && end - p >= 2
+            && (p[1] & 0xC0) == 0x80) {
+            p += 2;
+            continue;
+        }
+        if (*p >= 0xE1 && *p <= 0xEE && *p != 0xED && end - p >= 3
+            && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
+            p += 3;
+            continue;
+        }
         if (oi_u8_step(u, *p) < 0) {            /* a lead byte */
             *bad = 1;
             return p;
