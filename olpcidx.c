@@ -2001,6 +2001,24 @@ static const unsigned char *oi_xml_lim(const oi_xml *x,
     return l - base < (uint64_t)(end - b) ? b + (size_t)(l - base) : end;
 }
 
+/* Where a name of ASCII name characters from p ends, at most at lim;
+** *colon tells whether it has a ':' (the loop stops at one, which is
+** rare, rather than gather the classes of every byte). */
+static const unsigned char *oi_xml_name(const unsigned char *p,
+                                        const unsigned char *lim,
+                                        int *colon)
+{
+    *colon = 0;
+    for (;;) {
+        while (p < lim && !(oi_cc[*p] & (OI_CC_NSTOP | OI_CC_COLON)))
+            p++;
+        if (p == lim || *p != ':')
+            return p;
+        *colon = 1;
+        p++;
+    }
+}
+
 /* A start tag read whole from the caller's buffer: p is just after its
 ** '<', lim where the feed or the stanza limit ends.  Only the plain case
 ** is read here -- ASCII names; values without references, TAB, CR or LF
@@ -2017,16 +2035,15 @@ static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
     oi_xrec *r;
     oi_u8 u;
     size_t nrec = 0;
-    unsigned q, k;
+    unsigned q;
+    int colon;
 
     x->recs.n = x->ndecl = 0;
-    for (k = 0; p < lim && !(oi_cc[*p] & OI_CC_NSTOP); p++)
-        k |= oi_cc[*p];
+    p = oi_xml_name(p, lim, &x->qcolon);
     if (p == lim || p == t || (size_t)(p - t) > x->max_name
         || !(oi_cc[*t] & OI_CC_NSTART))
         return NULL;
     x->qlen = (size_t)(p - t);
-    x->qcolon = (k & OI_CC_COLON) != 0;
     for (;;) {
         ws = p;
         while (p < lim && (oi_cc[*p] & OI_CC_WS))
@@ -2045,12 +2062,11 @@ static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
         }
         if (p == ws || !(oi_cc[*p] & OI_CC_NSTART) || nrec >= x->max_attrs)
             return NULL;
-        for (k = 0, a = p; p < lim && !(oi_cc[*p] & OI_CC_NSTOP); p++)
-            k |= oi_cc[*p];
+        a = p;
+        p = oi_xml_name(p, lim, &colon);
         if (p == lim || (size_t)(p - a) > x->max_name
             || oi_xml_addrec(x, (const char *)t, (size_t)(a - t),
-                             (size_t)(p - a), (k & OI_CC_COLON) != 0)
-               != OLPCIDX_OK)
+                             (size_t)(p - a), colon) != OLPCIDX_OK)
             return NULL;
         nrec++;
         while (p < lim && (oi_cc[*p] & OI_CC_WS))
