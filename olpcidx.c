@@ -1923,10 +1923,10 @@ static int oi_xml_addrec(oi_xml *x, const char *t, size_t qoff, size_t qlen,
 ** 0x2020.. flags the bytes below 0x20 the same way, and bytes of 0x80
 ** and above are flagged by v's own top bits.  A borrow starts only at a
 ** flagged byte and runs upwards, so the lowest flagged byte -- the first
-** in memory -- is always a real one, whatever the bytes above it.  Its index comes from the lowest set
-** bit by a multiply (the isolated bit 2^(8k+7) is shifted to 2^8k, and
-** 2^8k times 0x..020100, whose bytes descend, brings k into the top
-** byte).
+** in memory -- is always a real one, whatever the bytes above it.  Its
+** index k comes from the lowest set bit by a multiply: that bit alone,
+** 2^(8k+7), shifted to 2^8k, times OI_W_INDEX (whose byte j is w-1-j,
+** for w bytes a word) puts byte w-1-k of it, k, in the top byte.
 */
 #if SIZE_MAX > 0xFFFFFFFFu
 typedef uint64_t oi_word;
