@@ -10,6 +10,8 @@
 #                   (plain and TLS)
 #   make test-offline   the tests that need no server
 #   make bench      tokenizer and core throughput, next to expat/libxml2
+#   make bench-instr    the tokenizer's instructions per byte (callgrind),
+#                   here and for the XO-1's i586
 #   make demo       a private Prosody, olpcidx, and clients talking to it
 #   make sanitize   the offline tests under ASan and UBSan (GROUPS=...)
 #   make valgrind   the offline tests under valgrind (GROUPS=...)
@@ -148,6 +150,30 @@ test-offline: olpcidx-test
 
 bench: olpcidx-bench
 	./olpcidx-bench
+
+# Instructions per byte of the tokenizer: one pass over the generated
+# stream (olpcidx-bench once) under callgrind, counted only inside the
+# pass (bench_tok_pass), divided by the stream's bytes.  On this machine,
+# then built for the XO-1 (i586 Geode, BENCH_I586_CC, no expat or
+# libxml2): valgrind runs 32-bit x86 programs where the i386 libc is
+# installed (libc6-i386 on Debian; the build needs libc6-dev-i386-cross).
+# A build that cannot be made or run is skipped with a message.
+BENCH_I586_CC ?= clang --target=i686-linux-gnu -march=geode -mtune=geode
+bench-instr: olpcidx-bench
+	@command -v valgrind >/dev/null || { echo "bench-instr: needs valgrind"; exit 1; }
+	@for t in host i586; do \
+	  bin=./olpcidx-bench; \
+	  if [ $$t = i586 ]; then bin=./olpcidx-bench-i586; \
+	    $(BENCH_I586_CC) $(STD) $(CPPFLAGS) -O2 -o $$bin contrib/bench.c \
+	      >/dev/null 2>&1 || { echo "bench-instr: i586 skipped, '$(BENCH_I586_CC)'" \
+	        "cannot build here"; continue; }; fi; \
+	  valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+	    --toggle-collect=bench_tok_pass $$bin once 2>&1 | awk -v t=$$t \
+	    '/^once:/ {b = $$2} /Collected :/ {i = $$NF} \
+	     END {if (b && i) printf "bench-instr: %s: %d instructions, %d bytes, %.1f instructions/byte\n", t, i, b, i / b; \
+	          else {print "bench-instr: " t ": no count (valgrind failed?)"; exit 1}}' \
+	    || exit 1; \
+	done
 
 demo: olpcidx olpcidx-test
 	@command -v prosody >/dev/null 2>&1 || { \
@@ -366,11 +392,7 @@ deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
 	  echo "Architecture: $(DEB_ARCH)"; \
 	  echo "Maintainer: olpcidx authors <olpcidx@localhost>"; \
 	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)"; \
-<<<<<<< HEAD
-	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}, adduser | passwd, procps"; \
-=======
-	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}$$tls, adduser | passwd"; \
->>>>>>> tls
+	  echo "Depends: libc6$${glibc:+ (>= $$glibc)}$$tls, adduser | passwd, procps"; \
 	  echo "Section: net"; \
 	  echo "Priority: optional"; \
 	  echo "Description: activity and buddy index for OLPC XO laptops"; \
@@ -391,7 +413,7 @@ deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
 
 clean:
 	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
-	  olpcidx-host olpcidx-tls .olpcidx-build \
+	  olpcidx-host olpcidx-tls .olpcidx-build olpcidx-bench-i586 \
 	  olpcidx.strict olpcidx-fuzz olpcidx-test-i586 olpcidx-i586 \
 	  olpcidx-test-armhf olpcidx-armhf libolpcidx.a olpcidx-size-* \
 	  olpcidx-size.o olpcidx-xo1 olpcidx-xo1.stripped olpcidx-test-xo1 \
@@ -400,5 +422,6 @@ clean:
 	  rm -f olpcidx-$$t olpcidx-test-$$t olpcidx-test-$$t.log; done
 	rm -rf fuzz-corpus olpcidx-deb olpcidx_*.deb
 
-.PHONY: FORCE all lib strict test test-offline bench demo sanitize valgrind fuzz \
+.PHONY: FORCE all lib strict test test-offline bench bench-instr demo sanitize \
+  valgrind fuzz \
   cross cross-one xo1 size install uninstall deb clean

@@ -193,7 +193,8 @@ enum {
     OI_CC_TSTOP = 0x08,         /* ends a text run: < & CR ] ctl >=0x80 */
     OI_CC_ASTOP = 0x10,         /* ends an attribute run: < & ' " ws ctl */
     OI_CC_HIGH  = 0x20,         /* byte >= 0x80: part of a UTF-8 sequence */
-    OI_CC_NSTOP = 0x40          /* ends a name run: not [A-Za-z0-9._:-] */
+    OI_CC_NSTOP = 0x40,         /* ends a name run: not [A-Za-z0-9._:-] */
+    OI_CC_COLON = 0x80          /* ':', which splits a qualified name */
 };
 
 static unsigned char oi_cc[256];
@@ -222,6 +223,8 @@ static void oi_cc_init(void)
             k |= OI_CC_HIGH;
         if (!(k & OI_CC_NAME))
             k |= OI_CC_NSTOP;
+        if (c == ':')
+            k |= OI_CC_COLON;
         oi_cc[c] = k;
     }
 }
@@ -568,6 +571,10 @@ static int oi_buf_reserve(oi_mem *m, oi_buf *b, size_t extra)
     b->cap = ncap;
     return OLPCIDX_OK;
 }
+
+/* oi_buf_reserve with its common case, room enough, in line. */
+#define OI_BUF_RESERVE(m, b, extra) \
+    ((extra) <= (b)->cap - (b)->n ? OLPCIDX_OK : oi_buf_reserve(m, b, extra))
 
 static int oi_buf_add(oi_mem *m, oi_buf *b, const void *data, size_t n)
 {
@@ -1433,6 +1440,20 @@ static long oi_prop_canon(int t, oi_str v, char *out)
 ** are copied into x->tag until the start tag is complete, because the
 ** namespace declarations of an element may follow its other attributes.
 **
+** Fast paths, for the common case of a tag that lies whole in one feed:
+** after '<', oi_xml_fasttag reads a start tag to its '>' straight from
+** the caller's buffer (ASCII names; values without references, CR, LF
+** or TAB), and an end tag is compared with the open element's name in
+** place; neither copies anything nor goes through the switch per token.
+** They consume nothing unless the whole tag is read, so resumability is
+** untouched: a tag split by a feed, or anything unusual or wrong in it,
+** is read again by the state machine from its first byte, which finds
+** every error as before.  Runs of text and attribute values are skipped
+** a machine word at a time (oi_xml_skip_text, oi_xml_skip_aval, which
+** say why that is portable: plain C99 arithmetic, the same result on
+** either byte order, no SIMD, which the XO-1's Geode lacks), and UTF-8
+** is validated only at bytes >= 0x80, which stop a word.
+**
 ** Events go to three callbacks (oi_xml_handler); every pointer they get
 ** is valid only during the call.  A callback returning non-zero stops
 ** the tokenizer with that code, which is then sticky.
@@ -1480,6 +1501,7 @@ enum oi_xml_state {
 typedef struct oi_xrec {        /* an attribute while its tag is read */
     size_t qoff, qlen;          /* qualified name in x->tag */
     size_t voff, vlen;          /* value in x->tag */
+    int colon;                  /* whether the name has a ':' */
     int decl;                   /* 0, or a namespace declaration: 1 for
                                 ** xmlns, 2 for xmlns:prefix */
 } oi_xrec;
@@ -1517,11 +1539,15 @@ typedef struct oi_xml {
     size_t nref;
     size_t name_start;          /* offset in tag of the name being read */
     size_t qlen;                /* element qname: tag[0..qlen) */
+    int qcolon;                 /* whether it has a ':' */
     oi_buf tag;                 /* current tag's names and values */
     oi_buf recs;                /* oi_xrec[] of the current start tag */
+    size_t ndecl;               /* how many of them declare namespaces */
     oi_buf stack;               /* qnames of open elements, back to back */
     oi_buf stackoff;            /* size_t[]: where each one starts */
     oi_buf binds;               /* oi_xbind[] in scope */
+    size_t defb;                /* 1 + the index in binds of the innermost
+                                ** default namespace, 0 if none */
     oi_buf nsstr;               /* their prefixes and names */
     oi_buf attrs;               /* oi_xattr[] handed to start() */
 } oi_xml;
@@ -1568,7 +1594,9 @@ static void oi_xml_reset(oi_xml *x)
     x->seen_root = 0;
     memset(&x->u8, 0, sizeof x->u8);
     x->tag.n = x->recs.n = x->stack.n = x->stackoff.n = 0;
+    x->ndecl = 0;
     x->binds.n = x->nsstr.n = x->attrs.n = 0;
+    x->defb = 0;
     x->nref = 0;
     x->brackets = 0;
     x->kw = x->cr = 0;
@@ -1604,24 +1632,39 @@ static int oi_xml_bufrc(oi_xml *x, int rc, const char *limit_msg)
     return oi_xml_fail(x, rc, limit_msg);
 }
 
+/* The namespace name of a declaration in scope. */
+static oi_str oi_xml_bound(const oi_xml *x, const oi_xbind *b)
+{
+    /* xmlns='' may leave nsstr without a byte, p NULL */
+    return b->ulen ? oi_mkstr(x->nsstr.p + b->uoff, b->ulen)
+                   : oi_mkstr("", 0);
+}
+
+/* The default namespace in scope (empty if none is declared). */
+static oi_str oi_xml_default(const oi_xml *x)
+{
+    if (x->defb == 0)
+        return oi_mkstr("", 0);
+    return oi_xml_bound(x, (const oi_xbind *)(void *)x->binds.p
+                           + (x->defb - 1));
+}
+
 /* Looks up the namespace bound to a prefix (empty: the default one).
 ** Returns 0 and sets *ns, or -1 if the prefix is not declared. */
 static int oi_xml_lookup(oi_xml *x, oi_str prefix, oi_str *ns)
 {
     const oi_xbind *b = (const oi_xbind *)(void *)x->binds.p;
     size_t i = x->binds.n / sizeof(oi_xbind);
+    if (prefix.n == 0) {
+        *ns = oi_xml_default(x);
+        return 0;
+    }
     while (i-- > 0) {
-        if (b[i].plen == prefix.n && (prefix.n == 0
-            || memcmp(x->nsstr.p + b[i].poff, prefix.p, prefix.n) == 0)) {
-            /* xmlns='' may leave nsstr without a byte, p NULL */
-            *ns = b[i].ulen ? oi_mkstr(x->nsstr.p + b[i].uoff, b[i].ulen)
-                            : oi_mkstr("", 0);
+        if (b[i].plen == prefix.n
+            && memcmp(x->nsstr.p + b[i].poff, prefix.p, prefix.n) == 0) {
+            *ns = oi_xml_bound(x, &b[i]);
             return 0;
         }
-    }
-    if (prefix.n == 0) {
-        *ns = oi_mkstr("", 0);          /* no default declared */
-        return 0;
     }
     if (oi_eq(prefix, "xml")) {
         *ns = OI_LIT(OI_NS_XML);
@@ -1630,19 +1673,44 @@ static int oi_xml_lookup(oi_xml *x, oi_str prefix, oi_str *ns)
     return -1;
 }
 
+/* Whether two names of n bytes are the same (names are short: four
+** bytes at a time costs less than a call to memcmp). */
+static int oi_xml_same(const char *a, const char *b, size_t n)
+{
+    for (; n >= sizeof(uint32_t); n -= sizeof(uint32_t)) {
+        uint32_t u, v;
+        memcpy(&u, a, sizeof u);
+        memcpy(&v, b, sizeof v);
+        if (u != v)
+            return 0;
+        a += sizeof u;
+        b += sizeof v;
+    }
+    while (n > 0 && *a == *b) {
+        a++;
+        b++;
+        n--;
+    }
+    return n == 0;
+}
+
 /* Splits a qualified name at its colon.  Returns -1 if it has more than
 ** one, or an empty prefix or local part. */
 static int oi_xml_split(oi_str q, oi_str *prefix, oi_str *local)
 {
-    const char *c = (const char *)memchr(q.p, ':', q.n);
-    if (!c) {
+    size_t i = 0, j;
+    while (i < q.n && q.p[i] != ':')    /* names are short: no memchr */
+        i++;
+    if (i == q.n) {
         *prefix = oi_mkstr(q.p, 0);
         *local = q;
         return 0;
     }
-    *prefix = oi_mkstr(q.p, (size_t)(c - q.p));
-    *local = oi_mkstr(c + 1, q.n - prefix->n - 1);
-    if (prefix->n == 0 || local->n == 0 || memchr(local->p, ':', local->n))
+    *prefix = oi_mkstr(q.p, i);
+    *local = oi_mkstr(q.p + i + 1, q.n - i - 1);
+    for (j = i + 1; j < q.n && q.p[j] != ':'; j++)
+        ;
+    if (i == 0 || local->n == 0 || j < q.n)
         return -1;
     return 0;
 }
@@ -1663,6 +1731,11 @@ static int oi_xml_close(oi_xml *x)
         x->nsstr.n = b->poff;
         x->binds.n -= sizeof(oi_xbind);
     }
+    if (x->defb > x->binds.n / sizeof(oi_xbind)) {  /* find the outer one */
+        const oi_xbind *b = (const oi_xbind *)(void *)x->binds.p;
+        while (--x->defb > 0 && b[x->defb - 1].plen != 0)
+            ;
+    }
     rc = x->h->end(x->ud);
     if (rc != 0)
         return oi_xml_fail(x, rc, "stopped by the consumer");
@@ -1671,12 +1744,13 @@ static int oi_xml_close(oi_xml *x)
 
 /* The start tag is complete: declare its namespaces, resolve its names,
 ** check attribute uniqueness, push it and tell the consumer.  Also ends
-** an empty element at once. */
-static int oi_xml_start(oi_xml *x, int empty)
+** an empty element at once.  The offsets in x->recs and x->qlen are into
+** t: x->tag, or the caller's buffer when the whole tag was in it. */
+static int oi_xml_start(oi_xml *x, const char *t, int empty)
 {
     const oi_xrec *r = (const oi_xrec *)(void *)x->recs.p;
-    size_t nrec = x->recs.n / sizeof(oi_xrec), i, j, na = 0;
-    oi_str qname = oi_mkstr(x->tag.p, x->qlen), prefix, local, ns;
+    size_t nrec = x->recs.n / sizeof(oi_xrec), i, j, na = 0, npre = 0;
+    oi_str qname = oi_mkstr(t, x->qlen), prefix, local, ns;
     oi_xattr *a;
     int rc;
 
@@ -1684,9 +1758,9 @@ static int oi_xml_start(oi_xml *x, int empty)
         return oi_xml_fail(x, OLPCIDX_ELIMIT, "elements nested too deep");
     if (x->depth == 0 && x->seen_root)
         return oi_xml_fail(x, OLPCIDX_EXML, "second root element");
-    for (i = 0; i < nrec; i++) {        /* 1: namespace declarations */
-        oi_str q = oi_mkstr(x->tag.p + r[i].qoff, r[i].qlen);
-        oi_str v = oi_mkstr(x->tag.p + r[i].voff, r[i].vlen);
+    for (i = 0; x->ndecl && i < nrec; i++) {  /* 1: namespace declarations */
+        oi_str q = oi_mkstr(t + r[i].qoff, r[i].qlen);
+        oi_str v = oi_mkstr(t + r[i].voff, r[i].vlen);
         oi_xbind b;
         if (r[i].decl == 1) {
             b.plen = 0;
@@ -1723,51 +1797,65 @@ static int oi_xml_start(oi_xml *x, int empty)
             rc = oi_buf_add(x->m, &x->binds, &b, sizeof b);
         if (rc != OLPCIDX_OK)
             return oi_xml_bufrc(x, rc, "too many namespace declarations");
+        if (b.plen == 0)
+            x->defb = x->binds.n / sizeof(oi_xbind);
         oi_buf_add(x->m, &x->nsstr, q.p + q.n - b.plen, b.plen);
         oi_buf_add(x->m, &x->nsstr, v.p, v.n);
     }
-    rc = oi_buf_reserve(x->m, &x->attrs, nrec * sizeof(oi_xattr));
+    rc = OI_BUF_RESERVE(x->m, &x->attrs, nrec * sizeof(oi_xattr));
     if (rc != OLPCIDX_OK)
         return oi_xml_bufrc(x, rc, "too many attributes");
     a = (oi_xattr *)(void *)x->attrs.p;
     for (i = 0; i < nrec; i++) {        /* 2: other attributes */
-        oi_str q = oi_mkstr(x->tag.p + r[i].qoff, r[i].qlen);
+        oi_str q = oi_mkstr(t + r[i].qoff, r[i].qlen);
         if (r[i].decl)
             continue;
-        if (oi_xml_split(q, &prefix, &local) < 0)
+        if (!r[i].colon) {
+            prefix = oi_mkstr(q.p, 0);
+            local = q;
+        } else if (oi_xml_split(q, &prefix, &local) < 0)
             return oi_xml_fail(x, OLPCIDX_EXML, "malformed attribute name");
         if (prefix.n == 0)
             ns = oi_mkstr("", 0);
         else if (oi_xml_lookup(x, prefix, &ns) < 0)
             return oi_xml_fail(x, OLPCIDX_EXML, "undeclared prefix");
+        else
+            npre++;
         a[na].ns = ns;
         a[na].name = local;
-        a[na].value = oi_mkstr(x->tag.p + r[i].voff, r[i].vlen);
+        a[na].value = oi_mkstr(t + r[i].voff, r[i].vlen);
         na++;
     }
     for (i = 0; i + 1 < nrec; i++)      /* 3: uniqueness, both ways */
         for (j = i + 1; j < nrec; j++)
-            if (r[i].qlen == r[j].qlen && memcmp(x->tag.p + r[i].qoff,
-                                     x->tag.p + r[j].qoff, r[i].qlen) == 0)
+            if (r[i].qlen == r[j].qlen
+                && oi_xml_same(t + r[i].qoff, t + r[j].qoff, r[i].qlen))
                 return oi_xml_fail(x, OLPCIDX_EXML, "duplicate attribute");
-    for (i = 0; i + 1 < na; i++)
+    for (i = 0; npre && i + 1 < na; i++)  /* none prefixed: as above */
         for (j = i + 1; j < na; j++)
             if (oi_streq(a[i].name, a[j].name) && oi_streq(a[i].ns, a[j].ns))
                 return oi_xml_fail(x, OLPCIDX_EXML,
                                    "duplicate attribute after namespace "
                                    "resolution");
-    if (oi_xml_split(qname, &prefix, &local) < 0)
+    if (!x->qcolon) {
+        local = qname;
+        ns = oi_xml_default(x);
+    } else if (oi_xml_split(qname, &prefix, &local) < 0) {
         return oi_xml_fail(x, OLPCIDX_EXML, "malformed element name");
-    if (oi_xml_lookup(x, prefix, &ns) < 0)
+    } else if (oi_xml_lookup(x, prefix, &ns) < 0) {
         return oi_xml_fail(x, OLPCIDX_EXML, "undeclared prefix");
+    }
     if (!empty) {                       /* 4: push for the end tag */
         size_t at = x->stack.n;
-        rc = oi_buf_reserve(x->m, &x->stack, qname.n);
+        rc = OI_BUF_RESERVE(x->m, &x->stack, qname.n);
         if (rc == OLPCIDX_OK)
-            rc = oi_buf_add(x->m, &x->stackoff, &at, sizeof at);
+            rc = OI_BUF_RESERVE(x->m, &x->stackoff, sizeof at);
         if (rc != OLPCIDX_OK)
             return oi_xml_bufrc(x, rc, "elements nested too deep");
-        oi_buf_add(x->m, &x->stack, qname.p, qname.n);
+        memcpy(x->stack.p + at, qname.p, qname.n);
+        x->stack.n += qname.n;
+        memcpy(x->stackoff.p + x->stackoff.n, &at, sizeof at);
+        x->stackoff.n += sizeof at;
     }
     x->seen_root = 1;
     x->depth++;
@@ -1980,6 +2068,230 @@ static int oi_xml_text(oi_xml *x, const void *p, size_t n)
     return 0;
 }
 
+/* Records an attribute whose qualified name is t[qoff, qoff + qlen), its
+** value to come; notes whether it declares a namespace. */
+static int oi_xml_addrec(oi_xml *x, const char *t, size_t qoff, size_t qlen,
+                         int colon)
+{
+    oi_xrec *r;
+    int rc = OI_BUF_RESERVE(x->m, &x->recs, sizeof *r);
+    if (rc != OLPCIDX_OK)
+        return rc;
+    r = (oi_xrec *)(void *)(x->recs.p + x->recs.n);
+    x->recs.n += sizeof *r;
+    r->qoff = qoff;
+    r->qlen = qlen;
+    r->voff = r->vlen = 0;
+    r->colon = colon;
+    r->decl = 0;
+    if (qlen >= 5 && memcmp(t + qoff, "xmlns", 5) == 0) {
+        r->decl = qlen == 5 ? 1 : qlen > 6 && t[qoff + 5] == ':' ? 2 : 0;
+        x->ndecl += r->decl != 0;
+    }
+    return OLPCIDX_OK;
+}
+
+/*
+** Word-at-a-time scanning of text and attribute values.  A run of plain
+** ASCII is skipped a machine word at a time (8 bytes, or 4 on 32-bit
+** machines such as the XO-1) while the word holds none of the bytes that
+** end the run.  The word is assembled from the bytes in memory order,
+** the first one least significant, whatever the machine's byte order:
+** the result is the same on little- and big-endian machines (compilers
+** make the assembly one load where the byte order allows; no alignment
+** is assumed, and nothing beyond C99 is needed -- the XO-1's Geode has no
+** SIMD to use).
+**
+** The tests are the classic ones for a zero byte in a word (Hacker's
+** Delight 6-1).  Of bytes below 0x80, subtracting 0x0101.. sets the top
+** bit of one that is 0, or that is 1 when the byte below borrowed from
+** it, and a byte borrows from the one above only if its own top bit got
+** set; XOR with a byte repeated turns that byte into 0.  Subtracting
+** 0x2020.. flags the bytes below 0x20 the same way, and bytes of 0x80
+** and above are flagged by v's own top bits.  A borrow starts only at a
+** flagged byte and runs upwards, so the lowest flagged byte -- the first
+** in memory -- is always a real one, whatever the bytes above it.  Its
+** index k comes from the lowest set bit by a multiply: that bit alone,
+** 2^(8k+7), shifted to 2^8k, times OI_W_INDEX (whose byte j is w-1-j,
+** for w bytes a word) puts byte w-1-k of it, k, in the top byte.
+*/
+#if SIZE_MAX > 0xFFFFFFFFu
+typedef uint64_t oi_word;
+#define OI_W_LOAD(p) ((oi_word)(p)[0] | (oi_word)(p)[1] << 8 \
+                      | (oi_word)(p)[2] << 16 | (oi_word)(p)[3] << 24 \
+                      | (oi_word)(p)[4] << 32 | (oi_word)(p)[5] << 40 \
+                      | (oi_word)(p)[6] << 48 | (oi_word)(p)[7] << 56)
+#define OI_W_INDEX   ((oi_word)0x0001020304050607u)
+#else
+typedef uint32_t oi_word;
+#define OI_W_LOAD(p) ((oi_word)(p)[0] | (oi_word)(p)[1] << 8 \
+                      | (oi_word)(p)[2] << 16 | (oi_word)(p)[3] << 24)
+#define OI_W_INDEX   ((oi_word)0x00010203u)
+#endif
+#define OI_W_ONES  ((oi_word)-1 / 0xFF)         /* 0x0101...01 */
+#define OI_W_HIGH  (OI_W_ONES * 0x80)           /* 0x8080...80 */
+#define OI_W_HAS(v, c)  (((v) ^ (OI_W_ONES * (c))) - OI_W_ONES)
+/* the index of the first flagged byte of a non-zero mask m */
+#define OI_W_FIRST(m) ((size_t)(((((m) & (0 - (m))) >> 7) * OI_W_INDEX) \
+                                >> (8 * sizeof(oi_word) - 8)))
+
+/* The words that may hold a text stop ('<', '&', ']', controls and CR;
+** also TAB and LF, which are then passed) or an attribute-value stop
+** ('<', both quotes, '&', controls; also '#': '"', '#', '&' and '\''
+** are 0x22, 0x23, 0x26, 0x27, all 0x27 once 0x05 is or-ed in).  Bytes
+** >= 0x80 stop both. */
+#define OI_W_TEXT(v) (((v) | ((v) - OI_W_ONES * 0x20) | OI_W_HAS(v, '<') \
+                       | OI_W_HAS(v, '&') | OI_W_HAS(v, ']')) & OI_W_HIGH)
+#define OI_W_AVAL(v) (((v) | ((v) - OI_W_ONES * 0x20) | OI_W_HAS(v, '<') \
+                       | OI_W_HAS((v) | OI_W_ONES * 0x05, '\'')) & OI_W_HIGH)
+
+/* Where a run of bytes without the class bits stop ends in [p, end): the
+** first byte with one of them, or end.  Words are tested with test, one
+** of the two above, which finds every byte with those bits and maybe a
+** few others. */
+#define OI_XML_SKIP(name, test, stop)                                       \
+static const unsigned char *name(const unsigned char *p,                    \
+                                 const unsigned char *end)                  \
+{                                                                           \
+    oi_word v, m;                                                           \
+    while ((size_t)(end - p) >= sizeof v) {                                 \
+        v = OI_W_LOAD(p);                                                   \
+        m = test(v);                                                        \
+        if (!m) {                                                           \
+            p += sizeof v;                                                  \
+            continue;                                                       \
+        }                                                                   \
+        p += OI_W_FIRST(m);                                                 \
+        if (oi_cc[*p] & (stop))                                             \
+            return p;                                                       \
+        p++;                    /* flagged, not a stop: TAB, LF, '#' */     \
+    }                                                                       \
+    while (p < end && !(oi_cc[*p] & (stop)))                                \
+        p++;                                                                \
+    return p;                                                               \
+}
+OI_XML_SKIP(oi_xml_skip_text, OI_W_TEXT, OI_CC_TSTOP)
+OI_XML_SKIP(oi_xml_skip_aval, OI_W_AVAL, OI_CC_ASTOP)
+
+/* Where the bytes the current stanza may still take end in the feed
+** [b, end) whose first byte is at stream offset base: end, or before. */
+static const unsigned char *oi_xml_lim(const oi_xml *x,
+                                       const unsigned char *b,
+                                       const unsigned char *end,
+                                       uint64_t base)
+{
+    uint64_t l = x->stanza_start + x->max_stanza;
+    if (!x->in_stanza)
+        return end;
+    if (l <= base)
+        return b;
+    return l - base < (uint64_t)(end - b) ? b + (size_t)(l - base) : end;
+}
+
+/* Where a name of ASCII name characters from p ends, at most at lim;
+** *colon tells whether it has a ':' (the loop stops at one, which is
+** rare, rather than gather the classes of every byte). */
+static const unsigned char *oi_xml_name(const unsigned char *p,
+                                        const unsigned char *lim,
+                                        int *colon)
+{
+    *colon = 0;
+    for (;;) {
+        while (p < lim && !(oi_cc[*p] & (OI_CC_NSTOP | OI_CC_COLON)))
+            p++;
+        if (p == lim || *p != ':')
+            return p;
+        *colon = 1;
+        p++;
+    }
+}
+
+/* A start tag read whole from the caller's buffer: p is just after its
+** '<', lim where the feed or the stanza limit ends.  Only the plain case
+** is read here -- ASCII names; values without references, TAB, CR or LF
+** (which need decoding or normalising); the whole tag before lim -- and
+** nothing is consumed otherwise: the state machine then reads the tag
+** from p, and finds any error in it.  On success returns the byte after
+** '>', with x->qlen and x->recs filled (offsets from p) and *empty set;
+** else NULL. */
+static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
+                                           const unsigned char *lim,
+                                           int *empty)
+{
+    const unsigned char *t = p, *a, *ws;
+    oi_xrec *r;
+    oi_u8 u;
+    size_t nrec = 0;
+    unsigned q;
+    int colon;
+
+    x->recs.n = x->ndecl = 0;
+    p = oi_xml_name(p, lim, &x->qcolon);
+    if (p == lim || p == t || (size_t)(p - t) > x->max_name
+        || !(oi_cc[*t] & OI_CC_NSTART))
+        return NULL;
+    x->qlen = (size_t)(p - t);
+    for (;;) {
+        ws = p;
+        while (p < lim && (oi_cc[*p] & OI_CC_WS))
+            p++;
+        if (p == lim)
+            return NULL;
+        if (*p == '>') {
+            *empty = 0;
+            return p + 1;
+        }
+        if (*p == '/') {
+            if (lim - p < 2 || p[1] != '>')
+                return NULL;
+            *empty = 1;
+            return p + 2;
+        }
+        if (p == ws || !(oi_cc[*p] & OI_CC_NSTART) || nrec >= x->max_attrs)
+            return NULL;
+        a = p;
+        p = oi_xml_name(p, lim, &colon);
+        if (p == lim || (size_t)(p - a) > x->max_name
+            || oi_xml_addrec(x, (const char *)t, (size_t)(a - t),
+                             (size_t)(p - a), colon) != OLPCIDX_OK)
+            return NULL;
+        nrec++;
+        while (p < lim && (oi_cc[*p] & OI_CC_WS))
+            p++;
+        if (p == lim || *p++ != '=')
+            return NULL;
+        while (p < lim && (oi_cc[*p] & OI_CC_WS))
+            p++;
+        if (p == lim || (*p != '"' && *p != '\''))
+            return NULL;
+        q = *p++;
+        for (a = p;;) {
+            p = oi_xml_skip_aval(p, lim);
+            if (p == lim)
+                return NULL;
+            if (*p == q)
+                break;
+            if (*p == '"' || *p == '\'') {    /* the other quote */
+                p++;
+                continue;
+            }
+            if (*p < 0x80)              /* '&', '<', a control */
+                return NULL;
+            memset(&u, 0, sizeof u);    /* a whole UTF-8 sequence */
+            do {
+                if (oi_u8_step(&u, *p++) < 0)
+                    return NULL;
+            } while (u.need && p < lim);
+            if (u.need)
+                return NULL;
+        }
+        r = (oi_xrec *)(void *)(x->recs.p + x->recs.n - sizeof(oi_xrec));
+        r->voff = (size_t)(a - t);
+        r->vlen = (size_t)(p - a);
+        p++;
+    }
+}
+
 /* Skips a run of bytes whose classes have none of the bits in stop,
 ** validating UTF-8 on the way (bytes >= 0x80 continue the run when they
 ** form valid sequences, and a sequence may straddle feeds).  Returns
@@ -2000,10 +2312,27 @@ static const unsigned char *oi_xml_run(oi_u8 *u, const unsigned char *p,
         }
         if (u->need)
             return p;                           /* continues next feed */
-        while (p < end && !(oi_cc[*p] & stop))
-            p++;
+        if (stop == OI_CC_NSTOP)
+            while (p < end && !(oi_cc[*p] & stop))
+                p++;
+        else
+            p = stop == OI_CC_TSTOP ? oi_xml_skip_text(p, end)
+                                    : oi_xml_skip_aval(p, end);
         if (p == end || *p < 0x80)
             return p;
+        /* Whole sequences of two bytes, and of three whose lead byte
+        ** allows every continuation (not E0, ED, EF: see oi_u8_step),
+        ** are passed at once: most text beyond ASCII is made of them. */
+        if (*p >= 0xC2 && *p <= 0xDF && end - p >= 2
+            && (p[1] & 0xC0) == 0x80) {
+            p += 2;
+            continue;
+        }
+        if (*p >= 0xE1 && *p <= 0xEE && *p != 0xED && end - p >= 3
+            && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
+            p += 3;
+            continue;
+        }
         if (oi_u8_step(u, *p) < 0) {            /* a lead byte */
             *bad = 1;
             return p;
@@ -2019,23 +2348,31 @@ static const unsigned char *oi_xml_run(oi_u8 *u, const unsigned char *p,
 static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 {
     const unsigned char *b = (const unsigned char *)buf;
-    const unsigned char *p = b, *end = b + n, *s;
+    const unsigned char *p = b, *end = b + n, *s, *full;
     uint64_t base = x->off;
     unsigned c;
     oi_xrec *rec;
     char dec[4];
-    int rc, bad;
+    size_t top;
+    int rc, bad, empty;
 
 #define OI_POS() (x->off = base + (uint64_t)(p - b))
 #define OI_FAIL(code, msg) do { OI_POS(); return oi_xml_fail(x, code, msg); \
                               } while (0)
 #define OI_TRY(expr) do { if ((rc = (expr)) != 0) return rc; } while (0)
+/* Whether the stanza may take no more bytes, the one at p included:
+** full is where it ends in this feed.  OI_LIMIT() sets it again after a
+** tag, if the tag may have started or ended a stanza (x->in_stanza and
+** x->stanza_start change only at depths 0 and 1). */
+#define OI_FULL() (p >= full)
+#define OI_LIMIT() \
+    (full = x->depth <= 1 ? oi_xml_lim(x, b, end, base) : full)
 
     if (x->err)
         return x->err;
+    full = oi_xml_lim(x, b, end, base);
     while (p < end) {
-        if (x->in_stanza && base + (uint64_t)(p - b) - x->stanza_start
-                            >= x->max_stanza)
+        if (OI_FULL())
             return oi_xml_toobig(x);
         switch (x->state) {
         case OI_XS_PROLOG:              /* only whitespace around the root */
@@ -2054,6 +2391,15 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             break;
 
         case OI_XS_TEXT:
+            if (*p == '<' && !x->u8.need) {   /* no text between tags */
+                p++;
+                x->state = OI_XS_LT;
+                x->cr = 0;
+                x->brackets = 0;
+                if (p < end && !OI_FULL())
+                    goto lt;
+                break;
+            }
             if (x->cr && *p == '\n')   /* LF of a CR LF split by a feed */
                 p++;
             x->cr = 0;
@@ -2083,6 +2429,8 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             c = *p++;
             if (c == '<') {
                 x->state = OI_XS_LT;
+                if (p < end && !OI_FULL())
+                    goto lt;
             } else if (c == '&') {
                 x->state = OI_XS_REF;
                 x->ret = OI_XS_TEXT;
@@ -2120,11 +2468,35 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             break;
 
         case OI_XS_LT:
+        lt:                             /* from text directly, too */
             c = *p;
             if (c == '/') {
                 p++;
                 if (x->depth == 0)
                     OI_FAIL(OLPCIDX_EXML, "end tag before the root element");
+                /* The common case at once: the open element's name, then
+                ** '>', all in this feed.  Else the state machine reads it
+                ** (and the name it read is compared at its '>'). */
+                top = ((size_t *)(void *)x->stackoff.p)
+                      [x->stackoff.n / sizeof(size_t) - 1];
+                if ((size_t)(full - p) > x->stack.n - top
+                    && oi_xml_same((const char *)p, x->stack.p + top,
+                                   x->stack.n - top)) {
+                    s = p + (x->stack.n - top);
+                    while (s < full && (oi_cc[*s] & OI_CC_WS))
+                        s++;
+                    if (s < full && *s == '>') {
+                        x->stack.n = top;
+                        x->stackoff.n -= sizeof(size_t);
+                        p = s + 1;
+                        OI_POS();
+                        OI_TRY(oi_xml_close(x));
+                        OI_LIMIT();
+                        x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
+                        x->cr = 0;
+                        break;
+                    }
+                }
                 x->state = OI_XS_ETAG;
                 x->tag.n = 0;
                 x->name_start = 0;
@@ -2144,10 +2516,22 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 if (x->depth <= 1) {    /* a stanza, or the root tag */
                     x->in_stanza = 1;
                     x->stanza_start = base + (uint64_t)(p - b) - 1;
+                    OI_LIMIT();
+                }
+                s = oi_xml_fasttag(x, p, full, &empty);
+                if (s) {                /* read whole: no state to keep */
+                    const unsigned char *t = p;
+                    p = s;
+                    OI_POS();
+                    OI_TRY(oi_xml_start(x, (const char *)t, empty));
+                    OI_LIMIT();
+                    x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
+                    x->cr = 0;
+                    break;
                 }
                 x->state = OI_XS_STAG;
                 x->tag.n = 0;
-                x->recs.n = 0;
+                x->recs.n = x->ndecl = 0;
                 x->name_start = 0;
             } else {
                 OI_FAIL(OLPCIDX_EXML, "invalid character after '<'");
@@ -2278,19 +2662,15 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 OI_FAIL(OLPCIDX_EXML, "character not allowed in a name");
             if (x->state == OI_XS_STAG) {
                 x->qlen = x->tag.n;
+                x->qcolon = memchr(x->tag.p, ':', x->qlen) != NULL;
                 x->state = OI_XS_ATTRS;
             } else if (x->state == OI_XS_ETAG) {
                 x->state = OI_XS_ETAGWS;
             } else {
-                oi_xrec r;
-                r.qoff = x->name_start;
-                r.qlen = x->tag.n - x->name_start;
-                r.voff = r.vlen = 0;
-                r.decl = 0;
-                if (r.qlen >= 5 && memcmp(x->tag.p + r.qoff, "xmlns", 5) == 0)
-                    r.decl = r.qlen == 5 ? 1
-                           : r.qlen > 6 && x->tag.p[r.qoff + 5] == ':' ? 2 : 0;
-                rc = oi_buf_add(x->m, &x->recs, &r, sizeof r);
+                rc = oi_xml_addrec(x, x->tag.p, x->name_start,
+                                   x->tag.n - x->name_start,
+                                   memchr(x->tag.p + x->name_start, ':',
+                                          x->tag.n - x->name_start) != NULL);
                 if (rc != OLPCIDX_OK)
                     return oi_xml_bufrc(x, rc, "too many attributes");
                 x->state = OI_XS_AEQ;
@@ -2306,7 +2686,8 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
             } else if (c == '>') {
                 p++;
                 OI_POS();
-                OI_TRY(oi_xml_start(x, 0));
+                OI_TRY(oi_xml_start(x, x->tag.p, 0));
+                OI_LIMIT();
                 x->state = OI_XS_TEXT;
                 x->cr = 0;
             } else if (c == '/') {
@@ -2392,7 +2773,8 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 OI_FAIL(OLPCIDX_EXML, "expected '>' after '/'");
             p++;
             OI_POS();
-            OI_TRY(oi_xml_start(x, 1));
+            OI_TRY(oi_xml_start(x, x->tag.p, 1));
+            OI_LIMIT();
             x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
             x->cr = 0;
             break;
@@ -2412,6 +2794,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
                 p++;
                 OI_POS();
                 OI_TRY(oi_xml_close(x));
+                OI_LIMIT();
                 x->state = x->depth ? OI_XS_TEXT : OI_XS_DONE;
                 x->cr = 0;
             } else {
@@ -2431,6 +2814,8 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
 #undef OI_POS
 #undef OI_FAIL
 #undef OI_TRY
+#undef OI_FULL
+#undef OI_LIMIT
 }
 /* ==== 7. Stanzas: the handle, tree, errors, output ================== */
 
