@@ -2082,9 +2082,6 @@ static void tu_svec(void)
     CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
 }
 
-/* The map group: keys made, every map test, keys freed.  Groups that
-** draw random numbers start from their own fixed seed, so that a group
-** run alone draws what it draws in a full run. */
 /* oi_map_shrink: a table emptied to 1/8 gives its room back, keeps
 ** every entry, and stays whole when the allocation fails. */
 static void tu_map_shrink(void)
@@ -2122,6 +2119,9 @@ static void tu_map_shrink(void)
         printf("  map shrink: %ld wrong\n", bad);
 }
 
+/* The map group: keys made, every map test, keys freed.  Groups that
+** draw random numbers start from their own fixed seed, so that a group
+** run alone draws what it draws in a full run. */
 static void tu_map_all(void)
 {
     size_t k;
