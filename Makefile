@@ -13,8 +13,9 @@
 #   make bench-instr    the tokenizer's instructions per byte (callgrind),
 #                   here and for the XO-1's i586
 #   make demo       a private Prosody, olpcidx, and clients talking to it
-#   make sanitize   the offline tests under ASan and UBSan (GROUPS=...)
-#   make valgrind   the offline tests under valgrind (GROUPS=...)
+#   make sanitize   the tests and the daemon under ASan and UBSan
+#                   (GROUPS=... offline, IGROUPS=... interop)
+#   make valgrind   the same under valgrind
 #   make fuzz       libFuzzer over the component (FUZZ_SECONDS=60)
 #   make cross      offline tests for i586 (XO-1), ARM, AArch64 and big-endian
 #                   MIPS under qemu-user (TARGET=triple for one of them;
@@ -182,10 +183,27 @@ demo: olpcidx olpcidx-test
 	  exit 1; }
 	./olpcidx-test demo
 
-sanitize: $(SRC) test.c
-	$(CC) $(STD) $(CPPFLAGS) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined,pointer-overflow \
-	  -fno-sanitize-recover=all -o olpcidx-test-asan test.c
+# make sanitize: the tests and the daemon built with ASan and UBSan
+# (every report fatal), the offline groups (GROUPS), then the interop
+# groups (IGROUPS; default all) with that daemon, whose reports go to
+# sanitize-logs/: any there fails the run.
+ASAN_FLAGS = -g -O1 -fno-omit-frame-pointer \
+  -fsanitize=address,undefined,pointer-overflow -fno-sanitize-recover=all
+IGROUPS ?=
+# the interop groups: IGROUPS, or all of them
+igroups = g="$(IGROUPS)"; [ -n "$$g" ] || g=$$(./olpcidx-test list \
+  | awk '$$2 == "interop" {print $$1}')
+sanitize: $(SRC) test.c olpcidx-test olpcidx-host
+	$(CC) $(STD) $(CPPFLAGS) $(ASAN_FLAGS) -o olpcidx-test-asan test.c
+	$(CC) $(STD) $(CPPFLAGS) $(ASAN_FLAGS) -DOLPCIDX_MAIN -o olpcidx-asan olpcidx.c
 	OLPCIDX_TEST_OFFLINE=1 ./olpcidx-test-asan $(GROUPS)
+	rm -rf sanitize-logs && mkdir sanitize-logs
+	$(igroups); ASAN_OPTIONS=log_path=$(CURDIR)/sanitize-logs/asan \
+	UBSAN_OPTIONS=log_path=$(CURDIR)/sanitize-logs/ubsan:print_stacktrace=1 \
+	OLPCIDX_TEST_DAEMON=./olpcidx-asan ./olpcidx-test-asan $$g
+	@if ls sanitize-logs/* >/dev/null 2>&1; then cat sanitize-logs/*; \
+	  echo "sanitize: the daemon reported the above"; exit 1; fi
+	@echo "sanitize: no report from the daemon"
 
 # libFuzzer over the whole component (clang); FUZZ_SECONDS to taste
 fuzz: $(SRC) test.c
@@ -329,9 +347,20 @@ size: $(SRC)
 
 # GROUPS: some test groups only (./olpcidx-test list), e.g. the quick set
 # .ci/run uses; empty: every offline group
-valgrind: olpcidx-test
+# make valgrind: the offline groups (GROUPS) under valgrind, then the
+# interop groups (IGROUPS) with the daemon under valgrind through a
+# script (olpcidx-vg); its reports go to valgrind-logs/, and any fails
+# the run.
+valgrind: olpcidx-test olpcidx olpcidx-host
 	OLPCIDX_TEST_OFFLINE=1 valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=all ./olpcidx-test $(GROUPS)
+	rm -rf valgrind-logs && mkdir valgrind-logs
+	printf '#!/bin/sh\nexec valgrind -q --leak-check=full --errors-for-leak-kinds=all --log-file=%s/valgrind-logs/vg.%%p %s/olpcidx "$$@"\n' \
+	  "$(CURDIR)" "$(CURDIR)" >olpcidx-vg && chmod +x olpcidx-vg
+	$(igroups); OLPCIDX_TEST_DAEMON=./olpcidx-vg ./olpcidx-test $$g
+	@find valgrind-logs -type f -size +0 | grep -q . && { \
+	  cat valgrind-logs/*; echo "valgrind: the daemon reported the above"; \
+	  exit 1; } || echo "valgrind: no report from the daemon"
 
 # Installation.  The unit's paths follow BINDIR and SYSCONFDIR.  The
 # sample config is installed as olpcidx.conf.sample: olpcidx.conf, the
@@ -414,13 +443,14 @@ deb: $(SRC) contrib/olpcidx.8 contrib/olpcidx.service contrib/olpcidx.conf
 clean:
 	rm -f olpcidx olpcidx.o olpcidx-test olpcidx-test-asan olpcidx-bench \
 	  olpcidx-host olpcidx-tls .olpcidx-build olpcidx-bench-i586 \
+	  olpcidx-asan olpcidx-vg \
 	  olpcidx.strict olpcidx-fuzz olpcidx-test-i586 olpcidx-i586 \
 	  olpcidx-test-armhf olpcidx-armhf libolpcidx.a olpcidx-size-* \
 	  olpcidx-size.o olpcidx-xo1 olpcidx-xo1.stripped olpcidx-test-xo1 \
 	  olpcidx-test-xo1.log
 	for t in $(TARGETS); do \
 	  rm -f olpcidx-$$t olpcidx-test-$$t olpcidx-test-$$t.log; done
-	rm -rf fuzz-corpus olpcidx-deb olpcidx_*.deb
+	rm -rf fuzz-corpus olpcidx-deb olpcidx_*.deb sanitize-logs valgrind-logs
 
 .PHONY: FORCE all lib strict test test-offline bench bench-instr demo sanitize \
   valgrind fuzz \

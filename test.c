@@ -22,6 +22,8 @@
 **   OLPCIDX_FIXTURE_WRITE=1   (re)writes the fixtures' .out files from
 **                             the current behaviour; review the diff
 **                             before committing
+**   OLPCIDX_TEST_DAEMON=prog  the interop groups run prog, not ./olpcidx
+**                             (make sanitize, make valgrind)
 **   OLPCIDX_TEST_KEEP=1       keeps the interop groups' temporary
 **                             directory (configurations, the logs of
 **                             Prosody and the daemon) and prints its name
@@ -4082,6 +4084,15 @@ static pid_t t_server_start(void)
     return t_srv == T_PROSODY ? t_prosody_start() : t_ejabberd_suite_start();
 }
 
+/* The daemon the interop groups run: ./olpcidx, or $OLPCIDX_TEST_DAEMON
+** (make sanitize gives a build under ASan and UBSan, make valgrind a
+** script that runs ./olpcidx under valgrind). */
+static const char *t_daemon(void)
+{
+    const char *d = getenv("OLPCIDX_TEST_DAEMON");
+    return d && *d ? d : "./olpcidx";
+}
+
 /* Starts the daemon bin against the server's component port, logging to
 ** log, with the options extra (NULL-terminated, up to 8) after the
 ** others.  The right secret goes through a file, a wrong one on the
@@ -4132,7 +4143,7 @@ static pid_t t_olpcidx_start_bin(const char *bin, int port,
 static pid_t t_olpcidx_start_on(int port, const char *domain,
                                 const char *secret, const char *log)
 {
-    return t_olpcidx_start_bin("./olpcidx", port, domain, secret, log, NULL);
+    return t_olpcidx_start_bin(t_daemon(), port, domain, secret, log, NULL);
 }
 
 /* The same against the private Prosody. */
@@ -4185,7 +4196,7 @@ static int t_run_bin(const char *bin, const char *const *args,
 
 static int t_run(const char *const *args, const char *log)
 {
-    return t_run_bin("./olpcidx", args, log);
+    return t_run_bin(t_daemon(), args, log);
 }
 
 /* Creates the directory, picks ports, writes the server configuration. */
@@ -5405,7 +5416,7 @@ static void t_tls(void)
                          i);
         if (CHECK(burst != NULL) && CHECK(t_cl_send(&cl, burst) == 0))
             for (i = 0, n = 0; i < T_TLS_BURST; i++) {
-                char id[16];
+                char id[24];
                 snprintf(id, sizeof id, "id='b%d'", i);
                 reply = t_cl_wait(&cl, id, 10000);
                 n += reply != NULL;
@@ -6146,7 +6157,7 @@ static pid_t t_olpcidx_state(const char *state, const char *log,
     t_path(secret, sizeof secret, "secret");
     t_writefile(secret, T_SECRET "\n", strlen(T_SECRET) + 1);
     t_path(path, sizeof path, log);
-    argv[n++] = (char *)"./olpcidx";
+    argv[n++] = (char *)t_daemon();
     argv[n++] = (char *)"--domain";
     argv[n++] = (char *)T_COMP;
     argv[n++] = (char *)"--server";
