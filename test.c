@@ -188,10 +188,27 @@ static void t_addesc(t_str *s, const char *p, size_t n)
     }
 }
 
+/* The first needle in [p, end), or NULL: a bounded strstr. */
+static const char *t_find(const char *p, const char *end, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; p + n <= end; p++) {
+        p = (const char *)memchr(p, needle[0], (size_t)(end - p));
+        if (!p || p + n > end)
+            return NULL;
+        if (memcmp(p, needle, n) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Occurrences of needle in hay (one strlen: outputs are megabytes, and
+** sanitizers make each strstr measure the whole haystack). */
 static int t_count(const char *hay, const char *needle)
 {
+    const char *end = hay + strlen(hay);
     int n = 0;
-    while ((hay = strstr(hay, needle)) != NULL) {
+    while ((hay = t_find(hay, end, needle)) != NULL) {
         n++;
         hay++;
     }
@@ -959,8 +976,45 @@ static void t_api(void)
     free(t.log.p);
 }
 
-/* The smallest output bound: replies beyond it are dropped whole, the
-** queue keeps only complete stanzas, and the stream goes on. */
+/* Drains t's component chunk bytes at a time, ticking step ms after each
+** write from *now on (the timers run, held input is parsed), until
+** nothing is queued, waiting or held.  Returns the most bytes it found
+** queued at once; *mem, when given, gets the most memory the handle
+** held meanwhile. */
+static size_t t_trickle(t_core *t, uint64_t *now, size_t chunk,
+                        uint64_t step, size_t *mem)
+{
+    const void *p;
+    size_t n, peak = 0;
+    int wait;
+    for (;;) {
+        n = olpcidx_pending(t->x, &p);
+        if (n > peak)
+            peak = n;
+        if (mem && t->x->mem.used > *mem)
+            *mem = t->x->mem.used;
+        if (n == 0) {
+            CHECK(olpcidx_tick(t->x, *now, &wait) == 0);
+            if (olpcidx_pending(t->x, &p) == 0)
+                break;
+            continue;
+        }
+        if (n > chunk)
+            n = chunk;
+        t_add(&t->out, p, n);
+        olpcidx_sent(t->x, n);
+        *now += step;
+        CHECK(olpcidx_tick(t->x, *now, &wait) == 0);
+    }
+    CHECK(olpcidx_wants_input(t->x));
+    return peak;
+}
+
+/* The smallest output bound.  A caller that reads only while
+** olpcidx_wants_input() allows loses nothing; one that reads on has
+** what it feeds held back, unparsed, and loses nothing either, up to
+** max-output held; a reply alone larger than max-output is refused as
+** resource-constraint (PROTOCOL.md 8.4). */
 static void t_backpressure(void)
 {
     static const char hdr[] =
@@ -971,12 +1025,16 @@ static void t_backpressure(void)
         "<query xmlns='" OI_NS_DINFO "'/></iq>";
     t_core t;
     olpcidx_config c;
+    olpcidx_stats s;
     const void *p;
-    size_t n, before;
+    size_t n;
+    uint64_t now = 0;
     int i;
+    char *big;
     memset(&t, 0, sizeof t);
     t_core_config(&c, &t);
     c.max_output = 4096;
+    c.rate_burst = 1000;
     CHECK(olpcidx_new(&t.x, &c) == 0);
     CHECK(olpcidx_connect(t.x, 0) == 0);
     CHECK(olpcidx_feed(t.x, hdr, sizeof hdr - 1) == 0);
@@ -992,24 +1050,220 @@ static void t_backpressure(void)
     }
     CHECK(strstr(t.log.p, "dropped") == NULL);
     olpcidx_sent(t.x, olpcidx_pending(t.x, &p));
-    /* one that reads on: replies beyond the bound are dropped whole */
+    /* one that reads on: once the queue is over half full, no stanza is
+    ** parsed; the bytes are held and parsed as the queue drains */
     for (i = 0; i < 20; i++)
         CHECK(olpcidx_feed(t.x, iq, sizeof iq - 1) == 0);
     CHECK(!olpcidx_wants_input(t.x));
     n = olpcidx_pending(t.x, &p);
-    CHECK(n <= 4096);
-    CHECK(n > 3000);
+    CHECK(n <= 4096 && n > 2048);
     /* it ends exactly after a whole reply */
     CHECK(n >= 5 && memcmp((const char *)p + n - 5, "</iq>", 5) == 0);
-    CHECK(strstr(t.log.p, "dropped disco#info reply: output queue full")
-          != NULL);
-    before = n;
-    olpcidx_sent(t.x, before);
-    CHECK(olpcidx_feed(t.x, iq, sizeof iq - 1) == 0);
-    CHECK(olpcidx_pending(t.x, &p) > 0);
+    CHECK(t.x->held.n > 0 && t.x->held.n < 20 * (sizeof iq - 1));
+    t.out.n = 0;
+    t_trickle(&t, &now, 100, 1, NULL);
+    CHECK(t_count(t.out.p, "<iq type='result'") == 20);
+    CHECK(strstr(t.log.p, "dropped") == NULL);
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.queued == 0);
+    /* olpcidx_feed(x, NULL, 0) parses held bytes too */
+    for (i = 0; i < 20; i++)
+        CHECK(olpcidx_feed(t.x, iq, sizeof iq - 1) == 0);
+    t.out.n = 0;
+    while (!olpcidx_wants_input(t.x)) {
+        n = olpcidx_pending(t.x, &p);
+        t_add(&t.out, p, n);
+        olpcidx_sent(t.x, n);
+        CHECK(olpcidx_feed(t.x, NULL, 0) == 0);
+    }
+    t_core_drain(&t);
+    CHECK(t_count(t.out.p, "<iq type='result'") == 20);
+    /* more than max-output fed while held back ends the stream */
+    for (i = 0; i < 20; i++)
+        CHECK(olpcidx_feed(t.x, iq, sizeof iq - 1) == 0);
+    CHECK(!olpcidx_wants_input(t.x));
+    big = (char *)malloc(4096);
+    CHECK(big != NULL);
+    memset(big, ' ', 4096);
+    CHECK(olpcidx_feed(t.x, big, 4096) == OLPCIDX_ELIMIT);
+    CHECK(strstr(t.log.p, "more than max-output (4096 bytes) fed") != NULL);
+    free(big);
+    t_core_drain(&t);
+    /* a reply alone larger than max-output: resource-constraint, and the
+    ** stream goes on */
+    now += 10;
+    CHECK(olpcidx_connect(t.x, now) == 0);
+    CHECK(olpcidx_feed(t.x, hdr, sizeof hdr - 1) == 0);
+    t_core_drain(&t);
+    for (i = 0; i < 60; i++) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "<message from='u%d@jabber.test/x'" T_TO
+                 "><properties xmlns='" OI_NS_APROPS "' activity='act%02d'>"
+                 "<property type='str' name='type'>Something</property>"
+                 "</properties></message>", i, i);
+        t_send(&t, now + 1, msg);
+    }
+    t.out.n = 0;
+    t_send(&t, now + 2, "<iq type='get' id='all' from='q@jabber.test/x'" T_TO
+           "><query xmlns='" OI_NS_ACT "'><activity/></query></iq>");
+    CHECK(t_count(t.out.p, "id='all'") == 1);
+    CHECK(t_count(t.out.p, "<resource-constraint") == 1);
+    t_send(&t, now + 3, "<iq type='get' id='some' from='q@jabber.test/x'" T_TO
+           "><query xmlns='" OI_NS_ACT "'><activity/><set xmlns='" OI_NS_RSM
+           "'><max>5</max></set></query></iq>");
+    CHECK(t_count(t.out.p, "id='some'") == 1);
+    CHECK(t_count(t.out.p, "<activity id='act04'") == 1);
+    CHECK(t_count(t.out.p, "act05") == 0);
     olpcidx_free(t.x);
     free(t.log.p);
+    free(t.out.p);
     CHECK(t.alloc.live == 0);
+}
+
+/* One sender's stanza reaches (enum) SEEDS result sets and VIEWS views
+** over one activity; seed client i is s<i>, Gadget client i v<i>. */
+enum { T_FAN_SEEDS = 10000, T_FAN_VIEWS = 1000 };
+
+/* Checks the notifications in out: each watcher's, in its order, are
+** exactly one of each of the steps the table names (by a string its
+** notification holds, in the order they must come: steps for result
+** sets, vsteps for views), nothing twice. */
+static void t_fan_check(const char *out, size_t nout,
+                        const char *const *steps, const char *const *vsteps,
+                        int nsteps)
+{
+    int *next = (int *)calloc(T_FAN_SEEDS + T_FAN_VIEWS, sizeof *next);
+    const char *m = out, *e, *end = out + nout;
+    int bad = 0, i, k, count = 0;
+    CHECK(next != NULL);
+    /* bounded searches: the output is megabytes, one message is small */
+    while ((m = t_find(m, end, "<message ")) != NULL) {
+        const char *to, *num;
+        char kind;
+        long who = 0;
+        e = t_find(m, end, "</message>");
+        to = e ? t_find(m, e, " to='") : NULL;
+        kind = to ? to[5] : 0;
+        for (num = to ? to + 6 : NULL; num && num < e && *num >= '0'
+             && *num <= '9'; num++)
+            who = who * 10 + (*num - '0');
+        if (!to || (kind != 's' && kind != 'v') || num == to + 6
+            || *num != '@'
+            || who >= (kind == 's' ? T_FAN_SEEDS : T_FAN_VIEWS)) {
+            bad++;
+            break;
+        }
+        if (kind == 'v')
+            who += T_FAN_SEEDS;
+        for (k = 0; k < nsteps; k++)
+            if (t_find(m, e, who < T_FAN_SEEDS ? steps[k] : vsteps[k]))
+                break;
+        if (k != next[who])             /* out of order, twice or unknown */
+            bad++;
+        else
+            next[who]++;
+        count++;
+        m = e;
+    }
+    CHECK(bad == 0);
+    for (i = 0; i < T_FAN_SEEDS + T_FAN_VIEWS; i++)
+        if (next[i] != nsteps)
+            bad++;
+    CHECK(bad == 0);
+    CHECK(count == (T_FAN_SEEDS + T_FAN_VIEWS) * nsteps);
+    free(next);
+}
+
+/* Fan-out under back-pressure (PROTOCOL.md 8.4): a change to an activity
+** that 10 000 result sets and 1 000 views hold, with the smallest output
+** bound, drained 200 bytes at a time: every watcher is told of every
+** event exactly once, in order, nothing is dropped, and the queue never
+** holds more than max-output.  The stanzas come in one feed; the last
+** two take the participants out, so the activity closes while those
+** before it are still being handed out: it stays in memory until the
+** last watcher is told, then it is freed. */
+static void t_fanout(void)
+{
+    static const char *const steps[] = {
+        ">Chess2<", ">Go<", "<left jid='a@", "<left jid='b@", "<closed/>"
+    };
+    static const char *const vsteps[] = {
+        ">Chess2<", ">Go<", "<left jid='a@", "<left jid='b@", "<removed "
+    };
+    static const char change[] =
+        "<message from='a@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a1'><property type='str' name='type'>"
+        "Chess2</property></properties></message>"
+        "<message from='a@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a1'><property type='str' name='type'>"
+        "Go</property></properties></message>"
+        "<message from='a@jabber.test/xo'" T_TO "><activity xmlns='" OI_NS_ACT
+        "' id='a1'><left/></activity></message>"
+        "<message from='b@jabber.test/xo'" T_TO "><activity xmlns='" OI_NS_ACT
+        "' id='a1'><left/></activity></message>";
+    t_core t;
+    olpcidx_config c;
+    olpcidx_stats s;
+    char msg[512];
+    size_t peak, before, paused, most = 0;
+    uint64_t now = 10;
+    int i;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.max_output = 4096;
+    c.log_level = OLPCIDX_LOG_INFO;
+    t_core_online(&t, &c, 0);
+    t_send(&t, 1, "<message from='a@jabber.test/xo'" T_TO "><properties "
+           "xmlns='" OI_NS_APROPS "' activity='a1' room='r1@conference."
+           "jabber.test'><property type='str' name='type'>Chess</property>"
+           "</properties></message>");
+    t_send(&t, 1, "<message from='b@jabber.test/xo'" T_TO "><activity "
+           "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>");
+    for (i = 0; i < T_FAN_SEEDS; i++) {
+        snprintf(msg, sizeof msg, "<iq type='get' id='q' from='s%d@jabber."
+                 "test/xo'" T_TO "><query xmlns='" OI_NS_ACT "'><activity/>"
+                 "</query></iq>", i);
+        t_send(&t, 2, msg);
+    }
+    for (i = 0; i < T_FAN_VIEWS; i++) {
+        snprintf(msg, sizeof msg, "<iq type='get' id='v' from='v%d@jabber."
+                 "test/xo'" T_TO "><view xmlns='http://laptop.org/xmpp/"
+                 "activity' id='1' size='3'><activity/></view></iq>", i);
+        t_send(&t, 3, msg);
+    }
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.result_sets == T_FAN_SEEDS && s.views == T_FAN_VIEWS);
+    before = s.memory;
+    t.out.n = 0;
+    t.log.n = 0;
+    CHECK(olpcidx_feed(t.x, change, sizeof change - 1) == 0);
+    CHECK(!olpcidx_wants_input(t.x));
+    /* the first stanza only: the others wait, unparsed, and so do most
+    ** watchers; what that costs is a pointer or so a watcher */
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.held > 0 && s.held < sizeof change - 1);
+    CHECK(s.waiting > T_FAN_SEEDS && s.waiting < T_FAN_SEEDS + T_FAN_VIEWS);
+    CHECK(s.queued <= 4096);
+    CHECK(s.memory - before
+          < (T_FAN_SEEDS + T_FAN_VIEWS) * sizeof(oi_fan) + 32768);
+    paused = s.memory;
+    peak = t_trickle(&t, &now, 200, 1, &most);
+    /* as it drains, memory grows by no more than the lists of one more
+    ** event: the last stanza raises two (left, closed) */
+    CHECK(most <= paused + (T_FAN_SEEDS + T_FAN_VIEWS) * sizeof(oi_fan)
+                  + 8192);
+    now += 2000;                        /* the next sweep trims clients */
+    t_send(&t, now, "");
+    CHECK(peak <= 4096);
+    CHECK(t.log.p == NULL || strstr(t.log.p, "dropped") == NULL);
+    t_fan_check(t.out.p, t.out.n, steps, vsteps, 5);
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.activities == 0 && s.queued == 0 && t.x->fq == NULL
+          && t.x->fq_left == 0);
+    /* the result sets emptied and went; the views stay, empty */
+    CHECK(s.result_sets == 0 && s.views == T_FAN_VIEWS);
+    CHECK(s.memory < before);
+    t_core_done(&t);
 }
 
 /* ---- B4. siphash: keyed hashing ---------------------------------------- */
@@ -2519,6 +2773,67 @@ static void t_stats(void)
     t_core_done(&t);
 }
 
+/* A participant whose answer to the idle ping waits in input held back
+** (PROTOCOL.md 5.2, 8.4) is not taken offline.  2 000 result sets hold
+** a1; b changes it, a fan-out the 4096-byte output bound drains slowly;
+** a's answer comes in the same read, after the change, and the timers
+** run far past a's 30 s before it is parsed.  d, who never answers, is
+** taken offline once input has flowed for the rest of its 30 s. */
+static void t_idle_held(void)
+{
+    static const char read[] =
+        "<message from='b@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a1'><property type='str' name='type'>"
+        "Go</property></properties></message>"
+        "<iq type='result' id='idle' from='a@jabber.test/xo'" T_TO "/>";
+    t_core t;
+    olpcidx_config c;
+    char msg[256];
+    uint64_t now;
+    int i, wait;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.idle = 300;
+    c.max_output = 4096;
+    c.log_level = OLPCIDX_LOG_INFO;
+    t_core_online(&t, &c, 0);
+    t_send(&t, 1000, "<message from='a@jabber.test/xo'" T_TO "><properties "
+           "xmlns='" OI_NS_APROPS "' activity='a1'/></message>");
+    t_send(&t, 1000, "<message from='b@jabber.test/xo'" T_TO "><activity "
+           "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>");
+    t_send(&t, 1000, "<message from='d@jabber.test/xo'" T_TO "><activity "
+           "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>");
+    for (i = 0; i < 2000; i++) {
+        snprintf(msg, sizeof msg, "<iq type='get' id='q' from='s%d@jabber."
+                 "test/xo'" T_TO "><query xmlns='" OI_NS_ACT "'><activity/>"
+                 "</query></iq>", i);
+        t_send(&t, 3000, msg);
+    }
+    t.out.n = 0;
+    t_send(&t, 302500, " ");
+    CHECK(t_count(t.out.p, " id='idle'>") == 3);
+    CHECK(olpcidx_tick(t.x, 303000, &wait) == 0);
+    CHECK(olpcidx_feed(t.x, read, sizeof read - 1) == 0);
+    CHECK(!olpcidx_wants_input(t.x) && t.x->held.n > 0);
+    /* 37.5 s after the ping, a's answer still held back */
+    CHECK(olpcidx_tick(t.x, 340000, &wait) == 0);
+    now = 340000;
+    t_trickle(&t, &now, 200, 10, NULL);
+    CHECK(now > 360000);                /* it took a while */
+    CHECK(t_count(t.out.p, ">Go<") == 2000);
+    CHECK(t_count(t.out.p, "<left") == 0);
+    CHECK(t.log.p == NULL || strstr(t.log.p, "did not answer") == NULL);
+    /* d's 30 s count from when input flowed again */
+    t_send(&t, now + 29000, " ");
+    CHECK(t_count(t.out.p, "<left") == 0);
+    t_send(&t, now + 30500, " ");
+    CHECK(t_count(t.out.p, "<left jid='d@jabber.test'/>") == 2000);
+    CHECK(t_count(t.out.p, "<left jid='a@jabber.test'/>") == 0);
+    CHECK(strstr(t.log.p, "d@jabber.test/xo did not answer a ping") != NULL);
+    CHECK(strstr(t.log.p, "a@jabber.test/xo did not answer") == NULL);
+    t_core_done(&t);
+}
+
 static void t_idle(void)
 {
     t_core t;
@@ -2559,6 +2874,7 @@ static void t_idle(void)
     CHECK(t_count(t.out.p, "<closed/>") == 1);
     CHECK(t.x->acts.n == 0 && t.x->buddies.n == 0);
     t_core_done(&t);
+    t_idle_held();
 }
 
 static int t_cmpoistr(const void *a, const void *b)
@@ -6403,7 +6719,9 @@ static const struct t_group {
     { "api", T_OFFLINE, t_api,
       "configuration checks, error strings, memory cap, misuse" },
     { "backpressure", T_OFFLINE, t_backpressure,
-      "replies beyond the output bound dropped whole" },
+      "input held back, not dropped, while the output is full" },
+    { "fanout", T_OFFLINE, t_fanout,
+      "11 000 watchers told of a change, slowly drained: none lost" },
     { "siphash", T_OFFLINE, tu_siphash,
       "SipHash-2-4 and SipHash-1-3 against reference vectors" },
     { "map", T_OFFLINE, tu_map_all,
@@ -6421,7 +6739,8 @@ static const struct t_group {
     { "stats", T_OFFLINE, t_stats,
       "olpcidx_get_stats: items, watchers, stanzas in and out" },
     { "idle", T_OFFLINE, t_idle,
-      "idle participants pinged; no answer or an error: gone" },
+      "idle participants pinged; no answer or an error: gone; an "
+      "answer held back in input counts" },
     { "atomic", T_OFFLINE, t_atomic,
       "each update all or nothing under allocation failure" },
     { "bounded", T_OFFLINE, t_bounded,
