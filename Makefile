@@ -4,6 +4,11 @@
 #   make test       strict builds with gcc, clang and tcc, then every test,
 #                   including interop against private Prosody and ejabberd
 #   make test-offline   the tests that need no server
+#   make loadtest   LOAD_CLIENTS c2s clients (500) through a private Prosody
+#                   for LOAD_SECONDS (60) at each of LOAD_RATES changes a
+#                   second (4,12: one Prosody carries here, one it cannot):
+#                   stanzas/s, notification latency, CPU, peak RSS, lost
+#                   and duplicated notifications (loopback; stops by itself)
 #   make bench      tokenizer and core throughput, next to expat/libxml2
 #   make demo       a private Prosody, olpcidx, and clients talking to it
 #   make sanitize   the offline tests under ASan and UBSan (GROUPS=...)
@@ -116,6 +121,13 @@ test-offline: olpcidx-test
 
 bench: olpcidx-bench
 	./olpcidx-bench
+
+LOAD_CLIENTS ?= 500
+LOAD_SECONDS ?= 60
+LOAD_RATES   ?= 4,12
+loadtest: olpcidx olpcidx-test
+	OLPCIDX_LOAD_CLIENTS=$(LOAD_CLIENTS) OLPCIDX_LOAD_SECONDS=$(LOAD_SECONDS) \
+	  OLPCIDX_LOAD_RATES=$(LOAD_RATES) ./olpcidx-test load
 
 demo: olpcidx olpcidx-test
 	@command -v prosody >/dev/null 2>&1 || { \
@@ -350,5 +362,6 @@ clean:
 	  rm -f olpcidx-$$t olpcidx-test-$$t olpcidx-test-$$t.log; done
 	rm -rf fuzz-corpus olpcidx-deb olpcidx_*.deb
 
-.PHONY: all lib strict test test-offline bench demo sanitize valgrind fuzz \
+.PHONY: all lib strict test test-offline loadtest bench demo sanitize \
+  valgrind fuzz \
   cross cross-one xo1 size install uninstall deb clean

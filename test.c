@@ -69,6 +69,8 @@
 **                                    through Prosody
 **      C10. host                     contrib/host.c, the example
 **                                    embedder, through Prosody
+**      C11. load                     make loadtest: hundreds of c2s
+**                                    clients through Prosody, measured
 **   D. Demo (make demo)
 **   E. Fuzzing (make fuzz)           LLVMFuzzerTestOneInput, with
 **                                    -DOLPCIDX_FUZZ
@@ -83,6 +85,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -6524,6 +6527,566 @@ static void t_host(void)
         t_stop(pid, SIGKILL);
 }
 
+/* ---- C11. load: many c2s clients through Prosody (make loadtest) ------- */
+
+/*
+** Not run by default: `make loadtest` (or ./olpcidx-test load).  A private
+** Prosody and the daemon as for the interop groups, N c2s clients
+** (OLPCIDX_LOAD_CLIENTS, 500) logged in on 127.0.0.1, and, for each rate
+** in OLPCIDX_LOAD_RATES (changes a second, "4,12"), a phase of
+** OLPCIDX_LOAD_SECONDS (60) in which:
+**   - a tenth of the clients (at most 50) each own an activity and
+**     announce changes of its properties, in turn, at the phase's rate;
+**     each change carries "activity:number:time sent" in its seq property;
+**   - every client holds a seed result set of all the activities (one
+**     query at the start), so each change is told to every client but its
+**     announcer;
+**   - every client queries the buddies every 5 s (spread over the 5 s).
+** Then it waits for the last notifications (at most 180 s) and prints:
+** stanzas a second through Prosody, notification latency p50/p99, CPU
+** of olpcidx and of Prosody (from /proc/PID/stat), their peak RSS
+** (VmHWM), and notifications lost (a number skipped, or missing at the
+** end) and duplicated (a number seen twice) -- each client knows, from
+** its query's answer, the number each activity was at, and must see
+** every later one exactly once, in order.  Lost or duplicated
+** notifications fail the group.  One process, one poll loop: the
+** clients' own cost is small against Prosody's.
+*/
+typedef struct t_lc {
+    int fd;
+    olpcidx *x;                 /* tokenizer and its buffers only */
+    int step;                   /* login: T_LC_* */
+    char user[24];
+    t_str out;                  /* bytes not yet written */
+    size_t outoff;
+    /* the stanza being read */
+    int ping, result, note, seqprop;
+    char kind;                  /* f features, s SASL success, x failure */
+    char id[16], from[64], pingid[64];
+    char seq[64];
+    size_t nseq;
+    /* what it knows */
+    long *last;                 /* per activity: the number last seen, or
+                                ** -1 not held */
+    unsigned long lost, dup, notes, answers;
+} t_lc;
+
+enum { T_LC_FEATURES1, T_LC_AUTH, T_LC_FEATURES2, T_LC_BIND, T_LC_READY,
+       T_LC_QUERIED, T_LC_FAILED };
+
+static struct {
+    t_lc *c;
+    size_t n, nact;
+    long *sent;                 /* per activity: the last number sent */
+    uint64_t t0;                /* time origin of the seq stamps */
+    uint32_t *lat;              /* notification latencies, ms */
+    size_t nlat, caplat;
+} t_ld;
+
+static void t_lc_queue(t_lc *c, const char *z)
+{
+    t_addf(&c->out, "%s", z);
+}
+
+/* Writes what it can without blocking. */
+static void t_lc_flush(t_lc *c)
+{
+    while (c->fd >= 0 && c->outoff < c->out.n) {
+        ssize_t k = write(c->fd, c->out.p + c->outoff, c->out.n - c->outoff);
+        if (k <= 0)
+            break;
+        c->outoff += (size_t)k;
+    }
+    if (c->outoff == c->out.n)
+        c->out.n = c->outoff = 0;
+}
+
+/* Whether attribute name has that value. */
+static int t_lc_is(const oi_xattr *a, size_t na, const char *name,
+                   const char *value)
+{
+    size_t i;
+    for (i = 0; i < na; i++)
+        if (oi_eq(a[i].name, name))
+            return oi_eq(a[i].value, value);
+    return 0;
+}
+
+static void t_lc_copy(char *dst, size_t cap, const oi_xattr *a, size_t na,
+                      const char *name)
+{
+    size_t i;
+    dst[0] = '\0';
+    for (i = 0; i < na; i++)
+        if (oi_eq(a[i].name, name)) {
+            size_t n = a[i].value.n < cap - 1 ? a[i].value.n : cap - 1;
+            memcpy(dst, a[i].value.p, n);
+            dst[n] = '\0';
+        }
+}
+
+static int t_lc_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
+                      size_t na)
+{
+    t_lc *c = (t_lc *)ud;
+    size_t depth = c->x->xml.depth;
+    if (depth == 2) {
+        c->ping = c->result = c->note = 0;
+        c->kind = oi_eq(name, "features") ? 'f' : oi_eq(name, "success")
+                  ? 's' : oi_eq(name, "failure") ? 'x' : 0;
+        c->nseq = 0;
+        t_lc_copy(c->id, sizeof c->id, a, na, "id");
+        t_lc_copy(c->from, sizeof c->from, a, na, "from");
+        if (oi_eq(name, "iq") && t_lc_is(a, na, "type", "result"))
+            c->result = 1;
+        else if (oi_eq(name, "message") && strcmp(c->from, T_COMP) == 0)
+            c->note = 1;
+    } else if (depth == 3 && oi_eq(ns, OI_NS_PING) && oi_eq(name, "ping")) {
+        c->ping = 1;
+        memcpy(c->pingid, c->id, sizeof c->id);
+    } else if (oi_eq(name, "property") && t_lc_is(a, na, "name", "seq")) {
+        c->seqprop = 1;
+        c->nseq = 0;
+    }
+    return 0;
+}
+
+static int t_lc_text(void *ud, const char *p, size_t n)
+{
+    t_lc *c = (t_lc *)ud;
+    if (c->seqprop && c->nseq + n < sizeof c->seq) {
+        memcpy(c->seq + c->nseq, p, n);
+        c->nseq += n;
+    }
+    return 0;
+}
+
+/* A seq value "activity:number:time" seen: in a query's answer (the
+** number the client starts from) or in a notification. */
+static void t_lc_seq(t_lc *c)
+{
+    unsigned long a, num, at;
+    c->seq[c->nseq] = '\0';
+    if (sscanf(c->seq, "%lu:%lu:%lu", &a, &num, &at) != 3 || a >= t_ld.nact)
+        return;
+    if (c->result && strcmp(c->id, "aq") == 0) {
+        c->last[a] = (long)num;
+        return;
+    }
+    if (!c->note)
+        return;
+    c->notes++;
+    if (c->last[a] < 0 || (long)num <= c->last[a]) {
+        c->dup++;                       /* not held, or seen before */
+        return;
+    }
+    c->lost += (unsigned long)((long)num - c->last[a] - 1);
+    c->last[a] = (long)num;
+    if (t_ld.nlat == t_ld.caplat) {
+        size_t cap = t_ld.caplat ? t_ld.caplat * 2 : 65536;
+        uint32_t *v = (uint32_t *)realloc(t_ld.lat, cap * sizeof *v);
+        if (!v)
+            return;
+        t_ld.lat = v;
+        t_ld.caplat = cap;
+    }
+    t_ld.lat[t_ld.nlat++] = (uint32_t)(t_now() - t_ld.t0 - at);
+}
+
+static int t_lc_end(void *ud)
+{
+    t_lc *c = (t_lc *)ud;
+    size_t depth = c->x->xml.depth;
+    char buf[256], plain[64], auth[128];
+    int k;
+    if (c->seqprop) {
+        t_lc_seq(c);
+        c->seqprop = 0;
+    }
+    if (depth != 1)
+        return 0;
+    if (c->kind == 'x') {
+        c->step = T_LC_FAILED;
+    } else if (c->kind == 'f' && c->step == T_LC_FEATURES1) {
+        k = snprintf(plain, sizeof plain, "%c%s%cpw-%s", 0, c->user, 0,
+                     c->user);
+        t_base64(plain, (size_t)k, auth);
+        snprintf(buf, sizeof buf, "<auth xmlns='urn:ietf:params:xml:ns:"
+                 "xmpp-sasl' mechanism='PLAIN'>%s</auth>", auth);
+        t_lc_queue(c, buf);
+        c->step = T_LC_AUTH;
+    } else if (c->kind == 's' && c->step == T_LC_AUTH) {
+        c->step = T_LC_FEATURES2;       /* a new stream after this one */
+        c->x->xml.pause = 1;
+    } else if (c->kind == 'f' && c->step == T_LC_FEATURES2) {
+        t_lc_queue(c, "<iq type='set' id='bind1'><bind xmlns='urn:ietf:"
+                   "params:xml:ns:xmpp-bind'><resource>xo</resource></bind>"
+                   "</iq>");
+        c->step = T_LC_BIND;
+    } else if (c->ping) {
+        snprintf(buf, sizeof buf, "<iq type='result' to='%s' id='%s'/>",
+                 c->from, c->pingid);
+        t_lc_queue(c, buf);
+    } else if (c->result && strcmp(c->id, "bind1") == 0) {
+        c->step = T_LC_READY;
+    } else if (c->result && strcmp(c->id, "aq") == 0) {
+        c->step = T_LC_QUERIED;
+    } else if (c->result && c->id[0] == 'b') {
+        c->answers++;
+    }
+    return 0;
+}
+
+static const oi_xml_handler t_lc_handler = {
+    t_lc_start, t_lc_end, t_lc_text
+};
+
+/* Reads what is there; 0, or -1 when the connection is gone. */
+static int t_lc_read(t_lc *c)
+{
+    char buf[16384];
+    ssize_t k = read(c->fd, buf, sizeof buf);
+    if (k <= 0)
+        return -1;
+    if (oi_xml_feed(&c->x->xml, buf, (size_t)k) != 0) {
+        printf("FAIL load client %s: bad XML: %s\n", c->user,
+               c->x->xml.err_msg);
+        return -1;
+    }
+    if (c->x->xml.pause) {              /* SASL success: a new stream */
+        oi_xml_reset(&c->x->xml);
+        t_lc_queue(c, "<stream:stream to='" T_DOMAIN "' xmlns='jabber:"
+                   "client' xmlns:stream='" OI_NS_STREAM "' version='1.0'>");
+    }
+    return 0;
+}
+
+static int t_lc_open(t_lc *c, const char *user)
+{
+    olpcidx_config cfg;
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    snprintf(c->user, sizeof c->user, "%s", user);
+    olpcidx_config_init(&cfg);
+    cfg.jid = "client.invalid";
+    cfg.secret = "";
+    if (olpcidx_new(&c->x, &cfg) != 0)
+        return -1;
+    c->x->xml.h = &t_lc_handler;
+    c->x->xml.ud = c;
+    c->last = (long *)malloc(t_ld.nact * sizeof *c->last);
+    c->fd = t_dial(t_c2s_port);
+    if (!c->last || c->fd < 0)
+        return -1;
+    memset(c->last, 0xff, t_ld.nact * sizeof *c->last);   /* -1 */
+    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+    t_lc_queue(c, "<?xml version='1.0'?><stream:stream to='" T_DOMAIN
+               "' xmlns='jabber:client' xmlns:stream='" OI_NS_STREAM
+               "' version='1.0'>");
+    return 0;
+}
+
+static void t_lc_close(t_lc *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    olpcidx_free(c->x);
+    free(c->last);
+    free(c->out.p);
+}
+
+/* Polls every client for up to ms: reads, answers, writes. */
+static void t_ld_poll(struct pollfd *pfd, int ms)
+{
+    size_t i;
+    for (i = 0; i < t_ld.n; i++) {
+        t_lc_flush(&t_ld.c[i]);
+        pfd[i].fd = t_ld.c[i].fd;
+        pfd[i].events = (short)(POLLIN | (t_ld.c[i].out.n ? POLLOUT : 0));
+        pfd[i].revents = 0;
+    }
+    if (poll(pfd, (nfds_t)t_ld.n, ms) <= 0)
+        return;
+    for (i = 0; i < t_ld.n; i++) {
+        t_lc *c = &t_ld.c[i];
+        if ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+            && c->fd >= 0 && t_lc_read(c) != 0) {
+            close(c->fd);
+            c->fd = -1;
+            c->step = T_LC_FAILED;
+        }
+        if (pfd[i].revents & POLLOUT)
+            t_lc_flush(c);
+    }
+}
+
+/* Polls until every client has reached step (or failed), at most ms;
+** returns how many did. */
+static size_t t_ld_until(struct pollfd *pfd, int step, int ms)
+{
+    uint64_t end = t_now() + (uint64_t)ms;
+    size_t i, k;
+    do {
+        t_ld_poll(pfd, 20);
+        for (i = k = 0; i < t_ld.n; i++)
+            k += t_ld.c[i].step == step;
+    } while (k < t_ld.n && t_now() < end);
+    return k;
+}
+
+/* CPU seconds (user and system) of pid so far, from /proc/PID/stat. */
+static double t_cpu(pid_t pid)
+{
+    char path[64], *p, *s;
+    size_t n;
+    unsigned long ut = 0, st = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    s = t_readfile(path, &n);
+    if (!s)
+        return 0;
+    p = strrchr(s, ')');                /* after the command name */
+    if (p)
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st);
+    free(s);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Peak resident memory of pid, kB (VmHWM). */
+static unsigned long t_hwm(pid_t pid)
+{
+    char path[64], *s, *p;
+    size_t n;
+    unsigned long kb = 0;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    s = t_readfile(path, &n);
+    if (s && (p = strstr(s, "VmHWM:")) != NULL)
+        sscanf(p + 6, "%lu", &kb);
+    free(s);
+    return kb;
+}
+
+static int t_cmpu32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static long t_env_long(const char *name, long def)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+/* One phase at rate changes a second for secs seconds, then the drain. */
+static void t_ld_phase(struct pollfd *pfd, pid_t comp, long rate, long secs)
+{
+    uint64_t start = t_now(), end = start + (uint64_t)secs * 1000, now,
+             next = start, last_note = start, done;
+    unsigned long changes = 0, queries = 0, notes0 = 0, notes = 0, lost = 0,
+                  dup = 0, answers0 = 0, answers = 0, want = 0;
+    double cpu_o = t_cpu(comp), cpu_p = t_cpu(t_server), wall;
+    size_t i, a, turn = 0, q = 0;
+    char buf[512];
+    t_ld.nlat = 0;
+    for (i = 0; i < t_ld.n; i++) {
+        notes0 += t_ld.c[i].notes;
+        answers0 += t_ld.c[i].answers;
+    }
+    while ((now = t_now()) < end) {
+        /* the changes due by now, announcers in turn */
+        while (next <= now) {
+            a = turn++ % t_ld.nact;
+            t_ld.sent[a]++;
+            snprintf(buf, sizeof buf, "<message to='" T_COMP "'><properties "
+                     "xmlns='" OI_NS_APROPS "' activity='load%lu'><property "
+                     "type='str' name='type'>Load</property><property "
+                     "type='str' name='seq'>%lu:%ld:%lu</property>"
+                     "</properties></message>", (unsigned long)a,
+                     (unsigned long)a, t_ld.sent[a],
+                     (unsigned long)(now - t_ld.t0));
+            t_lc_queue(&t_ld.c[a], buf);
+            changes++;
+            next = start + (changes * 1000) / (unsigned long)rate;
+        }
+        /* each client's buddy query every 5 s, spread */
+        while (q < (size_t)((now - start) * t_ld.n / 5000)) {
+            t_lc *c = &t_ld.c[q % t_ld.n];
+            snprintf(buf, sizeof buf, "<iq type='get' id='b%lu' to='" T_COMP
+                     "'><query xmlns='" OI_NS_BUDDY "'><buddy/></query></iq>",
+                     (unsigned long)q);
+            t_lc_queue(c, buf);
+            q++;
+            queries++;
+        }
+        t_ld_poll(pfd, next > now ? (int)(next - now) : 0);
+    }
+    /* every client but the announcer is to hear of every change */
+    want = (unsigned long)(changes * (t_ld.n - 1));
+    done = t_now() + 180000;
+    for (;;) {
+        unsigned long missing = 0, seen = 0;
+        t_ld_poll(pfd, 100);
+        for (i = 0; i < t_ld.n; i++) {
+            seen += t_ld.c[i].notes;
+            for (a = 0; a < t_ld.nact; a++)
+                if (i != a && t_ld.c[i].last[a] >= 0
+                    && t_ld.c[i].last[a] < t_ld.sent[a])
+                    missing++;
+        }
+        if (seen != notes) {
+            notes = seen;
+            last_note = t_now();
+        }
+        if (missing == 0 || t_now() > done
+            || t_now() - last_note > 30000)
+            break;
+    }
+    wall = (double)(t_now() - start) / 1000.0;
+    notes = 0;
+    for (i = 0; i < t_ld.n; i++) {
+        t_lc *c = &t_ld.c[i];
+        notes += c->notes;
+        answers += c->answers;
+        for (a = 0; a < t_ld.nact; a++)
+            if (i != a && c->last[a] >= 0 && c->last[a] < t_ld.sent[a]) {
+                c->lost += (unsigned long)(t_ld.sent[a] - c->last[a]);
+                c->last[a] = t_ld.sent[a];
+            }
+        lost += c->lost;
+        dup += c->dup;
+        c->lost = c->dup = 0;
+    }
+    notes -= notes0;
+    answers -= answers0;
+    qsort(t_ld.lat, t_ld.nlat, sizeof *t_ld.lat, t_cmpu32);
+    printf("load: %ld changes/s for %ld s to %lu clients (%lu activities):"
+           " %.1f s to drain\n", rate, secs, (unsigned long)t_ld.n,
+           (unsigned long)t_ld.nact, wall - (double)secs);
+    printf("load:   stanzas through Prosody %.0f/s (%lu changes, %lu "
+           "queries, %lu answers, %lu notifications)\n",
+           (double)(changes + queries + answers + notes) / wall, changes,
+           queries, answers, notes);
+    printf("load:   notification latency p50 %lu ms, p99 %lu ms, max %lu ms\n",
+           t_ld.nlat ? (unsigned long)t_ld.lat[t_ld.nlat / 2] : 0,
+           t_ld.nlat ? (unsigned long)t_ld.lat[t_ld.nlat * 99 / 100] : 0,
+           t_ld.nlat ? (unsigned long)t_ld.lat[t_ld.nlat - 1] : 0);
+    printf("load:   CPU olpcidx %.1f%%, Prosody %.1f%% (of one core); peak "
+           "RSS olpcidx %lu kB, Prosody %lu kB\n",
+           100.0 * (t_cpu(comp) - cpu_o) / wall,
+           100.0 * (t_cpu(t_server) - cpu_p) / wall, t_hwm(comp),
+           t_hwm(t_server));
+    printf("load:   lost %lu, duplicated %lu, of %lu due\n", lost, dup,
+           want);
+    CHECK(lost == 0);
+    CHECK(dup == 0);
+    CHECK(notes > 0);
+}
+
+static void t_load(void)
+{
+    long n = t_env_long("OLPCIDX_LOAD_CLIENTS", 500);
+    long secs = t_env_long("OLPCIDX_LOAD_SECONDS", 60);
+    const char *rates = getenv("OLPCIDX_LOAD_RATES");
+    struct rlimit rl;
+    struct pollfd *pfd;
+    char path[256], user[24], log[256];
+    pid_t comp;
+    size_t i, k;
+    if (!rates || !*rates)
+        rates = "4,12";
+    if (n < 2 || n > 5000 || secs < 1 || secs > 600) {
+        printf("FAIL load: OLPCIDX_LOAD_CLIENTS 2..5000, "
+               "OLPCIDX_LOAD_SECONDS 1..600\n");
+        t_failed++;
+        return;
+    }
+    /* a socket a client here, one in Prosody, and their files */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (!t_env_up())
+        return;
+    t_path(path, sizeof path, "data/jabber%2etest/accounts");
+    for (i = 0; i < (size_t)n; i++) {
+        snprintf(user, sizeof user, "ld%lu", (unsigned long)i);
+        t_account(path, user);
+    }
+    t_live_down();                      /* the component's name is ours */
+    t_write_config("info", 65536);
+    comp = t_olpcidx_start(NULL, NULL, "olpcidx-load.log");
+    t_path(log, sizeof log, "olpcidx-load.log");
+    if (!CHECK(t_wait_log(log, "online as " T_COMP, 1, 10000)))
+        return;
+    memset(&t_ld, 0, sizeof t_ld);
+    t_ld.n = (size_t)n;
+    t_ld.nact = t_ld.n / 10 < 1 ? 1 : t_ld.n / 10 > 50 ? 50 : t_ld.n / 10;
+    t_ld.c = (t_lc *)calloc(t_ld.n, sizeof *t_ld.c);
+    t_ld.sent = (long *)calloc(t_ld.nact, sizeof *t_ld.sent);
+    pfd = (struct pollfd *)calloc(t_ld.n, sizeof *pfd);
+    t_ld.t0 = t_now();
+    if (!CHECK(t_ld.c && t_ld.sent && pfd))
+        return;
+    for (i = 0; i < t_ld.n; i++)
+        t_ld.c[i].fd = -1;
+    for (i = 0; i < t_ld.n; i++) {
+        snprintf(user, sizeof user, "ld%lu", (unsigned long)i);
+        if (t_lc_open(&t_ld.c[i], user) != 0)
+            t_ld.c[i].step = T_LC_FAILED;
+        if (i % 50 == 49)               /* logins in batches */
+            t_ld_until(pfd, T_LC_READY, 0);
+    }
+    k = t_ld_until(pfd, T_LC_READY, 60000);
+    printf("load: %lu of %ld clients logged in\n", (unsigned long)k, n);
+    if (!CHECK(k == t_ld.n))
+        goto out;
+    /* the activities, then everyone's query of them */
+    for (i = 0; i < t_ld.nact; i++) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "<message to='" T_COMP "'><properties "
+                 "xmlns='" OI_NS_APROPS "' activity='load%lu'><property "
+                 "type='str' name='type'>Load</property><property type='str' "
+                 "name='seq'>%lu:0:0</property></properties></message>",
+                 (unsigned long)i, (unsigned long)i);
+        t_lc_queue(&t_ld.c[i], buf);
+    }
+    t_ld_until(pfd, -1, 2000);          /* 2 s for them to land */
+    for (i = 0; i < t_ld.n; i++)
+        t_lc_queue(&t_ld.c[i], "<iq type='get' id='aq' to='" T_COMP "'>"
+                   "<query xmlns='" OI_NS_ACT "'><activity/><set xmlns='"
+                   OI_NS_RSM "'><max>100</max></set></query></iq>");
+    k = t_ld_until(pfd, T_LC_QUERIED, 60000);
+    printf("load: %lu of %lu clients hold the %lu activities\n",
+           (unsigned long)k, (unsigned long)t_ld.n, (unsigned long)t_ld.nact);
+    for (i = 0; i < t_ld.n; i++)
+        for (k = 0; k < t_ld.nact; k++)
+            if (i != k && !CHECK(t_ld.c[i].last[k] == 0)) {
+                printf("  client %lu: activity %lu at %ld\n",
+                       (unsigned long)i, (unsigned long)k, t_ld.c[i].last[k]);
+                goto out;
+            }
+    for (;;) {
+        long rate = strtol(rates, (char **)&rates, 10);
+        if (rate > 0)
+            t_ld_phase(pfd, comp, rate, secs);
+        if (*rates != ',')
+            break;
+        rates++;
+    }
+    k = (size_t)t_file_count(log, "dropped");
+    printf("load: olpcidx logged %lu drops\n", (unsigned long)k);
+    CHECK(k == 0);
+out:
+    for (i = 0; i < t_ld.n; i++)
+        t_lc_close(&t_ld.c[i]);
+    free(t_ld.c);
+    free(t_ld.sent);
+    free(t_ld.lat);
+    free(pfd);
+    t_stop(comp, SIGTERM);
+}
+
 /* ==== D. Demo (make demo) =============================================== */
 
 /* make demo: the same scene, with the exchanges printed. */
@@ -6698,11 +7261,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 ** usage talk to it through a private Prosody (started for the first of
 ** them, stopped after the last).
 */
-enum { T_OFFLINE, T_INTEROP };
+enum { T_OFFLINE, T_INTEROP, T_LOAD };
 
 static const struct t_group {
     const char *name;
-    int kind;                           /* T_OFFLINE or T_INTEROP */
+    int kind;                           /* T_OFFLINE, T_INTEROP, or T_LOAD:
+                                        ** run only when named */
     void (*run)(void);
     const char *what;
 } t_groups[] = {
@@ -6774,7 +7338,9 @@ static const struct t_group {
     { "state", T_INTEROP, t_state_dir,
       "the state directory: created, locked, refused, repaired" },
     { "crash", T_INTEROP, t_crashes,
-      "kill -9 at random: nothing acknowledged is lost" }
+      "kill -9 at random: nothing acknowledged is lost" },
+    { "load", T_LOAD, t_load,
+      "make loadtest: N c2s clients query, announce, watch; measured" }
 };
 
 #define T_NGROUPS (sizeof t_groups / sizeof t_groups[0])
@@ -6784,7 +7350,8 @@ static void t_list_groups(void)
     size_t i;
     for (i = 0; i < T_NGROUPS; i++)
         printf("%-13s %-8s %s\n", t_groups[i].name,
-               t_groups[i].kind == T_OFFLINE ? "offline" : "interop",
+               t_groups[i].kind == T_OFFLINE ? "offline"
+               : t_groups[i].kind == T_LOAD ? "load" : "interop",
                t_groups[i].what);
 }
 
@@ -6806,7 +7373,8 @@ int main(int argc, char **argv)
     /* the groups named, or all (the offline ones only under
     ** OLPCIDX_TEST_OFFLINE) */
     for (i = 0; i < T_NGROUPS; i++)
-        run[i] = argc < 2 && (t_groups[i].kind == T_OFFLINE || !offline);
+        run[i] = argc < 2 && (t_groups[i].kind == T_OFFLINE
+                              || (!offline && t_groups[i].kind == T_INTEROP));
     for (j = 1; j < (size_t)argc; j++) {
         for (i = 0; i < T_NGROUPS && strcmp(argv[j], t_groups[i].name); i++)
             ;
