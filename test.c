@@ -6885,7 +6885,8 @@ static void t_ld_phase(struct pollfd *pfd, pid_t comp, long rate, long secs)
              next = start, last_note = start, done;
     unsigned long changes = 0, queries = 0, notes0 = 0, notes = 0, lost = 0,
                   dup = 0, answers0 = 0, answers = 0, want = 0;
-    double cpu_o = t_cpu(comp), cpu_p = t_cpu(t_server), wall;
+    double cpu_o = t_cpu(comp), cpu_p = t_cpu(t_server),
+           cpu_d = t_cpu(getpid()), wall;
     size_t i, a, turn = 0, q = 0;
     char buf[512];
     t_ld.nlat = 0;
@@ -6971,10 +6972,11 @@ static void t_ld_phase(struct pollfd *pfd, pid_t comp, long rate, long secs)
            t_ld.nlat ? (unsigned long)t_ld.lat[t_ld.nlat / 2] : 0,
            t_ld.nlat ? (unsigned long)t_ld.lat[t_ld.nlat * 99 / 100] : 0,
            t_ld.nlat ? (unsigned long)t_ld.lat[t_ld.nlat - 1] : 0);
-    printf("load:   CPU olpcidx %.1f%%, Prosody %.1f%% (of one core); peak "
-           "RSS olpcidx %lu kB, Prosody %lu kB\n",
+    printf("load:   CPU olpcidx %.1f%%, Prosody %.1f%%, these clients %.1f%% "
+           "(of one core); peak RSS olpcidx %lu kB, Prosody %lu kB\n",
            100.0 * (t_cpu(comp) - cpu_o) / wall,
-           100.0 * (t_cpu(t_server) - cpu_p) / wall, t_hwm(comp),
+           100.0 * (t_cpu(t_server) - cpu_p) / wall,
+           100.0 * (t_cpu(getpid()) - cpu_d) / wall, t_hwm(comp),
            t_hwm(t_server));
     printf("load:   lost %lu, duplicated %lu, of %lu due\n", lost, dup,
            want);
