@@ -3920,12 +3920,15 @@ static void oi_pend_free(olpcidx *x, oi_pend *p)
     oi_free(&x->mem, p, p->size);
 }
 
-/* Whether the output queue holds more than half of max-output: no more
-** watchers are handed events, no more input is parsed, until
-** olpcidx_sent() has taken it below (PROTOCOL.md 8.4). */
+/* Whether the output is busy: the queue holds more than half of
+** max-output, or, online, events wait to be handed out.  No input is
+** parsed meanwhile (PROTOCOL.md 8.4).  Before the handshake of a new
+** connection waiting events do not count: they go out once it is
+** online, which takes parsing the server's answer. */
 static int oi_out_busy(const olpcidx *x)
 {
-    return x->out.n - x->head > x->cfg.max_output / 2 || x->fq != NULL;
+    return x->out.n - x->head > x->cfg.max_output / 2
+           || (x->fq != NULL && x->state == OI_S_ONLINE);
 }
 
 /* Hands waiting events to their watchers while the output queue has
@@ -3965,9 +3968,8 @@ static void oi_fan_pump(olpcidx *x, int top)
 static void oi_fq_clear(olpcidx *x, const char *why)
 {
     if (why && x->fq_left)
-        oi_log(x, OLPCIDX_LOG_WARN, "%lu watchers not told of %s events: %s",
-               (unsigned long)x->fq_left, x->fq->next ? "waiting" : "an",
-               why);
+        oi_log(x, OLPCIDX_LOG_WARN, "%lu watchers not told of waiting "
+               "events: %s", (unsigned long)x->fq_left, why);
     while (x->fq) {
         oi_pend *p = x->fq;
         x->fq = p->next;

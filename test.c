@@ -1032,7 +1032,7 @@ static void t_backpressure(void)
     const void *p;
     size_t n;
     uint64_t now = 0;
-    int i;
+    int i, lost;
     char *big;
     memset(&t, 0, sizeof t);
     t_core_config(&c, &t);
@@ -1117,6 +1117,42 @@ static void t_backpressure(void)
     CHECK(t_count(t.out.p, "id='some'") == 1);
     CHECK(t_count(t.out.p, "<activity id='act04'") == 1);
     CHECK(t_count(t.out.p, "act05") == 0);
+    /* events still waiting when the connection is lost go out on the
+    ** next one, once it is online (what was queued is lost with the
+    ** connection) */
+    for (i = 0; i < 300; i++) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "<iq type='get' id='w' from='w%d@jabber."
+                 "test/x'" T_TO "><query xmlns='" OI_NS_ACT "'><activity/>"
+                 "</query></iq>", i);
+        t_send(&t, now + 4, msg);
+    }
+    t.out.n = 0;
+    {
+        static const char change[] = "<message from='u0@jabber.test/x'"
+            T_TO "><properties xmlns='" OI_NS_APROPS "' activity='act00'>"
+            "<property type='str' name='type'>Else</property></properties>"
+            "</message>";
+        CHECK(olpcidx_feed(t.x, change, sizeof change - 1) == 0);
+    }
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.waiting > 200 && !olpcidx_wants_input(t.x));
+    n = olpcidx_pending(t.x, &p);
+    t_add(&t.out, p, n);
+    t_add(&t.out, "", 1);
+    lost = t_count(t.out.p, ">Else<");
+    CHECK(lost > 0);
+    t.out.n = 0;
+    now += 10;
+    CHECK(olpcidx_connect(t.x, now) == 0);
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.waiting > 200 && s.queued < 200);   /* only the header */
+    CHECK(olpcidx_wants_input(t.x));
+    CHECK(olpcidx_feed(t.x, hdr, sizeof hdr - 1) == 0);
+    CHECK(olpcidx_online(t.x));
+    t_trickle(&t, &now, 300, 1, NULL);
+    CHECK(t_count(t.out.p, ">Else<") == 301 - lost);   /* and q's */
+    CHECK(s.waiting == (unsigned long long)(301 - lost));
     olpcidx_free(t.x);
     free(t.log.p);
     free(t.out.p);
