@@ -9,6 +9,11 @@
 #                   including interop against private Prosody and ejabberd
 #                   (plain and TLS)
 #   make test-offline   the tests that need no server
+#   make loadtest   LOAD_CLIENTS c2s clients (500) through a private Prosody
+#                   for LOAD_SECONDS (60) at each of LOAD_RATES changes a
+#                   second (4,12: one Prosody carries here, one it cannot):
+#                   stanzas/s, notification latency, CPU, peak RSS, lost
+#                   and duplicated notifications (loopback; stops by itself)
 #   make bench      tokenizer and core throughput, next to expat/libxml2
 #   make bench-instr    the tokenizer's instructions per byte (callgrind),
 #                   here and for the XO-1's i586
@@ -175,6 +180,13 @@ bench-instr: olpcidx-bench
 	          else {print "bench-instr: " t ": no count (valgrind failed?)"; exit 1}}' \
 	    || exit 1; \
 	done
+
+LOAD_CLIENTS ?= 500
+LOAD_SECONDS ?= 60
+LOAD_RATES   ?= 4,12
+loadtest: olpcidx olpcidx-test
+	OLPCIDX_LOAD_CLIENTS=$(LOAD_CLIENTS) OLPCIDX_LOAD_SECONDS=$(LOAD_SECONDS) \
+	  OLPCIDX_LOAD_RATES=$(LOAD_RATES) ./olpcidx-test load
 
 demo: olpcidx olpcidx-test
 	@command -v prosody >/dev/null 2>&1 || { \
@@ -452,6 +464,7 @@ clean:
 	  rm -f olpcidx-$$t olpcidx-test-$$t olpcidx-test-$$t.log; done
 	rm -rf fuzz-corpus olpcidx-deb olpcidx_*.deb sanitize-logs valgrind-logs
 
-.PHONY: FORCE all lib strict test test-offline bench bench-instr demo sanitize \
+.PHONY: FORCE all lib strict test test-offline loadtest bench bench-instr demo \
+  sanitize \
   valgrind fuzz \
   cross cross-one xo1 size install uninstall deb clean

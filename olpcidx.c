@@ -1456,7 +1456,11 @@ static long oi_prop_canon(int t, oi_str v, char *out)
 **
 ** Events go to three callbacks (oi_xml_handler); every pointer they get
 ** is valid only during the call.  A callback returning non-zero stops
-** the tokenizer with that code, which is then sticky.
+** the tokenizer with that code, which is then sticky.  A callback may
+** instead set x->pause: oi_xml_feed then returns 0 before the next byte,
+** and the caller keeps the bytes after x->off for a later feed, once it
+** has cleared x->pause (how the component holds back input while its
+** output is full, section 17).
 **
 ** Limits, checked where the counters grow: element depth (the stream
 ** root counts), attributes per element, bytes of a name, bytes of one
@@ -1550,6 +1554,9 @@ typedef struct oi_xml {
                                 ** default namespace, 0 if none */
     oi_buf nsstr;               /* their prefixes and names */
     oi_buf attrs;               /* oi_xattr[] handed to start() */
+    int pause;                  /* set by the consumer: stop before the
+                                ** next byte; oi_xml_feed returns 0 and
+                                ** off says how far it got */
 } oi_xml;
 
 /* Applies limits; buffers keep what they hold and obey the new bounds
@@ -1600,6 +1607,7 @@ static void oi_xml_reset(oi_xml *x)
     x->nref = 0;
     x->brackets = 0;
     x->kw = x->cr = 0;
+    x->pause = 0;
 }
 
 static void oi_xml_release(oi_xml *x)
@@ -2371,7 +2379,7 @@ static int oi_xml_feed(oi_xml *x, const char *buf, size_t n)
     if (x->err)
         return x->err;
     full = oi_xml_lim(x, b, end, base);
-    while (p < end) {
+    while (p < end && !x->pause) {
         if (OI_FULL())
             return oi_xml_toobig(x);
         switch (x->state) {
@@ -2875,6 +2883,7 @@ struct olpcidx {
     oi_buf out;                 /* output queue: [head, n) unsent */
     size_t head;
     int oerr;                   /* first error while writing a stanza */
+    int result_full;            /* an iq result did not fit the queue */
     uint64_t last_out;          /* last byte queued */
     unsigned long long nin, nout;       /* stanzas in (16) and out */
     /* 8: the index */
@@ -2898,6 +2907,8 @@ struct olpcidx {
     size_t nopenable[2];        /* watchers of kinds that may be open */
     unsigned long event;        /* events raised so far */
     oi_str cause;               /* full JID whose stanza is being handled */
+    struct oi_pend *fq, *fq_last;       /* events still to hand out, */
+    size_t fq_left;             /* oldest first, and their watchers */
     /* 10: persistence */
     oi_buf rec;                 /* journal records being written */
     size_t rec_start;           /* where the current record starts */
@@ -2918,6 +2929,8 @@ struct olpcidx {
     uint64_t last_in;           /* last byte received */
     int ping_out;               /* a keepalive ping awaits any byte */
     unsigned long nping;
+    oi_buf held;                /* bytes fed, not parsed while input is
+                                ** held back (section 17) */
     int (*on_stanza)(olpcidx *x, const oi_node *st);  /* set by 17:  */
     void (*on_online)(olpcidx *x);      /* the dispatcher, and the
                                         ** Gadget dialect's start */
@@ -2928,6 +2941,9 @@ struct olpcidx {
     oi_str admins;              /* admin bare JIDs, space-separated */
     unsigned long cmd_seq;      /* ad-hoc command sessions so far */
     uint64_t live_at;           /* last liveness sweep */
+    uint64_t blocked_ms;        /* time input was held back, in total */
+    uint64_t tick_at;           /* the last tick, and whether input was */
+    int tick_blocked;           /* held back then */
     char twin_cur[128];         /* stream ids of this connection's self- */
     char twin_prev[128];        /* check pings and of the one before */
     unsigned twin_seen;         /* probes that came back as requests */
@@ -3240,6 +3256,9 @@ static int oi_out_commit(olpcidx *x, size_t mark, const char *what)
     int rc = x->oerr;
     x->oerr = 0;
     if (rc) {
+        if (rc == OLPCIDX_EFULL && x->out.n - mark > 17
+            && memcmp(x->out.p + mark, "<iq type='result'", 17) == 0)
+            x->result_full = 1;         /* answered otherwise (16) */
         x->out.n = mark;
         oi_log(x, OLPCIDX_LOG_WARN, "dropped %s: %s", what,
                olpcidx_strerror(rc));
@@ -3607,6 +3626,10 @@ typedef struct oi_item {
     oi_str uid;                 /* bytes right after the containing struct */
     oi_pset props;
     oi_vec watch;               /* oi_watch * holding it */
+    unsigned pins;              /* events not yet handed to all their
+                                ** watchers that name it (section 9) */
+    int doomed;                 /* forgotten while pinned: freed at the
+                                ** last unpin */
 } oi_item;
 
 enum { OI_K_ACT, OI_K_BUDDY };  /* what a watcher's items are */
@@ -3675,6 +3698,7 @@ typedef struct oi_buddy {
     char *nick;                 /* oi_lstr: its PEP nick, or NULL */
     uint64_t seen;              /* when, in ms */
     uint64_t ping_at;           /* idle ping sent then; 0: none */
+    uint64_t ping_blocked;      /* x->blocked_ms then (section 13) */
     uint32_t alias_at;          /* its entry in the alias index + 1, or 0 */
     unsigned char restored;     /* from storage: to be pinged at once */
     unsigned char roster;       /* OI_ROSTER_*: publishing (PROTOCOL.md
@@ -4080,7 +4104,8 @@ static long oi_alias_find(olpcidx *x, const char *needle, size_t n,
     return (long)k;
 }
 
-/* Forgets a buddy that holds nothing any more. */
+/* Forgets a buddy that holds nothing any more; one that an event still
+** to be handed out names keeps its memory until then (section 9). */
 static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
 {
     if (b->it.props.n || b->cur || b->acts.n || b->roster || b->nick)
@@ -4091,7 +4116,10 @@ static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
     oi_map_del(&x->buddies, b->it.uid);
     oi_svec_free(&x->mem, &b->acts);
     oi_lstr_free(&x->mem, b->last);
-    oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
+    b->last = NULL;
+    b->it.doomed = 1;
+    if (!b->it.pins)
+        oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
 }
 
 static oi_act *oi_act_find(olpcidx *x, oi_str id, oi_str room)
@@ -4147,8 +4175,17 @@ static int oi_act_set_props(olpcidx *x, oi_act *a, const oi_props *ps)
     return OLPCIDX_OK;
 }
 
+/* The memory of a forgotten activity (its properties went with its
+** posting lists). */
+static void oi_act_release(olpcidx *x, oi_act *a)
+{
+    oi_free(&x->mem, a, sizeof *a + a->it.uid.n + a->room.n);
+}
+
 /* Forgets an activity: out of the maps and the posting lists, and out of
-** its participants' lists. */
+** its participants' lists.  One that an event still to be handed out
+** names (pinned, section 9) keeps its memory, its id and room (not its
+** properties), until that event is through. */
 static void oi_act_free(olpcidx *x, oi_act *a)
 {
     size_t i;
@@ -4165,7 +4202,9 @@ static void oi_act_free(olpcidx *x, oi_act *a)
     oi_unwatch(&x->mem, &a->it);
     oi_svec_free(&x->mem, &a->parts);
     oi_svec_free(&x->mem, &a->here);
-    oi_free(&x->mem, a, sizeof *a + a->it.uid.n + a->room.n);
+    a->it.doomed = 1;
+    if (!a->it.pins)
+        oi_act_release(x, a);
 }
 
 /* Makes b a participant of a (nothing if it is one already). */
@@ -4440,10 +4479,60 @@ static int oi_watch_reserve(olpcidx *x, int items)
     return oi_vec_reserve(&x->mem, o, x->nopenable[items] + 1 - o->n);
 }
 
+/*
+** Events still to be handed out: the fan-out queue (PROTOCOL.md 8.4).
+** An event is handed to its watchers one at a time, oldest event first,
+** while the output queue holds at most half of max-output
+** (oi_fan_pump); the rest waits until olpcidx_sent() has made room, and
+** input is held back meanwhile (section 17), so that no notification is
+** dropped because the queue is full, and the queue never holds more
+** than half of max-output plus what one watcher is told of one event.
+** A waiting event keeps the list of the watchers it reaches, as they
+** were when it was raised (a pointer each: never more than the watchers
+** that exist), and pins the items it names: one forgotten meanwhile
+** keeps its memory until the event is through (section 8).  A watcher
+** freed meanwhile is taken off the lists.  What a watcher is told is
+** written when it is handed the event, from the items as they are then;
+** meanwhile only the rest of the stanza that raised it and the timers
+** run, never another stanza.
+*/
+typedef struct oi_fan {
+    oi_watch *w;                /* NULL: freed since */
+    int offer;                  /* offered the item (else told of it) */
+} oi_fan;
+
+typedef struct oi_pend {
+    struct oi_pend *next;
+    oi_event ev;                /* its cause points into the block */
+    size_t n, i;                /* its watchers, and the next to hand it */
+    size_t size;                /* bytes of the block: this, oi_fan[n],
+                                ** the cause */
+} oi_pend;
+
+static oi_fan *oi_pend_fans(oi_pend *p)
+{
+    return (oi_fan *)(void *)((char *)p + OI_ALIGN_UP(sizeof *p));
+}
+
+/* Watcher w is being freed: no waiting event is handed to it. */
+static void oi_fq_forget(olpcidx *x, const oi_watch *w)
+{
+    oi_pend *p;
+    size_t i;
+    for (p = x->fq; p; p = p->next) {
+        oi_fan *f = oi_pend_fans(p);
+        for (i = p->i; i < p->n; i++)
+            if (f[i].w == w)
+                f[i].w = NULL;
+    }
+}
+
 /* Empties watcher w and frees it. */
 static void oi_watch_free(olpcidx *x, oi_watch *w)
 {
     oi_watch **p = &w->owner->watches;
+    if (x->fq)
+        oi_fq_forget(x, w);
     while (*p != w)
         p = &(*p)->next;
     *p = w->next;
@@ -4457,14 +4546,16 @@ static void oi_watch_free(olpcidx *x, oi_watch *w)
 }
 
 /* Forgets what the client no longer needs: watchers that are empty (of
-** the kinds that do not live empty), and the client itself once it has
-** no watcher, no presence and a full rate bucket. */
+** the kinds that do not live empty) and wait for no event (an emptied
+** result set is still told that its activity closed), and the client
+** itself once it has no watcher, no presence and a full rate bucket. */
 static void oi_client_trim(olpcidx *x, oi_client *c)
 {
     oi_watch *w = c->watches, *next;
     for (; w; w = next) {
         next = w->next;
-        if (w->members.n == 0 && !w->kind->lives_empty)
+        if (w->members.n == 0 && !w->kind->lives_empty
+            && !(x->fq && w->stamp >= x->fq->ev.seq))
             oi_watch_free(x, w);
     }
     oi_client_refill(x, c);
@@ -4532,35 +4623,174 @@ static void oi_fan_out(olpcidx *x, const oi_vec *ws, const oi_event *ev,
     }
 }
 
+/* The k-th list of watchers event ev reaches, in the order they are
+** handed it, or NULL after the last; *offer: whether that list's
+** watchers are offered the item rather than told.  An activity's
+** watchers, then the open ones of activities; a buddy's, then the open
+** ones of buddies, then the watchers of each of its public activities
+** (PROTOCOL.md 2.3). */
+static const oi_vec *oi_ev_list(olpcidx *x, const oi_event *ev, size_t k,
+                                int *offer)
+{
+    static const oi_vec none = { NULL, 0, 0 };
+    const oi_buddy *b = ev->buddy;
+    const oi_act *in;
+    *offer = k == 1;
+    if (ev->act) {
+        if (k == 0)
+            return &ev->act->it.watch;
+        return k == 1 && ev->type != OI_EV_CLOSED ? &x->open[OI_K_ACT]
+                                                  : NULL;
+    }
+    if (k == 0)
+        return &b->it.watch;
+    if (ev->type == OI_EV_BUDDY_GONE)
+        return NULL;
+    if (k == 1)
+        return ev->type != OI_EV_BUDDY_CUR ? &x->open[OI_K_BUDDY] : &none;
+    if (ev->type == OI_EV_BUDDY_NICK || ev->type == OI_EV_BUDDY_COMES
+        || k - 2 >= b->acts.n)
+        return NULL;                    /* not about its activities */
+    in = (const oi_act *)oi_svec_cv(&b->acts)[k - 2];
+    return oi_act_private(in) ? &none : &in->it.watch;
+}
+
+/* An event is through: its items are unpinned (and freed, if they were
+** forgotten meanwhile), its block freed. */
+static void oi_pend_free(olpcidx *x, oi_pend *p)
+{
+    oi_act *a = (oi_act *)(size_t)p->ev.act;
+    oi_buddy *b = (oi_buddy *)(size_t)p->ev.buddy;
+    x->fq_left -= p->n - p->i;
+    if (a && --a->it.pins == 0 && a->it.doomed)
+        oi_act_release(x, a);
+    if (b && --b->it.pins == 0 && b->it.doomed)
+        oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
+    oi_free(&x->mem, p, p->size);
+}
+
+/* Whether the output is busy: the queue holds more than half of
+** max-output, or, online, events wait to be handed out.  No input is
+** parsed meanwhile (PROTOCOL.md 8.4).  Before the handshake of a new
+** connection waiting events do not count: they go out once it is
+** online, which takes parsing the server's answer. */
+static int oi_out_busy(const olpcidx *x)
+{
+    return x->out.n - x->head > x->cfg.max_output / 2
+           || (x->fq != NULL && x->state == OI_S_ONLINE);
+}
+
+/* Hands waiting events to their watchers while the output queue has
+** room, online only (notifications are stanzas).  top: called between
+** stanzas (olpcidx_sent, olpcidx_tick), when the stanza arena may be
+** emptied after each watcher. */
+static void oi_fan_pump(olpcidx *x, int top)
+{
+    oi_pend *p;
+    while ((p = x->fq) != NULL) {
+        oi_fan *f = oi_pend_fans(p);
+        while (p->i < p->n) {
+            oi_fan one = f[p->i];
+            if (x->state != OI_S_ONLINE
+                || x->out.n - x->head > x->cfg.max_output / 2)
+                return;
+            p->i++;
+            x->fq_left--;
+            if (!one.w)
+                continue;
+            if (one.offer)
+                one.w->kind->offer(x, one.w, &p->ev);
+            else
+                one.w->kind->render(x, one.w, &p->ev);
+            if (top && !x->root)
+                oi_arena_reset(&x->mem, &x->arena, 1);
+        }
+        x->fq = p->next;
+        if (!x->fq)
+            x->fq_last = NULL;
+        oi_pend_free(x, p);
+    }
+}
+
+/* Forgets every waiting event (the stream is closing, or the handle is
+** freed); says how many notifications that cost when why is set. */
+static void oi_fq_clear(olpcidx *x, const char *why)
+{
+    if (why && x->fq_left)
+        oi_log(x, OLPCIDX_LOG_WARN, "%lu watchers not told of waiting "
+               "events: %s", (unsigned long)x->fq_left, why);
+    while (x->fq) {
+        oi_pend *p = x->fq;
+        x->fq = p->next;
+        oi_pend_free(x, p);
+    }
+    x->fq_last = NULL;
+}
+
 /* Raises an event: about activity a (and buddy b, for joined and left),
-** or about buddy b alone. */
+** or about buddy b alone.  It joins the fan-out queue with the watchers
+** it reaches, each once, and is handed out as far as the output has
+** room.  Short of memory for that, it is handed out at once as far as
+** the queue has room, when nothing waits before it (else it is lost,
+** and logged). */
 static void oi_emit(olpcidx *x, int type, const oi_act *a, const oi_buddy *b)
 {
     oi_event ev;
-    size_t i;
+    oi_pend *p;
+    oi_fan *f;
+    const oi_vec *l;
+    size_t i, k, most = 0, n = 0, size;
+    int offer;
     ev.type = type;
     ev.seq = ++x->event;
     ev.act = a;
     ev.buddy = b;
     ev.cause = x->cause;
-    if (a) {
-        oi_fan_out(x, &a->it.watch, &ev, 0);
-        if (type != OI_EV_CLOSED)
-            oi_fan_out(x, &x->open[OI_K_ACT], &ev, 1);
+    for (k = 0; (l = oi_ev_list(x, &ev, k, &offer)) != NULL; k++)
+        most += l->n;
+    if (most == 0)
+        return;
+    size = OI_ALIGN_UP(sizeof *p) + most * sizeof *f + ev.cause.n;
+    p = (oi_pend *)oi_realloc(&x->mem, NULL, 0, size);
+    if (!p) {
+        if (x->fq) {
+            oi_log(x, OLPCIDX_LOG_WARN, "dropped an event for %lu "
+                   "watchers: out of memory", (unsigned long)most);
+            return;
+        }
+        for (k = 0; (l = oi_ev_list(x, &ev, k, &offer)) != NULL; k++)
+            oi_fan_out(x, l, &ev, offer);
         return;
     }
-    oi_fan_out(x, &b->it.watch, &ev, 0);
-    if (type == OI_EV_BUDDY_GONE)
-        return;
-    if (type != OI_EV_BUDDY_CUR)
-        oi_fan_out(x, &x->open[OI_K_BUDDY], &ev, 1);
-    if (type == OI_EV_BUDDY_NICK || type == OI_EV_BUDDY_COMES)
-        return;                         /* not about its activities */
-    for (i = 0; i < b->acts.n; i++) {
-        const oi_act *in = (const oi_act *)OI_SV(&b->acts)[i];
-        if (!oi_act_private(in))        /* PROTOCOL.md 2.3 */
-            oi_fan_out(x, &in->it.watch, &ev, 0);
-    }
+    f = oi_pend_fans(p);
+    for (k = 0; (l = oi_ev_list(x, &ev, k, &offer)) != NULL; k++)
+        for (i = 0; i < l->n; i++) {
+            oi_watch *w = (oi_watch *)l->v[i];
+            if (w->stamp == ev.seq)
+                continue;               /* reached through another list */
+            w->stamp = ev.seq;
+            f[n].w = w;
+            f[n++].offer = offer;
+        }
+    if (ev.cause.n)
+        memcpy((char *)(f + most), ev.cause.p, ev.cause.n);
+    ev.cause.p = (const char *)(f + most);
+    p->ev = ev;
+    p->n = n;
+    p->i = 0;
+    p->size = size;
+    p->next = NULL;
+    if (a)
+        ((oi_act *)(size_t)a)->it.pins++;
+    if (b)
+        ((oi_buddy *)(size_t)b)->it.pins++;
+    if (x->fq_last)
+        x->fq_last->next = p;
+    else
+        x->fq = p;
+    x->fq_last = p;
+    x->fq_left += n;
+    oi_fan_pump(x, 0);
 }
 
 /* Activity a is closed to everyone watching it (its last participant
@@ -5766,6 +5996,9 @@ static int oi_on_end(void *ud)
     x->root = x->cur = NULL;
     x->dropped = 0;
     oi_arena_reset(&x->mem, &x->arena, 1);
+    /* PROTOCOL.md 8.4: no further stanza is read while the output is
+    ** over half full or events wait to be handed out */
+    x->xml.pause = oi_out_busy(x);
     return rc;
 }
 
@@ -6530,14 +6763,27 @@ static void oi_room_timeouts(olpcidx *x)
     x->joining = pending;
 }
 
+/* How long b's idle ping has waited for its answer: the time since it
+** was sent, less the time input was held back (PROTOCOL.md 8.4), when
+** an answer could have arrived and not been read. */
+static uint64_t oi_ping_waited(const olpcidx *x, const oi_buddy *b)
+{
+    uint64_t since = x->now - b->ping_at;
+    uint64_t held = x->blocked_ms - b->ping_blocked;
+    return held >= since ? 0 : since - held;
+}
+
 /* Once a second (PROTOCOL.md 5.2): pings participants silent for idle
 ** seconds at their last full JID (XEP-0199), takes offline those whose
-** ping went unanswered for 30 s, and forgets clients that hold nothing. */
+** ping went unanswered for 30 s, and forgets clients that hold nothing.
+** Nobody is taken offline while input is held back or waits to be
+** parsed: the answer may be in it. */
 static void oi_liveness(olpcidx *x)
 {
     uint64_t idle = (uint64_t)x->cfg.idle * 1000;
     size_t i = 0;
     void *p;
+    int held = oi_out_busy(x) || x->held.n > 0;
     oi_room_timeouts(x);
     while ((p = oi_map_next(&x->clients, &i)) != NULL)
         oi_client_trim(x, (oi_client *)p);
@@ -6547,7 +6793,8 @@ static void oi_liveness(olpcidx *x)
         oi_buddy *b = (oi_buddy *)p;
         if (b->acts.n == 0 || !b->last)
             continue;
-        if (b->ping_at && x->now - b->ping_at >= OI_PING_TIMEOUT_MS) {
+        if (b->ping_at && !held
+            && oi_ping_waited(x, b) >= OI_PING_TIMEOUT_MS) {
             oi_str full;
             char *fp = oi_buddy_last(x, b, &full);
             if (!fp)
@@ -6569,8 +6816,10 @@ static void oi_liveness(olpcidx *x)
             oi_out_esc(x, oi_lstr(b->last), 1);
             oi_outz(x, "'");
             oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
-            if (oi_out_commit(x, mark, "idle ping") == 0)
+            if (oi_out_commit(x, mark, "idle ping") == 0) {
                 b->ping_at = x->now;
+                b->ping_blocked = x->blocked_ms;
+            }
         }
     }
 }
@@ -6597,6 +6846,8 @@ static void oi_stats(const olpcidx *x, olpcidx_stats *s)
     s->memory = x->mem.used;
     s->memory_cap = x->mem.limit;
     s->queued = x->out.n - x->head;
+    s->waiting = x->fq_left;
+    s->held = x->held.n;
     s->stanzas_in = x->nin;
     s->stanzas_out = x->nout;
     s->journal = x->jbytes;
@@ -8658,8 +8909,15 @@ static void oi_iq(olpcidx *x, oi_ctx *c)
     else if (!oi_streq(c->from, x->jid) && !oi_rate_take(x, c->from))
         cond = OI_C_RESOURCE_CONSTRAINT;        /* the component's own
                                                 ** self-check is not rated */
-    else if ((cond = oi_run_routes(x, c, q, &cur, r)) == OI_PASS)
-        cond = OI_C_SERVICE_UNAVAILABLE;
+    else {
+        x->result_full = 0;
+        cond = oi_run_routes(x, c, q, &cur, r);
+        if (cond == OI_PASS)
+            cond = OI_C_SERVICE_UNAVAILABLE;
+        else if (cond == OI_C_NONE && x->result_full)
+            cond = OI_C_RESOURCE_CONSTRAINT;    /* its result alone is
+                                                ** over max-output (8.4) */
+    }
     if (cond != OI_C_NONE)
         oi_iq_error(x, c, r && (r->guard & OI_G_BARE_ERRORS) ? NULL : q,
                     cond);
@@ -8922,6 +9180,7 @@ int olpcidx_new(olpcidx **out, const olpcidx_config *cfg)
     x->out.max = (size_t)-1;
     x->rec.max = (size_t)-1;
     x->seed_payload.max = (size_t)-1;
+    x->held.max = (size_t)-1;
     oi_index_init(x);
     oi_clients_init(x);
     x->on_stanza = oi_dispatch;
@@ -8941,8 +9200,10 @@ void olpcidx_free(olpcidx *x)
     oi_mem m;
     if (!x)
         return;
+    oi_fq_clear(x, NULL);               /* unpins: before the index */
     oi_clients_free(x);
     oi_index_free(x);
+    oi_buf_free(&x->mem, &x->held);
     oi_buf_free(&x->mem, &x->rec);
     oi_buf_free(&x->mem, &x->seed_payload);
     oi_xml_release(&x->xml);
@@ -8977,11 +9238,14 @@ int olpcidx_connect(olpcidx *x, uint64_t now_ms)
     x->root = x->cur = NULL;
     x->dropped = 0;
     x->out.n = x->head = 0;
+    x->held.n = 0;                      /* the old stream's bytes */
     x->err = 0;
     x->now = x->connected_at = x->last_in = x->last_out = now_ms;
     if (!x->ever_connected)
         x->first_at = now_ms;
     x->ever_connected = 1;
+    x->tick_at = now_ms;
+    x->tick_blocked = 0;
     x->ping_out = 0;
     x->stream_id[0] = '\0';
     x->state = OI_S_OPENING;
@@ -8995,21 +9259,12 @@ int olpcidx_connect(olpcidx *x, uint64_t now_ms)
     return OLPCIDX_OK;
 }
 
-int olpcidx_feed(olpcidx *x, const void *buf, size_t n)
+/* The tokenizer stopped on the server's bytes (rc), or a stanza ended
+** the stream: say why, and end. */
+static int oi_feed_failed(olpcidx *x, int rc)
 {
-    int rc;
-    if (x->err)
-        return x->err;
-    if (x->state == OI_S_IDLE)
-        return OLPCIDX_ESTATE;
-    if (n > 0) {
-        x->last_in = x->now;
-        x->ping_out = 0;
-    }
-    rc = oi_xml_feed(&x->xml, (const char *)buf, n);
     if (rc == 0 || x->state == OI_S_CLOSED)
         return rc;
-    /* The tokenizer stopped on the server's bytes: say why, and end. */
     oi_log(x, OLPCIDX_LOG_ERROR, "bad XML from the server at byte %lu: %s",
            (unsigned long)x->xml.err_off, x->xml.err_msg);
     switch (rc) {
@@ -9022,6 +9277,70 @@ int olpcidx_feed(olpcidx *x, const void *buf, size_t n)
     default:
         return oi_stream_end(x, rc, "not-well-formed", x->xml.err_msg);
     }
+}
+
+/* Parses what it can of p[0..n): up to the end, or to the end of a
+** stanza after which the output is busy (oi_on_end).  *used gets the
+** bytes parsed.  Returns 0 or the code that ended the stream. */
+static int oi_parse(olpcidx *x, const char *p, size_t n, size_t *used)
+{
+    uint64_t from = x->xml.off;
+    int rc;
+    x->xml.pause = 0;
+    rc = oi_xml_feed(&x->xml, p, n);
+    *used = rc ? n : (size_t)(x->xml.off - from);
+    if (rc || x->state == OI_S_CLOSED)
+        return oi_feed_failed(x, rc);
+    return 0;
+}
+
+/* Parses the held bytes while the output is not busy.  Returns 0 or the
+** code that ended the stream. */
+static int oi_parse_held(olpcidx *x)
+{
+    size_t used;
+    int rc;
+    while (x->held.n > 0 && !oi_out_busy(x) && !x->err) {
+        rc = oi_parse(x, x->held.p, x->held.n, &used);
+        if (rc)
+            return rc;
+        memmove(x->held.p, x->held.p + used, x->held.n - used);
+        x->held.n -= used;
+    }
+    return x->err;
+}
+
+int olpcidx_feed(olpcidx *x, const void *buf, size_t n)
+{
+    const char *p = (const char *)buf;
+    size_t used;
+    int rc;
+    if (x->err)
+        return x->err;
+    if (x->state == OI_S_IDLE)
+        return OLPCIDX_ESTATE;
+    if (n > 0) {
+        x->last_in = x->now;
+        x->ping_out = 0;
+    }
+    if (x->held.n == 0 && !oi_out_busy(x)) {
+        if ((rc = oi_parse(x, p, n, &used)) != 0)
+            return rc;
+        p += used;
+        n -= used;
+    } else if (x->held.n > 0 && (x->held.n >= x->cfg.max_output
+                                 || n > x->cfg.max_output - x->held.n)) {
+        oi_log(x, OLPCIDX_LOG_ERROR, "more than max-output (%lu bytes) fed "
+               "while olpcidx_wants_input() said 0",
+               (unsigned long)x->cfg.max_output);
+        return oi_stream_end(x, OLPCIDX_ELIMIT, "resource-constraint", NULL);
+    }
+    if (n > 0 && oi_buf_add(&x->mem, &x->held, p, n) != OLPCIDX_OK) {
+        oi_log(x, OLPCIDX_LOG_ERROR, "no memory to hold %lu bytes of input",
+               (unsigned long)n);
+        return oi_stream_end(x, OLPCIDX_ENOMEM, "resource-constraint", NULL);
+    }
+    return oi_parse_held(x);
 }
 
 size_t olpcidx_pending(olpcidx *x, const void **buf)
@@ -9037,11 +9356,12 @@ void olpcidx_sent(olpcidx *x, size_t n)
     x->head += n;
     if (x->head == x->out.n)
         x->head = x->out.n = 0;
+    oi_fan_pump(x, 1);
 }
 
 int olpcidx_wants_input(const olpcidx *x)
 {
-    return x->out.n - x->head <= x->cfg.max_output / 2;
+    return !oi_out_busy(x) && x->held.n == 0;
 }
 
 void olpcidx_get_stats(const olpcidx *x, olpcidx_stats *s)
@@ -9052,12 +9372,24 @@ void olpcidx_get_stats(const olpcidx *x, olpcidx_stats *s)
 int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms)
 {
     uint64_t next;
+    int rc, held;
     x->now = now_ms;
     *wait_ms = 1000;
     if (x->err)
         return x->err;
     if (x->state == OI_S_IDLE || x->state == OI_S_CLOSING)
         return OLPCIDX_OK;
+    /* what waits is handed out and parsed before any timer runs, and
+    ** the time input was held back is not counted against a ping's
+    ** answer (PROTOCOL.md 5.2, 8.4) */
+    oi_fan_pump(x, 1);
+    if ((rc = oi_parse_held(x)) != 0)
+        return rc;
+    held = oi_out_busy(x) || x->held.n > 0;
+    if ((x->tick_blocked || held) && now_ms > x->tick_at)
+        x->blocked_ms += now_ms - x->tick_at;
+    x->tick_at = now_ms;
+    x->tick_blocked = held;
     if (x->state != OI_S_ONLINE) {      /* waiting for <handshake/> */
         if (now_ms - x->connected_at >= OI_HANDSHAKE_MS) {
             oi_log(x, OLPCIDX_LOG_ERROR, "no handshake answer from the "
@@ -9109,6 +9441,8 @@ int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms)
     }
     *wait_ms = next <= now_ms ? 0 : next - now_ms > INT_MAX ? INT_MAX
              : (int)(next - now_ms);
+    if (x->held.n > 0 && !oi_out_busy(x))
+        *wait_ms = 0;
     return OLPCIDX_OK;
 }
 
@@ -9118,6 +9452,7 @@ int olpcidx_close(olpcidx *x)
     if (x->state == OI_S_IDLE || x->state == OI_S_CLOSED
         || x->state == OI_S_CLOSING)
         return x->err ? x->err : OLPCIDX_ESTATE;
+    oi_fq_clear(x, "the stream is closing");
     oi_gadget_closing(x);
     mark = oi_out_begin(x);
     oi_outz(x, "</stream:stream>");

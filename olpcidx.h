@@ -17,11 +17,25 @@
 ** the component's configuration.  The index survives reconnects.
 ** contrib/host.c is a complete, small host written this way.
 **
+** Back-pressure (PROTOCOL.md 8.4): nothing is dropped because the output
+** is full.  Once more than half of max_output is queued, or an event
+** still has watchers to be told (a fan-out is written as the output
+** drains, from olpcidx_sent), the library parses no further stanza:
+** olpcidx_feed keeps the bytes it did not parse and olpcidx_wants_input
+** says 0.  Stop reading the socket then, so that the server feels the
+** pressure; olpcidx_sent writes waiting notifications as room appears,
+** and olpcidx_tick (or olpcidx_feed(x, NULL, 0)) parses the held bytes
+** once the output has room, before any timer runs.  Memory stays bounded:
+** the queue by max_output, held bytes by what was fed past the point
+** where olpcidx_wants_input said 0 (more than max_output of it ends the
+** stream), a waiting event by a pointer per watcher it reaches.
+**
 ** Results: every function returning int returns OLPCIDX_OK (0) or one of
 ** the negative OLPCIDX_E* codes listed in its comment, but for
 ** olpcidx_wants_input, olpcidx_online and olpcidx_is_fatal (0 or 1).
-** OLPCIDX_EFULL is never returned: a reply that does not fit the output
-** bound is dropped whole and logged (PROTOCOL.md 8.4).
+** OLPCIDX_EFULL is never returned: an iq result too large for max_output
+** on its own is answered with resource-constraint instead, any other
+** stanza that large is dropped whole and logged (PROTOCOL.md 8.4).
 **
 ** Threads: there is no locking inside.  A handle belongs to one thread
 ** at a time: no two calls on it may run at once (moving it to another
@@ -209,27 +223,36 @@ int olpcidx_reconfigure(olpcidx *x, const olpcidx_config *cfg);
 ** be queued (the stream is then over, as after a failed feed). */
 int olpcidx_connect(olpcidx *x, uint64_t now_ms);
 
-/* Feeds n received bytes; buf is only read during the call.  Returns
-** OLPCIDX_OK; OLPCIDX_ESTATE before the first olpcidx_connect; or, once
-** the stream is over, the code that ended it, sticky until the next
-** olpcidx_connect: OLPCIDX_EXML, ERESTRICTED, ELIMIT (a limit of the
-** server's XML), ENOMEM, EPROTO, EAUTH, EHOST, ESTREAM (the server's
-** stream error), ECLOSED (the server closed the stream), or ETIMEOUT
-** (set by olpcidx_tick). */
+/* Feeds n received bytes; buf is only read during the call.  Every byte
+** is taken: those after a stanza that left the output busy (see
+** olpcidx_wants_input) are kept, unparsed, and parsed by a later
+** olpcidx_feed or olpcidx_tick once it has room; n 0 (buf may be NULL)
+** only parses those.  Fed while olpcidx_wants_input() is 0, bytes are
+** kept too, up to max_output of them; beyond, the stream ends with
+** OLPCIDX_ELIMIT.  Held bytes belong to the stream: olpcidx_connect
+** discards them.  Returns OLPCIDX_OK; OLPCIDX_ESTATE before the first
+** olpcidx_connect; or, once the stream is over, the code that ended it,
+** sticky until the next olpcidx_connect: OLPCIDX_EXML, ERESTRICTED,
+** ELIMIT (a limit of the server's XML, or more than max_output fed while
+** olpcidx_wants_input() was 0), ENOMEM, EPROTO, EAUTH, EHOST, ESTREAM
+** (the server's stream error), ECLOSED (the server closed the stream),
+** or ETIMEOUT (set by olpcidx_tick). */
 int olpcidx_feed(olpcidx *x, const void *buf, size_t n);
 
 /* Bytes waiting to be sent: *buf points at them, valid until the next
 ** call on x.  Returns their count (0: nothing to send); no error code. */
 size_t olpcidx_pending(olpcidx *x, const void **buf);
 /* Marks the first n pending bytes as written (n larger than pending
-** counts as all of them).  Cannot fail. */
+** counts as all of them), and writes notifications waiting for room in
+** their place: call olpcidx_pending again.  Cannot fail. */
 void olpcidx_sent(olpcidx *x, size_t n);
 
-/* 1 when the caller should read from the server, 0 while the bytes
-** waiting to be sent exceed half of max_output: stop reading until
-** olpcidx_sent() has taken them below, so that back-pressure reaches the
-** server through TCP instead of replies being dropped (PROTOCOL.md 8.4).
-** Not a result code. */
+/* 1 when the caller should read from the server; 0 while the bytes
+** waiting to be sent exceed half of max_output, an event's notifications
+** wait to be written, or received bytes wait to be parsed: stop reading
+** until olpcidx_sent() has made room and olpcidx_tick() has parsed what
+** was held, so that back-pressure reaches the server through TCP instead
+** of anything being dropped (PROTOCOL.md 8.4).  Not a result code. */
 int olpcidx_wants_input(const olpcidx *x);
 
 /* What the handle holds and has done, one row per figure: the field of
@@ -243,6 +266,10 @@ int olpcidx_wants_input(const olpcidx *x);
     X(memory,      "bytes held by the handle")                              \
     X(memory_cap,  "bytes it may hold, 0: no cap (mem_limit)")              \
     X(queued,      "bytes waiting to be sent")                              \
+    X(waiting,     "watchers still to be handed an event, as the "         \
+                   "output drains")                                         \
+    X(held,        "bytes received and not yet parsed, held back while "    \
+                   "the output is busy")                                    \
     X(stanzas_in,  "stanzas received online since olpcidx_new")             \
     X(stanzas_out, "iq, message and presence stanzas queued since then")  \
     X(journal,     "journal bytes handed to storage since the snapshot")    \
@@ -260,8 +287,12 @@ typedef struct olpcidx_stats {
 ** Cannot fail; read-only, so a callback may call it. */
 void olpcidx_get_stats(const olpcidx *x, olpcidx_stats *s);
 
-/* Runs timers at time now_ms (keepalive, ping, timeouts) and sets
-** *wait_ms to the longest the caller may wait before the next tick.
+/* Parses received bytes held back (olpcidx_feed) if the output has room,
+** then runs timers at time now_ms (keepalive, ping, timeouts) and sets
+** *wait_ms to the longest the caller may wait before the next tick (0
+** while held bytes could be parsed).  No client is taken offline for an
+** unanswered ping while input is held back, and the time it was held
+** back does not count against the answer (PROTOCOL.md 5.2).
 ** Returns OLPCIDX_OK (also before olpcidx_connect and while closing), or
 ** the sticky code of a stream that is over, as olpcidx_feed does;
 ** OLPCIDX_ETIMEOUT when the server did not answer the handshake within
@@ -270,7 +301,8 @@ int olpcidx_tick(olpcidx *x, uint64_t now_ms, int *wait_ms);
 
 /* Queues a clean end of stream: unavailable presence to the Gadget
 ** subscribers, out of every room (PROTOCOL.md 6.3), then
-** </stream:stream>.  Once the bytes are sent the caller may close the
+** </stream:stream>.  Notifications still waiting for room are dropped
+** (logged with their count).  Once the bytes are sent the caller may close the
 ** socket.  Returns OLPCIDX_OK; OLPCIDX_ENOMEM when the closing tag could
 ** not be queued; OLPCIDX_ESTATE before olpcidx_connect or when already
 ** closing; the sticky code when the stream is already over (then

@@ -77,6 +77,8 @@
 **                                    embedder, through Prosody
 **      C11. on-ejabberd              basics, seed, adhoc, gadget, reconnect
 **                                    and crash through ejabberd
+**      C12. load                     make loadtest: hundreds of c2s
+**                                    clients through Prosody, measured
 **   D. Demo (make demo)
 **   E. Fuzzing (make fuzz)           LLVMFuzzerTestOneInput, with
 **                                    -DOLPCIDX_FUZZ
@@ -91,6 +93,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -196,10 +199,27 @@ static void t_addesc(t_str *s, const char *p, size_t n)
     }
 }
 
+/* The first needle in [p, end), or NULL: a bounded strstr. */
+static const char *t_find(const char *p, const char *end, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; p + n <= end; p++) {
+        p = (const char *)memchr(p, needle[0], (size_t)(end - p));
+        if (!p || p + n > end)
+            return NULL;
+        if (memcmp(p, needle, n) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Occurrences of needle in hay (one strlen: outputs are megabytes, and
+** sanitizers make each strstr measure the whole haystack). */
 static int t_count(const char *hay, const char *needle)
 {
+    const char *end = hay + strlen(hay);
     int n = 0;
-    while ((hay = strstr(hay, needle)) != NULL) {
+    while ((hay = t_find(hay, end, needle)) != NULL) {
         n++;
         hay++;
     }
@@ -1033,8 +1053,45 @@ static void t_api(void)
     free(t.log.p);
 }
 
-/* The smallest output bound: replies beyond it are dropped whole, the
-** queue keeps only complete stanzas, and the stream goes on. */
+/* Drains t's component chunk bytes at a time, ticking step ms after each
+** write from *now on (the timers run, held input is parsed), until
+** nothing is queued, waiting or held.  Returns the most bytes it found
+** queued at once; *mem, when given, gets the most memory the handle
+** held meanwhile. */
+static size_t t_trickle(t_core *t, uint64_t *now, size_t chunk,
+                        uint64_t step, size_t *mem)
+{
+    const void *p;
+    size_t n, peak = 0;
+    int wait;
+    for (;;) {
+        n = olpcidx_pending(t->x, &p);
+        if (n > peak)
+            peak = n;
+        if (mem && t->x->mem.used > *mem)
+            *mem = t->x->mem.used;
+        if (n == 0) {
+            CHECK(olpcidx_tick(t->x, *now, &wait) == 0);
+            if (olpcidx_pending(t->x, &p) == 0)
+                break;
+            continue;
+        }
+        if (n > chunk)
+            n = chunk;
+        t_add(&t->out, p, n);
+        olpcidx_sent(t->x, n);
+        *now += step;
+        CHECK(olpcidx_tick(t->x, *now, &wait) == 0);
+    }
+    CHECK(olpcidx_wants_input(t->x));
+    return peak;
+}
+
+/* The smallest output bound.  A caller that reads only while
+** olpcidx_wants_input() allows loses nothing; one that reads on has
+** what it feeds held back, unparsed, and loses nothing either, up to
+** max-output held; a reply alone larger than max-output is refused as
+** resource-constraint (PROTOCOL.md 8.4). */
 static void t_backpressure(void)
 {
     static const char hdr[] =
@@ -1045,12 +1102,16 @@ static void t_backpressure(void)
         "<query xmlns='" OI_NS_DINFO "'/></iq>";
     t_core t;
     olpcidx_config c;
+    olpcidx_stats s;
     const void *p;
-    size_t n, before;
-    int i;
+    size_t n;
+    uint64_t now = 0;
+    int i, lost;
+    char *big;
     memset(&t, 0, sizeof t);
     t_core_config(&c, &t);
     c.max_output = 4096;
+    c.rate_burst = 1000;
     CHECK(olpcidx_new(&t.x, &c) == 0);
     CHECK(olpcidx_connect(t.x, 0) == 0);
     CHECK(olpcidx_feed(t.x, hdr, sizeof hdr - 1) == 0);
@@ -1066,24 +1127,256 @@ static void t_backpressure(void)
     }
     CHECK(strstr(t.log.p, "dropped") == NULL);
     olpcidx_sent(t.x, olpcidx_pending(t.x, &p));
-    /* one that reads on: replies beyond the bound are dropped whole */
+    /* one that reads on: once the queue is over half full, no stanza is
+    ** parsed; the bytes are held and parsed as the queue drains */
     for (i = 0; i < 20; i++)
         CHECK(olpcidx_feed(t.x, iq, sizeof iq - 1) == 0);
     CHECK(!olpcidx_wants_input(t.x));
     n = olpcidx_pending(t.x, &p);
-    CHECK(n <= 4096);
-    CHECK(n > 3000);
+    CHECK(n <= 4096 && n > 2048);
     /* it ends exactly after a whole reply */
     CHECK(n >= 5 && memcmp((const char *)p + n - 5, "</iq>", 5) == 0);
-    CHECK(strstr(t.log.p, "dropped disco#info reply: output queue full")
-          != NULL);
-    before = n;
-    olpcidx_sent(t.x, before);
-    CHECK(olpcidx_feed(t.x, iq, sizeof iq - 1) == 0);
-    CHECK(olpcidx_pending(t.x, &p) > 0);
+    CHECK(t.x->held.n > 0 && t.x->held.n < 20 * (sizeof iq - 1));
+    t.out.n = 0;
+    t_trickle(&t, &now, 100, 1, NULL);
+    CHECK(t_count(t.out.p, "<iq type='result'") == 20);
+    CHECK(strstr(t.log.p, "dropped") == NULL);
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.queued == 0);
+    /* olpcidx_feed(x, NULL, 0) parses held bytes too */
+    for (i = 0; i < 20; i++)
+        CHECK(olpcidx_feed(t.x, iq, sizeof iq - 1) == 0);
+    t.out.n = 0;
+    while (!olpcidx_wants_input(t.x)) {
+        n = olpcidx_pending(t.x, &p);
+        t_add(&t.out, p, n);
+        olpcidx_sent(t.x, n);
+        CHECK(olpcidx_feed(t.x, NULL, 0) == 0);
+    }
+    t_core_drain(&t);
+    CHECK(t_count(t.out.p, "<iq type='result'") == 20);
+    /* more than max-output fed while held back ends the stream */
+    for (i = 0; i < 20; i++)
+        CHECK(olpcidx_feed(t.x, iq, sizeof iq - 1) == 0);
+    CHECK(!olpcidx_wants_input(t.x));
+    big = (char *)malloc(4096);
+    CHECK(big != NULL);
+    memset(big, ' ', 4096);
+    CHECK(olpcidx_feed(t.x, big, 4096) == OLPCIDX_ELIMIT);
+    CHECK(strstr(t.log.p, "more than max-output (4096 bytes) fed") != NULL);
+    free(big);
+    t_core_drain(&t);
+    /* a reply alone larger than max-output: resource-constraint, and the
+    ** stream goes on */
+    now += 10;
+    CHECK(olpcidx_connect(t.x, now) == 0);
+    CHECK(olpcidx_feed(t.x, hdr, sizeof hdr - 1) == 0);
+    t_core_drain(&t);
+    for (i = 0; i < 60; i++) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "<message from='u%d@jabber.test/x'" T_TO
+                 "><properties xmlns='" OI_NS_APROPS "' activity='act%02d'>"
+                 "<property type='str' name='type'>Something</property>"
+                 "</properties></message>", i, i);
+        t_send(&t, now + 1, msg);
+    }
+    t.out.n = 0;
+    t_send(&t, now + 2, "<iq type='get' id='all' from='q@jabber.test/x'" T_TO
+           "><query xmlns='" OI_NS_ACT "'><activity/></query></iq>");
+    CHECK(t_count(t.out.p, "id='all'") == 1);
+    CHECK(t_count(t.out.p, "<resource-constraint") == 1);
+    t_send(&t, now + 3, "<iq type='get' id='some' from='q@jabber.test/x'" T_TO
+           "><query xmlns='" OI_NS_ACT "'><activity/><set xmlns='" OI_NS_RSM
+           "'><max>5</max></set></query></iq>");
+    CHECK(t_count(t.out.p, "id='some'") == 1);
+    CHECK(t_count(t.out.p, "<activity id='act04'") == 1);
+    CHECK(t_count(t.out.p, "act05") == 0);
+    /* events still waiting when the connection is lost go out on the
+    ** next one, once it is online (what was queued is lost with the
+    ** connection) */
+    for (i = 0; i < 300; i++) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "<iq type='get' id='w' from='w%d@jabber."
+                 "test/x'" T_TO "><query xmlns='" OI_NS_ACT "'><activity/>"
+                 "</query></iq>", i);
+        t_send(&t, now + 4, msg);
+    }
+    t.out.n = 0;
+    {
+        static const char change[] = "<message from='u0@jabber.test/x'"
+            T_TO "><properties xmlns='" OI_NS_APROPS "' activity='act00'>"
+            "<property type='str' name='type'>Else</property></properties>"
+            "</message>";
+        CHECK(olpcidx_feed(t.x, change, sizeof change - 1) == 0);
+    }
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.waiting > 200 && !olpcidx_wants_input(t.x));
+    n = olpcidx_pending(t.x, &p);
+    t_add(&t.out, p, n);
+    t_add(&t.out, "", 1);
+    lost = t_count(t.out.p, ">Else<");
+    CHECK(lost > 0);
+    t.out.n = 0;
+    now += 10;
+    CHECK(olpcidx_connect(t.x, now) == 0);
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.waiting > 200 && s.queued < 200);   /* only the header */
+    CHECK(olpcidx_wants_input(t.x));
+    CHECK(olpcidx_feed(t.x, hdr, sizeof hdr - 1) == 0);
+    CHECK(olpcidx_online(t.x));
+    t_trickle(&t, &now, 300, 1, NULL);
+    CHECK(t_count(t.out.p, ">Else<") == 301 - lost);   /* and q's */
+    CHECK(s.waiting == (unsigned long long)(301 - lost));
     olpcidx_free(t.x);
     free(t.log.p);
+    free(t.out.p);
     CHECK(t.alloc.live == 0);
+}
+
+/* One sender's stanza reaches (enum) SEEDS result sets and VIEWS views
+** over one activity; seed client i is s<i>, Gadget client i v<i>. */
+enum { T_FAN_SEEDS = 10000, T_FAN_VIEWS = 1000 };
+
+/* Checks the notifications in out: each watcher's, in its order, are
+** exactly one of each of the steps the table names (by a string its
+** notification holds, in the order they must come: steps for result
+** sets, vsteps for views), nothing twice. */
+static void t_fan_check(const char *out, size_t nout,
+                        const char *const *steps, const char *const *vsteps,
+                        int nsteps)
+{
+    int *next = (int *)calloc(T_FAN_SEEDS + T_FAN_VIEWS, sizeof *next);
+    const char *m = out, *e, *end = out + nout;
+    int bad = 0, i, k, count = 0;
+    CHECK(next != NULL);
+    /* bounded searches: the output is megabytes, one message is small */
+    while ((m = t_find(m, end, "<message ")) != NULL) {
+        const char *to, *num;
+        char kind;
+        long who = 0;
+        e = t_find(m, end, "</message>");
+        to = e ? t_find(m, e, " to='") : NULL;
+        kind = to ? to[5] : 0;
+        for (num = to ? to + 6 : NULL; num && num < e && *num >= '0'
+             && *num <= '9'; num++)
+            who = who * 10 + (*num - '0');
+        if (!to || (kind != 's' && kind != 'v') || num == to + 6
+            || *num != '@'
+            || who >= (kind == 's' ? T_FAN_SEEDS : T_FAN_VIEWS)) {
+            bad++;
+            break;
+        }
+        if (kind == 'v')
+            who += T_FAN_SEEDS;
+        for (k = 0; k < nsteps; k++)
+            if (t_find(m, e, who < T_FAN_SEEDS ? steps[k] : vsteps[k]))
+                break;
+        if (k != next[who])             /* out of order, twice or unknown */
+            bad++;
+        else
+            next[who]++;
+        count++;
+        m = e;
+    }
+    CHECK(bad == 0);
+    for (i = 0; i < T_FAN_SEEDS + T_FAN_VIEWS; i++)
+        if (next[i] != nsteps)
+            bad++;
+    CHECK(bad == 0);
+    CHECK(count == (T_FAN_SEEDS + T_FAN_VIEWS) * nsteps);
+    free(next);
+}
+
+/* Fan-out under back-pressure (PROTOCOL.md 8.4): a change to an activity
+** that 10 000 result sets and 1 000 views hold, with the smallest output
+** bound, drained 200 bytes at a time: every watcher is told of every
+** event exactly once, in order, nothing is dropped, and the queue never
+** holds more than max-output.  The stanzas come in one feed; the last
+** two take the participants out, so the activity closes while those
+** before it are still being handed out: it stays in memory until the
+** last watcher is told, then it is freed. */
+static void t_fanout(void)
+{
+    static const char *const steps[] = {
+        ">Chess2<", ">Go<", "<left jid='a@", "<left jid='b@", "<closed/>"
+    };
+    static const char *const vsteps[] = {
+        ">Chess2<", ">Go<", "<left jid='a@", "<left jid='b@", "<removed "
+    };
+    static const char change[] =
+        "<message from='a@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a1'><property type='str' name='type'>"
+        "Chess2</property></properties></message>"
+        "<message from='a@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a1'><property type='str' name='type'>"
+        "Go</property></properties></message>"
+        "<message from='a@jabber.test/xo'" T_TO "><activity xmlns='" OI_NS_ACT
+        "' id='a1'><left/></activity></message>"
+        "<message from='b@jabber.test/xo'" T_TO "><activity xmlns='" OI_NS_ACT
+        "' id='a1'><left/></activity></message>";
+    t_core t;
+    olpcidx_config c;
+    olpcidx_stats s;
+    char msg[512];
+    size_t peak, before, paused, most = 0;
+    uint64_t now = 10;
+    int i;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.max_output = 4096;
+    c.log_level = OLPCIDX_LOG_INFO;
+    t_core_online(&t, &c, 0);
+    t_send(&t, 1, "<message from='a@jabber.test/xo'" T_TO "><properties "
+           "xmlns='" OI_NS_APROPS "' activity='a1' room='r1@conference."
+           "jabber.test'><property type='str' name='type'>Chess</property>"
+           "</properties></message>");
+    t_send(&t, 1, "<message from='b@jabber.test/xo'" T_TO "><activity "
+           "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>");
+    for (i = 0; i < T_FAN_SEEDS; i++) {
+        snprintf(msg, sizeof msg, "<iq type='get' id='q' from='s%d@jabber."
+                 "test/xo'" T_TO "><query xmlns='" OI_NS_ACT "'><activity/>"
+                 "</query></iq>", i);
+        t_send(&t, 2, msg);
+    }
+    for (i = 0; i < T_FAN_VIEWS; i++) {
+        snprintf(msg, sizeof msg, "<iq type='get' id='v' from='v%d@jabber."
+                 "test/xo'" T_TO "><view xmlns='http://laptop.org/xmpp/"
+                 "activity' id='1' size='3'><activity/></view></iq>", i);
+        t_send(&t, 3, msg);
+    }
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.result_sets == T_FAN_SEEDS && s.views == T_FAN_VIEWS);
+    before = s.memory;
+    t.out.n = 0;
+    t.log.n = 0;
+    CHECK(olpcidx_feed(t.x, change, sizeof change - 1) == 0);
+    CHECK(!olpcidx_wants_input(t.x));
+    /* the first stanza only: the others wait, unparsed, and so do most
+    ** watchers; what that costs is a pointer or so a watcher */
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.held > 0 && s.held < sizeof change - 1);
+    CHECK(s.waiting > T_FAN_SEEDS && s.waiting < T_FAN_SEEDS + T_FAN_VIEWS);
+    CHECK(s.queued <= 4096);
+    CHECK(s.memory - before
+          < (T_FAN_SEEDS + T_FAN_VIEWS) * sizeof(oi_fan) + 32768);
+    paused = s.memory;
+    peak = t_trickle(&t, &now, 200, 1, &most);
+    /* as it drains, memory grows by no more than the lists of one more
+    ** event: the last stanza raises two (left, closed) */
+    CHECK(most <= paused + (T_FAN_SEEDS + T_FAN_VIEWS) * sizeof(oi_fan)
+                  + 8192);
+    now += 2000;                        /* the next sweep trims clients */
+    t_send(&t, now, "");
+    CHECK(peak <= 4096);
+    CHECK(t.log.p == NULL || strstr(t.log.p, "dropped") == NULL);
+    t_fan_check(t.out.p, t.out.n, steps, vsteps, 5);
+    olpcidx_get_stats(t.x, &s);
+    CHECK(s.activities == 0 && s.queued == 0 && t.x->fq == NULL
+          && t.x->fq_left == 0);
+    /* the result sets emptied and went; the views stay, empty */
+    CHECK(s.result_sets == 0 && s.views == T_FAN_VIEWS);
+    CHECK(s.memory < before);
+    t_core_done(&t);
 }
 
 /* ---- B4. siphash: keyed hashing ---------------------------------------- */
@@ -2763,6 +3056,67 @@ static void t_stats(void)
     t_core_done(&t);
 }
 
+/* A participant whose answer to the idle ping waits in input held back
+** (PROTOCOL.md 5.2, 8.4) is not taken offline.  2 000 result sets hold
+** a1; b changes it, a fan-out the 4096-byte output bound drains slowly;
+** a's answer comes in the same read, after the change, and the timers
+** run far past a's 30 s before it is parsed.  d, who never answers, is
+** taken offline once input has flowed for the rest of its 30 s. */
+static void t_idle_held(void)
+{
+    static const char read[] =
+        "<message from='b@jabber.test/xo'" T_TO "><properties xmlns='"
+        OI_NS_APROPS "' activity='a1'><property type='str' name='type'>"
+        "Go</property></properties></message>"
+        "<iq type='result' id='idle' from='a@jabber.test/xo'" T_TO "/>";
+    t_core t;
+    olpcidx_config c;
+    char msg[256];
+    uint64_t now;
+    int i, wait;
+    memset(&t, 0, sizeof t);
+    t_core_config(&c, &t);
+    c.idle = 300;
+    c.max_output = 4096;
+    c.log_level = OLPCIDX_LOG_INFO;
+    t_core_online(&t, &c, 0);
+    t_send(&t, 1000, "<message from='a@jabber.test/xo'" T_TO "><properties "
+           "xmlns='" OI_NS_APROPS "' activity='a1'/></message>");
+    t_send(&t, 1000, "<message from='b@jabber.test/xo'" T_TO "><activity "
+           "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>");
+    t_send(&t, 1000, "<message from='d@jabber.test/xo'" T_TO "><activity "
+           "xmlns='" OI_NS_ACT "' id='a1'><joined/></activity></message>");
+    for (i = 0; i < 2000; i++) {
+        snprintf(msg, sizeof msg, "<iq type='get' id='q' from='s%d@jabber."
+                 "test/xo'" T_TO "><query xmlns='" OI_NS_ACT "'><activity/>"
+                 "</query></iq>", i);
+        t_send(&t, 3000, msg);
+    }
+    t.out.n = 0;
+    t_send(&t, 302500, " ");
+    CHECK(t_count(t.out.p, " id='idle'>") == 3);
+    CHECK(olpcidx_tick(t.x, 303000, &wait) == 0);
+    CHECK(olpcidx_feed(t.x, read, sizeof read - 1) == 0);
+    CHECK(!olpcidx_wants_input(t.x) && t.x->held.n > 0);
+    /* 37.5 s after the ping, a's answer still held back */
+    CHECK(olpcidx_tick(t.x, 340000, &wait) == 0);
+    now = 340000;
+    t_trickle(&t, &now, 200, 10, NULL);
+    CHECK(now > 360000);                /* it took a while */
+    CHECK(t_count(t.out.p, ">Go<") == 2000);
+    CHECK(t_count(t.out.p, "<left") == 0);
+    CHECK(t.log.p == NULL || strstr(t.log.p, "did not answer") == NULL);
+    /* d's 30 s count from when input flowed again */
+    t_send(&t, now + 29000, " ");
+    CHECK(t_count(t.out.p, "<left") == 0);
+    t_send(&t, now + 30500, " ");
+    CHECK(t_count(t.out.p, "<left jid='d@jabber.test'/>") == 2000);
+    CHECK(t_count(t.out.p, "<left jid='a@jabber.test'/>") == 0);
+    CHECK(strstr(t.log.p, "d@jabber.test/xo did not answer a ping") != NULL);
+    CHECK(strstr(t.log.p, "a@jabber.test/xo did not answer") == NULL);
+    t_core_done(&t);
+}
+
 static void t_idle(void)
 {
     t_core t;
@@ -2803,6 +3157,7 @@ static void t_idle(void)
     CHECK(t_count(t.out.p, "<closed/>") == 1);
     CHECK(t.x->acts.n == 0 && t.x->buddies.n == 0);
     t_core_done(&t);
+    t_idle_held();
 }
 
 static int t_cmpoistr(const void *a, const void *b)
@@ -7331,6 +7686,568 @@ static void t_on_ejabberd(void)
     t_srv = T_PROSODY;
 }
 
+/* ---- C12. load: many c2s clients through Prosody (make loadtest) ------- */
+
+/*
+** Not run by default: `make loadtest` (or ./olpcidx-test load).  A private
+** Prosody and the daemon as for the interop groups, N c2s clients
+** (OLPCIDX_LOAD_CLIENTS, 500) logged in on 127.0.0.1, and, for each rate
+** in OLPCIDX_LOAD_RATES (changes a second, "4,12"), a phase of
+** OLPCIDX_LOAD_SECONDS (60) in which:
+**   - a tenth of the clients (at most 50) each own an activity and
+**     announce changes of its properties, in turn, at the phase's rate;
+**     each change carries "activity:number:time sent" in its seq property;
+**   - every client holds a seed result set of all the activities (one
+**     query at the start), so each change is told to every client but its
+**     announcer;
+**   - every client queries the buddies every 5 s (spread over the 5 s).
+** Then it waits for the last notifications (at most 180 s) and prints:
+** stanzas a second through Prosody, notification latency p50/p99, CPU
+** of olpcidx and of Prosody (from /proc/PID/stat), their peak RSS
+** (VmHWM), and notifications lost (a number skipped, or missing at the
+** end) and duplicated (a number seen twice) -- each client knows, from
+** its query's answer, the number each activity was at, and must see
+** every later one exactly once, in order.  Lost or duplicated
+** notifications fail the group.  One process, one poll loop: the
+** clients' own cost is small against Prosody's.
+*/
+typedef struct t_lc {
+    int fd;
+    olpcidx *x;                 /* tokenizer and its buffers only */
+    int step;                   /* login: T_LC_* */
+    char user[24];
+    t_str out;                  /* bytes not yet written */
+    size_t outoff;
+    /* the stanza being read */
+    int ping, result, note, seqprop;
+    char kind;                  /* f features, s SASL success, x failure */
+    char id[16], from[64], pingid[64];
+    char seq[64];
+    size_t nseq;
+    /* what it knows */
+    long *last;                 /* per activity: the number last seen, or
+                                ** -1 not held */
+    unsigned long lost, dup, notes, answers;
+} t_lc;
+
+enum { T_LC_FEATURES1, T_LC_AUTH, T_LC_FEATURES2, T_LC_BIND, T_LC_READY,
+       T_LC_QUERIED, T_LC_FAILED };
+
+static struct {
+    t_lc *c;
+    size_t n, nact;
+    long *sent;                 /* per activity: the last number sent */
+    uint64_t t0;                /* time origin of the seq stamps */
+    uint32_t *lat;              /* notification latencies, ms */
+    size_t nlat, caplat;
+} t_ld;
+
+static void t_lc_queue(t_lc *c, const char *z)
+{
+    t_addf(&c->out, "%s", z);
+}
+
+/* Writes what it can without blocking. */
+static void t_lc_flush(t_lc *c)
+{
+    while (c->fd >= 0 && c->outoff < c->out.n) {
+        ssize_t k = write(c->fd, c->out.p + c->outoff, c->out.n - c->outoff);
+        if (k <= 0)
+            break;
+        c->outoff += (size_t)k;
+    }
+    if (c->outoff == c->out.n)
+        c->out.n = c->outoff = 0;
+}
+
+/* Whether attribute name has that value. */
+static int t_lc_is(const oi_xattr *a, size_t na, const char *name,
+                   const char *value)
+{
+    size_t i;
+    for (i = 0; i < na; i++)
+        if (oi_eq(a[i].name, name))
+            return oi_eq(a[i].value, value);
+    return 0;
+}
+
+static void t_lc_copy(char *dst, size_t cap, const oi_xattr *a, size_t na,
+                      const char *name)
+{
+    size_t i;
+    dst[0] = '\0';
+    for (i = 0; i < na; i++)
+        if (oi_eq(a[i].name, name)) {
+            size_t n = a[i].value.n < cap - 1 ? a[i].value.n : cap - 1;
+            memcpy(dst, a[i].value.p, n);
+            dst[n] = '\0';
+        }
+}
+
+static int t_lc_start(void *ud, oi_str ns, oi_str name, const oi_xattr *a,
+                      size_t na)
+{
+    t_lc *c = (t_lc *)ud;
+    size_t depth = c->x->xml.depth;
+    if (depth == 2) {
+        c->ping = c->result = c->note = 0;
+        c->kind = oi_eq(name, "features") ? 'f' : oi_eq(name, "success")
+                  ? 's' : oi_eq(name, "failure") ? 'x' : 0;
+        c->nseq = 0;
+        t_lc_copy(c->id, sizeof c->id, a, na, "id");
+        t_lc_copy(c->from, sizeof c->from, a, na, "from");
+        if (oi_eq(name, "iq") && t_lc_is(a, na, "type", "result"))
+            c->result = 1;
+        else if (oi_eq(name, "message") && strcmp(c->from, T_COMP) == 0)
+            c->note = 1;
+    } else if (depth == 3 && oi_eq(ns, OI_NS_PING) && oi_eq(name, "ping")) {
+        c->ping = 1;
+        memcpy(c->pingid, c->id, sizeof c->id);
+    } else if (oi_eq(name, "property") && t_lc_is(a, na, "name", "seq")) {
+        c->seqprop = 1;
+        c->nseq = 0;
+    }
+    return 0;
+}
+
+static int t_lc_text(void *ud, const char *p, size_t n)
+{
+    t_lc *c = (t_lc *)ud;
+    if (c->seqprop && c->nseq + n < sizeof c->seq) {
+        memcpy(c->seq + c->nseq, p, n);
+        c->nseq += n;
+    }
+    return 0;
+}
+
+/* A seq value "activity:number:time" seen: in a query's answer (the
+** number the client starts from) or in a notification. */
+static void t_lc_seq(t_lc *c)
+{
+    unsigned long a, num, at;
+    c->seq[c->nseq] = '\0';
+    if (sscanf(c->seq, "%lu:%lu:%lu", &a, &num, &at) != 3 || a >= t_ld.nact)
+        return;
+    if (c->result && strcmp(c->id, "aq") == 0) {
+        c->last[a] = (long)num;
+        return;
+    }
+    if (!c->note)
+        return;
+    c->notes++;
+    if (c->last[a] < 0 || (long)num <= c->last[a]) {
+        c->dup++;                       /* not held, or seen before */
+        return;
+    }
+    c->lost += (unsigned long)((long)num - c->last[a] - 1);
+    c->last[a] = (long)num;
+    if (t_ld.nlat == t_ld.caplat) {
+        size_t cap = t_ld.caplat ? t_ld.caplat * 2 : 65536;
+        uint32_t *v = (uint32_t *)realloc(t_ld.lat, cap * sizeof *v);
+        if (!v)
+            return;
+        t_ld.lat = v;
+        t_ld.caplat = cap;
+    }
+    t_ld.lat[t_ld.nlat++] = (uint32_t)(t_now() - t_ld.t0 - at);
+}
+
+static int t_lc_end(void *ud)
+{
+    t_lc *c = (t_lc *)ud;
+    size_t depth = c->x->xml.depth;
+    char buf[256], plain[64], auth[128];
+    int k;
+    if (c->seqprop) {
+        t_lc_seq(c);
+        c->seqprop = 0;
+    }
+    if (depth != 1)
+        return 0;
+    if (c->kind == 'x') {
+        c->step = T_LC_FAILED;
+    } else if (c->kind == 'f' && c->step == T_LC_FEATURES1) {
+        k = snprintf(plain, sizeof plain, "%c%s%cpw-%s", 0, c->user, 0,
+                     c->user);
+        t_base64(plain, (size_t)k, auth);
+        snprintf(buf, sizeof buf, "<auth xmlns='urn:ietf:params:xml:ns:"
+                 "xmpp-sasl' mechanism='PLAIN'>%s</auth>", auth);
+        t_lc_queue(c, buf);
+        c->step = T_LC_AUTH;
+    } else if (c->kind == 's' && c->step == T_LC_AUTH) {
+        c->step = T_LC_FEATURES2;       /* a new stream after this one */
+        c->x->xml.pause = 1;
+    } else if (c->kind == 'f' && c->step == T_LC_FEATURES2) {
+        t_lc_queue(c, "<iq type='set' id='bind1'><bind xmlns='urn:ietf:"
+                   "params:xml:ns:xmpp-bind'><resource>xo</resource></bind>"
+                   "</iq>");
+        c->step = T_LC_BIND;
+    } else if (c->ping) {
+        snprintf(buf, sizeof buf, "<iq type='result' to='%s' id='%s'/>",
+                 c->from, c->pingid);
+        t_lc_queue(c, buf);
+    } else if (c->result && strcmp(c->id, "bind1") == 0) {
+        c->step = T_LC_READY;
+    } else if (c->result && strcmp(c->id, "aq") == 0) {
+        c->step = T_LC_QUERIED;
+    } else if (c->result && c->id[0] == 'b') {
+        c->answers++;
+    }
+    return 0;
+}
+
+static const oi_xml_handler t_lc_handler = {
+    t_lc_start, t_lc_end, t_lc_text
+};
+
+/* Reads what is there; 0, or -1 when the connection is gone. */
+static int t_lc_read(t_lc *c)
+{
+    char buf[16384];
+    ssize_t k = read(c->fd, buf, sizeof buf);
+    if (k <= 0)
+        return -1;
+    if (oi_xml_feed(&c->x->xml, buf, (size_t)k) != 0) {
+        printf("FAIL load client %s: bad XML: %s\n", c->user,
+               c->x->xml.err_msg);
+        return -1;
+    }
+    if (c->x->xml.pause) {              /* SASL success: a new stream */
+        oi_xml_reset(&c->x->xml);
+        t_lc_queue(c, "<stream:stream to='" T_DOMAIN "' xmlns='jabber:"
+                   "client' xmlns:stream='" OI_NS_STREAM "' version='1.0'>");
+    }
+    return 0;
+}
+
+static int t_lc_open(t_lc *c, const char *user)
+{
+    olpcidx_config cfg;
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    snprintf(c->user, sizeof c->user, "%s", user);
+    olpcidx_config_init(&cfg);
+    cfg.jid = "client.invalid";
+    cfg.secret = "";
+    if (olpcidx_new(&c->x, &cfg) != 0)
+        return -1;
+    c->x->xml.h = &t_lc_handler;
+    c->x->xml.ud = c;
+    c->last = (long *)malloc(t_ld.nact * sizeof *c->last);
+    c->fd = t_dial(t_c2s_port);
+    if (!c->last || c->fd < 0)
+        return -1;
+    memset(c->last, 0xff, t_ld.nact * sizeof *c->last);   /* -1 */
+    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+    t_lc_queue(c, "<?xml version='1.0'?><stream:stream to='" T_DOMAIN
+               "' xmlns='jabber:client' xmlns:stream='" OI_NS_STREAM
+               "' version='1.0'>");
+    return 0;
+}
+
+static void t_lc_close(t_lc *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    olpcidx_free(c->x);
+    free(c->last);
+    free(c->out.p);
+}
+
+/* Polls every client for up to ms: reads, answers, writes. */
+static void t_ld_poll(struct pollfd *pfd, int ms)
+{
+    size_t i;
+    for (i = 0; i < t_ld.n; i++) {
+        t_lc_flush(&t_ld.c[i]);
+        pfd[i].fd = t_ld.c[i].fd;
+        pfd[i].events = (short)(POLLIN | (t_ld.c[i].out.n ? POLLOUT : 0));
+        pfd[i].revents = 0;
+    }
+    if (poll(pfd, (nfds_t)t_ld.n, ms) <= 0)
+        return;
+    for (i = 0; i < t_ld.n; i++) {
+        t_lc *c = &t_ld.c[i];
+        if ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+            && c->fd >= 0 && t_lc_read(c) != 0) {
+            close(c->fd);
+            c->fd = -1;
+            c->step = T_LC_FAILED;
+        }
+        if (pfd[i].revents & POLLOUT)
+            t_lc_flush(c);
+    }
+}
+
+/* Polls until every client has reached step (or failed), at most ms;
+** returns how many did. */
+static size_t t_ld_until(struct pollfd *pfd, int step, int ms)
+{
+    uint64_t end = t_now() + (uint64_t)ms;
+    size_t i, k;
+    do {
+        t_ld_poll(pfd, 20);
+        for (i = k = 0; i < t_ld.n; i++)
+            k += t_ld.c[i].step == step;
+    } while (k < t_ld.n && t_now() < end);
+    return k;
+}
+
+/* CPU seconds (user and system) of pid so far, from /proc/PID/stat. */
+static double t_cpu(pid_t pid)
+{
+    char path[64], *p, *s;
+    size_t n;
+    unsigned long ut = 0, st = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    s = t_readfile(path, &n);
+    if (!s)
+        return 0;
+    p = strrchr(s, ')');                /* after the command name */
+    if (p)
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st);
+    free(s);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Peak resident memory of pid, kB (VmHWM). */
+static unsigned long t_hwm(pid_t pid)
+{
+    char path[64], *s, *p;
+    size_t n;
+    unsigned long kb = 0;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    s = t_readfile(path, &n);
+    if (s && (p = strstr(s, "VmHWM:")) != NULL)
+        sscanf(p + 6, "%lu", &kb);
+    free(s);
+    return kb;
+}
+
+static int t_cmpu32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static long t_env_long(const char *name, long def)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+/* One phase at rate changes a second for secs seconds, then the drain. */
+static void t_ld_phase(struct pollfd *pfd, pid_t comp, long rate, long secs)
+{
+    uint64_t start = t_now(), end = start + (uint64_t)secs * 1000, now,
+             next = start, last_note = start, done;
+    unsigned long changes = 0, queries = 0, notes0 = 0, notes = 0, lost = 0,
+                  dup = 0, answers0 = 0, answers = 0, want = 0;
+    double cpu_o = t_cpu(comp), cpu_p = t_cpu(t_server),
+           cpu_d = t_cpu(getpid()), wall;
+    size_t i, a, turn = 0, q = 0;
+    char buf[512];
+    t_ld.nlat = 0;
+    for (i = 0; i < t_ld.n; i++) {
+        notes0 += t_ld.c[i].notes;
+        answers0 += t_ld.c[i].answers;
+    }
+    while ((now = t_now()) < end) {
+        /* the changes due by now, announcers in turn */
+        while (next <= now) {
+            a = turn++ % t_ld.nact;
+            t_ld.sent[a]++;
+            snprintf(buf, sizeof buf, "<message to='" T_COMP "'><properties "
+                     "xmlns='" OI_NS_APROPS "' activity='load%lu'><property "
+                     "type='str' name='type'>Load</property><property "
+                     "type='str' name='seq'>%lu:%ld:%lu</property>"
+                     "</properties></message>", (unsigned long)a,
+                     (unsigned long)a, t_ld.sent[a],
+                     (unsigned long)(now - t_ld.t0));
+            t_lc_queue(&t_ld.c[a], buf);
+            changes++;
+            next = start + (changes * 1000) / (unsigned long)rate;
+        }
+        /* each client's buddy query every 5 s, spread */
+        while (q < (size_t)((now - start) * t_ld.n / 5000)) {
+            t_lc *c = &t_ld.c[q % t_ld.n];
+            snprintf(buf, sizeof buf, "<iq type='get' id='b%lu' to='" T_COMP
+                     "'><query xmlns='" OI_NS_BUDDY "'><buddy/></query></iq>",
+                     (unsigned long)q);
+            t_lc_queue(c, buf);
+            q++;
+            queries++;
+        }
+        t_ld_poll(pfd, next > now ? (int)(next - now) : 0);
+    }
+    /* every client but the announcer is to hear of every change */
+    want = (unsigned long)(changes * (t_ld.n - 1));
+    done = t_now() + 180000;
+    for (;;) {
+        unsigned long missing = 0, seen = 0;
+        t_ld_poll(pfd, 100);
+        for (i = 0; i < t_ld.n; i++) {
+            seen += t_ld.c[i].notes;
+            for (a = 0; a < t_ld.nact; a++)
+                if (i != a && t_ld.c[i].last[a] >= 0
+                    && t_ld.c[i].last[a] < t_ld.sent[a])
+                    missing++;
+        }
+        if (seen != notes) {
+            notes = seen;
+            last_note = t_now();
+        }
+        if (missing == 0 || t_now() > done
+            || t_now() - last_note > 30000)
+            break;
+    }
+    wall = (double)(t_now() - start) / 1000.0;
+    notes = 0;
+    for (i = 0; i < t_ld.n; i++) {
+        t_lc *c = &t_ld.c[i];
+        notes += c->notes;
+        answers += c->answers;
+        for (a = 0; a < t_ld.nact; a++)
+            if (i != a && c->last[a] >= 0 && c->last[a] < t_ld.sent[a]) {
+                c->lost += (unsigned long)(t_ld.sent[a] - c->last[a]);
+                c->last[a] = t_ld.sent[a];
+            }
+        lost += c->lost;
+        dup += c->dup;
+        c->lost = c->dup = 0;
+    }
+    notes -= notes0;
+    answers -= answers0;
+    qsort(t_ld.lat, t_ld.nlat, sizeof *t_ld.lat, t_cmpu32);
+    printf("load: %ld changes/s for %ld s to %lu clients (%lu activities):"
+           " %.1f s to drain\n", rate, secs, (unsigned long)t_ld.n,
+           (unsigned long)t_ld.nact, wall - (double)secs);
+    printf("load:   stanzas through Prosody %.0f/s (%lu changes, %lu "
+           "queries, %lu answers, %lu notifications)\n",
+           (double)(changes + queries + answers + notes) / wall, changes,
+           queries, answers, notes);
+    printf("load:   notification latency p50 %lu ms, p99 %lu ms, max %lu ms\n",
+           t_ld.nlat ? (unsigned long)t_ld.lat[t_ld.nlat / 2] : 0,
+           t_ld.nlat ? (unsigned long)t_ld.lat[t_ld.nlat * 99 / 100] : 0,
+           t_ld.nlat ? (unsigned long)t_ld.lat[t_ld.nlat - 1] : 0);
+    printf("load:   CPU olpcidx %.1f%%, Prosody %.1f%%, these clients %.1f%% "
+           "(of one core); peak RSS olpcidx %lu kB, Prosody %lu kB\n",
+           100.0 * (t_cpu(comp) - cpu_o) / wall,
+           100.0 * (t_cpu(t_server) - cpu_p) / wall,
+           100.0 * (t_cpu(getpid()) - cpu_d) / wall, t_hwm(comp),
+           t_hwm(t_server));
+    printf("load:   lost %lu, duplicated %lu, of %lu due\n", lost, dup,
+           want);
+    CHECK(lost == 0);
+    CHECK(dup == 0);
+    CHECK(notes > 0);
+}
+
+static void t_load(void)
+{
+    long n = t_env_long("OLPCIDX_LOAD_CLIENTS", 500);
+    long secs = t_env_long("OLPCIDX_LOAD_SECONDS", 60);
+    const char *rates = getenv("OLPCIDX_LOAD_RATES");
+    struct rlimit rl;
+    struct pollfd *pfd;
+    char path[256], user[24], log[256];
+    pid_t comp;
+    size_t i, k;
+    if (!rates || !*rates)
+        rates = "4,12";
+    if (n < 2 || n > 5000 || secs < 1 || secs > 600) {
+        printf("FAIL load: OLPCIDX_LOAD_CLIENTS 2..5000, "
+               "OLPCIDX_LOAD_SECONDS 1..600\n");
+        t_failed++;
+        return;
+    }
+    /* a socket a client here, one in Prosody, and their files */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (!t_env_up())
+        return;
+    t_path(path, sizeof path, "data/jabber%2etest/accounts");
+    for (i = 0; i < (size_t)n; i++) {
+        snprintf(user, sizeof user, "ld%lu", (unsigned long)i);
+        t_account(path, user);
+    }
+    t_live_down();                      /* the component's name is ours */
+    t_write_config("info", 65536);
+    comp = t_olpcidx_start(NULL, NULL, "olpcidx-load.log");
+    t_path(log, sizeof log, "olpcidx-load.log");
+    if (!CHECK(t_wait_log(log, "online as " T_COMP, 1, 10000)))
+        return;
+    memset(&t_ld, 0, sizeof t_ld);
+    t_ld.n = (size_t)n;
+    t_ld.nact = t_ld.n / 10 < 1 ? 1 : t_ld.n / 10 > 50 ? 50 : t_ld.n / 10;
+    t_ld.c = (t_lc *)calloc(t_ld.n, sizeof *t_ld.c);
+    t_ld.sent = (long *)calloc(t_ld.nact, sizeof *t_ld.sent);
+    pfd = (struct pollfd *)calloc(t_ld.n, sizeof *pfd);
+    t_ld.t0 = t_now();
+    if (!CHECK(t_ld.c && t_ld.sent && pfd))
+        return;
+    for (i = 0; i < t_ld.n; i++)
+        t_ld.c[i].fd = -1;
+    for (i = 0; i < t_ld.n; i++) {
+        snprintf(user, sizeof user, "ld%lu", (unsigned long)i);
+        if (t_lc_open(&t_ld.c[i], user) != 0)
+            t_ld.c[i].step = T_LC_FAILED;
+        if (i % 50 == 49)               /* logins in batches */
+            t_ld_until(pfd, T_LC_READY, 0);
+    }
+    k = t_ld_until(pfd, T_LC_READY, 60000);
+    printf("load: %lu of %ld clients logged in\n", (unsigned long)k, n);
+    if (!CHECK(k == t_ld.n))
+        goto out;
+    /* the activities, then everyone's query of them */
+    for (i = 0; i < t_ld.nact; i++) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "<message to='" T_COMP "'><properties "
+                 "xmlns='" OI_NS_APROPS "' activity='load%lu'><property "
+                 "type='str' name='type'>Load</property><property type='str' "
+                 "name='seq'>%lu:0:0</property></properties></message>",
+                 (unsigned long)i, (unsigned long)i);
+        t_lc_queue(&t_ld.c[i], buf);
+    }
+    t_ld_until(pfd, -1, 2000);          /* 2 s for them to land */
+    for (i = 0; i < t_ld.n; i++)
+        t_lc_queue(&t_ld.c[i], "<iq type='get' id='aq' to='" T_COMP "'>"
+                   "<query xmlns='" OI_NS_ACT "'><activity/><set xmlns='"
+                   OI_NS_RSM "'><max>100</max></set></query></iq>");
+    k = t_ld_until(pfd, T_LC_QUERIED, 60000);
+    printf("load: %lu of %lu clients hold the %lu activities\n",
+           (unsigned long)k, (unsigned long)t_ld.n, (unsigned long)t_ld.nact);
+    for (i = 0; i < t_ld.n; i++)
+        for (k = 0; k < t_ld.nact; k++)
+            if (i != k && !CHECK(t_ld.c[i].last[k] == 0)) {
+                printf("  client %lu: activity %lu at %ld\n",
+                       (unsigned long)i, (unsigned long)k, t_ld.c[i].last[k]);
+                goto out;
+            }
+    for (;;) {
+        long rate = strtol(rates, (char **)&rates, 10);
+        if (rate > 0)
+            t_ld_phase(pfd, comp, rate, secs);
+        if (*rates != ',')
+            break;
+        rates++;
+    }
+    k = (size_t)t_file_count(log, "dropped");
+    printf("load: olpcidx logged %lu drops\n", (unsigned long)k);
+    CHECK(k == 0);
+out:
+    for (i = 0; i < t_ld.n; i++)
+        t_lc_close(&t_ld.c[i]);
+    free(t_ld.c);
+    free(t_ld.sent);
+    free(t_ld.lat);
+    free(pfd);
+    t_stop(comp, SIGTERM);
+}
+
 /* ==== D. Demo (make demo) =============================================== */
 
 /* make demo: the same scene, with the exchanges printed. */
@@ -7505,11 +8422,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 ** usage talk to it through a private Prosody (started for the first of
 ** them, stopped after the last).
 */
-enum { T_OFFLINE, T_INTEROP };
+enum { T_OFFLINE, T_INTEROP, T_LOAD };
 
 static const struct t_group {
     const char *name;
-    int kind;                           /* T_OFFLINE or T_INTEROP */
+    int kind;                           /* T_OFFLINE, T_INTEROP, or T_LOAD:
+                                        ** run only when named */
     void (*run)(void);
     const char *what;
 } t_groups[] = {
@@ -7526,7 +8444,9 @@ static const struct t_group {
     { "api", T_OFFLINE, t_api,
       "configuration checks, error strings, memory cap, misuse" },
     { "backpressure", T_OFFLINE, t_backpressure,
-      "replies beyond the output bound dropped whole" },
+      "input held back, not dropped, while the output is full" },
+    { "fanout", T_OFFLINE, t_fanout,
+      "11 000 watchers told of a change, slowly drained: none lost" },
     { "siphash", T_OFFLINE, tu_siphash,
       "SipHash-2-4 and SipHash-1-3 against reference vectors" },
     { "map", T_OFFLINE, tu_map_all,
@@ -7544,7 +8464,8 @@ static const struct t_group {
     { "stats", T_OFFLINE, t_stats,
       "olpcidx_get_stats: items, watchers, stanzas in and out" },
     { "idle", T_OFFLINE, t_idle,
-      "idle participants pinged; no answer or an error: gone" },
+      "idle participants pinged; no answer or an error: gone; an "
+      "answer held back in input counts" },
     { "atomic", T_OFFLINE, t_atomic,
       "each update all or nothing under allocation failure" },
     { "bounded", T_OFFLINE, t_bounded,
@@ -7584,7 +8505,9 @@ static const struct t_group {
     { "crash", T_INTEROP, t_crashes,
       "kill -9 at random: nothing acknowledged is lost" },
     { "on-ejabberd", T_INTEROP, t_on_ejabberd,
-      "basics, seed, adhoc, gadget, reconnect, crash: ejabberd 23.01" }
+      "basics, seed, adhoc, gadget, reconnect, crash: ejabberd 23.01" },
+    { "load", T_LOAD, t_load,
+      "make loadtest: N c2s clients query, announce, watch; measured" }
 };
 
 #define T_NGROUPS (sizeof t_groups / sizeof t_groups[0])
@@ -7594,7 +8517,8 @@ static void t_list_groups(void)
     size_t i;
     for (i = 0; i < T_NGROUPS; i++)
         printf("%-13s %-8s %s\n", t_groups[i].name,
-               t_groups[i].kind == T_OFFLINE ? "offline" : "interop",
+               t_groups[i].kind == T_OFFLINE ? "offline"
+               : t_groups[i].kind == T_LOAD ? "load" : "interop",
                t_groups[i].what);
 }
 
@@ -7616,7 +8540,8 @@ int main(int argc, char **argv)
     /* the groups named, or all (the offline ones only under
     ** OLPCIDX_TEST_OFFLINE) */
     for (i = 0; i < T_NGROUPS; i++)
-        run[i] = argc < 2 && (t_groups[i].kind == T_OFFLINE || !offline);
+        run[i] = argc < 2 && (t_groups[i].kind == T_OFFLINE
+                              || (!offline && t_groups[i].kind == T_INTEROP));
     for (j = 1; j < (size_t)argc; j++) {
         for (i = 0; i < T_NGROUPS && strcmp(argv[j], t_groups[i].name); i++)
             ;

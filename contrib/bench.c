@@ -422,6 +422,10 @@ static int bench_core_pass(const char *p, size_t n, bench_count *c)
         k = bench_chunk(n, off);
         rc = olpcidx_feed(x, p + off, k);
         bench_drain(x, c);
+        while (rc == 0 && !olpcidx_wants_input(x)) {
+            rc = olpcidx_feed(x, NULL, 0);      /* what was held back */
+            bench_drain(x, c);
+        }
     }
     if (rc == OLPCIDX_ECLOSED && off >= n)
         rc = 0;                         /* a capture ends with the stream */
