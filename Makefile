@@ -324,10 +324,14 @@ xo1: $(SRC) test.c
 # is missing is skipped with a message (fails with CROSS_STRICT=1).  File
 # sizes include page padding; text and data are what the code takes.
 SIZE_FLAGS = $(STD) $(CPPFLAGS) $(SIZE_CFLAGS) $(SIZE_LDFLAGS) -DOLPCIDX_MAIN
+# triple:name:flags (_ for spaces):compiler (empty: clang --target, gcc:
+# the gcc-<triple> cross compiler, what an XO-1 would build with)
 SIZE_BUILDS = x86_64-linux-gnu:x86-64:: \
               i686-linux-gnu:i586-geode:-march=geode_-mtune=geode: \
               i686-linux-gnu:i586-geode-static:-march=geode_-mtune=geode_-static: \
+              i686-linux-gnu:i586-geode-gcc:-march=geode_-mtune=geode:gcc \
               arm-linux-gnueabihf:armhf:: \
+              arm-linux-gnueabihf:armhf-gcc::gcc \
               aarch64-linux-gnu:aarch64:: \
               mips-linux-gnu:mips:-fuse-ld=bfd:
 size: $(SRC)
@@ -335,6 +339,7 @@ size: $(SRC)
 	@for b in $(SIZE_BUILDS); do \
 	  t=$${b%%:*}; r=$${b#*:}; name=$${r%%:*}; r=$${r#*:}; \
 	  fl=$$(echo "$${r%%:*}" | tr _ ' '); cc="clang --target=$$t $$fl"; \
+	  [ "$${r#*:}" = gcc ] && cc="$$t-gcc $$fl"; \
 	  if ! $(call xprobe,$$cc); then \
 	    echo "$$name: $(if $(CROSS_STRICT),FAILED,skipped), '$$cc' cannot build here"; \
 	    $(if $(CROSS_STRICT),exit 1,continue); fi; \
