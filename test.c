@@ -2905,10 +2905,11 @@ static void t_memcap(void)
     t_send(&t, 1, "<iq type='get' id='d' from='a@jabber.test/x'" T_TO "><query"
            " xmlns='" OI_NS_DINFO "'/></iq>");
     for (i = 0; i < 400 && !refused; i++) {
+        /* values differ: equal ones are stored once (section 8) */
         snprintf(msg, sizeof msg, "<message from='u%d@jabber.test/x'" T_TO
                  "><properties xmlns='" OI_NS_APROPS "' activity='act%d'>"
-                 "<property type='str' name='blob'>%s</property></properties>"
-                 "</message>", i, i, big);
+                 "<property type='str' name='blob'>%d%s</property>"
+                 "</properties></message>", i, i, i, big);
         t.out.n = 0;
         t_send(&t, 1, msg);
         refused = t_count(t.out.p, "<resource-constraint") > 0;
