@@ -2114,14 +2114,14 @@ static int oi_xml_addrec(oi_xml *x, const char *t, size_t qoff, size_t qlen,
 ** Delight 6-1).  Of bytes below 0x80, subtracting 0x0101.. sets the top
 ** bit of one that is 0, or that is 1 when the byte below borrowed from
 ** it, and a byte borrows from the one above only if its own top bit got
-** set; XOR with a byte repeated turns that byte into 0.  Subtracting
-** 0x2020.. flags the bytes below 0x20 the same way, and bytes of 0x80
-** and above are flagged by v's own top bits.  A borrow starts only at a
-** flagged byte and runs upwards, so the lowest flagged byte -- the first
-** in memory -- is always a real one, whatever the bytes above it.  Its
-** index k comes from the lowest set bit by a multiply: that bit alone,
-** 2^(8k+7), shifted to 2^8k, times OI_W_INDEX (whose byte j is w-1-j,
-** for w bytes a word) puts byte w-1-k of it, k, in the top byte.
+** set; XOR with a byte repeated turns that byte into 0.  Subtracting a
+** byte c repeated flags the bytes below c the same way, and bytes of
+** 0x80 and above are flagged by v's own top bits.  A borrow starts only
+** at a flagged byte and runs upwards, so the lowest flagged byte -- the
+** first in memory -- is always a real one, whatever the bytes above it.
+** Its index k comes from the lowest set bit by a multiply: that bit
+** alone, 2^(8k+7), shifted to 2^8k, times OI_W_INDEX (whose byte j is
+** w-1-j, for w bytes a word) puts byte w-1-k of it, k, in the top byte.
 */
 #if SIZE_MAX > 0xFFFFFFFFu
 typedef uint64_t oi_word;
@@ -2143,15 +2143,20 @@ typedef uint32_t oi_word;
 #define OI_W_FIRST(m) ((size_t)(((((m) & (0 - (m))) >> 7) * OI_W_INDEX) \
                                 >> (8 * sizeof(oi_word) - 8)))
 
-/* The words that may hold a text stop ('<', '&', ']', controls and CR;
-** also TAB and LF, which are then passed) or an attribute-value stop
-** ('<', both quotes, '&', controls; also '#': '"', '#', '&' and '\''
-** are 0x22, 0x23, 0x26, 0x27, all 0x27 once 0x05 is or-ed in).  Bytes
-** >= 0x80 stop both. */
-#define OI_W_TEXT(v) (((v) | ((v) - OI_W_ONES * 0x20) | OI_W_HAS(v, '<') \
-                       | OI_W_HAS(v, '&') | OI_W_HAS(v, ']')) & OI_W_HIGH)
-#define OI_W_AVAL(v) (((v) | ((v) - OI_W_ONES * 0x20) | OI_W_HAS(v, '<') \
-                       | OI_W_HAS((v) | OI_W_ONES * 0x05, '\'')) & OI_W_HIGH)
+/* The words that may hold a text stop ('<', '&', ']', controls and CR)
+** or an attribute-value stop ('<', both quotes, '&', controls); bytes
+** >= 0x80 stop both.  Each test takes as few operations as it can, at
+** the price of a few bytes flagged that are no stop, which the loop
+** below then passes one at a time.  Text: bytes below 0x20 (so TAB and
+** LF too), '&', and '<' and ']' at once, as the bytes that become 0x7D
+** when 0x61 is or-ed in (0x3C and 0x5D; also '=', backslash, '|' and
+** '}').  Values: every byte below 0x28, both quotes and '&' among them
+** (and ' ', '!', '#', '$', '%'), and '<'.  The extra bytes are rare in
+** the values and text of XMPP. */
+#define OI_W_TEXT(v) (((v) | ((v) - OI_W_ONES * 0x20) | OI_W_HAS(v, '&') \
+                       | OI_W_HAS((v) | OI_W_ONES * 0x61, '}')) & OI_W_HIGH)
+#define OI_W_AVAL(v) (((v) | ((v) - OI_W_ONES * 0x28) | OI_W_HAS(v, '<')) \
+                      & OI_W_HIGH)
 
 /* Where a run of bytes without the class bits stop ends in [p, end): the
 ** first byte with one of them, or end.  Words are tested with test, one
@@ -2162,17 +2167,21 @@ static const unsigned char *name(const unsigned char *p,                    \
                                  const unsigned char *end)                  \
 {                                                                           \
     oi_word v, m;                                                           \
-    while ((size_t)(end - p) >= sizeof v) {                                 \
-        v = OI_W_LOAD(p);                                                   \
-        m = test(v);                                                        \
-        if (!m) {                                                           \
-            p += sizeof v;                                                  \
-            continue;                                                       \
+    const unsigned char *last;  /* the last place a whole word starts */    \
+    if ((size_t)(end - p) >= sizeof v) {                                    \
+        last = end - sizeof v;                                              \
+        while (p <= last) {                                                 \
+            v = OI_W_LOAD(p);                                               \
+            m = test(v);                                                    \
+            if (!m) {                                                       \
+                p += sizeof v;                                              \
+                continue;                                                   \
+            }                                                               \
+            p += OI_W_FIRST(m);                                             \
+            if (oi_cc[*p] & (stop))                                         \
+                return p;                                                   \
+            p++;                /* flagged, not a stop: passed */           \
         }                                                                   \
-        p += OI_W_FIRST(m);                                                 \
-        if (oi_cc[*p] & (stop))                                             \
-            return p;                                                       \
-        p++;                    /* flagged, not a stop: TAB, LF, '#' */     \
     }                                                                       \
     while (p < end && !(oi_cc[*p] & (stop)))                                \
         p++;                                                                \
