@@ -2243,8 +2243,28 @@ static const unsigned char *oi_xml_name(const unsigned char *p,
 {
     *colon = 0;
     for (;;) {
+        /* four bytes a step while four remain, with one bound check
+        ** for them (names are short: a test of a word at a time, as
+        ** for values, costs more than it saves here) */
+        for (; lim - p >= 4; p += 4) {
+            if (oi_cc[p[0]] & (OI_CC_NSTOP | OI_CC_COLON))
+                goto stop;
+            if (oi_cc[p[1]] & (OI_CC_NSTOP | OI_CC_COLON)) {
+                p += 1;
+                goto stop;
+            }
+            if (oi_cc[p[2]] & (OI_CC_NSTOP | OI_CC_COLON)) {
+                p += 2;
+                goto stop;
+            }
+            if (oi_cc[p[3]] & (OI_CC_NSTOP | OI_CC_COLON)) {
+                p += 3;
+                goto stop;
+            }
+        }
         while (p < lim && !(oi_cc[*p] & (OI_CC_NSTOP | OI_CC_COLON)))
             p++;
+    stop:
         if (p == lim || *p != ':')
             return p;
         *colon = 1;
@@ -2277,12 +2297,11 @@ static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
         || !(oi_cc[*t] & OI_CC_NSTART))
         return NULL;
     x->qlen = (size_t)(p - t);
-    for (;;) {
+    for (;;) {                  /* p < lim throughout: each step checks */
         ws = p;
-        while (p < lim && (oi_cc[*p] & OI_CC_WS))
-            p++;
-        if (p == lim)
-            return NULL;
+        while (oi_cc[*p] & OI_CC_WS)
+            if (++p == lim)
+                return NULL;
         if (*p == '>') {
             *empty = 0;
             return p + 1;
@@ -2302,13 +2321,15 @@ static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
                              (size_t)(p - a), colon) != OLPCIDX_OK)
             return NULL;
         nrec++;
-        while (p < lim && (oi_cc[*p] & OI_CC_WS))
-            p++;
-        if (p == lim || *p++ != '=')
+        while (oi_cc[*p] & OI_CC_WS)
+            if (++p == lim)
+                return NULL;
+        if (*p != '=' || ++p == lim)
             return NULL;
-        while (p < lim && (oi_cc[*p] & OI_CC_WS))
-            p++;
-        if (p == lim || (*p != '"' && *p != '\''))
+        while (oi_cc[*p] & OI_CC_WS)
+            if (++p == lim)
+                return NULL;
+        if (*p != '"' && *p != '\'')
             return NULL;
         q = *p++;
         for (a = p;;) {
@@ -2334,7 +2355,8 @@ static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
         r = (oi_xrec *)(void *)(x->recs.p + x->recs.n - sizeof(oi_xrec));
         r->voff = (size_t)(a - t);
         r->vlen = (size_t)(p - a);
-        p++;
+        if (++p == lim)
+            return NULL;
     }
 }
 
