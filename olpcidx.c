@@ -1694,12 +1694,33 @@ static int oi_xml_same(const char *a, const char *b, size_t n)
         a += sizeof u;
         b += sizeof v;
     }
-    while (n > 0 && *a == *b) {
-        a++;
-        b++;
-        n--;
+    if (n & 2) {                /* no loop for the last bytes */
+        if (a[0] != b[0] || a[1] != b[1])
+            return 0;
+        a += 2;
+        b += 2;
     }
-    return n == 0;
+    return !(n & 1) || *a == *b;
+}
+
+/* Copies a name of n bytes, four at a time (for the same reason). */
+static void oi_xml_copy(char *d, const char *s, size_t n)
+{
+    uint32_t u;
+    for (; n >= sizeof u; n -= sizeof u) {
+        memcpy(&u, s, sizeof u);
+        memcpy(d, &u, sizeof u);
+        d += sizeof u;
+        s += sizeof u;
+    }
+    if (n & 2) {                /* no loop for the last bytes either */
+        d[0] = s[0];
+        d[1] = s[1];
+        d += 2;
+        s += 2;
+    }
+    if (n & 1)
+        *d = *s;
 }
 
 /* Splits a qualified name at its colon.  Returns -1 if it has more than
@@ -1727,23 +1748,27 @@ static int oi_xml_split(oi_str q, oi_str *prefix, oi_str *local)
 ** consumer.  The caller has already popped its name, if it had one. */
 static int oi_xml_close(oi_xml *x)
 {
+/* the declaration in scope whose bytes in x->binds end at n > 0 */
+#define OI_XML_BIND_AT(n) ((const oi_xbind *)(void *)(x->binds.p + (n)) - 1)
+    size_t n = x->binds.n;
     int rc;
     x->depth--;
     if (x->depth <= 1)
         x->in_stanza = 0;
-    while (x->binds.n > 0) {
-        oi_xbind *b = (oi_xbind *)(void *)(x->binds.p + x->binds.n
-                                           - sizeof(oi_xbind));
-        if (b->depth <= x->depth)
-            break;
-        x->nsstr.n = b->poff;
-        x->binds.n -= sizeof(oi_xbind);
+    /* one test for most elements, which declare nothing */
+    if (n > 0 && OI_XML_BIND_AT(n)->depth > x->depth) {
+        do {
+            x->nsstr.n = OI_XML_BIND_AT(n)->poff;
+            n -= sizeof(oi_xbind);
+        } while (n > 0 && OI_XML_BIND_AT(n)->depth > x->depth);
+        x->binds.n = n;
+        if (x->defb > n / sizeof(oi_xbind)) {   /* find the outer one */
+            const oi_xbind *b = (const oi_xbind *)(void *)x->binds.p;
+            while (--x->defb > 0 && b[x->defb - 1].plen != 0)
+                ;
+        }
     }
-    if (x->defb > x->binds.n / sizeof(oi_xbind)) {  /* find the outer one */
-        const oi_xbind *b = (const oi_xbind *)(void *)x->binds.p;
-        while (--x->defb > 0 && b[x->defb - 1].plen != 0)
-            ;
-    }
+#undef OI_XML_BIND_AT
     rc = x->h->end(x->ud);
     if (rc != 0)
         return oi_xml_fail(x, rc, "stopped by the consumer");
@@ -1767,15 +1792,18 @@ static int oi_xml_start(oi_xml *x, const char *t, int empty)
     if (x->depth == 0 && x->seen_root)
         return oi_xml_fail(x, OLPCIDX_EXML, "second root element");
     for (i = 0; x->ndecl && i < nrec; i++) {  /* 1: namespace declarations */
-        oi_str q = oi_mkstr(t + r[i].qoff, r[i].qlen);
-        oi_str v = oi_mkstr(t + r[i].voff, r[i].vlen);
+        oi_str q, v;
         oi_xbind b;
+        if (!r[i].decl)
+            continue;
+        q = oi_mkstr(t + r[i].qoff, r[i].qlen);
+        v = oi_mkstr(t + r[i].voff, r[i].vlen);
         if (r[i].decl == 1) {
             b.plen = 0;
             if (oi_eq(v, OI_NS_XML) || oi_eq(v, OI_NS_XMLNS))
                 return oi_xml_fail(x, OLPCIDX_EXML, "the xml or xmlns "
                                    "namespace as the default namespace");
-        } else if (r[i].decl == 2) {
+        } else {                        /* 2: xmlns:prefix */
             b.plen = q.n - 6;
             if (v.n == 0)
                 return oi_xml_fail(x, OLPCIDX_EXML,
@@ -1793,50 +1821,51 @@ static int oi_xml_start(oi_xml *x, const char *t, int empty)
             if (memchr(q.p + 6, ':', q.n - 6))
                 return oi_xml_fail(x, OLPCIDX_EXML,
                                    "malformed namespace prefix");
-        } else {
-            continue;
         }
         b.poff = x->nsstr.n;
         b.uoff = b.poff + b.plen;
         b.ulen = v.n;
         b.depth = x->depth + 1;
-        rc = oi_buf_reserve(x->m, &x->nsstr, b.plen + v.n);
+        /* room for both first, then copies without further checks */
+        rc = OI_BUF_RESERVE(x->m, &x->nsstr, b.plen + v.n);
         if (rc == OLPCIDX_OK)
-            rc = oi_buf_add(x->m, &x->binds, &b, sizeof b);
+            rc = OI_BUF_RESERVE(x->m, &x->binds, sizeof b);
         if (rc != OLPCIDX_OK)
             return oi_xml_bufrc(x, rc, "too many namespace declarations");
+        memcpy(x->binds.p + x->binds.n, &b, sizeof b);
+        x->binds.n += sizeof b;
         if (b.plen == 0)
             x->defb = x->binds.n / sizeof(oi_xbind);
-        oi_buf_add(x->m, &x->nsstr, q.p + q.n - b.plen, b.plen);
-        oi_buf_add(x->m, &x->nsstr, v.p, v.n);
+        if (b.plen + v.n > 0) {         /* xmlns='' may leave p NULL */
+            oi_xml_copy(x->nsstr.p + b.poff, q.p + q.n - b.plen, b.plen);
+            memcpy(x->nsstr.p + b.uoff, v.p, v.n);
+            x->nsstr.n += b.plen + v.n;
+        }
     }
     rc = OI_BUF_RESERVE(x->m, &x->attrs, nrec * sizeof(oi_xattr));
     if (rc != OLPCIDX_OK)
         return oi_xml_bufrc(x, rc, "too many attributes");
     a = (oi_xattr *)(void *)x->attrs.p;
     for (i = 0; i < nrec; i++) {        /* 2: other attributes */
-        oi_str q = oi_mkstr(t + r[i].qoff, r[i].qlen);
+        oi_xattr *o = a + na;           /* written in place */
         if (r[i].decl)
             continue;
-        if (!r[i].colon) {
-            prefix = oi_mkstr(q.p, 0);
-            local = q;
-        } else if (oi_xml_split(q, &prefix, &local) < 0)
-            return oi_xml_fail(x, OLPCIDX_EXML, "malformed attribute name");
-        if (prefix.n == 0)
-            ns = oi_mkstr("", 0);
-        else if (oi_xml_lookup(x, prefix, &ns) < 0)
-            return oi_xml_fail(x, OLPCIDX_EXML, "undeclared prefix");
-        else
+        o->ns = oi_mkstr("", 0);
+        o->name = oi_mkstr(t + r[i].qoff, r[i].qlen);
+        o->value = oi_mkstr(t + r[i].voff, r[i].vlen);
+        if (r[i].colon) {               /* prefixed: its namespace */
+            if (oi_xml_split(o->name, &prefix, &o->name) < 0)
+                return oi_xml_fail(x, OLPCIDX_EXML,
+                                   "malformed attribute name");
+            if (oi_xml_lookup(x, prefix, &o->ns) < 0)
+                return oi_xml_fail(x, OLPCIDX_EXML, "undeclared prefix");
             npre++;
-        a[na].ns = ns;
-        a[na].name = local;
-        a[na].value = oi_mkstr(t + r[i].voff, r[i].vlen);
+        }
         na++;
     }
     for (i = 0; i + 1 < nrec; i++)      /* 3: uniqueness, both ways */
-        for (j = i + 1; j < nrec; j++)
-            if (r[i].qlen == r[j].qlen
+        for (j = i + 1; j < nrec; j++)  /* (the first bytes: a quick no) */
+            if (r[i].qlen == r[j].qlen && t[r[i].qoff] == t[r[j].qoff]
                 && oi_xml_same(t + r[i].qoff, t + r[j].qoff, r[i].qlen))
                 return oi_xml_fail(x, OLPCIDX_EXML, "duplicate attribute");
     for (i = 0; npre && i + 1 < na; i++)  /* none prefixed: as above */
@@ -1860,7 +1889,7 @@ static int oi_xml_start(oi_xml *x, const char *t, int empty)
             rc = OI_BUF_RESERVE(x->m, &x->stackoff, sizeof at);
         if (rc != OLPCIDX_OK)
             return oi_xml_bufrc(x, rc, "elements nested too deep");
-        memcpy(x->stack.p + at, qname.p, qname.n);
+        oi_xml_copy(x->stack.p + at, qname.p, qname.n);
         x->stack.n += qname.n;
         memcpy(x->stackoff.p + x->stackoff.n, &at, sizeof at);
         x->stackoff.n += sizeof at;
@@ -2114,14 +2143,14 @@ static int oi_xml_addrec(oi_xml *x, const char *t, size_t qoff, size_t qlen,
 ** Delight 6-1).  Of bytes below 0x80, subtracting 0x0101.. sets the top
 ** bit of one that is 0, or that is 1 when the byte below borrowed from
 ** it, and a byte borrows from the one above only if its own top bit got
-** set; XOR with a byte repeated turns that byte into 0.  Subtracting
-** 0x2020.. flags the bytes below 0x20 the same way, and bytes of 0x80
-** and above are flagged by v's own top bits.  A borrow starts only at a
-** flagged byte and runs upwards, so the lowest flagged byte -- the first
-** in memory -- is always a real one, whatever the bytes above it.  Its
-** index k comes from the lowest set bit by a multiply: that bit alone,
-** 2^(8k+7), shifted to 2^8k, times OI_W_INDEX (whose byte j is w-1-j,
-** for w bytes a word) puts byte w-1-k of it, k, in the top byte.
+** set; XOR with a byte repeated turns that byte into 0.  Subtracting a
+** byte c repeated flags the bytes below c the same way, and bytes of
+** 0x80 and above are flagged by v's own top bits.  A borrow starts only
+** at a flagged byte and runs upwards, so the lowest flagged byte -- the
+** first in memory -- is always a real one, whatever the bytes above it.
+** Its index k comes from the lowest set bit by a multiply: that bit
+** alone, 2^(8k+7), shifted to 2^8k, times OI_W_INDEX (whose byte j is
+** w-1-j, for w bytes a word) puts byte w-1-k of it, k, in the top byte.
 */
 #if SIZE_MAX > 0xFFFFFFFFu
 typedef uint64_t oi_word;
@@ -2143,15 +2172,20 @@ typedef uint32_t oi_word;
 #define OI_W_FIRST(m) ((size_t)(((((m) & (0 - (m))) >> 7) * OI_W_INDEX) \
                                 >> (8 * sizeof(oi_word) - 8)))
 
-/* The words that may hold a text stop ('<', '&', ']', controls and CR;
-** also TAB and LF, which are then passed) or an attribute-value stop
-** ('<', both quotes, '&', controls; also '#': '"', '#', '&' and '\''
-** are 0x22, 0x23, 0x26, 0x27, all 0x27 once 0x05 is or-ed in).  Bytes
-** >= 0x80 stop both. */
-#define OI_W_TEXT(v) (((v) | ((v) - OI_W_ONES * 0x20) | OI_W_HAS(v, '<') \
-                       | OI_W_HAS(v, '&') | OI_W_HAS(v, ']')) & OI_W_HIGH)
-#define OI_W_AVAL(v) (((v) | ((v) - OI_W_ONES * 0x20) | OI_W_HAS(v, '<') \
-                       | OI_W_HAS((v) | OI_W_ONES * 0x05, '\'')) & OI_W_HIGH)
+/* The words that may hold a text stop ('<', '&', ']', controls and CR)
+** or an attribute-value stop ('<', both quotes, '&', controls); bytes
+** >= 0x80 stop both.  Each test takes as few operations as it can, at
+** the price of a few bytes flagged that are no stop, which the loop
+** below then passes one at a time.  Text: bytes below 0x20 (so TAB and
+** LF too), '&', and '<' and ']' at once, as the bytes that become 0x7D
+** when 0x61 is or-ed in (0x3C and 0x5D; also '=', backslash, '|' and
+** '}').  Values: every byte below 0x28, both quotes and '&' among them
+** (and ' ', '!', '#', '$', '%'), and '<'.  The extra bytes are rare in
+** the values and text of XMPP. */
+#define OI_W_TEXT(v) (((v) | ((v) - OI_W_ONES * 0x20) | OI_W_HAS(v, '&') \
+                       | OI_W_HAS((v) | OI_W_ONES * 0x61, '}')) & OI_W_HIGH)
+#define OI_W_AVAL(v) (((v) | ((v) - OI_W_ONES * 0x28) | OI_W_HAS(v, '<')) \
+                      & OI_W_HIGH)
 
 /* Where a run of bytes without the class bits stop ends in [p, end): the
 ** first byte with one of them, or end.  Words are tested with test, one
@@ -2162,17 +2196,21 @@ static const unsigned char *name(const unsigned char *p,                    \
                                  const unsigned char *end)                  \
 {                                                                           \
     oi_word v, m;                                                           \
-    while ((size_t)(end - p) >= sizeof v) {                                 \
-        v = OI_W_LOAD(p);                                                   \
-        m = test(v);                                                        \
-        if (!m) {                                                           \
-            p += sizeof v;                                                  \
-            continue;                                                       \
+    const unsigned char *last;  /* the last place a whole word starts */    \
+    if ((size_t)(end - p) >= sizeof v) {                                    \
+        last = end - sizeof v;                                              \
+        while (p <= last) {                                                 \
+            v = OI_W_LOAD(p);                                               \
+            m = test(v);                                                    \
+            if (!m) {                                                       \
+                p += sizeof v;                                              \
+                continue;                                                   \
+            }                                                               \
+            p += OI_W_FIRST(m);                                             \
+            if (oi_cc[*p] & (stop))                                         \
+                return p;                                                   \
+            p++;                /* flagged, not a stop: passed */           \
         }                                                                   \
-        p += OI_W_FIRST(m);                                                 \
-        if (oi_cc[*p] & (stop))                                             \
-            return p;                                                       \
-        p++;                    /* flagged, not a stop: TAB, LF, '#' */     \
     }                                                                       \
     while (p < end && !(oi_cc[*p] & (stop)))                                \
         p++;                                                                \
@@ -2205,8 +2243,28 @@ static const unsigned char *oi_xml_name(const unsigned char *p,
 {
     *colon = 0;
     for (;;) {
+        /* four bytes a step while four remain, with one bound check
+        ** for them (names are short: a test of a word at a time, as
+        ** for values, costs more than it saves here) */
+        for (; lim - p >= 4; p += 4) {
+            if (oi_cc[p[0]] & (OI_CC_NSTOP | OI_CC_COLON))
+                goto stop;
+            if (oi_cc[p[1]] & (OI_CC_NSTOP | OI_CC_COLON)) {
+                p += 1;
+                goto stop;
+            }
+            if (oi_cc[p[2]] & (OI_CC_NSTOP | OI_CC_COLON)) {
+                p += 2;
+                goto stop;
+            }
+            if (oi_cc[p[3]] & (OI_CC_NSTOP | OI_CC_COLON)) {
+                p += 3;
+                goto stop;
+            }
+        }
         while (p < lim && !(oi_cc[*p] & (OI_CC_NSTOP | OI_CC_COLON)))
             p++;
+    stop:
         if (p == lim || *p != ':')
             return p;
         *colon = 1;
@@ -2239,12 +2297,11 @@ static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
         || !(oi_cc[*t] & OI_CC_NSTART))
         return NULL;
     x->qlen = (size_t)(p - t);
-    for (;;) {
+    for (;;) {                  /* p < lim throughout: each step checks */
         ws = p;
-        while (p < lim && (oi_cc[*p] & OI_CC_WS))
-            p++;
-        if (p == lim)
-            return NULL;
+        while (oi_cc[*p] & OI_CC_WS)
+            if (++p == lim)
+                return NULL;
         if (*p == '>') {
             *empty = 0;
             return p + 1;
@@ -2264,13 +2321,15 @@ static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
                              (size_t)(p - a), colon) != OLPCIDX_OK)
             return NULL;
         nrec++;
-        while (p < lim && (oi_cc[*p] & OI_CC_WS))
-            p++;
-        if (p == lim || *p++ != '=')
+        while (oi_cc[*p] & OI_CC_WS)
+            if (++p == lim)
+                return NULL;
+        if (*p != '=' || ++p == lim)
             return NULL;
-        while (p < lim && (oi_cc[*p] & OI_CC_WS))
-            p++;
-        if (p == lim || (*p != '"' && *p != '\''))
+        while (oi_cc[*p] & OI_CC_WS)
+            if (++p == lim)
+                return NULL;
+        if (*p != '"' && *p != '\'')
             return NULL;
         q = *p++;
         for (a = p;;) {
@@ -2296,7 +2355,8 @@ static const unsigned char *oi_xml_fasttag(oi_xml *x, const unsigned char *p,
         r = (oi_xrec *)(void *)(x->recs.p + x->recs.n - sizeof(oi_xrec));
         r->voff = (size_t)(a - t);
         r->vlen = (size_t)(p - a);
-        p++;
+        if (++p == lim)
+            return NULL;
     }
 }
 
