@@ -4206,7 +4206,8 @@ static long oi_alias_find(olpcidx *x, const char *needle, size_t n,
 {
     const oi_alias_ent *e = OI_ALIAS_ENTS(x);
     size_t ne = x->alias_ents.n / sizeof *e, k = 0, cap = 16;
-    const char *p = x->alias_text.p, *end = p + x->alias_text.n;
+    const char *p = x->alias_text.p;
+    const char *end = p ? p + x->alias_text.n : NULL;   /* none yet: NULL */
     oi_item **v = (oi_item **)oi_arena_alloc(&x->mem, &x->arena,
                                              cap * sizeof *v);
     if (!v)
