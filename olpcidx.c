@@ -938,8 +938,9 @@ static uint64_t oi_siphash(const uint64_t key[2], const void *p, size_t n)
 ** oi_map: byte-string keys to void * values that hold their keys.
 ** open addressing, linear probing; deletion shifts entries back, no tombstones
 ** at least OI_MAP_MINCAP slots, at most OI_MAP_LOAD_NUM/DEN of them used
-** grows by half into a new table allocated before any entry moves, so
-**   that it is between 1/2 and 3/4 full (doubling: 3/8 to 3/4)
+** grows by a quarter into a new table allocated before any entry moves,
+**   so that it is between 3/5 and 3/4 full (by half: 1/2 to 3/4, which
+**   costs a third more slots at the unlucky sizes; doubling: 3/8 to 3/4)
 ** after a failed allocation (ENOMEM) the map is unchanged and usable
 ** SipHash-1-3 under a per-table key; slots keep 32 bits of it, growth
 ** rehashes nothing
@@ -975,6 +976,11 @@ typedef struct oi_map {
 #define OI_MAP_MAXN(cap) ((cap) / OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM \
                           + (cap) % OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM \
                             / OI_MAP_LOAD_DEN)
+/* The next size of a table of cap slots, and the most slots a table may
+** have to grow from without passing OI_MAP_MAXCAP or SIZE_MAX bytes. */
+#define OI_MAP_GROW(cap) ((cap) + (cap) / 4)
+#define OI_MAP_GROWABLE(cap) ((cap) <= OI_MAP_MAXCAP / 5 * 4 \
+                              && (cap) <= SIZE_MAX / 5 * 4 / OI_MAP_SLOT)
 
 /* The home slot of hash h in a table of cap slots. */
 static size_t oi_map_home(uint32_t h, size_t cap)
@@ -1075,7 +1081,8 @@ static int oi_map_resize(oi_mem *mem, oi_map *m, size_t ncap)
 
 /* Makes room for extra more entries: once this returned OLPCIDX_OK, the
 ** next extra puts of new keys do not allocate and cannot fail (deletions
-** in between only add room).  Growth adds at least half the table. */
+** in between only add room).  Growth adds at least a quarter of the
+** table. */
 static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
 {
     size_t need, ncap;
@@ -1086,25 +1093,25 @@ static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
         return OLPCIDX_OK;
     ncap = m->cap ? m->cap : OI_MAP_MINCAP;
     while (ncap == m->cap || OI_MAP_MAXN(ncap) < need) {
-        if (ncap > OI_MAP_MAXCAP / 3 * 2 || ncap > SIZE_MAX / 3 / OI_MAP_SLOT)
+        if (!OI_MAP_GROWABLE(ncap))
             return OLPCIDX_ENOMEM;
-        ncap += ncap / 2;
+        ncap = OI_MAP_GROW(ncap);
     }
     return oi_map_resize(mem, m, ncap);
 }
 
 /* Gives slots back once at most 1/8 of them are in use, so that a table
 ** follows what it holds now, not the most it ever held: the new capacity
-** is the smallest, growing by half from OI_MAP_MINCAP, that keeps it at
-** most half full.  Not during a walk.  Out of memory it stays as it is:
-** nothing is lost. */
+** is the smallest, growing as tables do from OI_MAP_MINCAP, that keeps it
+** at most half full.  Not during a walk.  Out of memory it stays as it
+** is: nothing is lost. */
 static void oi_map_shrink(oi_mem *mem, oi_map *m)
 {
     size_t ncap = OI_MAP_MINCAP;
     if (m->cap <= OI_MAP_MINCAP || m->n > m->cap / 8)
         return;
     while (ncap / 2 < m->n)
-        ncap += ncap / 2;
+        ncap = OI_MAP_GROW(ncap);
     if (ncap < m->cap)
         oi_map_resize(mem, m, ncap);
 }

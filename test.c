@@ -2030,24 +2030,24 @@ static void tu_map_growth(void)
         if (oi_map_put(&mem, &m, keys[i]))
             bad++;
         if (m.cap != lastcap) {
-            /* first table of OI_MAP_MINCAP, then growth by half exactly
-            ** when one more entry would pass 3/4 */
+            /* first table of OI_MAP_MINCAP, then growth by a quarter
+            ** exactly when one more entry would pass 3/4 */
             if (lastcap == 0 ? m.cap != OI_MAP_MINCAP
-                : m.cap != lastcap + lastcap / 2
+                : m.cap != lastcap + lastcap / 4
                   || m.n != OI_MAP_MAXN(lastcap) + 1)
                 bad++;
             if (lastcap)
                 growths++;
             lastcap = m.cap;
         }
-        if (m.n * 4 > m.cap * 3 || (lastcap > 8 && m.n * 2 < m.cap))
+        if (m.n * 4 > m.cap * 3 || (lastcap > 8 && m.n * 5 < m.cap * 3))
             bad++;
     }
     CHECK(bad == 0);
-    /* 8, 12, 18, 27, ..., 88258, 132387 (3/4: 99290 < 100000), 198580:
-    ** 25 growths */
-    CHECK(growths == 25 && m.cap == 198580 && m.n == 100000);
-    CHECK(a.calls == 26);
+    /* 8, 10, 12, 15, 18, ..., 96401, 120501 (3/4: 90375 < 100000),
+    ** 150626: 45 growths */
+    CHECK(growths == 45 && m.cap == 150626 && m.n == 100000);
+    CHECK(a.calls == 46);
     CHECK(mem.used == m.cap * OI_MAP_SLOT);
     CHECK(tu_map_ok(&m));
     for (i = 0; i < 100000; i++) {
@@ -2075,35 +2075,35 @@ static void tu_map_reserve(void)
     CHECK(m.cap == 0);
     CHECK(oi_map_reserve(&mem, &m, 6) == OLPCIDX_OK && m.cap == 8);
     CHECK(oi_map_reserve(&mem, &m, 6) == OLPCIDX_OK && a.calls == 1);
-    CHECK(oi_map_reserve(&mem, &m, 7) == OLPCIDX_OK && m.cap == 12);
+    CHECK(oi_map_reserve(&mem, &m, 7) == OLPCIDX_OK && m.cap == 10);
     CHECK(oi_map_reserve(&mem, &m, 1000) == OLPCIDX_OK);
-    CHECK(m.cap == 1531);       /* 3/4 of 1021 is 765 < 1000 <= 1148 */
+    CHECK(m.cap == 1391);       /* 3/4 of 1113 is 834 < 1000 <= 1043 */
     CHECK(tu_map_ok(&m));
     /* the promised puts need no allocator at all */
     a.fail_all = 1;
     for (i = 0; i < 1000; i++)
         if (oi_map_put(&mem, &m, &tu_tag[i][0]) != OLPCIDX_OK)
             bad++;
-    CHECK(bad == 0 && m.n == 1000 && m.cap == 1531);
+    CHECK(bad == 0 && m.n == 1000 && m.cap == 1391);
     /* deletions in between only add room */
     for (i = 0; i < 100; i++)
         oi_map_del(&m, tu_key(i));
-    for (i = 1000; i < 1248; i++)
+    for (i = 1000; i < 1143; i++)
         if (oi_map_put(&mem, &m, &tu_tag[i][0]) != OLPCIDX_OK)
             bad++;
-    CHECK(bad == 0 && m.n == 1148 && m.cap == 1531);
+    CHECK(bad == 0 && m.n == 1043 && m.cap == 1391);
     /* full: the next new key needs growth, which fails cleanly */
     slot = m.val;
     cap = m.cap;
-    CHECK(oi_map_put(&mem, &m, &tu_tag[1248][0])
+    CHECK(oi_map_put(&mem, &m, &tu_tag[1143][0])
           == OLPCIDX_ENOMEM);
     CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_ENOMEM);
     /* a replacement still succeeds: it never allocates */
-    CHECK(oi_map_put(&mem, &m, &tu_tag[1200][1]) == OLPCIDX_OK);
-    CHECK(oi_map_get(&m, tu_key(1200)) == &tu_tag[1200][1]);
+    CHECK(oi_map_put(&mem, &m, &tu_tag[1100][1]) == OLPCIDX_OK);
+    CHECK(oi_map_get(&m, tu_key(1100)) == &tu_tag[1100][1]);
     CHECK(oi_map_reserve(&mem, &m, 0) == OLPCIDX_OK);
-    CHECK(m.val == slot && m.cap == cap && m.n == 1148 && tu_map_ok(&m));
-    CHECK(oi_map_get(&m, tu_key(1248)) == NULL);
+    CHECK(m.val == slot && m.cap == cap && m.n == 1043 && tu_map_ok(&m));
+    CHECK(oi_map_get(&m, tu_key(1143)) == NULL);
     /* sizes that cannot be represented fail before calling the allocator */
     a.fail_all = 0;
     count = a.calls;
@@ -2117,14 +2117,14 @@ static void tu_map_reserve(void)
           == OLPCIDX_ENOMEM);
     CHECK(a.calls == count && m.val == slot && m.cap == cap);
     /* the memory cap refuses growth like a failing allocator */
-    mem.limit = mem.used + (cap + cap / 2) * OI_MAP_SLOT - 1;
+    mem.limit = mem.used + (cap + cap / 4) * OI_MAP_SLOT - 1;
     CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_ENOMEM);
     CHECK(a.calls == count && m.val == slot && tu_map_ok(&m));
-    mem.limit = mem.used + (cap + cap / 2) * OI_MAP_SLOT;
+    mem.limit = mem.used + (cap + cap / 4) * OI_MAP_SLOT;
     CHECK(oi_map_reserve(&mem, &m, 1) == OLPCIDX_OK);
-    CHECK(m.cap == cap + cap / 2 && mem.used == m.cap * OI_MAP_SLOT);
-    for (i = 100; i < 1248; i++)
-        if (oi_map_get(&m, tu_key(i)) != &tu_tag[i][i == 1200])
+    CHECK(m.cap == cap + cap / 4 && mem.used == m.cap * OI_MAP_SLOT);
+    for (i = 100; i < 1143; i++)
+        if (oi_map_get(&m, tu_key(i)) != &tu_tag[i][i == 1100])
             bad++;
     CHECK(bad == 0 && tu_map_ok(&m));
     oi_map_free(&mem, &m);
@@ -2182,7 +2182,7 @@ static void tu_map_enomem(void)
         done = !failed;
     }
     CHECK(bad == 0);
-    CHECK(failures == 17);      /* tables of 8, 12, 18, ..., 5166 slots */
+    CHECK(failures == 30);      /* tables of 8, 10, 12, 15, ..., 4241 slots */
 }
 
 /* A walk with deletions of returned entries: every entry is returned
