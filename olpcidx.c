@@ -3475,18 +3475,50 @@ static const oi_prop *oi_props_get(const oi_props *ps, const char *name)
 ** the page, however many items match.  An order-statistic tree would make
 ** updates logarithmic too, at three pointers an entry; the array holds
 ** one.
+**
+** What buddies and activities have in common, and what such a list holds,
+** is an item: a UID (bare JID or activity id), properties, and the
+** watchers holding it.  There are hundreds of thousands of items, so the
+** struct is packed to 32 bytes (24 on 32-bit targets): lengths and
+** counts in 32 bits, the UID's bytes not pointed to but found at a fixed
+** offset (right after the containing struct, in the same block), and the
+** watchers, which most items never have, in a block of their own.
 */
-struct oi_item;
+typedef struct oi_item {
+    struct oi_post **props;     /* its posting lists, sorted by name, in
+                                ** one owned array of nprops */
+    oi_vec *watch;              /* oi_watch * holding it; NULL: none has
+                                ** yet (section 9) */
+    uint32_t nuid;              /* bytes of its UID */
+    uint32_t nprops;
+    uint32_t pins;              /* events not yet handed to all their
+                                ** watchers that name it (section 9) */
+    uint16_t uid_at;            /* its UID's offset from the item: the
+                                ** size of the containing struct */
+    unsigned char doomed;       /* forgotten while pinned: freed at the
+                                ** last unpin */
+} oi_item;
+
+/* The UID of an item. */
+static oi_str oi_uid(const oi_item *it)
+{
+    return oi_mkstr((const char *)it + it->uid_at, it->nuid);
+}
+
+/* The key of an item in its map (buddies, acts): its UID. */
+static oi_str oi_uid_keyof(const void *v)
+{
+    return oi_uid((const oi_item *)v);
+}
 
 /* The first position in sorted v[0..n) whose UID is >= uid (after 0) or
-** > uid (after 1).  v holds struct oi_item *, whose first field is the
-** UID. */
+** > uid (after 1).  v holds oi_item *. */
 static size_t oi_sorted_pos(void *const *v, size_t n, oi_str uid, int after)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = oi_str_cmp(*(const oi_str *)v[mid], uid);
+        int c = oi_str_cmp(oi_uid((const oi_item *)v[mid]), uid);
         if (c < 0 || (after && c == 0))
             lo = mid + 1;
         else
@@ -3495,11 +3527,10 @@ static size_t oi_sorted_pos(void *const *v, size_t n, oi_str uid, int after)
     return lo;
 }
 
-/* Inserts p (whose first field is its UID) in its place in v[0..n),
-** which has room for one more. */
+/* Inserts item p in its place in v[0..n), which has room for one more. */
 static void oi_sorted_put(void **v, size_t n, void *p)
 {
-    size_t at = oi_sorted_pos(v, n, *(const oi_str *)p, 0);
+    size_t at = oi_sorted_pos(v, n, oi_uid((const oi_item *)p), 0);
     memmove(v + at + 1, v + at, (n - at) * sizeof *v);
     v[at] = p;
 }
@@ -3507,7 +3538,7 @@ static void oi_sorted_put(void **v, size_t n, void *p)
 /* Removes p from v[0..n), if it is there; returns 1 if it was. */
 static int oi_sorted_take(void **v, size_t n, const void *p)
 {
-    size_t at = oi_sorted_pos(v, n, *(const oi_str *)p, 0);
+    size_t at = oi_sorted_pos(v, n, oi_uid((const oi_item *)p), 0);
     if (at >= n || v[at] != p)
         return 0;
     memmove(v + at, v + at + 1, (n - at - 1) * sizeof *v);
@@ -3530,11 +3561,11 @@ static void oi_sorted_remove(oi_vec *a, const void *p)
 ** A posting list: one (name, type, value) -- its key, "name NUL
 ** type-digit value", stored right after the struct -- and the public
 ** items holding it, in UID order.  It is also where those items keep the
-** property: an item's properties are pointers to posting lists (an
-** oi_pset), so a value is stored once however many items hold it, and a
-** unique one costs the struct, its key and a map slot.  refs counts the
-** items whose properties point to it (a private activity's do, though it
-** is in no list); the list goes when that drops to 0.  Names hold no NUL
+** property: an item's properties are pointers to posting lists
+** (oi_item.props), so a value is stored once however many items hold it,
+** and a unique one costs the struct, its key and a map slot.  refs counts
+** the items whose properties point to it (a private activity's do, though
+** it is in no list); the list goes when that drops to 0.  Names hold no NUL
 ** (XML 1.0 section 2.2; restored ones are checked), so the key splits
 ** back into name, type and value at its first NUL.
 */
@@ -3583,38 +3614,35 @@ static int oi_post_named(const oi_post *p, oi_str name)
         && (name.n == 0 || memcmp(k, name.p, name.n) == 0);
 }
 
-/* The properties of an item: its posting lists, sorted by name (the
-** order of their keys, since a name ends at a NUL), in one owned array. */
-typedef struct oi_pset {
-    oi_post **v;
-    size_t n;
-} oi_pset;
+/* The properties of an item are its posting lists, sorted by name (the
+** order of their keys, since a name ends at a NUL). */
 
-/* The property called name of ps into *out; 0 if it has none. */
-static int oi_pset_get(const oi_pset *ps, const char *name, oi_prop *out)
+/* The property called name of it into *out; 0 if it has none. */
+static int oi_item_prop(const oi_item *it, const char *name, oi_prop *out)
 {
     oi_str nm = oi_zstr(name);
     size_t i;
-    for (i = 0; i < ps->n; i++)
-        if (oi_post_named(ps->v[i], nm)) {
-            *out = oi_post_prop(ps->v[i]);
+    for (i = 0; i < it->nprops; i++)
+        if (oi_post_named(it->props[i], nm)) {
+            *out = oi_post_prop(it->props[i]);
             return 1;
         }
     return 0;
 }
 
-/* Whether ps holds every property of want (same name, type and value). */
-static int oi_pset_match(const oi_pset *ps, const oi_props *want)
+/* Whether it holds every property of want (same name, type and value). */
+static int oi_item_match(const oi_item *it, const oi_props *want)
 {
     size_t i, j;
     for (i = 0; i < want->n; i++) {
         const oi_prop *w = &want->v[i];
         oi_prop p;
-        for (j = 0; j < ps->n && !oi_post_named(ps->v[j], w->name); j++)
+        for (j = 0; j < it->nprops && !oi_post_named(it->props[j], w->name);
+             j++)
             ;
-        if (j == ps->n)
+        if (j == it->nprops)
             return 0;
-        p = oi_post_prop(ps->v[j]);
+        p = oi_post_prop(it->props[j]);
         if (p.type != w->type || !oi_streq(p.value, w->value))
             return 0;
     }
@@ -3626,18 +3654,6 @@ static void oi_post_free(oi_mem *m, oi_post *p)
     oi_svec_free(m, &p->items);
     oi_free(m, p, sizeof *p + p->nkey);
 }
-
-/* What buddies and activities have in common: a UID (bare JID or
-** activity id), properties, and the watchers holding them. */
-typedef struct oi_item {
-    oi_str uid;                 /* bytes right after the containing struct */
-    oi_pset props;
-    oi_vec watch;               /* oi_watch * holding it */
-    unsigned pins;              /* events not yet handed to all their
-                                ** watchers that name it (section 9) */
-    int doomed;                 /* forgotten while pinned: freed at the
-                                ** last unpin */
-} oi_item;
 
 enum { OI_K_ACT, OI_K_BUDDY };  /* what a watcher's items are */
 
@@ -3653,13 +3669,32 @@ struct oi_watch {
 };
 
 /* Takes an item out of every watcher holding it (it is going away, or
-** nobody may see it any more). */
+** nobody may see it any more), and frees its list of them. */
 static void oi_unwatch(oi_mem *m, oi_item *it)
 {
     size_t i;
-    for (i = 0; i < it->watch.n; i++)
-        oi_vec_drop(&((oi_watch *)it->watch.v[i])->members, it);
-    oi_vec_free(m, &it->watch);
+    if (!it->watch)
+        return;
+    for (i = 0; i < it->watch->n; i++)
+        oi_vec_drop(&((oi_watch *)it->watch->v[i])->members, it);
+    oi_vec_free(m, it->watch);
+    oi_free(m, it->watch, sizeof *it->watch);
+    it->watch = NULL;
+}
+
+/* Makes room for one more watcher of it, creating its list of them the
+** first time.  On failure nothing changed but, maybe, that the list
+** exists, empty.  The list stays while the item is watchable, though it
+** may empty: a fan-out may be walking it (oi_fan_out). */
+static int oi_item_watch_reserve(oi_mem *m, oi_item *it)
+{
+    if (!it->watch) {
+        it->watch = (oi_vec *)oi_realloc(m, NULL, 0, sizeof *it->watch);
+        if (!it->watch)
+            return OLPCIDX_ENOMEM;
+        memset(it->watch, 0, sizeof *it->watch);
+    }
+    return oi_vec_reserve(m, it->watch, 1);
 }
 
 /* Empties watcher w. */
@@ -3667,7 +3702,7 @@ static void oi_watch_clear(oi_mem *m, oi_watch *w)
 {
     size_t i;
     for (i = 0; i < w->members.n; i++)
-        oi_vec_drop(&((oi_item *)w->members.v[i])->watch, w);
+        oi_vec_drop(((oi_item *)w->members.v[i])->watch, w);
     oi_vec_free(m, &w->members);
 }
 
@@ -3681,14 +3716,14 @@ static int oi_watch_set(oi_mem *m, oi_watch *w, oi_item **v, size_t n)
     if (n && oi_vec_reserve(m, &nv, n) != OLPCIDX_OK)
         return OLPCIDX_ENOMEM;
     for (i = 0; i < n; i++)
-        if (oi_vec_reserve(m, &v[i]->watch, 1) != OLPCIDX_OK) {
+        if (oi_item_watch_reserve(m, v[i]) != OLPCIDX_OK) {
             oi_vec_free(m, &nv);
             return OLPCIDX_ENOMEM;
         }
     oi_watch_clear(m, w);
     for (i = 0; i < n; i++) {
         oi_vec_push(&nv, v[i]);
-        oi_vec_push(&v[i]->watch, w);
+        oi_vec_push(v[i]->watch, w);
     }
     w->members = nv;
     return OLPCIDX_OK;
@@ -3753,7 +3788,7 @@ static oi_str oi_act_room(const void *a)
 static int oi_act_private(const oi_act *a)
 {
     oi_prop p;
-    return oi_pset_get(&a->it.props, "private", &p) && p.type == OI_PT_BOOL
+    return oi_item_prop(&a->it, "private", &p) && p.type == OI_PT_BOOL
         && oi_eq(p.value, "1");
 }
 
@@ -3777,11 +3812,11 @@ static void oi_post_unref(oi_mem *m, oi_map *map, oi_post **v, size_t n,
 /* Takes it out of every list it is posted in and drops its properties. */
 static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
 {
-    oi_post_unref(m, map, it->props.v, it->props.n, it);
-    if (it->props.v)
-        oi_free(m, it->props.v, it->props.n * sizeof *it->props.v);
-    it->props.v = NULL;
-    it->props.n = 0;
+    oi_post_unref(m, map, it->props, it->nprops, it);
+    if (it->props)
+        oi_free(m, it->props, it->nprops * sizeof *it->props);
+    it->props = NULL;
+    it->nprops = 0;
 }
 
 /* Replaces the properties of it by ps, posting it in the list of each
@@ -3831,8 +3866,8 @@ static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
     oi_post_remove(m, map, it);
     for (i = 0; post && i < ps->n; i++)
         oi_sorted_put(oi_svec_v(&lists[i]->items), lists[i]->items.n++, it);
-    it->props.v = lists;
-    it->props.n = ps->n;
+    it->props = lists;
+    it->nprops = (uint32_t)ps->n;
     return OLPCIDX_OK;
 fail:
     while (nmade > 0) {
@@ -3867,20 +3902,37 @@ static void *oi_keyed_new(oi_mem *m, oi_map *map, size_t size, oi_str key,
     return p;
 }
 
+/* A new zeroed block of size bytes, the struct whose first field is an
+** item, then extra more: the item's UID, copied there, and what the
+** caller puts after it.  NULL when out of memory or too long. */
+static oi_item *oi_item_new(oi_mem *m, size_t size, oi_str uid, size_t extra)
+{
+    oi_item *it;
+    if (uid.n > UINT32_MAX || uid.n > SIZE_MAX - size
+        || extra > SIZE_MAX - size - uid.n
+        || !(it = (oi_item *)oi_realloc(m, NULL, 0, size + uid.n + extra)))
+        return NULL;
+    memset(it, 0, size);
+    if (uid.n)
+        memcpy((char *)it + size, uid.p, uid.n);
+    it->uid_at = (uint16_t)size;
+    it->nuid = (uint32_t)uid.n;
+    return it;
+}
+
 /* The buddy with that bare JID; created (with nothing announced yet) when
 ** create is set.  NULL: absent, or out of memory when creating. */
 static oi_buddy *oi_buddy_get(olpcidx *x, oi_str jid, int create)
 {
     oi_buddy *b = (oi_buddy *)oi_map_get(&x->buddies, jid);
-    oi_str key;
     if (b || !create
-        || oi_vec_reserve(&x->mem, &x->listed[OI_K_BUDDY], 1) != OLPCIDX_OK)
+        || oi_vec_reserve(&x->mem, &x->listed[OI_K_BUDDY], 1) != OLPCIDX_OK
+        || oi_map_reserve(&x->mem, &x->buddies, 1) != OLPCIDX_OK)
         return b;
-    b = (oi_buddy *)oi_keyed_new(&x->mem, &x->buddies, sizeof *b, jid,
-                                 &key);
+    b = (oi_buddy *)oi_item_new(&x->mem, sizeof *b, jid, 0);
     if (b) {
-        b->it.uid = key;
         b->seen = x->now;
+        oi_map_put(&x->mem, &x->buddies, b);    /* room reserved above */
         oi_sorted_insert(&x->listed[OI_K_BUDDY], &b->it);
     }
     return b;
@@ -3931,7 +3983,7 @@ static void oi_buddy_set_last(olpcidx *x, oi_buddy *b, oi_str jid)
 {
     oi_str bare = oi_bare(jid), res;
     char *p;
-    if (bare.n == jid.n || !oi_streq(bare, b->it.uid))
+    if (bare.n == jid.n || !oi_streq(bare, oi_uid(&b->it)))
         return;
     res = oi_mkstr(jid.p + bare.n + 1, jid.n - bare.n - 1);
     if (b->last && oi_streq(oi_lstr(b->last), res))
@@ -3946,17 +3998,16 @@ static void oi_buddy_set_last(olpcidx *x, oi_buddy *b, oi_str jid)
 ** bytes the caller frees; NULL when there is none or memory is short. */
 static char *oi_buddy_last(olpcidx *x, const oi_buddy *b, oi_str *full)
 {
-    oi_str res = oi_lstr(b->last);
+    oi_str res = oi_lstr(b->last), uid = oi_uid(&b->it);
     char *p;
-    if (!b->last || res.n > SIZE_MAX - 1 - b->it.uid.n
-        || !(p = (char *)oi_realloc(&x->mem, NULL, 0,
-                                    b->it.uid.n + 1 + res.n)))
+    if (!b->last || res.n > SIZE_MAX - 1 - uid.n
+        || !(p = (char *)oi_realloc(&x->mem, NULL, 0, uid.n + 1 + res.n)))
         return NULL;
-    memcpy(p, b->it.uid.p, b->it.uid.n);
-    p[b->it.uid.n] = '/';
+    memcpy(p, uid.p, uid.n);
+    p[uid.n] = '/';
     if (res.n)
-        memcpy(p + b->it.uid.n + 1, res.p, res.n);
-    *full = oi_mkstr(p, b->it.uid.n + 1 + res.n);
+        memcpy(p + uid.n + 1, res.p, res.n);
+    *full = oi_mkstr(p, uid.n + 1 + res.n);
     return p;
 }
 
@@ -3967,7 +4018,7 @@ static oi_str oi_buddy_alias(const oi_buddy *b)
     oi_prop p;
     if (b->nick)
         return oi_lstr(b->nick);
-    return oi_pset_get(&b->it.props, "nick", &p) ? p.value : oi_mkstr("", 0);
+    return oi_item_prop(&b->it, "nick", &p) ? p.value : oi_mkstr("", 0);
 }
 
 /*
@@ -4115,18 +4166,18 @@ static long oi_alias_find(olpcidx *x, const char *needle, size_t n,
 ** to be handed out names keeps its memory until then (section 9). */
 static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
 {
-    if (b->it.props.n || b->cur || b->acts.n || b->roster || b->nick)
+    if (b->it.nprops || b->cur || b->acts.n || b->roster || b->nick)
         return;
     oi_unwatch(&x->mem, &b->it);
     oi_alias_drop(x, b);
     oi_sorted_remove(&x->listed[OI_K_BUDDY], &b->it);
-    oi_map_del(&x->buddies, b->it.uid);
+    oi_map_del(&x->buddies, oi_uid(&b->it));
     oi_svec_free(&x->mem, &b->acts);
     oi_lstr_free(&x->mem, b->last);
     b->last = NULL;
     b->it.doomed = 1;
     if (!b->it.pins)
-        oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
+        oi_free(&x->mem, b, sizeof *b + b->it.nuid);
 }
 
 static oi_act *oi_act_find(olpcidx *x, oi_str id, oi_str room)
@@ -4147,14 +4198,11 @@ static oi_act *oi_act_new(olpcidx *x, oi_str id, oi_str room)
         || (room.n && oi_map_reserve(&x->mem, &x->rooms, 1) != OLPCIDX_OK)
         || oi_vec_reserve(&x->mem, &x->listed[OI_K_ACT], 1) != OLPCIDX_OK)
         return NULL;
-    a = (oi_act *)oi_realloc(&x->mem, NULL, 0, sizeof *a + id.n + room.n);
+    a = (oi_act *)oi_item_new(&x->mem, sizeof *a, id, room.n);
     if (!a)
         return NULL;
-    memset(a, 0, sizeof *a);
-    memcpy(a + 1, id.p, id.n);
     if (room.n)
         memcpy((char *)(a + 1) + id.n, room.p, room.n);
-    a->it.uid = oi_mkstr((const char *)(a + 1), id.n);
     a->room = oi_mkstr((const char *)(a + 1) + id.n, room.n);
     oi_map_put(&x->mem, &x->acts, a);
     if (room.n)
@@ -4186,7 +4234,7 @@ static int oi_act_set_props(olpcidx *x, oi_act *a, const oi_props *ps)
 ** posting lists). */
 static void oi_act_release(olpcidx *x, oi_act *a)
 {
-    oi_free(&x->mem, a, sizeof *a + a->it.uid.n + a->room.n);
+    oi_free(&x->mem, a, sizeof *a + a->it.nuid + a->room.n);
 }
 
 /* Forgets an activity: out of the maps and the posting lists, and out of
@@ -4200,7 +4248,7 @@ static void oi_act_free(olpcidx *x, oi_act *a)
         oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[i];
         oi_svec_drop(&b->acts, a);
     }
-    oi_map_del(&x->acts, a->it.uid);
+    oi_map_del(&x->acts, oi_uid(&a->it));
     if (a->room.n)
         oi_map_del(&x->rooms, a->room);
     if (!oi_act_private(a))
@@ -4260,8 +4308,8 @@ static void oi_seen(olpcidx *x, oi_str jid)
 /* An empty index; each map has its own hash key. */
 static void oi_index_init(olpcidx *x)
 {
-    oi_map_init(&x->buddies, x->cfg.hash_seed, 1, oi_key_first);
-    oi_map_init(&x->acts, x->cfg.hash_seed, 2, oi_key_first);
+    oi_map_init(&x->buddies, x->cfg.hash_seed, 1, oi_uid_keyof);
+    oi_map_init(&x->acts, x->cfg.hash_seed, 2, oi_uid_keyof);
     oi_map_init(&x->rooms, x->cfg.hash_seed, 3, oi_act_room);
     oi_map_init(&x->bposts, x->cfg.hash_seed, 4, oi_post_keyof);
     oi_map_init(&x->aposts, x->cfg.hash_seed, 5, oi_post_keyof);
@@ -4645,12 +4693,12 @@ static const oi_vec *oi_ev_list(olpcidx *x, const oi_event *ev, size_t k,
     *offer = k == 1;
     if (ev->act) {
         if (k == 0)
-            return &ev->act->it.watch;
+            return ev->act->it.watch ? ev->act->it.watch : &none;
         return k == 1 && ev->type != OI_EV_CLOSED ? &x->open[OI_K_ACT]
                                                   : NULL;
     }
     if (k == 0)
-        return &b->it.watch;
+        return b->it.watch ? b->it.watch : &none;
     if (ev->type == OI_EV_BUDDY_GONE)
         return NULL;
     if (k == 1)
@@ -4659,7 +4707,7 @@ static const oi_vec *oi_ev_list(olpcidx *x, const oi_event *ev, size_t k,
         || k - 2 >= b->acts.n)
         return NULL;                    /* not about its activities */
     in = (const oi_act *)oi_svec_cv(&b->acts)[k - 2];
-    return oi_act_private(in) ? &none : &in->it.watch;
+    return oi_act_private(in) || !in->it.watch ? &none : in->it.watch;
 }
 
 /* An event is through: its items are unpinned (and freed, if they were
@@ -4672,7 +4720,7 @@ static void oi_pend_free(olpcidx *x, oi_pend *p)
     if (a && --a->it.pins == 0 && a->it.doomed)
         oi_act_release(x, a);
     if (b && --b->it.pins == 0 && b->it.doomed)
-        oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
+        oi_free(&x->mem, b, sizeof *b + b->it.nuid);
     oi_free(&x->mem, p, p->size);
 }
 
@@ -4912,7 +4960,7 @@ static void oi_rec_str(olpcidx *x, oi_str s)
 static void oi_rec_last(olpcidx *x, const oi_buddy *b)
 {
     oi_str res = oi_lstr(b->last);
-    size_t n = b->last ? b->it.uid.n + 1 + res.n : 0;
+    size_t n = b->last ? b->it.nuid + 1 + res.n : 0;
     unsigned char h[2];
     if (n > 0xFFFF) {
         x->rec_err = 1;
@@ -4923,20 +4971,20 @@ static void oi_rec_last(olpcidx *x, const oi_buddy *b)
     oi_rec_bytes(x, h, 2);
     if (!b->last)
         return;
-    oi_rec_bytes(x, b->it.uid.p, b->it.uid.n);
+    oi_rec_bytes(x, oi_uid(&b->it).p, b->it.nuid);
     oi_rec_bytes(x, "/", 1);
     oi_rec_bytes(x, res.p, res.n);
 }
 
-static void oi_rec_props(olpcidx *x, const oi_pset *ps)
+static void oi_rec_props(olpcidx *x, const oi_item *it)
 {
     unsigned char h[2];
     size_t i;
-    h[0] = (unsigned char)(ps->n >> 8);
-    h[1] = (unsigned char)ps->n;
+    h[0] = (unsigned char)(it->nprops >> 8);
+    h[1] = (unsigned char)it->nprops;
     oi_rec_bytes(x, h, 2);
-    for (i = 0; i < ps->n; i++) {
-        oi_prop p = oi_post_prop(ps->v[i]);
+    for (i = 0; i < it->nprops; i++) {
+        oi_prop p = oi_post_prop(it->props[i]);
         h[0] = (unsigned char)p.type;
         oi_rec_bytes(x, h, 1);
         oi_rec_str(x, p.name);
@@ -4961,8 +5009,8 @@ static void oi_rec_buddy(olpcidx *x, const oi_buddy *b)
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, OI_REC_BUDDY);
-    oi_rec_str(x, b->it.uid);
-    oi_rec_props(x, &b->it.props);
+    oi_rec_str(x, oi_uid(&b->it));
+    oi_rec_props(x, &b->it);
     oi_rec_str(x, oi_cur_id(b));
     oi_rec_str(x, oi_cur_room(b));
     oi_rec_end(x);
@@ -4973,9 +5021,9 @@ static void oi_rec_act(olpcidx *x, const oi_act *a)
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, OI_REC_ACT);
-    oi_rec_str(x, a->it.uid);
+    oi_rec_str(x, oi_uid(&a->it));
     oi_rec_str(x, a->room);
-    oi_rec_props(x, &a->it.props);
+    oi_rec_props(x, &a->it);
     oi_rec_end(x);
 }
 
@@ -4985,8 +5033,8 @@ static void oi_rec_member(olpcidx *x, int type, const oi_act *a,
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, type);
-    oi_rec_str(x, a->it.uid);
-    oi_rec_str(x, b->it.uid);
+    oi_rec_str(x, oi_uid(&a->it));
+    oi_rec_str(x, oi_uid(&b->it));
     if (type == OI_REC_JOIN)
         oi_rec_last(x, b);
     oi_rec_end(x);
@@ -4998,7 +5046,7 @@ static void oi_rec_roster(olpcidx *x, const oi_buddy *b)
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, OI_REC_ROSTER);
-    oi_rec_str(x, b->it.uid);
+    oi_rec_str(x, oi_uid(&b->it));
     oi_rec_bytes(x, &st, 1);
     oi_rec_str(x, oi_lstr(b->nick));
     oi_rec_end(x);
@@ -5010,7 +5058,7 @@ static void oi_rec_room(olpcidx *x, const oi_act *a)
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, OI_REC_ROOM);
-    oi_rec_str(x, a->it.uid);
+    oi_rec_str(x, oi_uid(&a->it));
     oi_rec_bytes(x, &in, 1);
     oi_rec_end(x);
 }
@@ -5430,7 +5478,7 @@ static void oi_room_presence(olpcidx *x, oi_act *a, int join, int keep)
     size_t mark;
     if (a->room.n + 1 + n.n > sizeof to) {
         oi_log(x, OLPCIDX_LOG_INFO, "room JID of %.*s over %u bytes: not "
-               "joined", (int)a->it.uid.n, a->it.uid.p,
+               "joined", (int)a->it.nuid, oi_uid(&a->it).p,
                (unsigned)(sizeof to - n.n - 1));
         return;
     }
@@ -5644,7 +5692,7 @@ static void oi_chg_close(olpcidx *x, oi_act *a)
 ** 6.7). */
 static int oi_buddy_listed(olpcidx *x, const oi_buddy *b)
 {
-    return b->roster == OI_ROSTER_PUBLISHED && oi_is_online(x, b->it.uid);
+    return b->roster == OI_ROSTER_PUBLISHED && oi_is_online(x, oi_uid(&b->it));
 }
 
 /* Full JID sent available presence (PROTOCOL.md 5.1). */
@@ -5663,7 +5711,7 @@ static int oi_chg_available(olpcidx *x, oi_str full)
     c->available = 1;
     b = oi_buddy_get(x, oi_bare(full), 0);
     if (b && b->roster == OI_ROSTER_PUBLISHED
-        && ((oi_online *)oi_map_get(&x->online, b->it.uid))->n == 1)
+        && ((oi_online *)oi_map_get(&x->online, oi_uid(&b->it)))->n == 1)
         oi_emit(x, OI_EV_BUDDY_COMES, NULL, b);
     return OI_C_NONE;
 }
@@ -5728,7 +5776,7 @@ static int oi_chg_forget(olpcidx *x, oi_str bare)
         size_t i, mark;
         for (i = 0; i < 2; i++) {
             mark = oi_out_begin(x);
-            oi_out_head(x, "presence", end[i], b->it.uid, NULL);
+            oi_out_head(x, "presence", end[i], oi_uid(&b->it), NULL);
             oi_outz(x, "</presence>");
             oi_out_commit(x, mark, "unsubscription");
         }
@@ -5764,7 +5812,7 @@ static int oi_chg_roster(olpcidx *x, oi_str bare, int state)
         oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
         oi_chg_nick(x, bare, OI_LIT(""));
         oi_chg_current(x, bare, OI_LIT(""), OI_LIT(""));
-        if ((b = oi_buddy_get(x, bare, 0)) != NULL && b->it.props.n)
+        if ((b = oi_buddy_get(x, bare, 0)) != NULL && b->it.nprops)
             oi_chg_buddy_props(x, bare, &none);
         return OI_C_NONE;
     }
@@ -6245,7 +6293,7 @@ static void oi_out_prop(olpcidx *x, const oi_prop *p)
 
 /* Writes <properties xmlns=ns>, with the activity's ids when a is given
 ** (the form of change notifications, PROTOCOL.md 3.6). */
-static void oi_out_props(olpcidx *x, const oi_pset *ps, const char *ns,
+static void oi_out_props(olpcidx *x, const oi_item *it, const char *ns,
                          const oi_act *a)
 {
     size_t i;
@@ -6253,14 +6301,14 @@ static void oi_out_props(olpcidx *x, const oi_pset *ps, const char *ns,
     oi_outz(x, ns);
     oi_out(x, "'", 1);
     if (a)
-        oi_out_act_ids(x, a->it.uid, a->room);
-    if (ps->n == 0) {
+        oi_out_act_ids(x, oi_uid(&a->it), a->room);
+    if (it->nprops == 0) {
         oi_outz(x, "/>");
         return;
     }
     oi_out(x, ">", 1);
-    for (i = 0; i < ps->n; i++) {
-        oi_prop p = oi_post_prop(ps->v[i]);
+    for (i = 0; i < it->nprops; i++) {
+        oi_prop p = oi_post_prop(it->props[i]);
         oi_out_prop(x, &p);
     }
     oi_outz(x, "</properties>");
@@ -6270,7 +6318,8 @@ static void oi_out_props(olpcidx *x, const oi_pset *ps, const char *ns,
 
 static int oi_item_cmp(const void *a, const void *b)
 {
-    return oi_str_cmp((*(oi_item *const *)a)->uid, (*(oi_item *const *)b)->uid);
+    return oi_str_cmp(oi_uid(*(oi_item *const *)a),
+                      oi_uid(*(oi_item *const *)b));
 }
 
 /* Whether item it passes a query's criteria crit. */
@@ -6818,7 +6867,7 @@ static void oi_liveness(olpcidx *x)
             oi_outz(x, "<iq type='get'");
             oi_out_attr(x, "from", x->jid);
             oi_outz(x, " to='");        /* the full JID: bare/resource */
-            oi_out_esc(x, b->it.uid, 1);
+            oi_out_esc(x, oi_uid(&b->it), 1);
             oi_out(x, "/", 1);
             oi_out_esc(x, oi_lstr(b->last), 1);
             oi_outz(x, "'");
@@ -7005,11 +7054,11 @@ static int oi_cmd_list(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
         n++;
         snprintf(num, sizeof num, "%lu", (unsigned long)a->parts.n);
         oi_outz(x, "<item>");
-        oi_out_field(x, "id", NULL, NULL, a->it.uid);
+        oi_out_field(x, "id", NULL, NULL, oi_uid(&a->it));
         oi_out_field(x, "room", NULL, NULL, a->room);
-        oi_out_field(x, "type", NULL, NULL, oi_pset_get(&a->it.props, "type",
+        oi_out_field(x, "type", NULL, NULL, oi_item_prop(&a->it, "type",
                      &type) ? type.value : OI_LIT(""));
-        oi_out_field(x, "title", NULL, NULL, oi_pset_get(&a->it.props,
+        oi_out_field(x, "title", NULL, NULL, oi_item_prop(&a->it,
                      "title", &title) ? title.value : OI_LIT(""));
         oi_out_field(x, "buddies", NULL, NULL, oi_zstr(num));
         oi_out_field(x, "private", NULL, NULL, oi_act_private(a)
@@ -7229,25 +7278,25 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
     switch (ev->type) {
     case OI_EV_ACT_PROPS:
         oi_outz(x, "<change xmlns='" OI_NS_ACT "'");
-        oi_out_act_ids(x, a->it.uid, a->room);
+        oi_out_act_ids(x, oi_uid(&a->it), a->room);
         oi_out(x, ">", 1);
-        oi_out_props(x, &a->it.props, OI_NS_APROPS, a);
+        oi_out_props(x, &a->it, OI_NS_APROPS, a);
         oi_outz(x, "</change>");
         break;
     case OI_EV_JOINED:
     case OI_EV_LEFT:
     case OI_EV_CLOSED:
         oi_outz(x, "<activity xmlns='" OI_NS_ACT "'");
-        oi_out_act_ids(x, a->it.uid, a->room);
+        oi_out_act_ids(x, oi_uid(&a->it), a->room);
         if (ev->type == OI_EV_JOINED) {
             oi_outz(x, "><joined");
-            oi_out_attr(x, "jid", b->it.uid);
+            oi_out_attr(x, "jid", oi_uid(&b->it));
             oi_out(x, ">", 1);
-            oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+            oi_out_props(x, &b->it, OI_NS_BPROPS, NULL);
             oi_outz(x, "</joined>");
         } else if (ev->type == OI_EV_LEFT) {
             oi_outz(x, "><left");
-            oi_out_attr(x, "jid", b->it.uid);
+            oi_out_attr(x, "jid", oi_uid(&b->it));
             oi_outz(x, "/>");
         } else {
             oi_outz(x, "><closed/>");
@@ -7256,10 +7305,10 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
         break;
     default:                            /* buddy properties or current */
         oi_outz(x, "<change xmlns='" OI_NS_BUDDY "'");
-        oi_out_attr(x, "jid", b->it.uid);
+        oi_out_attr(x, "jid", oi_uid(&b->it));
         oi_out(x, ">", 1);
         if (ev->type == OI_EV_BUDDY_PROPS)
-            oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+            oi_out_props(x, &b->it, OI_NS_BPROPS, NULL);
         else if (b->cur)
             oi_out_cur(x, b);
         else
@@ -7310,18 +7359,18 @@ static void oi_out_act(olpcidx *x, const oi_act *a)
 {
     size_t i;
     oi_outz(x, "<activity");
-    oi_out_attr(x, "id", a->it.uid);
-    oi_out_attr(x, "activity", a->it.uid);
+    oi_out_attr(x, "id", oi_uid(&a->it));
+    oi_out_attr(x, "activity", oi_uid(&a->it));
     if (a->room.n)
         oi_out_attr(x, "room", a->room);
     oi_out(x, ">", 1);
-    oi_out_props(x, &a->it.props, OI_NS_APROPS, NULL);
+    oi_out_props(x, &a->it, OI_NS_APROPS, NULL);
     for (i = 0; i < a->parts.n; i++) {
         const oi_buddy *b = (const oi_buddy *)OI_SV(&a->parts)[i];
         oi_outz(x, "<buddy");
-        oi_out_attr(x, "jid", b->it.uid);
+        oi_out_attr(x, "jid", oi_uid(&b->it));
         oi_out(x, ">", 1);
-        oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+        oi_out_props(x, &b->it, OI_NS_BPROPS, NULL);
         oi_outz(x, "</buddy>");
     }
     oi_outz(x, "</activity>");
@@ -7330,9 +7379,9 @@ static void oi_out_act(olpcidx *x, const oi_act *a)
 static void oi_out_buddy(olpcidx *x, const oi_buddy *b)
 {
     oi_outz(x, "<buddy");
-    oi_out_attr(x, "jid", b->it.uid);
+    oi_out_attr(x, "jid", oi_uid(&b->it));
     oi_out(x, ">", 1);
-    oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+    oi_out_props(x, &b->it, OI_NS_BPROPS, NULL);
     oi_out_cur(x, b);
     oi_outz(x, "</buddy>");
 }
@@ -7417,9 +7466,9 @@ static int oi_reply_page(olpcidx *x, const oi_ctx *ctx, const char *ns,
             oi_outz(x, "<first index='");
             oi_outz(x, num);
             oi_outz(x, "'>");
-            oi_out_esc(x, v[start]->uid, 0);
+            oi_out_esc(x, oi_uid(v[start]), 0);
             oi_outz(x, "</first><last>");
-            oi_out_esc(x, v[end - 1]->uid, 0);
+            oi_out_esc(x, oi_uid(v[end - 1]), 0);
             oi_outz(x, "</last>");
         }
         snprintf(num, sizeof num, "%lu", (unsigned long)n);
@@ -7446,7 +7495,7 @@ static int oi_keep_act(olpcidx *x, const oi_item *it, const void *crit)
     const oi_acrit *c = (const oi_acrit *)crit;
     const oi_node *b;
     oi_str jid;
-    if (oi_act_private(a) || !oi_pset_match(&it->props, &c->props))
+    if (oi_act_private(a) || !oi_item_match(it, &c->props))
         return 0;
     for (b = c->q->child; b; b = b->next) {
         const oi_buddy *bd;
@@ -7546,7 +7595,7 @@ static int oi_keep_buddy(olpcidx *x, const oi_item *it, const void *crit)
 {
     const oi_bcrit *c = (const oi_bcrit *)crit;
     (void)x;
-    return oi_pset_match(&it->props, &c->props)
+    return oi_item_match(it, &c->props)
         && (!c->nfold || oi_alias_has(oi_buddy_alias((const oi_buddy *)
                                                      (const void *)it),
                                       c->fold, c->nfold));
@@ -7802,12 +7851,12 @@ static const oi_wkind oi_view_kind;    /* below, after its functions */
 ** its kind that meets every criterion. */
 static int oi_view_matches(olpcidx *x, const oi_view *v, const oi_item *it)
 {
-    if (!oi_pset_match(&it->props, &v->props))
+    if (!oi_item_match(it, &v->props))
         return 0;
     if (v->w.items == OI_K_BUDDY) {
         const oi_buddy *b = (const oi_buddy *)(const void *)it;
         return oi_buddy_listed(x, b)
-            && !oi_streq(b->it.uid, oi_bare(v->w.owner->jid))
+            && !oi_streq(oi_uid(&b->it), oi_bare(v->w.owner->jid))
             && (!v->alias || oi_alias_has(oi_buddy_alias(b), v->alias,
                                           v->nalias));
     } else {
@@ -7876,9 +7925,9 @@ static size_t oi_view_choose(olpcidx *x, const oi_view *view, oi_item **v,
 static void oi_view_out_buddy(olpcidx *x, const oi_buddy *b)
 {
     oi_outz(x, "<buddy");
-    oi_out_attr(x, "jid", b->it.uid);
+    oi_out_attr(x, "jid", oi_uid(&b->it));
     oi_out(x, ">", 1);
-    oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+    oi_out_props(x, &b->it, OI_NS_BPROPS, NULL);
     oi_outz(x, "</buddy>");
 }
 
@@ -7887,10 +7936,10 @@ static void oi_view_out_act(olpcidx *x, const oi_act *a)
 {
     size_t i;
     oi_outz(x, "<activity");
-    oi_out_attr(x, "id", a->it.uid);
+    oi_out_attr(x, "id", oi_uid(&a->it));
     oi_out_attr(x, "room", a->room);
     oi_out(x, ">", 1);
-    oi_out_props(x, &a->it.props, OI_NS_APROPS, NULL);
+    oi_out_props(x, &a->it, OI_NS_APROPS, NULL);
     for (i = 0; i < a->parts.n; i++)
         oi_view_out_buddy(x, (const oi_buddy *)OI_SV(&a->parts)[i]);
     oi_outz(x, "</activity>");
@@ -7919,13 +7968,13 @@ static void oi_view_add(olpcidx *x, oi_view *v, oi_item *it)
 {
     size_t mark;
     if (oi_vec_reserve(&x->mem, &v->w.members, 1) != OLPCIDX_OK
-        || oi_vec_reserve(&x->mem, &it->watch, 1) != OLPCIDX_OK) {
+        || oi_item_watch_reserve(&x->mem, it) != OLPCIDX_OK) {
         oi_log(x, OLPCIDX_LOG_WARN, "view %s of %.*s: no memory to add a "
                "member", v->id, (int)v->w.owner->jid.n, v->w.owner->jid.p);
         return;
     }
     oi_vec_push(&v->w.members, it);
-    oi_vec_push(&it->watch, &v->w);
+    oi_vec_push(it->watch, &v->w);
     if (v->w.members.n >= v->size)
         oi_watch_set_open(x, &v->w, 0);
     mark = oi_note_begin(x, v->w.owner->jid);
@@ -7958,18 +8007,19 @@ static void oi_view_remove(olpcidx *x, oi_view *v, oi_item *it)
 {
     size_t mark;
     oi_vec_drop(&v->w.members, it);
-    oi_vec_drop(&it->watch, &v->w);
+    if (it->watch)                      /* NULL: it left every watcher */
+        oi_vec_drop(it->watch, &v->w);
     oi_watch_set_open(x, &v->w, 1);
     mark = oi_note_begin(x, v->w.owner->jid);
     oi_view_out_open(x, v, "removed");
     oi_out(x, ">", 1);
     if (v->w.items == OI_K_BUDDY) {
         oi_outz(x, "<buddy");
-        oi_out_attr(x, "jid", it->uid);
+        oi_out_attr(x, "jid", oi_uid(it));
         oi_outz(x, "/>");
     } else {
         oi_outz(x, "<activity");
-        oi_out_attr(x, "id", it->uid);
+        oi_out_attr(x, "id", oi_uid(it));
         oi_out_attr(x, "room", ((const oi_act *)(const void *)it)->room);
         oi_outz(x, "/>");
     }
@@ -7997,11 +8047,11 @@ static void oi_view_note_buddy(olpcidx *x, oi_view *v, const oi_buddy *b,
     size_t mark = oi_note_begin(x, v->w.owner->jid);
     const oi_act *a;
     oi_outz(x, "<change xmlns='" OI_NS_BUDDY "'");
-    oi_out_attr(x, "jid", b->it.uid);
+    oi_out_attr(x, "jid", oi_uid(&b->it));
     oi_out_attr(x, "id", oi_zstr(v->id));
     oi_out(x, ">", 1);
     if (props) {
-        oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+        oi_out_props(x, &b->it, OI_NS_BPROPS, NULL);
     } else {
         a = oi_cur_id(b).n ? (const oi_act *)oi_map_get(&x->acts,
                                                         oi_cur_id(b))
@@ -8010,7 +8060,7 @@ static void oi_view_note_buddy(olpcidx *x, oi_view *v, const oi_buddy *b,
             : NULL;
         oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
         if (a && !oi_act_private(a) && oi_client_sees(v->w.owner, a)) {
-            oi_out_attr(x, "id", a->it.uid);
+            oi_out_attr(x, "id", oi_uid(&a->it));
             oi_out_attr(x, "room", a->room);
         } else {
             oi_outz(x, " id='' room=''");
@@ -8052,9 +8102,9 @@ static void oi_view_render(olpcidx *x, oi_watch *w, const oi_event *ev)
     mark = oi_note_begin(x, w->owner->jid);
     if (ev->type == OI_EV_ACT_PROPS) {
         oi_view_out_open(x, v, "change");
-        oi_out_act_ids(x, a->it.uid, a->room);
+        oi_out_act_ids(x, oi_uid(&a->it), a->room);
         oi_out(x, ">", 1);
-        oi_out_props(x, &a->it.props, OI_NS_APROPS, a);
+        oi_out_props(x, &a->it, OI_NS_APROPS, a);
         oi_outz(x, "</change>");
     } else {
         oi_outz(x, "<activity xmlns='" OI_NS_ACT "'");
@@ -8062,13 +8112,13 @@ static void oi_view_render(olpcidx *x, oi_watch *w, const oi_event *ev)
         oi_out_attr(x, "view", oi_zstr(v->id));
         if (ev->type == OI_EV_JOINED) {
             oi_outz(x, "><joined");
-            oi_out_attr(x, "jid", b->it.uid);
+            oi_out_attr(x, "jid", oi_uid(&b->it));
             oi_out(x, ">", 1);
-            oi_out_props(x, &b->it.props, OI_NS_BPROPS, NULL);
+            oi_out_props(x, &b->it, OI_NS_BPROPS, NULL);
             oi_outz(x, "</joined></activity>");
         } else {
             oi_outz(x, "><left");
-            oi_out_attr(x, "jid", b->it.uid);
+            oi_out_attr(x, "jid", oi_uid(&b->it));
             oi_outz(x, "/></activity>");
         }
     }
@@ -8400,7 +8450,7 @@ static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
         if (a)                          /* also where the room hides
                                         ** real JIDs: Sugar's nicks are
                                         ** aliases, not names */
-            oi_chg_join(x, bare, OI_LIT(""), a->it.uid, a->room);
+            oi_chg_join(x, bare, OI_LIT(""), oi_uid(&a->it), a->room);
     }
     if (!(b = oi_buddy_get(x, bare, 0)))
         return;
@@ -8413,11 +8463,11 @@ static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
             oi_attr(e, "type", &id);
             oi_attr(e, "room", &room);
             listed = oi_eq(e->name, "activity")
-                     && (oi_streq(id, a->it.uid)
+                     && (oi_streq(id, oi_uid(&a->it))
                          || (room.n && oi_streq(room, a->room)));
         }
         if (!listed)
-            oi_chg_leave(x, bare, a->it.uid, a->room);
+            oi_chg_leave(x, bare, oi_uid(&a->it), a->room);
         if (!(b = oi_buddy_get(x, bare, 0)))
             return;
     }
@@ -8610,7 +8660,7 @@ static int oi_muc_status(const oi_node *xu, const char *code)
 ** while it was joining have left (after a reconnect: PROTOCOL.md 6.5). */
 static void oi_muc_reconcile(olpcidx *x, oi_act *a)
 {
-    oi_str id = a->it.uid, room = a->room;
+    oi_str id = oi_uid(&a->it), room = a->room;
     size_t i;
     a->muc = OI_MUC_IN;
     for (i = a->here_ok ? a->parts.n : 0; i-- > 0;) {
@@ -8619,10 +8669,10 @@ static void oi_muc_reconcile(olpcidx *x, oi_act *a)
             continue;
         if (a->parts.n == 1) {          /* the last one: a goes */
             oi_svec_free(&x->mem, &a->here);
-            oi_chg_leave(x, b->it.uid, id, room);
+            oi_chg_leave(x, oi_uid(&b->it), id, room);
             return;
         }
-        oi_chg_leave(x, b->it.uid, id, room);
+        oi_chg_leave(x, oi_uid(&b->it), id, room);
     }
     oi_svec_free(&x->mem, &a->here);
 }
@@ -8693,7 +8743,7 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
     }
     if (oi_streq(bare, x->jid) || !oi_allowed(x, bare))
         return OI_C_NONE;               /* never the inspector itself */
-    id = a->it.uid;
+    id = oi_uid(&a->it);
     room = a->room;
     if (gone) {
         oi_chg_leave(x, bare, id, room);
@@ -8726,10 +8776,10 @@ static void oi_gadget_online(olpcidx *x)
         while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
             const oi_buddy *b = (const oi_buddy *)p;
             if (b->roster != OI_ROSTER_NONE)
-                oi_send_presence(x, b->it.uid, NULL);
+                oi_send_presence(x, oi_uid(&b->it), NULL);
             if (b->roster == OI_ROSTER_PUBLISHED) {
-                oi_send_presence(x, b->it.uid, "probe");  /* who is on */
-                oi_pep_fetch(x, b->it.uid);
+                oi_send_presence(x, oi_uid(&b->it), "probe");  /* who is on */
+                oi_pep_fetch(x, oi_uid(&b->it));
             }
         }
         i = 0;
@@ -8753,7 +8803,7 @@ static void oi_gadget_closing(olpcidx *x)
         return;
     while ((p = oi_map_next(&x->buddies, &i)) != NULL)
         if (((const oi_buddy *)p)->roster != OI_ROSTER_NONE)
-            oi_send_presence(x, ((const oi_buddy *)p)->it.uid,
+            oi_send_presence(x, oi_uid(&((const oi_buddy *)p)->it),
                              "unavailable");
     i = 0;
     while ((p = oi_map_next(&x->acts, &i)) != NULL)

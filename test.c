@@ -511,7 +511,7 @@ static void t_core_online(t_core *t, olpcidx_config *c, uint64_t now)
 static int t_post_holds(const oi_post *q, const oi_item *it)
 {
     void *const *v = OI_SV(&q->items);
-    size_t at = oi_sorted_pos(v, q->items.n, it->uid, 0);
+    size_t at = oi_sorted_pos(v, q->items.n, oi_uid(it), 0);
     return at < q->items.n && v[at] == it;
 }
 
@@ -531,11 +531,11 @@ static int t_posts_ok(olpcidx *x)
         while ((p = oi_map_next(items, &i)) != NULL) {
             const oi_item *it = (const oi_item *)p;
             int pub = kind == OI_K_BUDDY || !oi_act_private((oi_act *)p);
-            for (j = 0; j < it->props.n; j++) {
-                const oi_post *q = it->props.v[j];
+            for (j = 0; j < it->nprops; j++) {
+                const oi_post *q = it->props[j];
                 if (t_post_holds(q, it) != pub
                     || oi_map_get(posts, oi_post_keyof(q)) != q
-                    || (j > 0 && oi_str_cmp(oi_post_keyof(it->props.v[j - 1]),
+                    || (j > 0 && oi_str_cmp(oi_post_keyof(it->props[j - 1]),
                                             oi_post_keyof(q)) >= 0))
                     return 0;
                 held++;
@@ -551,11 +551,11 @@ static int t_posts_ok(olpcidx *x)
             for (j = 0; j < q->items.n; j++) {
                 const oi_item *it = (const oi_item *)v[j];
                 size_t k;
-                for (k = 0; k < it->props.n && it->props.v[k] != q; k++)
+                for (k = 0; k < it->nprops && it->props[k] != q; k++)
                     ;
-                if (k == it->props.n
-                    || (j > 0 && oi_str_cmp(((const oi_item *)v[j - 1])->uid,
-                                            it->uid) >= 0))
+                if (k == it->nprops
+                    || (j > 0 && oi_str_cmp(oi_uid((const oi_item *)v[j - 1]),
+                                            oi_uid(it)) >= 0))
                     return 0;
             }
         }
@@ -2865,18 +2865,27 @@ static void tu_prop_all(void)
 
 /* The positional cursor of XEP-0059 paging (PROTOCOL.md 3): where after
 ** and before UIDs fall in the sorted items, present or not. */
+typedef struct t_uid_item {     /* an item and its UID, as in the index */
+    oi_item it;
+    char uid[2];
+} t_uid_item;
+
+static oi_item *t_uid_item_set(t_uid_item *t, const char uid[2])
+{
+    memset(t, 0, sizeof *t);
+    memcpy(t->uid, uid, 2);
+    t->it.uid_at = (uint16_t)offsetof(t_uid_item, uid);
+    t->it.nuid = 2;
+    return &t->it;
+}
+
 static void t_rsm_pos(void)
 {
-    oi_item a, b, c, *v[3];
-    memset(&a, 0, sizeof a);
-    memset(&b, 0, sizeof b);
-    memset(&c, 0, sizeof c);
-    a.uid = OI_LIT("a1");
-    b.uid = OI_LIT("a2");
-    c.uid = OI_LIT("a3");
-    v[0] = &a;
-    v[1] = &b;
-    v[2] = &c;
+    t_uid_item a, b, c;
+    oi_item *v[3];
+    v[0] = t_uid_item_set(&a, "a1");
+    v[1] = t_uid_item_set(&b, "a2");
+    v[2] = t_uid_item_set(&c, "a3");
     CHECK(oi_rsm_pos(v, 3, OI_LIT("a1"), 1) == 1);
     CHECK(oi_rsm_pos(v, 3, OI_LIT("a15"), 1) == 1);     /* vanished */
     CHECK(oi_rsm_pos(v, 3, OI_LIT("a3"), 1) == 3);
@@ -3172,13 +3181,13 @@ static int t_cmpstr(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void t_dump_props(t_str *s, const oi_pset *ps)
+static void t_dump_props(t_str *s, const oi_item *it)
 {
     size_t i;
-    for (i = 0; i < ps->n; i++) {
-        oi_prop p = oi_post_prop(ps->v[i]);
+    for (i = 0; i < it->nprops; i++) {
+        oi_prop p = oi_post_prop(it->props[i]);
         t_addf(s, " %.*s:%d=%.*s/%lu", (int)p.name.n, p.name.p, p.type,
-               (int)p.value.n, p.value.p, (unsigned long)ps->v[i]->refs);
+               (int)p.value.n, p.value.p, (unsigned long)it->props[i]->refs);
     }
 }
 
@@ -3190,8 +3199,8 @@ static unsigned long t_seed_watch(const oi_item *it)
 {
     unsigned long n = 0;
     size_t i;
-    for (i = 0; i < it->watch.n; i++)
-        n += ((const oi_watch *)it->watch.v[i])->kind == &oi_seed_kind;
+    for (i = 0; it->watch && i < it->watch->n; i++)
+        n += ((const oi_watch *)it->watch->v[i])->kind == &oi_seed_kind;
     return n;
 }
 
@@ -3212,7 +3221,7 @@ static int t_views_ok(olpcidx *x)
             if (w->members.n > v->size || w->open != (w->members.n < v->size))
                 return 0;
             for (j = 0; j < w->members.n; j++)
-                if (!oi_vec_has(&((oi_item *)w->members.v[j])->watch, w))
+                if (!oi_vec_has(((oi_item *)w->members.v[j])->watch, w))
                     return 0;
         }
         if (n > x->cfg.max_views)
@@ -3242,12 +3251,12 @@ static char *t_dump_as(olpcidx *x, int durable)
         oi_str cid = oi_cur_id(b), croom = oi_cur_room(b);
         oi_str nick = oi_lstr(b->nick);
         t_addf(&s, "buddy %.*s cur=%.*s/%.*s acts=%lu watch=%lu roster=%d "
-               "nick=%.*s", (int)b->it.uid.n, b->it.uid.p, (int)cid.n,
+               "nick=%.*s", (int)b->it.nuid, oi_uid(&b->it).p, (int)cid.n,
                cid.p ? cid.p : "", (int)croom.n, croom.p ? croom.p : "",
                (unsigned long)b->acts.n,
                durable ? 0ul : t_seed_watch(&b->it), b->roster,
                (int)nick.n, nick.p ? nick.p : "");
-        t_dump_props(&s, &b->it.props);
+        t_dump_props(&s, &b->it);
         lines[n++] = s.p;
     }
     i = 0;
@@ -3257,12 +3266,12 @@ static char *t_dump_as(olpcidx *x, int durable)
         oi_str parts[64];
         size_t np = 0;
         t_addf(&s, "act %.*s room=%.*s watch=%lu in-room=%d",
-               (int)a->it.uid.n, a->it.uid.p, (int)a->room.n,
+               (int)a->it.nuid, oi_uid(&a->it).p, (int)a->room.n,
                a->room.n ? a->room.p : "",
                durable ? 0ul : t_seed_watch(&a->it), a->muc != OI_MUC_NONE);
-        t_dump_props(&s, &a->it.props);
+        t_dump_props(&s, &a->it);
         for (j = 0; j < a->parts.n && np < 64; j++)   /* in name order */
-            parts[np++] = ((oi_buddy *)OI_SV(&a->parts)[j])->it.uid;
+            parts[np++] = oi_uid(&((oi_buddy *)OI_SV(&a->parts)[j])->it);
         qsort(parts, np, sizeof *parts, t_cmpoistr);
         for (j = 0; j < np; j++)
             t_addf(&s, " part=%.*s", (int)parts[j].n, parts[j].p);
