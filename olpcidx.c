@@ -3761,26 +3761,53 @@ static oi_str oi_cur_room(const oi_buddy *b)
 
 enum { OI_ROSTER_NONE, OI_ROSTER_ASKED, OI_ROSTER_PUBLISHED };
 
+/* While the component joins an activity's room (PROTOCOL.md 6.5), which
+** few do at a time: a block of its own, so that the others do not carry
+** it. */
+typedef struct oi_joining {
+    uint64_t at;                /* when the component asked to join */
+    oi_svec here;               /* oi_buddy * seen in the room meanwhile,
+                                ** to reconcile */
+    unsigned char whole;        /* here is whole (no memory was short) */
+} oi_joining;
+
 typedef struct oi_act {
     oi_item it;                 /* uid: the activity id */
-    oi_str room;                /* after the id; may be empty */
     oi_svec parts;              /* oi_buddy * participants */
-    oi_svec here;               /* oi_buddy * seen in the room while
-                                ** joining it, to reconcile */
-    uint64_t join_at;           /* when the component asked to join */
-    int nick_try;               /* its nick there: 0 "inspector", else
-                                ** "inspector-<nick_try + 1>" */
+    oi_joining *join;           /* while muc is OI_MUC_JOINING, but for a
+                                ** restored one not yet asked: else NULL */
+    uint32_t nroom;             /* bytes of its room JID, right after the
+                                ** id; 0: none */
     unsigned char muc;          /* OI_MUC_*: the component in its room
                                 ** (PROTOCOL.md 6.5) */
-    unsigned char here_ok;      /* here is whole (no memory was short) */
+    unsigned char nick_try;     /* its nick there: 0 "inspector", else
+                                ** "inspector-<nick_try + 1>" (at most 8) */
 } oi_act;
 
 enum { OI_MUC_NONE, OI_MUC_JOINING, OI_MUC_IN };
 
+/* The room JID of an activity (empty: none). */
+static oi_str oi_room(const oi_act *a)
+{
+    return oi_mkstr((const char *)(a + 1) + a->it.nuid, a->nroom);
+}
+
 /* The key of an activity in x->rooms. */
 static oi_str oi_act_room(const void *a)
 {
-    return ((const oi_act *)a)->room;
+    return oi_room((const oi_act *)a);
+}
+
+/* Sets where the component is in a's room; what it kept while joining
+** goes unless it is joining. */
+static void oi_act_muc(oi_mem *m, oi_act *a, int muc)
+{
+    if (muc != OI_MUC_JOINING && a->join) {
+        oi_svec_free(m, &a->join->here);
+        oi_free(m, a->join, sizeof *a->join);
+        a->join = NULL;
+    }
+    a->muc = (unsigned char)muc;
 }
 
 /* An activity is private when its "private" property is bool true
@@ -4198,12 +4225,12 @@ static oi_act *oi_act_new(olpcidx *x, oi_str id, oi_str room)
         || (room.n && oi_map_reserve(&x->mem, &x->rooms, 1) != OLPCIDX_OK)
         || oi_vec_reserve(&x->mem, &x->listed[OI_K_ACT], 1) != OLPCIDX_OK)
         return NULL;
-    a = (oi_act *)oi_item_new(&x->mem, sizeof *a, id, room.n);
-    if (!a)
+    if (room.n > UINT32_MAX
+        || !(a = (oi_act *)oi_item_new(&x->mem, sizeof *a, id, room.n)))
         return NULL;
     if (room.n)
         memcpy((char *)(a + 1) + id.n, room.p, room.n);
-    a->room = oi_mkstr((const char *)(a + 1) + id.n, room.n);
+    a->nroom = (uint32_t)room.n;
     oi_map_put(&x->mem, &x->acts, a);
     if (room.n)
         oi_map_put(&x->mem, &x->rooms, a);
@@ -4234,7 +4261,7 @@ static int oi_act_set_props(olpcidx *x, oi_act *a, const oi_props *ps)
 ** posting lists). */
 static void oi_act_release(olpcidx *x, oi_act *a)
 {
-    oi_free(&x->mem, a, sizeof *a + a->it.nuid + a->room.n);
+    oi_free(&x->mem, a, sizeof *a + a->it.nuid + a->nroom);
 }
 
 /* Forgets an activity: out of the maps and the posting lists, and out of
@@ -4249,14 +4276,15 @@ static void oi_act_free(olpcidx *x, oi_act *a)
         oi_svec_drop(&b->acts, a);
     }
     oi_map_del(&x->acts, oi_uid(&a->it));
-    if (a->room.n)
-        oi_map_del(&x->rooms, a->room);
+    if (a->nroom)
+        oi_map_del(&x->rooms, oi_room(a));
     if (!oi_act_private(a))
         oi_sorted_remove(&x->listed[OI_K_ACT], &a->it);
     oi_post_remove(&x->mem, &x->aposts, &a->it);
     oi_unwatch(&x->mem, &a->it);
     oi_svec_free(&x->mem, &a->parts);
-    oi_svec_free(&x->mem, &a->here);
+    if (a->join)
+        oi_act_muc(&x->mem, a, OI_MUC_NONE);
     a->it.doomed = 1;
     if (!a->it.pins)
         oi_act_release(x, a);
@@ -5022,7 +5050,7 @@ static void oi_rec_act(olpcidx *x, const oi_act *a)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, OI_REC_ACT);
     oi_rec_str(x, oi_uid(&a->it));
-    oi_rec_str(x, a->room);
+    oi_rec_str(x, oi_room(a));
     oi_rec_props(x, &a->it);
     oi_rec_end(x);
 }
@@ -5301,7 +5329,8 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
         if (r->bad || id.n == 0 || r->p >= r->end || *r->p > 1)
             return 1;
         if ((a = oi_act_find(x, id, OI_LIT(""))) != NULL)
-            a->muc = *r->p ? OI_MUC_JOINING : OI_MUC_NONE;  /* to rejoin */
+            oi_act_muc(&x->mem, a, *r->p ? OI_MUC_JOINING   /* to rejoin */
+                                         : OI_MUC_NONE);
         return 0;
     case OI_REC_JOIN:
     case OI_REC_LEAVE:
@@ -5470,38 +5499,52 @@ static oi_str oi_room_nick(const oi_act *a, char buf[24])
 
 /* Presence from the bare component JID to a's room: a join (with no
 ** history, PROTOCOL.md 6.5) or, unavailable, leaving it.  With keep,
-** whether the component is in the room is journaled, for a restart. */
+** whether the component is in the room is journaled, for a restart.
+** Short of memory for what a join keeps, the room is not joined, as if
+** it had not answered. */
 static void oi_room_presence(olpcidx *x, oi_act *a, int join, int keep)
 {
     char nick[24], to[1024 + 24];
-    oi_str n = oi_room_nick(a, nick);
+    oi_str n = oi_room_nick(a, nick), room = oi_room(a);
     size_t mark;
-    if (a->room.n + 1 + n.n > sizeof to) {
+    if (room.n + 1 + n.n > sizeof to) {
         oi_log(x, OLPCIDX_LOG_INFO, "room JID of %.*s over %u bytes: not "
                "joined", (int)a->it.nuid, oi_uid(&a->it).p,
                (unsigned)(sizeof to - n.n - 1));
         return;
     }
-    memcpy(to, a->room.p, a->room.n);
-    to[a->room.n] = '/';
-    memcpy(to + a->room.n + 1, n.p, n.n);
+    if (join && !a->join) {
+        a->join = (oi_joining *)oi_realloc(&x->mem, NULL, 0, sizeof *a->join);
+        if (!a->join) {
+            oi_log(x, OLPCIDX_LOG_WARN, "room %.*s not joined: out of "
+                   "memory", (int)room.n, room.p);
+            oi_act_muc(&x->mem, a, OI_MUC_NONE);
+            return;
+        }
+        memset(a->join, 0, sizeof *a->join);
+    }
+    memcpy(to, room.p, room.n);
+    to[room.n] = '/';
+    memcpy(to + room.n + 1, n.p, n.n);
     mark = oi_out_begin(x);
     oi_out_head(x, "presence", join ? NULL : "unavailable",
-                oi_mkstr(to, a->room.n + 1 + n.n), NULL);
+                oi_mkstr(to, room.n + 1 + n.n), NULL);
     if (join)
         oi_outz(x, "<x xmlns='http://jabber.org/protocol/muc'><history "
                 "maxstanzas='0'/></x>");
     oi_outz(x, "</presence>");
     oi_out_commit(x, mark, join ? "room join" : "room leave");
-    a->muc = join ? OI_MUC_JOINING : OI_MUC_NONE;
-    a->join_at = x->now;
+    oi_act_muc(&x->mem, a, join ? OI_MUC_JOINING : OI_MUC_NONE);
+    if (join) {
+        a->join->at = x->now;
+        a->join->here.n = 0;
+        a->join->whole = 1;
+    }
     x->joining |= join;
     if (keep) {
         oi_rec_room(x, a);
         oi_journal(x);
     }
-    a->here.n = 0;
-    a->here_ok = 1;
 }
 
 /* Activity a closed for everyone (PROTOCOL.md 2.3): told, and the
@@ -6301,7 +6344,7 @@ static void oi_out_props(olpcidx *x, const oi_item *it, const char *ns,
     oi_outz(x, ns);
     oi_out(x, "'", 1);
     if (a)
-        oi_out_act_ids(x, oi_uid(&a->it), a->room);
+        oi_out_act_ids(x, oi_uid(&a->it), oi_room(a));
     if (it->nprops == 0) {
         oi_outz(x, "/>");
         return;
@@ -6805,16 +6848,16 @@ static void oi_room_timeouts(olpcidx *x)
         return;
     while ((p = oi_map_next(&x->acts, &i)) != NULL) {
         oi_act *a = (oi_act *)p;
-        if (a->muc != OI_MUC_JOINING)
-            continue;
-        if (x->now - a->join_at < OI_JOIN_TIMEOUT_MS) {
+        if (!a->join)
+            continue;                   /* not joining, or not asked yet */
+        if (x->now - a->join->at < OI_JOIN_TIMEOUT_MS) {
             pending = 1;
             continue;
         }
         oi_log(x, OLPCIDX_LOG_INFO, "room %.*s did not answer the component "
-               "within %u s: not watched", (int)a->room.n, a->room.p,
+               "within %u s: not watched", (int)a->nroom, oi_room(a).p,
                OI_JOIN_TIMEOUT_MS / 1000);
-        a->muc = OI_MUC_NONE;
+        oi_act_muc(&x->mem, a, OI_MUC_NONE);
     }
     x->joining = pending;
 }
@@ -7055,7 +7098,7 @@ static int oi_cmd_list(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
         snprintf(num, sizeof num, "%lu", (unsigned long)a->parts.n);
         oi_outz(x, "<item>");
         oi_out_field(x, "id", NULL, NULL, oi_uid(&a->it));
-        oi_out_field(x, "room", NULL, NULL, a->room);
+        oi_out_field(x, "room", NULL, NULL, oi_room(a));
         oi_out_field(x, "type", NULL, NULL, oi_item_prop(&a->it, "type",
                      &type) ? type.value : OI_LIT(""));
         oi_out_field(x, "title", NULL, NULL, oi_item_prop(&a->it,
@@ -7278,7 +7321,7 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
     switch (ev->type) {
     case OI_EV_ACT_PROPS:
         oi_outz(x, "<change xmlns='" OI_NS_ACT "'");
-        oi_out_act_ids(x, oi_uid(&a->it), a->room);
+        oi_out_act_ids(x, oi_uid(&a->it), oi_room(a));
         oi_out(x, ">", 1);
         oi_out_props(x, &a->it, OI_NS_APROPS, a);
         oi_outz(x, "</change>");
@@ -7287,7 +7330,7 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
     case OI_EV_LEFT:
     case OI_EV_CLOSED:
         oi_outz(x, "<activity xmlns='" OI_NS_ACT "'");
-        oi_out_act_ids(x, oi_uid(&a->it), a->room);
+        oi_out_act_ids(x, oi_uid(&a->it), oi_room(a));
         if (ev->type == OI_EV_JOINED) {
             oi_outz(x, "><joined");
             oi_out_attr(x, "jid", oi_uid(&b->it));
@@ -7361,8 +7404,8 @@ static void oi_out_act(olpcidx *x, const oi_act *a)
     oi_outz(x, "<activity");
     oi_out_attr(x, "id", oi_uid(&a->it));
     oi_out_attr(x, "activity", oi_uid(&a->it));
-    if (a->room.n)
-        oi_out_attr(x, "room", a->room);
+    if (a->nroom)
+        oi_out_attr(x, "room", oi_room(a));
     oi_out(x, ">", 1);
     oi_out_props(x, &a->it, OI_NS_APROPS, NULL);
     for (i = 0; i < a->parts.n; i++) {
@@ -7863,7 +7906,7 @@ static int oi_view_matches(olpcidx *x, const oi_view *v, const oi_item *it)
         const oi_act *a = (const oi_act *)(const void *)it;
         const char *p = v->parts;
         size_t i;
-        if (oi_act_private(a) || a->room.n == 0)
+        if (oi_act_private(a) || a->nroom == 0)
             return 0;
         for (i = 0; i < v->nparts; i++, p += strlen(p) + 1) {
             const oi_buddy *b = (const oi_buddy *)oi_map_get(&x->buddies,
@@ -7937,7 +7980,7 @@ static void oi_view_out_act(olpcidx *x, const oi_act *a)
     size_t i;
     oi_outz(x, "<activity");
     oi_out_attr(x, "id", oi_uid(&a->it));
-    oi_out_attr(x, "room", a->room);
+    oi_out_attr(x, "room", oi_room(a));
     oi_out(x, ">", 1);
     oi_out_props(x, &a->it, OI_NS_APROPS, NULL);
     for (i = 0; i < a->parts.n; i++)
@@ -8020,7 +8063,7 @@ static void oi_view_remove(olpcidx *x, oi_view *v, oi_item *it)
     } else {
         oi_outz(x, "<activity");
         oi_out_attr(x, "id", oi_uid(it));
-        oi_out_attr(x, "room", ((const oi_act *)(const void *)it)->room);
+        oi_out_attr(x, "room", oi_room((const oi_act *)(const void *)it));
         oi_outz(x, "/>");
     }
     oi_outz(x, "</removed>");
@@ -8061,7 +8104,7 @@ static void oi_view_note_buddy(olpcidx *x, oi_view *v, const oi_buddy *b,
         oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
         if (a && !oi_act_private(a) && oi_client_sees(v->w.owner, a)) {
             oi_out_attr(x, "id", oi_uid(&a->it));
-            oi_out_attr(x, "room", a->room);
+            oi_out_attr(x, "room", oi_room(a));
         } else {
             oi_outz(x, " id='' room=''");
         }
@@ -8102,13 +8145,13 @@ static void oi_view_render(olpcidx *x, oi_watch *w, const oi_event *ev)
     mark = oi_note_begin(x, w->owner->jid);
     if (ev->type == OI_EV_ACT_PROPS) {
         oi_view_out_open(x, v, "change");
-        oi_out_act_ids(x, oi_uid(&a->it), a->room);
+        oi_out_act_ids(x, oi_uid(&a->it), oi_room(a));
         oi_out(x, ">", 1);
         oi_out_props(x, &a->it, OI_NS_APROPS, a);
         oi_outz(x, "</change>");
     } else {
         oi_outz(x, "<activity xmlns='" OI_NS_ACT "'");
-        oi_out_attr(x, "room", a->room);
+        oi_out_attr(x, "room", oi_room(a));
         oi_out_attr(x, "view", oi_zstr(v->id));
         if (ev->type == OI_EV_JOINED) {
             oi_outz(x, "><joined");
@@ -8450,7 +8493,7 @@ static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
         if (a)                          /* also where the room hides
                                         ** real JIDs: Sugar's nicks are
                                         ** aliases, not names */
-            oi_chg_join(x, bare, OI_LIT(""), oi_uid(&a->it), a->room);
+            oi_chg_join(x, bare, OI_LIT(""), oi_uid(&a->it), oi_room(a));
     }
     if (!(b = oi_buddy_get(x, bare, 0)))
         return;
@@ -8464,10 +8507,10 @@ static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
             oi_attr(e, "room", &room);
             listed = oi_eq(e->name, "activity")
                      && (oi_streq(id, oi_uid(&a->it))
-                         || (room.n && oi_streq(room, a->room)));
+                         || (room.n && oi_streq(room, oi_room(a))));
         }
         if (!listed)
-            oi_chg_leave(x, bare, oi_uid(&a->it), a->room);
+            oi_chg_leave(x, bare, oi_uid(&a->it), oi_room(a));
         if (!(b = oi_buddy_get(x, bare, 0)))
             return;
     }
@@ -8660,21 +8703,26 @@ static int oi_muc_status(const oi_node *xu, const char *code)
 ** while it was joining have left (after a reconnect: PROTOCOL.md 6.5). */
 static void oi_muc_reconcile(olpcidx *x, oi_act *a)
 {
-    oi_str id = oi_uid(&a->it), room = a->room;
+    oi_str id = oi_uid(&a->it), room = oi_room(a);
+    oi_joining *j = a->join;            /* NULL: not asked, so not whole */
     size_t i;
-    a->muc = OI_MUC_IN;
-    for (i = a->here_ok ? a->parts.n : 0; i-- > 0;) {
+    a->join = NULL;                     /* j is freed here, whatever the
+                                        ** leaves below do to a */
+    oi_act_muc(&x->mem, a, OI_MUC_IN);
+    for (i = j && j->whole ? a->parts.n : 0; i-- > 0;) {
         oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[i];
-        if (oi_svec_has(&a->here, b))
+        if (oi_svec_has(&j->here, b))
             continue;
         if (a->parts.n == 1) {          /* the last one: a goes */
-            oi_svec_free(&x->mem, &a->here);
             oi_chg_leave(x, oi_uid(&b->it), id, room);
-            return;
+            break;
         }
         oi_chg_leave(x, oi_uid(&b->it), id, room);
     }
-    oi_svec_free(&x->mem, &a->here);
+    if (j) {
+        oi_svec_free(&x->mem, &j->here);
+        oi_free(&x->mem, j, sizeof *j);
+    }
 }
 
 /* Presence from a room the component is in, or joining: its own, an
@@ -8701,7 +8749,7 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
         } else {
             oi_log(x, OLPCIDX_LOG_INFO, "cannot watch room %.*s: it refused "
                    "the component", (int)c->bare.n, c->bare.p);
-            a->muc = OI_MUC_NONE;
+            oi_act_muc(&x->mem, a, OI_MUC_NONE);
         }
         return OI_C_NONE;
     }
@@ -8711,7 +8759,7 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
         oi_attr(item, "jid", &jid);
     if (oi_muc_status(xu, "110") || oi_streq(nick, oi_room_nick(a, own))) {
         if (gone) {                     /* put out, or the room went */
-            a->muc = OI_MUC_NONE;
+            oi_act_muc(&x->mem, a, OI_MUC_NONE);
             oi_chg_close(x, a);
         } else if (oi_muc_status(xu, "201")) {
             oi_log(x, OLPCIDX_LOG_INFO, "room %.*s no longer existed: its "
@@ -8733,8 +8781,8 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
         memcpy(buf + nick.n + 1, x->server.p, x->server.n);
         bare = oi_mkstr(buf, nick.n + 1 + x->server.n);
         if (!oi_buddy_get(x, bare, 0)) {
-            if (a->muc == OI_MUC_JOINING && !gone)
-                a->here_ok = 0;         /* someone we cannot name: so no
+            if (a->join && !gone)
+                a->join->whole = 0;     /* someone we cannot name: so no
                                         ** one is taken out for being
                                         ** unseen (a Sugar nick is an
                                         ** alias, not the JID's node) */
@@ -8744,16 +8792,16 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
     if (oi_streq(bare, x->jid) || !oi_allowed(x, bare))
         return OI_C_NONE;               /* never the inspector itself */
     id = oi_uid(&a->it);
-    room = a->room;
+    room = oi_room(a);
     if (gone) {
         oi_chg_leave(x, bare, id, room);
     } else {
         oi_chg_join(x, bare, jid, id, room);
-        if (a->muc == OI_MUC_JOINING && (b = oi_buddy_get(x, bare, 0))) {
-            if (oi_svec_reserve(&x->mem, &a->here, 1) == OLPCIDX_OK)
-                oi_svec_push(&a->here, b);
+        if (a->join && (b = oi_buddy_get(x, bare, 0))) {
+            if (oi_svec_reserve(&x->mem, &a->join->here, 1) == OLPCIDX_OK)
+                oi_svec_push(&a->join->here, b);
             else
-                a->here_ok = 0;         /* then nobody is taken out */
+                a->join->whole = 0;     /* then nobody is taken out */
         }
     }
     return OI_C_NONE;

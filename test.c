@@ -3266,8 +3266,8 @@ static char *t_dump_as(olpcidx *x, int durable)
         oi_str parts[64];
         size_t np = 0;
         t_addf(&s, "act %.*s room=%.*s watch=%lu in-room=%d",
-               (int)a->it.nuid, oi_uid(&a->it).p, (int)a->room.n,
-               a->room.n ? a->room.p : "",
+               (int)a->it.nuid, oi_uid(&a->it).p, (int)a->nroom,
+               a->nroom ? oi_room(a).p : "",
                durable ? 0ul : t_seed_watch(&a->it), a->muc != OI_MUC_NONE);
         t_dump_props(&s, &a->it);
         for (j = 0; j < a->parts.n && np < 64; j++)   /* in name order */
