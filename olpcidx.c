@@ -3739,12 +3739,13 @@ typedef struct oi_buddy {
                                 ** uid), however long; NULL: none */
     char *nick;                 /* oi_lstr: its PEP nick, or NULL */
     uint64_t seen;              /* when, in ms */
-    uint64_t ping_at;           /* idle ping sent then; 0: none */
-    uint64_t ping_blocked;      /* x->blocked_ms then (section 13) */
+    uint64_t ping_at;           /* while pinged: when the idle ping was
+                                ** sent, by oi_ping_clock (section 13) */
     uint32_t alias_at;          /* its entry in the alias index + 1, or 0 */
     unsigned char restored;     /* from storage: to be pinged at once */
     unsigned char roster;       /* OI_ROSTER_*: publishing (PROTOCOL.md
                                 ** 6.2), persisted */
+    unsigned char pinged;       /* an idle ping awaits its answer */
 } oi_buddy;
 
 /* The id and the room of the buddy's current activity (empty: none). */
@@ -4328,7 +4329,7 @@ static void oi_seen(olpcidx *x, oi_str jid)
     if (!(b = oi_buddy_get(x, oi_bare(jid), 0)))
         return;
     b->seen = x->now;
-    b->ping_at = 0;
+    b->pinged = 0;
     b->restored = 0;
     oi_buddy_set_last(x, b, jid);
 }
@@ -5415,7 +5416,7 @@ static void oi_restore_finish(olpcidx *x)
     while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
         oi_buddy *b = (oi_buddy *)p;
         b->seen = 0;                    /* idle: pinged at the first sweep */
-        b->ping_at = 0;
+        b->pinged = 0;
         b->restored = 1;
     }
 }
@@ -5782,7 +5783,7 @@ static void oi_chg_offline(olpcidx *x, oi_str full)
         oi_journal(x);
         oi_emit(x, OI_EV_BUDDY_CUR, NULL, b);
     }
-    b->ping_at = 0;
+    b->pinged = 0;
     oi_buddy_trim(x, b);
 }
 
@@ -5825,7 +5826,7 @@ static int oi_chg_forget(olpcidx *x, oi_str bare)
         }
     }
     b->roster = OI_ROSTER_NONE;
-    b->ping_at = 0;
+    b->pinged = 0;
     oi_rec_buddy(x, b);
     oi_rec_roster(x, b);
     oi_journal(x);
@@ -6862,14 +6863,19 @@ static void oi_room_timeouts(olpcidx *x)
     x->joining = pending;
 }
 
-/* How long b's idle ping has waited for its answer: the time since it
-** was sent, less the time input was held back (PROTOCOL.md 8.4), when
-** an answer could have arrived and not been read. */
+/* The clock idle pings wait on: the time less the time input was held
+** back (PROTOCOL.md 8.4), when an answer could have arrived and not been
+** read.  A buddy keeps one reading of it, not both times. */
+static uint64_t oi_ping_clock(const olpcidx *x)
+{
+    return x->now - x->blocked_ms;
+}
+
+/* How long b's idle ping has waited for its answer. */
 static uint64_t oi_ping_waited(const olpcidx *x, const oi_buddy *b)
 {
-    uint64_t since = x->now - b->ping_at;
-    uint64_t held = x->blocked_ms - b->ping_blocked;
-    return held >= since ? 0 : since - held;
+    uint64_t now = oi_ping_clock(x);
+    return now >= b->ping_at ? now - b->ping_at : 0;
 }
 
 /* Once a second (PROTOCOL.md 5.2): pings participants silent for idle
@@ -6892,7 +6898,7 @@ static void oi_liveness(olpcidx *x)
         oi_buddy *b = (oi_buddy *)p;
         if (b->acts.n == 0 || !b->last)
             continue;
-        if (b->ping_at && !held
+        if (b->pinged && !held
             && oi_ping_waited(x, b) >= OI_PING_TIMEOUT_MS) {
             oi_str full;
             char *fp = oi_buddy_last(x, b, &full);
@@ -6903,7 +6909,7 @@ static void oi_liveness(olpcidx *x)
             oi_chg_offline(x, full);
             oi_free(&x->mem, fp, full.n);
             i = 0;                      /* the maps changed: start again */
-        } else if (!b->ping_at && (b->restored
+        } else if (!b->pinged && (b->restored
                                    || (idle && x->now - b->seen >= idle))) {
             b->restored = 0;
             size_t mark = oi_out_begin(x);
@@ -6916,8 +6922,8 @@ static void oi_liveness(olpcidx *x)
             oi_outz(x, "'");
             oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
             if (oi_out_commit(x, mark, "idle ping") == 0) {
-                b->ping_at = x->now;
-                b->ping_blocked = x->blocked_ms;
+                b->ping_at = oi_ping_clock(x);
+                b->pinged = 1;
             }
         }
     }
