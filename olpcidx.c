@@ -685,12 +685,12 @@ static void oi_vec_free(oi_mem *m, oi_vec *a)
 
 /*
 ** A small vector: an array of pointers that holds its first element in
-** place of the array pointer, so that the commonest lists -- an item
-** holding a unique property value, a buddy in one activity -- take no
-** allocation and 16 bytes.  Beyond one element it grows by half (2, 3,
-** 4, 6, 9, ...): the lists are many and mostly short (an activity's
-** participants, a buddy's activities), so slack costs more than the
-** extra copies.
+** place of the array pointer, so that the commonest lists -- a buddy in
+** one activity, an activity of one participant -- take no allocation
+** and 16 bytes (posting lists, section 8, do the same in a vector of
+** their own).  Beyond one element it grows by half (2, 3, 4, 6, 9,
+** ...): the lists are many and mostly short (an activity's participants,
+** a buddy's activities), so slack costs more than the extra copies.
 */
 typedef struct oi_svec {
     union {
@@ -3568,18 +3568,124 @@ static void oi_sorted_remove(oi_vec *a, const void *p)
 ** it is in no list); the list goes when that drops to 0.  Names hold no NUL
 ** (XML 1.0 section 2.2; restored ones are checked), so the key splits
 ** back into name, type and value at its first NUL.
+**
+** Most values are held by one item (a nick, an address, a title), so the
+** struct is kept to 16 bytes (12 on 32-bit targets), as a small vector
+** of its own: one item is held in place of the array pointer; an array
+** keeps its capacity in the word before its first element, and a bit of
+** n says there is one.  The key's length is written before the key in
+** 7-bit groups, least significant first, the high bit set on each but
+** the last: one byte below 128.
 */
 typedef struct oi_post {
-    uint32_t nkey;              /* key bytes after the struct */
+    union {
+        void *one;              /* no array: the item, if n is 1 */
+        void **v;               /* the array, its capacity before it */
+    } u;
+    uint32_t n;                 /* oi_item * in the list, in UID order;
+                                ** OI_POST_ARRAY: they are in u.v */
     uint32_t refs;
-    oi_svec items;              /* oi_item *, UID order */
 } oi_post;
+
+#define OI_POST_ARRAY 0x80000000u
+
+/* The number of items in p's list, and where they are. */
+static size_t oi_post_count(const oi_post *p)
+{
+    return p->n & ~OI_POST_ARRAY;
+}
+
+static void **oi_post_items(oi_post *p)
+{
+    return p->n & OI_POST_ARRAY ? p->u.v : &p->u.one;
+}
+
+static void *const *oi_post_citems(const oi_post *p)
+{
+    return p->n & OI_POST_ARRAY ? p->u.v : &p->u.one;
+}
+
+/* How many items p's list has room for. */
+static size_t oi_post_cap(const oi_post *p)
+{
+    uint32_t cap;
+    if (!(p->n & OI_POST_ARRAY))
+        return 1;
+    memcpy(&cap, p->u.v - 1, sizeof cap);
+    return cap;
+}
+
+/* Makes room for one more item in p's list, growing by half (2, 3, 4,
+** 6, 9, ...); on failure nothing changed. */
+static int oi_post_reserve(oi_mem *m, oi_post *p)
+{
+    size_t n = oi_post_count(p), cap = oi_post_cap(p), ncap;
+    uint32_t c;
+    void **blk;
+    if (n < cap)
+        return OLPCIDX_OK;
+    ncap = cap < 2 ? 2 : cap + cap / 2;
+    if (n >= OI_POST_ARRAY - 1 || ncap > SIZE_MAX / sizeof *blk - 1)
+        return OLPCIDX_ENOMEM;
+    blk = (void **)oi_realloc(m, cap > 1 ? p->u.v - 1 : NULL,
+                              cap > 1 ? (cap + 1) * sizeof *blk : 0,
+                              (ncap + 1) * sizeof *blk);
+    if (!blk)
+        return OLPCIDX_ENOMEM;
+    c = (uint32_t)ncap;
+    memcpy(blk, &c, sizeof c);
+    if (cap == 1 && n)
+        blk[1] = p->u.one;
+    p->u.v = blk + 1;
+    p->n |= OI_POST_ARRAY;
+    return OLPCIDX_OK;
+}
+
+/* Where p's key starts, after its length, and that length. */
+static oi_str oi_post_keyof_p(const oi_post *p)
+{
+    const unsigned char *k = (const unsigned char *)(p + 1);
+    size_t n = *k & 0x7F;
+    unsigned shift = 0;
+    while (*k++ & 0x80)
+        n |= (size_t)(*k & 0x7F) << (shift += 7);
+    return oi_mkstr((const char *)k, n);
+}
 
 /* The key of a posting list (its map's keyof). */
 static oi_str oi_post_keyof(const void *v)
 {
-    const oi_post *p = (const oi_post *)v;
-    return oi_mkstr((const char *)(p + 1), p->nkey);
+    return oi_post_keyof_p((const oi_post *)v);
+}
+
+/* The bytes the length of a key of nkey bytes takes before it. */
+static size_t oi_post_nlen(size_t nkey)
+{
+    size_t n = 1;
+    while (nkey >= 0x80) {
+        nkey >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* A new posting list of key, with no item and no reference, or NULL. */
+static oi_post *oi_post_new(oi_mem *m, oi_str key)
+{
+    size_t nlen = oi_post_nlen(key.n), n = key.n;
+    unsigned char *k;
+    oi_post *p;
+    if (key.n > UINT32_MAX
+        || !(p = (oi_post *)oi_realloc(m, NULL, 0,
+                                       sizeof *p + nlen + key.n)))
+        return NULL;
+    memset(p, 0, sizeof *p);
+    k = (unsigned char *)(p + 1);
+    for (; n >= 0x80; n >>= 7)
+        *k++ = (unsigned char)(0x80 | (n & 0x7F));
+    *k++ = (unsigned char)n;
+    memcpy(k, key.p, key.n);
+    return p;
 }
 
 /* Writes the posting key of p into out (room for name + value + 2). */
@@ -3596,22 +3702,22 @@ static oi_str oi_post_key(const oi_prop *p, char *out)
 /* The property a posting list stands for; its strings point into it. */
 static oi_prop oi_post_prop(const oi_post *p)
 {
-    const char *k = (const char *)(p + 1);
-    const char *nul = (const char *)memchr(k, '\0', p->nkey);
-    size_t nn = (size_t)(nul - k);
+    oi_str key = oi_post_keyof_p(p);
+    const char *nul = (const char *)memchr(key.p, '\0', key.n);
+    size_t nn = (size_t)(nul - key.p);
     oi_prop r;
-    r.name = oi_mkstr(k, nn);
-    r.type = k[nn + 1] - '0';
-    r.value = oi_mkstr(k + nn + 2, p->nkey - nn - 2);
+    r.name = oi_mkstr(key.p, nn);
+    r.type = key.p[nn + 1] - '0';
+    r.value = oi_mkstr(key.p + nn + 2, key.n - nn - 2);
     return r;
 }
 
 /* Whether p is the list of property name (any type or value). */
 static int oi_post_named(const oi_post *p, oi_str name)
 {
-    const char *k = (const char *)(p + 1);
-    return p->nkey > name.n && k[name.n] == '\0'
-        && (name.n == 0 || memcmp(k, name.p, name.n) == 0);
+    oi_str key = oi_post_keyof_p(p);
+    return key.n > name.n && key.p[name.n] == '\0'
+        && (name.n == 0 || memcmp(key.p, name.p, name.n) == 0);
 }
 
 /* The properties of an item are its posting lists, sorted by name (the
@@ -3651,8 +3757,11 @@ static int oi_item_match(const oi_item *it, const oi_props *want)
 
 static void oi_post_free(oi_mem *m, oi_post *p)
 {
-    oi_svec_free(m, &p->items);
-    oi_free(m, p, sizeof *p + p->nkey);
+    oi_str key = oi_post_keyof_p(p);
+    size_t cap = oi_post_cap(p);
+    if (cap > 1)
+        oi_free(m, p->u.v - 1, (cap + 1) * sizeof *p->u.v);
+    oi_free(m, p, (size_t)(key.p + key.n - (const char *)p));
 }
 
 enum { OI_K_ACT, OI_K_BUDDY };  /* what a watcher's items are */
@@ -3828,8 +3937,8 @@ static void oi_post_unref(oi_mem *m, oi_map *map, oi_post **v, size_t n,
     size_t i;
     for (i = 0; i < n; i++) {
         oi_post *post = v[i];
-        post->items.n -= (uint32_t)oi_sorted_take(oi_svec_v(&post->items),
-                                                   post->items.n, it);
+        post->n -= (uint32_t)oi_sorted_take(oi_post_items(post),
+                                             oi_post_count(post), it);
         if (--post->refs == 0) {
             oi_map_del(map, oi_post_keyof(post));
             oi_post_free(m, post);
@@ -3871,29 +3980,29 @@ static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
         size_t nkey = p->name.n + 2 + p->value.n;
         char *kb = (char *)oi_arena_alloc(m, ar, nkey);
         oi_post *pl;
-        if (!kb || nkey > UINT32_MAX)
+        oi_str key;
+        if (!kb)
             goto fail;
-        pl = (oi_post *)oi_map_get(map, oi_post_key(p, kb));
+        key = oi_post_key(p, kb);
+        pl = (oi_post *)oi_map_get(map, key);
         if (!pl) {
-            pl = (oi_post *)oi_realloc(m, NULL, 0, sizeof *pl + nkey);
-            if (!pl)
+            if (!(pl = oi_post_new(m, key)))
                 goto fail;
-            memset(pl, 0, sizeof *pl);
-            memcpy(pl + 1, kb, nkey);
-            pl->nkey = (uint32_t)nkey;
             oi_map_put(m, map, pl);     /* reserved */
             made[nmade++] = pl;
         }
         if (pl->refs == UINT32_MAX
-            || (post && oi_svec_reserve(m, &pl->items, 1) != OLPCIDX_OK))
+            || (post && oi_post_reserve(m, pl) != OLPCIDX_OK))
             goto fail;
         lists[i] = pl;
     }
     for (i = 0; i < ps->n; i++)
         lists[i]->refs++;
     oi_post_remove(m, map, it);
-    for (i = 0; post && i < ps->n; i++)
-        oi_sorted_put(oi_svec_v(&lists[i]->items), lists[i]->items.n++, it);
+    for (i = 0; post && i < ps->n; i++) {
+        oi_sorted_put(oi_post_items(lists[i]), oi_post_count(lists[i]), it);
+        lists[i]->n++;
+    }
     it->props = lists;
     it->nprops = (uint32_t)ps->n;
     return OLPCIDX_OK;
@@ -6409,9 +6518,9 @@ static long oi_collect(olpcidx *x, int kind, const oi_props *want,
             *out = NULL;
             return 0;                   /* nobody has that property */
         }
-        if (p->items.n < nbest || i == 0) {
-            best = oi_svec_cv(&p->items);
-            nbest = p->items.n;
+        if (oi_post_count(p) < nbest || i == 0) {
+            best = oi_post_citems(p);
+            nbest = oi_post_count(p);
         }
     }
     if (exact && want->n <= 1) {

@@ -510,9 +510,9 @@ static void t_core_online(t_core *t, olpcidx_config *c, uint64_t now)
 /* Whether list q holds item it. */
 static int t_post_holds(const oi_post *q, const oi_item *it)
 {
-    void *const *v = OI_SV(&q->items);
-    size_t at = oi_sorted_pos(v, q->items.n, oi_uid(it), 0);
-    return at < q->items.n && v[at] == it;
+    void *const *v = oi_post_citems(q);
+    size_t at = oi_sorted_pos(v, oi_post_count(q), oi_uid(it), 0);
+    return at < oi_post_count(q) && v[at] == it;
 }
 
 /* The posting lists agree with the items (olpcidx.c section 8): each
@@ -544,11 +544,12 @@ static int t_posts_ok(olpcidx *x)
         i = 0;
         while ((p = oi_map_next(posts, &i)) != NULL) {
             const oi_post *q = (const oi_post *)p;
-            void *const *v = OI_SV(&q->items);
-            if (q->refs == 0 || q->items.n > q->refs)
+            void *const *v = oi_post_citems(q);
+            if (q->refs == 0 || oi_post_count(q) > q->refs
+                || oi_post_count(q) > oi_post_cap(q))
                 return 0;
             refs += q->refs;
-            for (j = 0; j < q->items.n; j++) {
+            for (j = 0; j < oi_post_count(q); j++) {
                 const oi_item *it = (const oi_item *)v[j];
                 size_t k;
                 for (k = 0; k < it->nprops && it->props[k] != q; k++)
@@ -2377,6 +2378,78 @@ static void tu_svec(void)
     CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
 }
 
+/* A posting list (olpcidx.c section 8): its key read back whole after
+** a length of one, two or three bytes; its items one in place, then in
+** an array that keeps its capacity before them and grows by half (2, 3,
+** 4, 6, 9, 13); a failed growth leaves it as it was. */
+static void tu_post(void)
+{
+    static char key[20000];
+    static const size_t lens[] = { 0, 1, 127, 128, 16383, 16384, 20000 };
+    static const size_t caps[] = { 1, 1, 2, 3, 4, 6, 6, 9, 9, 9, 13, 13,
+                                   13, 13 };
+    static int tag[13];
+    oi_mem mem;
+    t_alloc a;
+    oi_post *p;
+    size_t i, used;
+    long bad = 0;
+    tu_mem_init(&mem, &a);
+    for (i = 0; i < sizeof key; i++)
+        key[i] = (char)('a' + i % 26);
+    for (i = 0; i < sizeof lens / sizeof *lens; i++) {
+        oi_str k;
+        if (!(p = oi_post_new(&mem, oi_mkstr(key, lens[i])))) {
+            bad++;
+            continue;
+        }
+        k = oi_post_keyof(p);
+        if (k.n != lens[i] || (k.n && memcmp(k.p, key, k.n) != 0)
+            || mem.used != sizeof *p + lens[i]
+                           + (lens[i] < 128 ? 1 : lens[i] < 16384 ? 2 : 3))
+            bad++;
+        oi_post_free(&mem, p);
+    }
+    CHECK(bad == 0 && mem.used == 0 && a.blocks == 0);
+    CHECK(sizeof *p == 16 || sizeof(void *) != 8);
+    p = oi_post_new(&mem, OI_LIT("k"));
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    used = mem.used;
+    a.fail_all = 1;                     /* room for one needs no memory */
+    CHECK(oi_post_reserve(&mem, p) == OLPCIDX_OK);
+    oi_post_items(p)[p->n++] = &tag[0];
+    /* the first growth fails: still the one item, in place */
+    CHECK(oi_post_reserve(&mem, p) == OLPCIDX_ENOMEM);
+    CHECK(oi_post_count(p) == 1 && oi_post_cap(p) == 1 && mem.used == used
+          && oi_post_citems(p)[0] == &tag[0]);
+    a.fail_all = 0;
+    for (i = 1; i < 13; i++) {
+        if (oi_post_reserve(&mem, p) != OLPCIDX_OK) {
+            bad++;
+            break;
+        }
+        oi_post_items(p)[oi_post_count(p)] = &tag[i];
+        p->n++;
+        if (oi_post_count(p) != i + 1 || oi_post_cap(p) != caps[i + 1]
+            || mem.used != used + (caps[i + 1] + 1) * sizeof(void *))
+            bad++;
+        a.fail_all = 1;                 /* a failed growth changes nothing */
+        if (oi_post_count(p) == oi_post_cap(p)
+            && (oi_post_reserve(&mem, p) != OLPCIDX_ENOMEM
+                || oi_post_cap(p) != caps[i + 1]))
+            bad++;
+        a.fail_all = 0;
+    }
+    for (i = 0; i < 13; i++)
+        if (oi_post_citems(p)[i] != &tag[i])
+            bad++;
+    CHECK(bad == 0);
+    oi_post_free(&mem, p);
+    CHECK(mem.used == 0 && a.blocks == 0 && a.bad_osize == 0);
+}
+
 /* oi_map_shrink: a table emptied to 1/8 gives its room back, keeps
 ** every entry, and stays whole when the allocation fails. */
 static void tu_map_shrink(void)
@@ -2434,6 +2507,7 @@ static void tu_map_all(void)
     tu_map_walk_stale();
     tu_map_shrink();
     tu_svec();
+    tu_post();
     for (k = 0; k < TU_NKEYS; k++)
         free(tu_kbuf[k]);
 }
