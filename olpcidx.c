@@ -685,12 +685,12 @@ static void oi_vec_free(oi_mem *m, oi_vec *a)
 
 /*
 ** A small vector: an array of pointers that holds its first element in
-** place of the array pointer, so that the commonest lists -- an item
-** holding a unique property value, a buddy in one activity -- take no
-** allocation and 16 bytes.  Beyond one element it grows by half (2, 3,
-** 4, 6, 9, ...): the lists are many and mostly short (an activity's
-** participants, a buddy's activities), so slack costs more than the
-** extra copies.
+** place of the array pointer, so that the commonest lists -- a buddy in
+** one activity, an activity of one participant -- take no allocation
+** and 16 bytes (posting lists, section 8, do the same in a vector of
+** their own).  Beyond one element it grows by half (2, 3, 4, 6, 9,
+** ...): the lists are many and mostly short (an activity's participants,
+** a buddy's activities), so slack costs more than the extra copies.
 */
 typedef struct oi_svec {
     union {
@@ -938,8 +938,9 @@ static uint64_t oi_siphash(const uint64_t key[2], const void *p, size_t n)
 ** oi_map: byte-string keys to void * values that hold their keys.
 ** open addressing, linear probing; deletion shifts entries back, no tombstones
 ** at least OI_MAP_MINCAP slots, at most OI_MAP_LOAD_NUM/DEN of them used
-** grows by half into a new table allocated before any entry moves, so
-**   that it is between 1/2 and 3/4 full (doubling: 3/8 to 3/4)
+** grows by a quarter into a new table allocated before any entry moves,
+**   so that it is between 3/5 and 3/4 full (by half: 1/2 to 3/4, which
+**   costs a third more slots at the unlucky sizes; doubling: 3/8 to 3/4)
 ** after a failed allocation (ENOMEM) the map is unchanged and usable
 ** SipHash-1-3 under a per-table key; slots keep 32 bits of it, growth
 ** rehashes nothing
@@ -975,6 +976,11 @@ typedef struct oi_map {
 #define OI_MAP_MAXN(cap) ((cap) / OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM \
                           + (cap) % OI_MAP_LOAD_DEN * OI_MAP_LOAD_NUM \
                             / OI_MAP_LOAD_DEN)
+/* The next size of a table of cap slots, and the most slots a table may
+** have to grow from without passing OI_MAP_MAXCAP or SIZE_MAX bytes. */
+#define OI_MAP_GROW(cap) ((cap) + (cap) / 4)
+#define OI_MAP_GROWABLE(cap) ((cap) <= OI_MAP_MAXCAP / 5 * 4 \
+                              && (cap) <= SIZE_MAX / 5 * 4 / OI_MAP_SLOT)
 
 /* The home slot of hash h in a table of cap slots. */
 static size_t oi_map_home(uint32_t h, size_t cap)
@@ -1075,7 +1081,8 @@ static int oi_map_resize(oi_mem *mem, oi_map *m, size_t ncap)
 
 /* Makes room for extra more entries: once this returned OLPCIDX_OK, the
 ** next extra puts of new keys do not allocate and cannot fail (deletions
-** in between only add room).  Growth adds at least half the table. */
+** in between only add room).  Growth adds at least a quarter of the
+** table. */
 static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
 {
     size_t need, ncap;
@@ -1086,25 +1093,25 @@ static int oi_map_reserve(oi_mem *mem, oi_map *m, size_t extra)
         return OLPCIDX_OK;
     ncap = m->cap ? m->cap : OI_MAP_MINCAP;
     while (ncap == m->cap || OI_MAP_MAXN(ncap) < need) {
-        if (ncap > OI_MAP_MAXCAP / 3 * 2 || ncap > SIZE_MAX / 3 / OI_MAP_SLOT)
+        if (!OI_MAP_GROWABLE(ncap))
             return OLPCIDX_ENOMEM;
-        ncap += ncap / 2;
+        ncap = OI_MAP_GROW(ncap);
     }
     return oi_map_resize(mem, m, ncap);
 }
 
 /* Gives slots back once at most 1/8 of them are in use, so that a table
 ** follows what it holds now, not the most it ever held: the new capacity
-** is the smallest, growing by half from OI_MAP_MINCAP, that keeps it at
-** most half full.  Not during a walk.  Out of memory it stays as it is:
-** nothing is lost. */
+** is the smallest, growing as tables do from OI_MAP_MINCAP, that keeps it
+** at most half full.  Not during a walk.  Out of memory it stays as it
+** is: nothing is lost. */
 static void oi_map_shrink(oi_mem *mem, oi_map *m)
 {
     size_t ncap = OI_MAP_MINCAP;
     if (m->cap <= OI_MAP_MINCAP || m->n > m->cap / 8)
         return;
     while (ncap / 2 < m->n)
-        ncap += ncap / 2;
+        ncap = OI_MAP_GROW(ncap);
     if (ncap < m->cap)
         oi_map_resize(mem, m, ncap);
 }
@@ -3574,18 +3581,50 @@ static const oi_prop *oi_props_get(const oi_props *ps, const char *name)
 ** the page, however many items match.  An order-statistic tree would make
 ** updates logarithmic too, at three pointers an entry; the array holds
 ** one.
+**
+** What buddies and activities have in common, and what such a list holds,
+** is an item: a UID (bare JID or activity id), properties, and the
+** watchers holding it.  There are hundreds of thousands of items, so the
+** struct is packed to 32 bytes (24 on 32-bit targets): lengths and
+** counts in 32 bits, the UID's bytes not pointed to but found at a fixed
+** offset (right after the containing struct, in the same block), and the
+** watchers, which most items never have, in a block of their own.
 */
-struct oi_item;
+typedef struct oi_item {
+    struct oi_post **props;     /* its posting lists, sorted by name, in
+                                ** one owned array of nprops */
+    oi_vec *watch;              /* oi_watch * holding it; NULL: none has
+                                ** yet (section 9) */
+    uint32_t nuid;              /* bytes of its UID */
+    uint32_t nprops;
+    uint32_t pins;              /* events not yet handed to all their
+                                ** watchers that name it (section 9) */
+    uint16_t uid_at;            /* its UID's offset from the item: the
+                                ** size of the containing struct */
+    unsigned char doomed;       /* forgotten while pinned: freed at the
+                                ** last unpin */
+} oi_item;
+
+/* The UID of an item. */
+static oi_str oi_uid(const oi_item *it)
+{
+    return oi_mkstr((const char *)it + it->uid_at, it->nuid);
+}
+
+/* The key of an item in its map (buddies, acts): its UID. */
+static oi_str oi_uid_keyof(const void *v)
+{
+    return oi_uid((const oi_item *)v);
+}
 
 /* The first position in sorted v[0..n) whose UID is >= uid (after 0) or
-** > uid (after 1).  v holds struct oi_item *, whose first field is the
-** UID. */
+** > uid (after 1).  v holds oi_item *. */
 static size_t oi_sorted_pos(void *const *v, size_t n, oi_str uid, int after)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = oi_str_cmp(*(const oi_str *)v[mid], uid);
+        int c = oi_str_cmp(oi_uid((const oi_item *)v[mid]), uid);
         if (c < 0 || (after && c == 0))
             lo = mid + 1;
         else
@@ -3594,11 +3633,10 @@ static size_t oi_sorted_pos(void *const *v, size_t n, oi_str uid, int after)
     return lo;
 }
 
-/* Inserts p (whose first field is its UID) in its place in v[0..n),
-** which has room for one more. */
+/* Inserts item p in its place in v[0..n), which has room for one more. */
 static void oi_sorted_put(void **v, size_t n, void *p)
 {
-    size_t at = oi_sorted_pos(v, n, *(const oi_str *)p, 0);
+    size_t at = oi_sorted_pos(v, n, oi_uid((const oi_item *)p), 0);
     memmove(v + at + 1, v + at, (n - at) * sizeof *v);
     v[at] = p;
 }
@@ -3606,7 +3644,7 @@ static void oi_sorted_put(void **v, size_t n, void *p)
 /* Removes p from v[0..n), if it is there; returns 1 if it was. */
 static int oi_sorted_take(void **v, size_t n, const void *p)
 {
-    size_t at = oi_sorted_pos(v, n, *(const oi_str *)p, 0);
+    size_t at = oi_sorted_pos(v, n, oi_uid((const oi_item *)p), 0);
     if (at >= n || v[at] != p)
         return 0;
     memmove(v + at, v + at + 1, (n - at - 1) * sizeof *v);
@@ -3629,30 +3667,107 @@ static void oi_sorted_remove(oi_vec *a, const void *p)
 ** A posting list: one (name, type, value) -- its key, "name NUL
 ** type-digit value", stored right after the struct -- and the public
 ** items holding it, in UID order.  It is also where those items keep the
-** property: an item's properties are pointers to posting lists (an
-** oi_pset), so a value is stored once however many items hold it, and a
-** unique one costs the struct, its key and a map slot.  refs counts the
-** items whose properties point to it (a private activity's do, though it
-** is in no list); the list goes when that drops to 0.  Its low byte
+** property: an item's properties are pointers to posting lists
+** (oi_item.props), so a value is stored once however many items hold it,
+** and a unique one costs the struct, its key and a map slot.  refs counts
+** the items whose properties point to it (a private activity's do, though
+** it is in no list); the list goes when that drops to 0.  Its low byte
 ** holds what a reply needs to write the property without reading it
 ** twice: the length of the name and whether name or value has a byte to
 ** escape (13.2).  Names hold no NUL
 ** (XML 1.0 section 2.2; restored ones are checked), so the key splits
 ** back into name, type and value at its first NUL.
+**
+** Most values are held by one item (a nick, an address, a title), so the
+** struct is kept to 16 bytes (12 on 32-bit targets), as a small vector
+** of its own: one item is held in place of the array pointer; an array
+** keeps its capacity in the word before its first element, and a bit of
+** n says there is one.  The key's length is written before the key in
+** 7-bit groups, least significant first, the high bit set on each but
+** the last: one byte below 128.
 */
 typedef struct oi_post {
-    uint32_t nkey;              /* key bytes after the struct */
+    union {
+        void *one;              /* no array: the item, if n is 1 */
+        void **v;               /* the array, its capacity before it */
+    } u;
+    uint32_t n;                 /* oi_item * in the list, in UID order;
+                                ** OI_POST_ARRAY: they are in u.v */
     uint32_t refs;              /* the items referring to it, times
                                 ** OI_POST_REF; plus OI_POST_ESC if the
                                 ** key has a byte oi_esc marks, plus the
                                 ** name's length up to OI_POST_LONG (a
                                 ** longer one is measured when read) */
-    oi_svec items;              /* oi_item *, UID order */
 } oi_post;
 
 #define OI_POST_REF  256u
 #define OI_POST_ESC  128u
 #define OI_POST_LONG 127u
+
+#define OI_POST_ARRAY 0x80000000u
+
+/* The number of items in p's list, and where they are. */
+static size_t oi_post_count(const oi_post *p)
+{
+    return p->n & ~OI_POST_ARRAY;
+}
+
+static void **oi_post_items(oi_post *p)
+{
+    return p->n & OI_POST_ARRAY ? p->u.v : &p->u.one;
+}
+
+static void *const *oi_post_citems(const oi_post *p)
+{
+    return p->n & OI_POST_ARRAY ? p->u.v : &p->u.one;
+}
+
+/* How many items p's list has room for. */
+static size_t oi_post_cap(const oi_post *p)
+{
+    uint32_t cap;
+    if (!(p->n & OI_POST_ARRAY))
+        return 1;
+    memcpy(&cap, p->u.v - 1, sizeof cap);
+    return cap;
+}
+
+/* Makes room for one more item in p's list, growing by half (2, 3, 4,
+** 6, 9, ...); on failure nothing changed. */
+static int oi_post_reserve(oi_mem *m, oi_post *p)
+{
+    size_t n = oi_post_count(p), cap = oi_post_cap(p), ncap;
+    uint32_t c;
+    void **blk;
+    if (n < cap)
+        return OLPCIDX_OK;
+    ncap = cap < 2 ? 2 : cap + cap / 2;
+    if (n >= OI_POST_ARRAY - 1 || ncap > SIZE_MAX / sizeof *blk - 1)
+        return OLPCIDX_ENOMEM;
+    blk = (void **)oi_realloc(m, cap > 1 ? p->u.v - 1 : NULL,
+                              cap > 1 ? (cap + 1) * sizeof *blk : 0,
+                              (ncap + 1) * sizeof *blk);
+    if (!blk)
+        return OLPCIDX_ENOMEM;
+    c = (uint32_t)ncap;
+    memcpy(blk, &c, sizeof c);
+    if (cap == 1 && n)
+        blk[1] = p->u.one;
+    p->u.v = blk + 1;
+    p->n |= OI_POST_ARRAY;
+    return OLPCIDX_OK;
+}
+
+/* Where p's key starts, after its length, and that length. */
+static oi_str oi_post_keyof_p(const oi_post *p)
+{
+    const unsigned char *k = (const unsigned char *)(p + 1);
+    size_t n = *k & 0x7F;
+    unsigned shift = 0;
+    while (*k++ & 0x80)
+        n |= (size_t)(*k & 0x7F) << (shift += 7);
+    return oi_mkstr((const char *)k, n);
+}
 
 /* The low byte of refs for property p. */
 static uint32_t oi_post_bits(const oi_prop *p)
@@ -3673,15 +3788,43 @@ static uint32_t oi_post_bits(const oi_prop *p)
 static size_t oi_post_nname(const oi_post *p)
 {
     size_t nn = p->refs % OI_POST_ESC;
-    return nn < OI_POST_LONG ? nn
-                             : nn + strlen((const char *)(p + 1) + nn);
+    return nn < OI_POST_LONG ? nn : nn + strlen(oi_post_keyof_p(p).p + nn);
 }
 
 /* The key of a posting list (its map's keyof). */
 static oi_str oi_post_keyof(const void *v)
 {
-    const oi_post *p = (const oi_post *)v;
-    return oi_mkstr((const char *)(p + 1), p->nkey);
+    return oi_post_keyof_p((const oi_post *)v);
+}
+
+/* The bytes the length of a key of nkey bytes takes before it. */
+static size_t oi_post_nlen(size_t nkey)
+{
+    size_t n = 1;
+    while (nkey >= 0x80) {
+        nkey >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* A new posting list of key, with no item and no reference, or NULL. */
+static oi_post *oi_post_new(oi_mem *m, oi_str key)
+{
+    size_t nlen = oi_post_nlen(key.n), n = key.n;
+    unsigned char *k;
+    oi_post *p;
+    if (key.n > UINT32_MAX
+        || !(p = (oi_post *)oi_realloc(m, NULL, 0,
+                                       sizeof *p + nlen + key.n)))
+        return NULL;
+    memset(p, 0, sizeof *p);
+    k = (unsigned char *)(p + 1);
+    for (; n >= 0x80; n >>= 7)
+        *k++ = (unsigned char)(0x80 | (n & 0x7F));
+    *k++ = (unsigned char)n;
+    memcpy(k, key.p, key.n);
+    return p;
 }
 
 /* Writes the posting key of p into out (room for name + value + 2). */
@@ -3698,55 +3841,52 @@ static oi_str oi_post_key(const oi_prop *p, char *out)
 /* The property a posting list stands for; its strings point into it. */
 static oi_prop oi_post_prop(const oi_post *p)
 {
-    const char *k = (const char *)(p + 1);
+    oi_str key = oi_post_keyof_p(p);
     size_t nn = oi_post_nname(p);
     oi_prop r;
-    r.name = oi_mkstr(k, nn);
-    r.type = k[nn + 1] - '0';
-    r.value = oi_mkstr(k + nn + 2, p->nkey - nn - 2);
+    r.name = oi_mkstr(key.p, nn);
+    r.type = key.p[nn + 1] - '0';
+    r.value = oi_mkstr(key.p + nn + 2, key.n - nn - 2);
     return r;
 }
 
 /* Whether p is the list of property name (any type or value). */
 static int oi_post_named(const oi_post *p, oi_str name)
 {
-    const char *k = (const char *)(p + 1);
-    return p->nkey > name.n && k[name.n] == '\0'
-        && (name.n == 0 || memcmp(k, name.p, name.n) == 0);
+    oi_str key = oi_post_keyof_p(p);
+    return key.n > name.n && key.p[name.n] == '\0'
+        && (name.n == 0 || memcmp(key.p, name.p, name.n) == 0);
 }
 
-/* The properties of an item: its posting lists, sorted by name (the
-** order of their keys, since a name ends at a NUL), in one owned array. */
-typedef struct oi_pset {
-    oi_post **v;
-    size_t n;
-} oi_pset;
+/* The properties of an item are its posting lists, sorted by name (the
+** order of their keys, since a name ends at a NUL). */
 
-/* The property called name of ps into *out; 0 if it has none. */
-static int oi_pset_get(const oi_pset *ps, const char *name, oi_prop *out)
+/* The property called name of it into *out; 0 if it has none. */
+static int oi_item_prop(const oi_item *it, const char *name, oi_prop *out)
 {
     oi_str nm = oi_zstr(name);
     size_t i;
-    for (i = 0; i < ps->n; i++)
-        if (oi_post_named(ps->v[i], nm)) {
-            *out = oi_post_prop(ps->v[i]);
+    for (i = 0; i < it->nprops; i++)
+        if (oi_post_named(it->props[i], nm)) {
+            *out = oi_post_prop(it->props[i]);
             return 1;
         }
     return 0;
 }
 
-/* Whether ps holds every property of want (same name, type and value). */
-static int oi_pset_match(const oi_pset *ps, const oi_props *want)
+/* Whether it holds every property of want (same name, type and value). */
+static int oi_item_match(const oi_item *it, const oi_props *want)
 {
     size_t i, j;
     for (i = 0; i < want->n; i++) {
         const oi_prop *w = &want->v[i];
         oi_prop p;
-        for (j = 0; j < ps->n && !oi_post_named(ps->v[j], w->name); j++)
+        for (j = 0; j < it->nprops && !oi_post_named(it->props[j], w->name);
+             j++)
             ;
-        if (j == ps->n)
+        if (j == it->nprops)
             return 0;
-        p = oi_post_prop(ps->v[j]);
+        p = oi_post_prop(it->props[j]);
         if (p.type != w->type || !oi_streq(p.value, w->value))
             return 0;
     }
@@ -3755,21 +3895,12 @@ static int oi_pset_match(const oi_pset *ps, const oi_props *want)
 
 static void oi_post_free(oi_mem *m, oi_post *p)
 {
-    oi_svec_free(m, &p->items);
-    oi_free(m, p, sizeof *p + p->nkey);
+    oi_str key = oi_post_keyof_p(p);
+    size_t cap = oi_post_cap(p);
+    if (cap > 1)
+        oi_free(m, p->u.v - 1, (cap + 1) * sizeof *p->u.v);
+    oi_free(m, p, (size_t)(key.p + key.n - (const char *)p));
 }
-
-/* What buddies and activities have in common: a UID (bare JID or
-** activity id), properties, and the watchers holding them. */
-typedef struct oi_item {
-    oi_str uid;                 /* bytes right after the containing struct */
-    oi_pset props;
-    oi_vec watch;               /* oi_watch * holding it */
-    unsigned pins;              /* events not yet handed to all their
-                                ** watchers that name it (section 9) */
-    int doomed;                 /* forgotten while pinned: freed at the
-                                ** last unpin */
-} oi_item;
 
 enum { OI_K_ACT, OI_K_BUDDY };  /* what a watcher's items are */
 
@@ -3785,13 +3916,32 @@ struct oi_watch {
 };
 
 /* Takes an item out of every watcher holding it (it is going away, or
-** nobody may see it any more). */
+** nobody may see it any more), and frees its list of them. */
 static void oi_unwatch(oi_mem *m, oi_item *it)
 {
     size_t i;
-    for (i = 0; i < it->watch.n; i++)
-        oi_vec_drop(&((oi_watch *)it->watch.v[i])->members, it);
-    oi_vec_free(m, &it->watch);
+    if (!it->watch)
+        return;
+    for (i = 0; i < it->watch->n; i++)
+        oi_vec_drop(&((oi_watch *)it->watch->v[i])->members, it);
+    oi_vec_free(m, it->watch);
+    oi_free(m, it->watch, sizeof *it->watch);
+    it->watch = NULL;
+}
+
+/* Makes room for one more watcher of it, creating its list of them the
+** first time.  On failure nothing changed but, maybe, that the list
+** exists, empty.  The list stays while the item is watchable, though it
+** may empty: a fan-out may be walking it (oi_fan_out). */
+static int oi_item_watch_reserve(oi_mem *m, oi_item *it)
+{
+    if (!it->watch) {
+        it->watch = (oi_vec *)oi_realloc(m, NULL, 0, sizeof *it->watch);
+        if (!it->watch)
+            return OLPCIDX_ENOMEM;
+        memset(it->watch, 0, sizeof *it->watch);
+    }
+    return oi_vec_reserve(m, it->watch, 1);
 }
 
 /* Empties watcher w. */
@@ -3799,7 +3949,7 @@ static void oi_watch_clear(oi_mem *m, oi_watch *w)
 {
     size_t i;
     for (i = 0; i < w->members.n; i++)
-        oi_vec_drop(&((oi_item *)w->members.v[i])->watch, w);
+        oi_vec_drop(((oi_item *)w->members.v[i])->watch, w);
     oi_vec_free(m, &w->members);
 }
 
@@ -3813,14 +3963,14 @@ static int oi_watch_set(oi_mem *m, oi_watch *w, oi_item **v, size_t n)
     if (n && oi_vec_reserve(m, &nv, n) != OLPCIDX_OK)
         return OLPCIDX_ENOMEM;
     for (i = 0; i < n; i++)
-        if (oi_vec_reserve(m, &v[i]->watch, 1) != OLPCIDX_OK) {
+        if (oi_item_watch_reserve(m, v[i]) != OLPCIDX_OK) {
             oi_vec_free(m, &nv);
             return OLPCIDX_ENOMEM;
         }
     oi_watch_clear(m, w);
     for (i = 0; i < n; i++) {
         oi_vec_push(&nv, v[i]);
-        oi_vec_push(&v[i]->watch, w);
+        oi_vec_push(v[i]->watch, w);
     }
     w->members = nv;
     return OLPCIDX_OK;
@@ -3836,12 +3986,13 @@ typedef struct oi_buddy {
                                 ** uid), however long; NULL: none */
     char *nick;                 /* oi_lstr: its PEP nick, or NULL */
     uint64_t seen;              /* when, in ms */
-    uint64_t ping_at;           /* idle ping sent then; 0: none */
-    uint64_t ping_blocked;      /* x->blocked_ms then (section 13) */
+    uint64_t ping_at;           /* while pinged: when the idle ping was
+                                ** sent, by oi_ping_clock (section 13) */
     uint32_t alias_at;          /* its entry in the alias index + 1, or 0 */
     unsigned char restored;     /* from storage: to be pinged at once */
     unsigned char roster;       /* OI_ROSTER_*: publishing (PROTOCOL.md
                                 ** 6.2), persisted */
+    unsigned char pinged;       /* an idle ping awaits its answer */
 } oi_buddy;
 
 /* The id and the room of the buddy's current activity (empty: none). */
@@ -3858,26 +4009,53 @@ static oi_str oi_cur_room(const oi_buddy *b)
 
 enum { OI_ROSTER_NONE, OI_ROSTER_ASKED, OI_ROSTER_PUBLISHED };
 
+/* While the component joins an activity's room (PROTOCOL.md 6.5), which
+** few do at a time: a block of its own, so that the others do not carry
+** it. */
+typedef struct oi_joining {
+    uint64_t at;                /* when the component asked to join */
+    oi_svec here;               /* oi_buddy * seen in the room meanwhile,
+                                ** to reconcile */
+    unsigned char whole;        /* here is whole (no memory was short) */
+} oi_joining;
+
 typedef struct oi_act {
     oi_item it;                 /* uid: the activity id */
-    oi_str room;                /* after the id; may be empty */
     oi_svec parts;              /* oi_buddy * participants */
-    oi_svec here;               /* oi_buddy * seen in the room while
-                                ** joining it, to reconcile */
-    uint64_t join_at;           /* when the component asked to join */
-    int nick_try;               /* its nick there: 0 "inspector", else
-                                ** "inspector-<nick_try + 1>" */
+    oi_joining *join;           /* while muc is OI_MUC_JOINING, but for a
+                                ** restored one not yet asked: else NULL */
+    uint32_t nroom;             /* bytes of its room JID, right after the
+                                ** id; 0: none */
     unsigned char muc;          /* OI_MUC_*: the component in its room
                                 ** (PROTOCOL.md 6.5) */
-    unsigned char here_ok;      /* here is whole (no memory was short) */
+    unsigned char nick_try;     /* its nick there: 0 "inspector", else
+                                ** "inspector-<nick_try + 1>" (at most 8) */
 } oi_act;
 
 enum { OI_MUC_NONE, OI_MUC_JOINING, OI_MUC_IN };
 
+/* The room JID of an activity (empty: none). */
+static oi_str oi_room(const oi_act *a)
+{
+    return oi_mkstr((const char *)(a + 1) + a->it.nuid, a->nroom);
+}
+
 /* The key of an activity in x->rooms. */
 static oi_str oi_act_room(const void *a)
 {
-    return ((const oi_act *)a)->room;
+    return oi_room((const oi_act *)a);
+}
+
+/* Sets where the component is in a's room; what it kept while joining
+** goes unless it is joining. */
+static void oi_act_muc(oi_mem *m, oi_act *a, int muc)
+{
+    if (muc != OI_MUC_JOINING && a->join) {
+        oi_svec_free(m, &a->join->here);
+        oi_free(m, a->join, sizeof *a->join);
+        a->join = NULL;
+    }
+    a->muc = (unsigned char)muc;
 }
 
 /* An activity is private when its "private" property is bool true
@@ -3885,7 +4063,7 @@ static oi_str oi_act_room(const void *a)
 static int oi_act_private(const oi_act *a)
 {
     oi_prop p;
-    return oi_pset_get(&a->it.props, "private", &p) && p.type == OI_PT_BOOL
+    return oi_item_prop(&a->it, "private", &p) && p.type == OI_PT_BOOL
         && oi_eq(p.value, "1");
 }
 
@@ -3897,8 +4075,8 @@ static void oi_post_unref(oi_mem *m, oi_map *map, oi_post **v, size_t n,
     size_t i;
     for (i = 0; i < n; i++) {
         oi_post *post = v[i];
-        post->items.n -= (uint32_t)oi_sorted_take(oi_svec_v(&post->items),
-                                                   post->items.n, it);
+        post->n -= (uint32_t)oi_sorted_take(oi_post_items(post),
+                                             oi_post_count(post), it);
         if ((post->refs -= OI_POST_REF) < OI_POST_REF) {
             oi_map_del(map, oi_post_keyof(post));
             oi_post_free(m, post);
@@ -3909,11 +4087,11 @@ static void oi_post_unref(oi_mem *m, oi_map *map, oi_post **v, size_t n,
 /* Takes it out of every list it is posted in and drops its properties. */
 static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
 {
-    oi_post_unref(m, map, it->props.v, it->props.n, it);
-    if (it->props.v)
-        oi_free(m, it->props.v, it->props.n * sizeof *it->props.v);
-    it->props.v = NULL;
-    it->props.n = 0;
+    oi_post_unref(m, map, it->props, it->nprops, it);
+    if (it->props)
+        oi_free(m, it->props, it->nprops * sizeof *it->props);
+    it->props = NULL;
+    it->nprops = 0;
 }
 
 /* Replaces the properties of it by ps, posting it in the list of each
@@ -3940,32 +4118,32 @@ static int oi_item_set_props(oi_mem *m, oi_arena *ar, oi_map *map,
         size_t nkey = p->name.n + 2 + p->value.n;
         char *kb = (char *)oi_arena_alloc(m, ar, nkey);
         oi_post *pl;
-        if (!kb || nkey > UINT32_MAX)
+        oi_str key;
+        if (!kb)
             goto fail;
-        pl = (oi_post *)oi_map_get(map, oi_post_key(p, kb));
+        key = oi_post_key(p, kb);
+        pl = (oi_post *)oi_map_get(map, key);
         if (!pl) {
-            pl = (oi_post *)oi_realloc(m, NULL, 0, sizeof *pl + nkey);
-            if (!pl)
+            if (!(pl = oi_post_new(m, key)))
                 goto fail;
-            memset(pl, 0, sizeof *pl);
-            memcpy(pl + 1, kb, nkey);
-            pl->nkey = (uint32_t)nkey;
             pl->refs = oi_post_bits(p);
             oi_map_put(m, map, pl);     /* reserved */
             made[nmade++] = pl;
         }
         if (pl->refs > UINT32_MAX - OI_POST_REF
-            || (post && oi_svec_reserve(m, &pl->items, 1) != OLPCIDX_OK))
+            || (post && oi_post_reserve(m, pl) != OLPCIDX_OK))
             goto fail;
         lists[i] = pl;
     }
     for (i = 0; i < ps->n; i++)
         lists[i]->refs += OI_POST_REF;
     oi_post_remove(m, map, it);
-    for (i = 0; post && i < ps->n; i++)
-        oi_sorted_put(oi_svec_v(&lists[i]->items), lists[i]->items.n++, it);
-    it->props.v = lists;
-    it->props.n = ps->n;
+    for (i = 0; post && i < ps->n; i++) {
+        oi_sorted_put(oi_post_items(lists[i]), oi_post_count(lists[i]), it);
+        lists[i]->n++;
+    }
+    it->props = lists;
+    it->nprops = (uint32_t)ps->n;
     return OLPCIDX_OK;
 fail:
     while (nmade > 0) {
@@ -4000,20 +4178,37 @@ static void *oi_keyed_new(oi_mem *m, oi_map *map, size_t size, oi_str key,
     return p;
 }
 
+/* A new zeroed block of size bytes, the struct whose first field is an
+** item, then extra more: the item's UID, copied there, and what the
+** caller puts after it.  NULL when out of memory or too long. */
+static oi_item *oi_item_new(oi_mem *m, size_t size, oi_str uid, size_t extra)
+{
+    oi_item *it;
+    if (uid.n > UINT32_MAX || uid.n > SIZE_MAX - size
+        || extra > SIZE_MAX - size - uid.n
+        || !(it = (oi_item *)oi_realloc(m, NULL, 0, size + uid.n + extra)))
+        return NULL;
+    memset(it, 0, size);
+    if (uid.n)
+        memcpy((char *)it + size, uid.p, uid.n);
+    it->uid_at = (uint16_t)size;
+    it->nuid = (uint32_t)uid.n;
+    return it;
+}
+
 /* The buddy with that bare JID; created (with nothing announced yet) when
 ** create is set.  NULL: absent, or out of memory when creating. */
 static oi_buddy *oi_buddy_get(olpcidx *x, oi_str jid, int create)
 {
     oi_buddy *b = (oi_buddy *)oi_map_get(&x->buddies, jid);
-    oi_str key;
     if (b || !create
-        || oi_vec_reserve(&x->mem, &x->listed[OI_K_BUDDY], 1) != OLPCIDX_OK)
+        || oi_vec_reserve(&x->mem, &x->listed[OI_K_BUDDY], 1) != OLPCIDX_OK
+        || oi_map_reserve(&x->mem, &x->buddies, 1) != OLPCIDX_OK)
         return b;
-    b = (oi_buddy *)oi_keyed_new(&x->mem, &x->buddies, sizeof *b, jid,
-                                 &key);
+    b = (oi_buddy *)oi_item_new(&x->mem, sizeof *b, jid, 0);
     if (b) {
-        b->it.uid = key;
         b->seen = x->now;
+        oi_map_put(&x->mem, &x->buddies, b);    /* room reserved above */
         oi_sorted_insert(&x->listed[OI_K_BUDDY], &b->it);
     }
     return b;
@@ -4064,7 +4259,7 @@ static void oi_buddy_set_last(olpcidx *x, oi_buddy *b, oi_str jid)
 {
     oi_str bare = oi_bare(jid), res;
     char *p;
-    if (bare.n == jid.n || !oi_streq(bare, b->it.uid))
+    if (bare.n == jid.n || !oi_streq(bare, oi_uid(&b->it)))
         return;
     res = oi_mkstr(jid.p + bare.n + 1, jid.n - bare.n - 1);
     if (b->last && oi_streq(oi_lstr(b->last), res))
@@ -4079,17 +4274,16 @@ static void oi_buddy_set_last(olpcidx *x, oi_buddy *b, oi_str jid)
 ** bytes the caller frees; NULL when there is none or memory is short. */
 static char *oi_buddy_last(olpcidx *x, const oi_buddy *b, oi_str *full)
 {
-    oi_str res = oi_lstr(b->last);
+    oi_str res = oi_lstr(b->last), uid = oi_uid(&b->it);
     char *p;
-    if (!b->last || res.n > SIZE_MAX - 1 - b->it.uid.n
-        || !(p = (char *)oi_realloc(&x->mem, NULL, 0,
-                                    b->it.uid.n + 1 + res.n)))
+    if (!b->last || res.n > SIZE_MAX - 1 - uid.n
+        || !(p = (char *)oi_realloc(&x->mem, NULL, 0, uid.n + 1 + res.n)))
         return NULL;
-    memcpy(p, b->it.uid.p, b->it.uid.n);
-    p[b->it.uid.n] = '/';
+    memcpy(p, uid.p, uid.n);
+    p[uid.n] = '/';
     if (res.n)
-        memcpy(p + b->it.uid.n + 1, res.p, res.n);
-    *full = oi_mkstr(p, b->it.uid.n + 1 + res.n);
+        memcpy(p + uid.n + 1, res.p, res.n);
+    *full = oi_mkstr(p, uid.n + 1 + res.n);
     return p;
 }
 
@@ -4100,7 +4294,7 @@ static oi_str oi_buddy_alias(const oi_buddy *b)
     oi_prop p;
     if (b->nick)
         return oi_lstr(b->nick);
-    return oi_pset_get(&b->it.props, "nick", &p) ? p.value : oi_mkstr("", 0);
+    return oi_item_prop(&b->it, "nick", &p) ? p.value : oi_mkstr("", 0);
 }
 
 /*
@@ -4249,18 +4443,18 @@ static long oi_alias_find(olpcidx *x, const char *needle, size_t n,
 ** to be handed out names keeps its memory until then (section 9). */
 static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
 {
-    if (b->it.props.n || b->cur || b->acts.n || b->roster || b->nick)
+    if (b->it.nprops || b->cur || b->acts.n || b->roster || b->nick)
         return;
     oi_unwatch(&x->mem, &b->it);
     oi_alias_drop(x, b);
     oi_sorted_remove(&x->listed[OI_K_BUDDY], &b->it);
-    oi_map_del(&x->buddies, b->it.uid);
+    oi_map_del(&x->buddies, oi_uid(&b->it));
     oi_svec_free(&x->mem, &b->acts);
     oi_lstr_free(&x->mem, b->last);
     b->last = NULL;
     b->it.doomed = 1;
     if (!b->it.pins)
-        oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
+        oi_free(&x->mem, b, sizeof *b + b->it.nuid);
 }
 
 static oi_act *oi_act_find(olpcidx *x, oi_str id, oi_str room)
@@ -4281,15 +4475,12 @@ static oi_act *oi_act_new(olpcidx *x, oi_str id, oi_str room)
         || (room.n && oi_map_reserve(&x->mem, &x->rooms, 1) != OLPCIDX_OK)
         || oi_vec_reserve(&x->mem, &x->listed[OI_K_ACT], 1) != OLPCIDX_OK)
         return NULL;
-    a = (oi_act *)oi_realloc(&x->mem, NULL, 0, sizeof *a + id.n + room.n);
-    if (!a)
+    if (room.n > UINT32_MAX
+        || !(a = (oi_act *)oi_item_new(&x->mem, sizeof *a, id, room.n)))
         return NULL;
-    memset(a, 0, sizeof *a);
-    memcpy(a + 1, id.p, id.n);
     if (room.n)
         memcpy((char *)(a + 1) + id.n, room.p, room.n);
-    a->it.uid = oi_mkstr((const char *)(a + 1), id.n);
-    a->room = oi_mkstr((const char *)(a + 1) + id.n, room.n);
+    a->nroom = (uint32_t)room.n;
     oi_map_put(&x->mem, &x->acts, a);
     if (room.n)
         oi_map_put(&x->mem, &x->rooms, a);
@@ -4320,7 +4511,7 @@ static int oi_act_set_props(olpcidx *x, oi_act *a, const oi_props *ps)
 ** posting lists). */
 static void oi_act_release(olpcidx *x, oi_act *a)
 {
-    oi_free(&x->mem, a, sizeof *a + a->it.uid.n + a->room.n);
+    oi_free(&x->mem, a, sizeof *a + a->it.nuid + a->nroom);
 }
 
 /* Forgets an activity: out of the maps and the posting lists, and out of
@@ -4334,15 +4525,16 @@ static void oi_act_free(olpcidx *x, oi_act *a)
         oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[i];
         oi_svec_drop(&b->acts, a);
     }
-    oi_map_del(&x->acts, a->it.uid);
-    if (a->room.n)
-        oi_map_del(&x->rooms, a->room);
+    oi_map_del(&x->acts, oi_uid(&a->it));
+    if (a->nroom)
+        oi_map_del(&x->rooms, oi_room(a));
     if (!oi_act_private(a))
         oi_sorted_remove(&x->listed[OI_K_ACT], &a->it);
     oi_post_remove(&x->mem, &x->aposts, &a->it);
     oi_unwatch(&x->mem, &a->it);
     oi_svec_free(&x->mem, &a->parts);
-    oi_svec_free(&x->mem, &a->here);
+    if (a->join)
+        oi_act_muc(&x->mem, a, OI_MUC_NONE);
     a->it.doomed = 1;
     if (!a->it.pins)
         oi_act_release(x, a);
@@ -4386,7 +4578,7 @@ static void oi_seen(olpcidx *x, oi_str jid)
     if (!(b = oi_buddy_get(x, oi_bare(jid), 0)))
         return;
     b->seen = x->now;
-    b->ping_at = 0;
+    b->pinged = 0;
     b->restored = 0;
     oi_buddy_set_last(x, b, jid);
 }
@@ -4394,8 +4586,8 @@ static void oi_seen(olpcidx *x, oi_str jid)
 /* An empty index; each map has its own hash key. */
 static void oi_index_init(olpcidx *x)
 {
-    oi_map_init(&x->buddies, x->cfg.hash_seed, 1, oi_key_first);
-    oi_map_init(&x->acts, x->cfg.hash_seed, 2, oi_key_first);
+    oi_map_init(&x->buddies, x->cfg.hash_seed, 1, oi_uid_keyof);
+    oi_map_init(&x->acts, x->cfg.hash_seed, 2, oi_uid_keyof);
     oi_map_init(&x->rooms, x->cfg.hash_seed, 3, oi_act_room);
     oi_map_init(&x->bposts, x->cfg.hash_seed, 4, oi_post_keyof);
     oi_map_init(&x->aposts, x->cfg.hash_seed, 5, oi_post_keyof);
@@ -4779,12 +4971,12 @@ static const oi_vec *oi_ev_list(olpcidx *x, const oi_event *ev, size_t k,
     *offer = k == 1;
     if (ev->act) {
         if (k == 0)
-            return &ev->act->it.watch;
+            return ev->act->it.watch ? ev->act->it.watch : &none;
         return k == 1 && ev->type != OI_EV_CLOSED ? &x->open[OI_K_ACT]
                                                   : NULL;
     }
     if (k == 0)
-        return &b->it.watch;
+        return b->it.watch ? b->it.watch : &none;
     if (ev->type == OI_EV_BUDDY_GONE)
         return NULL;
     if (k == 1)
@@ -4793,7 +4985,7 @@ static const oi_vec *oi_ev_list(olpcidx *x, const oi_event *ev, size_t k,
         || k - 2 >= b->acts.n)
         return NULL;                    /* not about its activities */
     in = (const oi_act *)oi_svec_cv(&b->acts)[k - 2];
-    return oi_act_private(in) ? &none : &in->it.watch;
+    return oi_act_private(in) || !in->it.watch ? &none : in->it.watch;
 }
 
 /* An event is through: its items are unpinned (and freed, if they were
@@ -4806,7 +4998,7 @@ static void oi_pend_free(olpcidx *x, oi_pend *p)
     if (a && --a->it.pins == 0 && a->it.doomed)
         oi_act_release(x, a);
     if (b && --b->it.pins == 0 && b->it.doomed)
-        oi_free(&x->mem, b, sizeof *b + b->it.uid.n);
+        oi_free(&x->mem, b, sizeof *b + b->it.nuid);
     oi_free(&x->mem, p, p->size);
 }
 
@@ -5046,7 +5238,7 @@ static void oi_rec_str(olpcidx *x, oi_str s)
 static void oi_rec_last(olpcidx *x, const oi_buddy *b)
 {
     oi_str res = oi_lstr(b->last);
-    size_t n = b->last ? b->it.uid.n + 1 + res.n : 0;
+    size_t n = b->last ? b->it.nuid + 1 + res.n : 0;
     unsigned char h[2];
     if (n > 0xFFFF) {
         x->rec_err = 1;
@@ -5057,20 +5249,20 @@ static void oi_rec_last(olpcidx *x, const oi_buddy *b)
     oi_rec_bytes(x, h, 2);
     if (!b->last)
         return;
-    oi_rec_bytes(x, b->it.uid.p, b->it.uid.n);
+    oi_rec_bytes(x, oi_uid(&b->it).p, b->it.nuid);
     oi_rec_bytes(x, "/", 1);
     oi_rec_bytes(x, res.p, res.n);
 }
 
-static void oi_rec_props(olpcidx *x, const oi_pset *ps)
+static void oi_rec_props(olpcidx *x, const oi_item *it)
 {
     unsigned char h[2];
     size_t i;
-    h[0] = (unsigned char)(ps->n >> 8);
-    h[1] = (unsigned char)ps->n;
+    h[0] = (unsigned char)(it->nprops >> 8);
+    h[1] = (unsigned char)it->nprops;
     oi_rec_bytes(x, h, 2);
-    for (i = 0; i < ps->n; i++) {
-        oi_prop p = oi_post_prop(ps->v[i]);
+    for (i = 0; i < it->nprops; i++) {
+        oi_prop p = oi_post_prop(it->props[i]);
         h[0] = (unsigned char)p.type;
         oi_rec_bytes(x, h, 1);
         oi_rec_str(x, p.name);
@@ -5095,8 +5287,8 @@ static void oi_rec_buddy(olpcidx *x, const oi_buddy *b)
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, OI_REC_BUDDY);
-    oi_rec_str(x, b->it.uid);
-    oi_rec_props(x, &b->it.props);
+    oi_rec_str(x, oi_uid(&b->it));
+    oi_rec_props(x, &b->it);
     oi_rec_str(x, oi_cur_id(b));
     oi_rec_str(x, oi_cur_room(b));
     oi_rec_end(x);
@@ -5107,9 +5299,9 @@ static void oi_rec_act(olpcidx *x, const oi_act *a)
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, OI_REC_ACT);
-    oi_rec_str(x, a->it.uid);
-    oi_rec_str(x, a->room);
-    oi_rec_props(x, &a->it.props);
+    oi_rec_str(x, oi_uid(&a->it));
+    oi_rec_str(x, oi_room(a));
+    oi_rec_props(x, &a->it);
     oi_rec_end(x);
 }
 
@@ -5119,8 +5311,8 @@ static void oi_rec_member(olpcidx *x, int type, const oi_act *a,
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, type);
-    oi_rec_str(x, a->it.uid);
-    oi_rec_str(x, b->it.uid);
+    oi_rec_str(x, oi_uid(&a->it));
+    oi_rec_str(x, oi_uid(&b->it));
     if (type == OI_REC_JOIN)
         oi_rec_last(x, b);
     oi_rec_end(x);
@@ -5132,7 +5324,7 @@ static void oi_rec_roster(olpcidx *x, const oi_buddy *b)
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, OI_REC_ROSTER);
-    oi_rec_str(x, b->it.uid);
+    oi_rec_str(x, oi_uid(&b->it));
     oi_rec_bytes(x, &st, 1);
     oi_rec_str(x, oi_lstr(b->nick));
     oi_rec_end(x);
@@ -5144,7 +5336,7 @@ static void oi_rec_room(olpcidx *x, const oi_act *a)
     if (!x->cfg.storage)
         return;                         /* nothing is persisted */
     oi_rec_begin(x, OI_REC_ROOM);
-    oi_rec_str(x, a->it.uid);
+    oi_rec_str(x, oi_uid(&a->it));
     oi_rec_bytes(x, &in, 1);
     oi_rec_end(x);
 }
@@ -5387,7 +5579,8 @@ static int oi_apply(olpcidx *x, int type, oi_rd *r)
         if (r->bad || id.n == 0 || r->p >= r->end || *r->p > 1)
             return 1;
         if ((a = oi_act_find(x, id, OI_LIT(""))) != NULL)
-            a->muc = *r->p ? OI_MUC_JOINING : OI_MUC_NONE;  /* to rejoin */
+            oi_act_muc(&x->mem, a, *r->p ? OI_MUC_JOINING   /* to rejoin */
+                                         : OI_MUC_NONE);
         return 0;
     case OI_REC_JOIN:
     case OI_REC_LEAVE:
@@ -5472,7 +5665,7 @@ static void oi_restore_finish(olpcidx *x)
     while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
         oi_buddy *b = (oi_buddy *)p;
         b->seen = 0;                    /* idle: pinged at the first sweep */
-        b->ping_at = 0;
+        b->pinged = 0;
         b->restored = 1;
     }
 }
@@ -5556,38 +5749,52 @@ static oi_str oi_room_nick(const oi_act *a, char buf[24])
 
 /* Presence from the bare component JID to a's room: a join (with no
 ** history, PROTOCOL.md 6.5) or, unavailable, leaving it.  With keep,
-** whether the component is in the room is journaled, for a restart. */
+** whether the component is in the room is journaled, for a restart.
+** Short of memory for what a join keeps, the room is not joined, as if
+** it had not answered. */
 static void oi_room_presence(olpcidx *x, oi_act *a, int join, int keep)
 {
     char nick[24], to[1024 + 24];
-    oi_str n = oi_room_nick(a, nick);
+    oi_str n = oi_room_nick(a, nick), room = oi_room(a);
     size_t mark;
-    if (a->room.n + 1 + n.n > sizeof to) {
+    if (room.n + 1 + n.n > sizeof to) {
         oi_log(x, OLPCIDX_LOG_INFO, "room JID of %.*s over %u bytes: not "
-               "joined", (int)a->it.uid.n, a->it.uid.p,
+               "joined", (int)a->it.nuid, oi_uid(&a->it).p,
                (unsigned)(sizeof to - n.n - 1));
         return;
     }
-    memcpy(to, a->room.p, a->room.n);
-    to[a->room.n] = '/';
-    memcpy(to + a->room.n + 1, n.p, n.n);
+    if (join && !a->join) {
+        a->join = (oi_joining *)oi_realloc(&x->mem, NULL, 0, sizeof *a->join);
+        if (!a->join) {
+            oi_log(x, OLPCIDX_LOG_WARN, "room %.*s not joined: out of "
+                   "memory", (int)room.n, room.p);
+            oi_act_muc(&x->mem, a, OI_MUC_NONE);
+            return;
+        }
+        memset(a->join, 0, sizeof *a->join);
+    }
+    memcpy(to, room.p, room.n);
+    to[room.n] = '/';
+    memcpy(to + room.n + 1, n.p, n.n);
     mark = oi_out_begin(x);
     oi_out_head(x, "presence", join ? NULL : "unavailable",
-                oi_mkstr(to, a->room.n + 1 + n.n), NULL);
+                oi_mkstr(to, room.n + 1 + n.n), NULL);
     if (join)
         oi_outz(x, "<x xmlns='http://jabber.org/protocol/muc'><history "
                 "maxstanzas='0'/></x>");
     oi_outz(x, "</presence>");
     oi_out_commit(x, mark, join ? "room join" : "room leave");
-    a->muc = join ? OI_MUC_JOINING : OI_MUC_NONE;
-    a->join_at = x->now;
+    oi_act_muc(&x->mem, a, join ? OI_MUC_JOINING : OI_MUC_NONE);
+    if (join) {
+        a->join->at = x->now;
+        a->join->here.n = 0;
+        a->join->whole = 1;
+    }
     x->joining |= join;
     if (keep) {
         oi_rec_room(x, a);
         oi_journal(x);
     }
-    a->here.n = 0;
-    a->here_ok = 1;
 }
 
 /* Activity a closed for everyone (PROTOCOL.md 2.3): told, and the
@@ -5778,7 +5985,7 @@ static void oi_chg_close(olpcidx *x, oi_act *a)
 ** 6.7). */
 static int oi_buddy_listed(olpcidx *x, const oi_buddy *b)
 {
-    return b->roster == OI_ROSTER_PUBLISHED && oi_is_online(x, b->it.uid);
+    return b->roster == OI_ROSTER_PUBLISHED && oi_is_online(x, oi_uid(&b->it));
 }
 
 /* Full JID sent available presence (PROTOCOL.md 5.1). */
@@ -5797,7 +6004,7 @@ static int oi_chg_available(olpcidx *x, oi_str full)
     c->available = 1;
     b = oi_buddy_get(x, oi_bare(full), 0);
     if (b && b->roster == OI_ROSTER_PUBLISHED
-        && ((oi_online *)oi_map_get(&x->online, b->it.uid))->n == 1)
+        && ((oi_online *)oi_map_get(&x->online, oi_uid(&b->it)))->n == 1)
         oi_emit(x, OI_EV_BUDDY_COMES, NULL, b);
     return OI_C_NONE;
 }
@@ -5825,7 +6032,7 @@ static void oi_chg_offline(olpcidx *x, oi_str full)
         oi_journal(x);
         oi_emit(x, OI_EV_BUDDY_CUR, NULL, b);
     }
-    b->ping_at = 0;
+    b->pinged = 0;
     oi_buddy_trim(x, b);
 }
 
@@ -5862,13 +6069,13 @@ static int oi_chg_forget(olpcidx *x, oi_str bare)
         size_t i, mark;
         for (i = 0; i < 2; i++) {
             mark = oi_out_begin(x);
-            oi_out_head(x, "presence", end[i], b->it.uid, NULL);
+            oi_out_head(x, "presence", end[i], oi_uid(&b->it), NULL);
             oi_outz(x, "</presence>");
             oi_out_commit(x, mark, "unsubscription");
         }
     }
     b->roster = OI_ROSTER_NONE;
-    b->ping_at = 0;
+    b->pinged = 0;
     oi_rec_buddy(x, b);
     oi_rec_roster(x, b);
     oi_journal(x);
@@ -5898,7 +6105,7 @@ static int oi_chg_roster(olpcidx *x, oi_str bare, int state)
         oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
         oi_chg_nick(x, bare, OI_LIT(""));
         oi_chg_current(x, bare, OI_LIT(""), OI_LIT(""));
-        if ((b = oi_buddy_get(x, bare, 0)) != NULL && b->it.props.n)
+        if ((b = oi_buddy_get(x, bare, 0)) != NULL && b->it.nprops)
             oi_chg_buddy_props(x, bare, &none);
         return OI_C_NONE;
     }
@@ -6375,8 +6582,9 @@ static char *oi_put_prop(char *w, const oi_prop *p)
 ** without a byte to escape, most of them, are copied as they are. */
 static char *oi_put_post(char *w, const oi_post *p)
 {
-    const char *k = (const char *)(p + 1);
-    size_t nn = oi_post_nname(p), nv = p->nkey - nn - 2;
+    oi_str key = oi_post_keyof_p(p);
+    const char *k = key.p;
+    size_t nn = oi_post_nname(p), nv = key.n - nn - 2;
     const struct oi_ptype_row *t = &oi_ptype_rows[k[nn + 1] - '0'];
     if (p->refs & OI_POST_ESC) {
         oi_prop r = oi_post_prop(p);
@@ -6418,14 +6626,14 @@ static void oi_out_prop(olpcidx *x, const oi_prop *p)
 ** (the form of change notifications, PROTOCOL.md 3.6).  Without them,
 ** the whole element is written in place when the queue has room for
 ** its bound. */
-static void oi_out_props(olpcidx *x, const oi_pset *ps, oi_str ns,
+static void oi_out_props(olpcidx *x, const oi_item *it, oi_str ns,
                          const oi_act *a)
 {
     size_t i, need = 48 + ns.n;
     char *w = NULL;
     if (!a) {
-        for (i = 0; i < ps->n; i++)
-            need += 40 + OI_ESC_GROWTH * ps->v[i]->nkey;
+        for (i = 0; i < it->nprops; i++)
+            need += 40 + OI_ESC_GROWTH * oi_post_keyof_p(it->props[i]).n;
         w = oi_out_room(x, need);
     }
     if (w) {
@@ -6433,14 +6641,14 @@ static void oi_out_props(olpcidx *x, const oi_pset *ps, oi_str ns,
         memcpy(w + 19, ns.p, ns.n);
         w += 19 + ns.n;
         *w++ = '\'';
-        if (ps->n == 0) {
+        if (it->nprops == 0) {
             memcpy(w, "/>", 2);
             oi_out_to(x, w + 2);
             return;
         }
         *w++ = '>';
-        for (i = 0; i < ps->n; i++)
-            w = oi_put_post(w, ps->v[i]);
+        for (i = 0; i < it->nprops; i++)
+            w = oi_put_post(w, it->props[i]);
         memcpy(w, "</properties>", 13);
         oi_out_to(x, w + 13);
         return;
@@ -6449,14 +6657,14 @@ static void oi_out_props(olpcidx *x, const oi_pset *ps, oi_str ns,
     oi_out(x, ns.p, ns.n);
     oi_out(x, "'", 1);
     if (a)
-        oi_out_act_ids(x, a->it.uid, a->room);
-    if (ps->n == 0) {
+        oi_out_act_ids(x, oi_uid(&a->it), oi_room(a));
+    if (it->nprops == 0) {
         oi_outz(x, "/>");
         return;
     }
     oi_out(x, ">", 1);
-    for (i = 0; i < ps->n; i++) {
-        oi_prop p = oi_post_prop(ps->v[i]);
+    for (i = 0; i < it->nprops; i++) {
+        oi_prop p = oi_post_prop(it->props[i]);
         oi_out_prop(x, &p);
     }
     oi_outz(x, "</properties>");
@@ -6466,7 +6674,8 @@ static void oi_out_props(olpcidx *x, const oi_pset *ps, oi_str ns,
 
 static int oi_item_cmp(const void *a, const void *b)
 {
-    return oi_str_cmp((*(oi_item *const *)a)->uid, (*(oi_item *const *)b)->uid);
+    return oi_str_cmp(oi_uid(*(oi_item *const *)a),
+                      oi_uid(*(oi_item *const *)b));
 }
 
 /* Whether item it passes a query's criteria crit. */
@@ -6512,9 +6721,9 @@ static long oi_collect(olpcidx *x, int kind, const oi_props *want,
             *out = NULL;
             return 0;                   /* nobody has that property */
         }
-        if (p->items.n < nbest || i == 0) {
-            best = oi_svec_cv(&p->items);
-            nbest = p->items.n;
+        if (oi_post_count(p) < nbest || i == 0) {
+            best = oi_post_citems(p);
+            nbest = oi_post_count(p);
         }
     }
     if (exact && want->n <= 1) {
@@ -6952,28 +7161,33 @@ static void oi_room_timeouts(olpcidx *x)
         return;
     while ((p = oi_map_next(&x->acts, &i)) != NULL) {
         oi_act *a = (oi_act *)p;
-        if (a->muc != OI_MUC_JOINING)
-            continue;
-        if (x->now - a->join_at < OI_JOIN_TIMEOUT_MS) {
+        if (!a->join)
+            continue;                   /* not joining, or not asked yet */
+        if (x->now - a->join->at < OI_JOIN_TIMEOUT_MS) {
             pending = 1;
             continue;
         }
         oi_log(x, OLPCIDX_LOG_INFO, "room %.*s did not answer the component "
-               "within %u s: not watched", (int)a->room.n, a->room.p,
+               "within %u s: not watched", (int)a->nroom, oi_room(a).p,
                OI_JOIN_TIMEOUT_MS / 1000);
-        a->muc = OI_MUC_NONE;
+        oi_act_muc(&x->mem, a, OI_MUC_NONE);
     }
     x->joining = pending;
 }
 
-/* How long b's idle ping has waited for its answer: the time since it
-** was sent, less the time input was held back (PROTOCOL.md 8.4), when
-** an answer could have arrived and not been read. */
+/* The clock idle pings wait on: the time less the time input was held
+** back (PROTOCOL.md 8.4), when an answer could have arrived and not been
+** read.  A buddy keeps one reading of it, not both times. */
+static uint64_t oi_ping_clock(const olpcidx *x)
+{
+    return x->now - x->blocked_ms;
+}
+
+/* How long b's idle ping has waited for its answer. */
 static uint64_t oi_ping_waited(const olpcidx *x, const oi_buddy *b)
 {
-    uint64_t since = x->now - b->ping_at;
-    uint64_t held = x->blocked_ms - b->ping_blocked;
-    return held >= since ? 0 : since - held;
+    uint64_t now = oi_ping_clock(x);
+    return now >= b->ping_at ? now - b->ping_at : 0;
 }
 
 /* Once a second (PROTOCOL.md 5.2): pings participants silent for idle
@@ -6996,7 +7210,7 @@ static void oi_liveness(olpcidx *x)
         oi_buddy *b = (oi_buddy *)p;
         if (b->acts.n == 0 || !b->last)
             continue;
-        if (b->ping_at && !held
+        if (b->pinged && !held
             && oi_ping_waited(x, b) >= OI_PING_TIMEOUT_MS) {
             oi_str full;
             char *fp = oi_buddy_last(x, b, &full);
@@ -7007,21 +7221,21 @@ static void oi_liveness(olpcidx *x)
             oi_chg_offline(x, full);
             oi_free(&x->mem, fp, full.n);
             i = 0;                      /* the maps changed: start again */
-        } else if (!b->ping_at && (b->restored
+        } else if (!b->pinged && (b->restored
                                    || (idle && x->now - b->seen >= idle))) {
             b->restored = 0;
             size_t mark = oi_out_begin(x);
             oi_outz(x, "<iq type='get'");
             oi_out_attr(x, "from", x->jid);
             oi_outz(x, " to='");        /* the full JID: bare/resource */
-            oi_out_esc(x, b->it.uid, 1);
+            oi_out_esc(x, oi_uid(&b->it), 1);
             oi_out(x, "/", 1);
             oi_out_esc(x, oi_lstr(b->last), 1);
             oi_outz(x, "'");
             oi_outz(x, " id='idle'><ping xmlns='" OI_NS_PING "'/></iq>");
             if (oi_out_commit(x, mark, "idle ping") == 0) {
-                b->ping_at = x->now;
-                b->ping_blocked = x->blocked_ms;
+                b->ping_at = oi_ping_clock(x);
+                b->pinged = 1;
             }
         }
     }
@@ -7201,11 +7415,11 @@ static int oi_cmd_list(olpcidx *x, const oi_ctx *c, const oi_node *cmd,
         n++;
         snprintf(num, sizeof num, "%lu", (unsigned long)a->parts.n);
         oi_outz(x, "<item>");
-        oi_out_field(x, "id", NULL, NULL, a->it.uid);
-        oi_out_field(x, "room", NULL, NULL, a->room);
-        oi_out_field(x, "type", NULL, NULL, oi_pset_get(&a->it.props, "type",
+        oi_out_field(x, "id", NULL, NULL, oi_uid(&a->it));
+        oi_out_field(x, "room", NULL, NULL, oi_room(a));
+        oi_out_field(x, "type", NULL, NULL, oi_item_prop(&a->it, "type",
                      &type) ? type.value : OI_LIT(""));
-        oi_out_field(x, "title", NULL, NULL, oi_pset_get(&a->it.props,
+        oi_out_field(x, "title", NULL, NULL, oi_item_prop(&a->it,
                      "title", &title) ? title.value : OI_LIT(""));
         oi_out_field(x, "buddies", NULL, NULL, oi_zstr(num));
         oi_out_field(x, "private", NULL, NULL, oi_act_private(a)
@@ -7425,25 +7639,25 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
     switch (ev->type) {
     case OI_EV_ACT_PROPS:
         oi_outz(x, "<change xmlns='" OI_NS_ACT "'");
-        oi_out_act_ids(x, a->it.uid, a->room);
+        oi_out_act_ids(x, oi_uid(&a->it), oi_room(a));
         oi_out(x, ">", 1);
-        oi_out_props(x, &a->it.props, OI_LIT(OI_NS_APROPS), a);
+        oi_out_props(x, &a->it, OI_LIT(OI_NS_APROPS), a);
         oi_outz(x, "</change>");
         break;
     case OI_EV_JOINED:
     case OI_EV_LEFT:
     case OI_EV_CLOSED:
         oi_outz(x, "<activity xmlns='" OI_NS_ACT "'");
-        oi_out_act_ids(x, a->it.uid, a->room);
+        oi_out_act_ids(x, oi_uid(&a->it), oi_room(a));
         if (ev->type == OI_EV_JOINED) {
             oi_outz(x, "><joined");
-            oi_out_attr(x, "jid", b->it.uid);
+            oi_out_attr(x, "jid", oi_uid(&b->it));
             oi_out(x, ">", 1);
-            oi_out_props(x, &b->it.props, OI_LIT(OI_NS_BPROPS), NULL);
+            oi_out_props(x, &b->it, OI_LIT(OI_NS_BPROPS), NULL);
             oi_outz(x, "</joined>");
         } else if (ev->type == OI_EV_LEFT) {
             oi_outz(x, "><left");
-            oi_out_attr(x, "jid", b->it.uid);
+            oi_out_attr(x, "jid", oi_uid(&b->it));
             oi_outz(x, "/>");
         } else {
             oi_outz(x, "><closed/>");
@@ -7452,10 +7666,10 @@ static void oi_seed_render(olpcidx *x, oi_watch *w, const oi_event *ev)
         break;
     default:                            /* buddy properties or current */
         oi_outz(x, "<change xmlns='" OI_NS_BUDDY "'");
-        oi_out_attr(x, "jid", b->it.uid);
+        oi_out_attr(x, "jid", oi_uid(&b->it));
         oi_out(x, ">", 1);
         if (ev->type == OI_EV_BUDDY_PROPS)
-            oi_out_props(x, &b->it.props, OI_LIT(OI_NS_BPROPS), NULL);
+            oi_out_props(x, &b->it, OI_LIT(OI_NS_BPROPS), NULL);
         else if (b->cur)
             oi_out_cur(x, b);
         else
@@ -7506,18 +7720,18 @@ static void oi_out_act(olpcidx *x, const oi_act *a)
 {
     size_t i;
     oi_outz(x, "<activity");
-    oi_out_attr(x, "id", a->it.uid);
-    oi_out_attr(x, "activity", a->it.uid);
-    if (a->room.n)
-        oi_out_attr(x, "room", a->room);
+    oi_out_attr(x, "id", oi_uid(&a->it));
+    oi_out_attr(x, "activity", oi_uid(&a->it));
+    if (a->nroom)
+        oi_out_attr(x, "room", oi_room(a));
     oi_out(x, ">", 1);
-    oi_out_props(x, &a->it.props, OI_LIT(OI_NS_APROPS), NULL);
+    oi_out_props(x, &a->it, OI_LIT(OI_NS_APROPS), NULL);
     for (i = 0; i < a->parts.n; i++) {
         const oi_buddy *b = (const oi_buddy *)OI_SV(&a->parts)[i];
         oi_outz(x, "<buddy");
-        oi_out_attr(x, "jid", b->it.uid);
+        oi_out_attr(x, "jid", oi_uid(&b->it));
         oi_out(x, ">", 1);
-        oi_out_props(x, &b->it.props, OI_LIT(OI_NS_BPROPS), NULL);
+        oi_out_props(x, &b->it, OI_LIT(OI_NS_BPROPS), NULL);
         oi_outz(x, "</buddy>");
     }
     oi_outz(x, "</activity>");
@@ -7526,9 +7740,9 @@ static void oi_out_act(olpcidx *x, const oi_act *a)
 static void oi_out_buddy(olpcidx *x, const oi_buddy *b)
 {
     oi_outz(x, "<buddy");
-    oi_out_attr(x, "jid", b->it.uid);
+    oi_out_attr(x, "jid", oi_uid(&b->it));
     oi_out(x, ">", 1);
-    oi_out_props(x, &b->it.props, OI_LIT(OI_NS_BPROPS), NULL);
+    oi_out_props(x, &b->it, OI_LIT(OI_NS_BPROPS), NULL);
     oi_out_cur(x, b);
     oi_outz(x, "</buddy>");
 }
@@ -7558,13 +7772,13 @@ static void oi_touch_page(olpcidx *x, oi_item *const *v, size_t n,
     for (i = 0; i < n && ni < OI_TOUCH_MAX; i++)
         it[ni++] = v[i];
     for (i = 0; i < ni; i++)
-        sum += it[i]->props.n + (unsigned char)it[i]->uid.p[0];
+        sum += it[i]->nprops + (unsigned char)oi_uid(it[i]).p[0];
     for (level = 0; level < 2; level++) {
         size_t to = ni;
         for (i = from; i < to; i++) {
             const oi_item *t = it[i];
-            for (j = 0; j < t->props.n && np < OI_TOUCH_MAX; j++)
-                post[np++] = t->props.v[j];
+            for (j = 0; j < t->nprops && np < OI_TOUCH_MAX; j++)
+                post[np++] = t->props[j];
             if (!buddies && level == 0) {
                 const oi_act *a = (const oi_act *)(const void *)t;
                 for (j = 0; j < a->parts.n && ni < OI_TOUCH_MAX; j++)
@@ -7572,10 +7786,11 @@ static void oi_touch_page(olpcidx *x, oi_item *const *v, size_t n,
             }
         }
         for (i = to; i < ni; i++)
-            sum += it[i]->props.n + (unsigned char)it[i]->uid.p[0];
-        for (i = pfrom; i < np; i++)
-            sum += (unsigned char)((const char *)(post[i] + 1))
-                [post[i]->nkey - 1];
+            sum += it[i]->nprops + (unsigned char)oi_uid(it[i]).p[0];
+        for (i = pfrom; i < np; i++) {
+            oi_str key = oi_post_keyof_p(post[i]);
+            sum += (unsigned char)key.p[key.n - 1];
+        }
         from = to;
         pfrom = np;
     }
@@ -7663,9 +7878,9 @@ static int oi_reply_page(olpcidx *x, const oi_ctx *ctx, const char *ns,
             oi_outz(x, "<first index='");
             oi_outz(x, num);
             oi_outz(x, "'>");
-            oi_out_esc(x, v[start]->uid, 0);
+            oi_out_esc(x, oi_uid(v[start]), 0);
             oi_outz(x, "</first><last>");
-            oi_out_esc(x, v[end - 1]->uid, 0);
+            oi_out_esc(x, oi_uid(v[end - 1]), 0);
             oi_outz(x, "</last>");
         }
         snprintf(num, sizeof num, "%lu", (unsigned long)n);
@@ -7692,7 +7907,7 @@ static int oi_keep_act(olpcidx *x, const oi_item *it, const void *crit)
     const oi_acrit *c = (const oi_acrit *)crit;
     const oi_node *b;
     oi_str jid;
-    if (oi_act_private(a) || !oi_pset_match(&it->props, &c->props))
+    if (oi_act_private(a) || !oi_item_match(it, &c->props))
         return 0;
     for (b = c->q->child; b; b = b->next) {
         const oi_buddy *bd;
@@ -7792,7 +8007,7 @@ static int oi_keep_buddy(olpcidx *x, const oi_item *it, const void *crit)
 {
     const oi_bcrit *c = (const oi_bcrit *)crit;
     (void)x;
-    return oi_pset_match(&it->props, &c->props)
+    return oi_item_match(it, &c->props)
         && (!c->nfold || oi_alias_has(oi_buddy_alias((const oi_buddy *)
                                                      (const void *)it),
                                       c->fold, c->nfold));
@@ -8048,19 +8263,19 @@ static const oi_wkind oi_view_kind;    /* below, after its functions */
 ** its kind that meets every criterion. */
 static int oi_view_matches(olpcidx *x, const oi_view *v, const oi_item *it)
 {
-    if (!oi_pset_match(&it->props, &v->props))
+    if (!oi_item_match(it, &v->props))
         return 0;
     if (v->w.items == OI_K_BUDDY) {
         const oi_buddy *b = (const oi_buddy *)(const void *)it;
         return oi_buddy_listed(x, b)
-            && !oi_streq(b->it.uid, oi_bare(v->w.owner->jid))
+            && !oi_streq(oi_uid(&b->it), oi_bare(v->w.owner->jid))
             && (!v->alias || oi_alias_has(oi_buddy_alias(b), v->alias,
                                           v->nalias));
     } else {
         const oi_act *a = (const oi_act *)(const void *)it;
         const char *p = v->parts;
         size_t i;
-        if (oi_act_private(a) || a->room.n == 0)
+        if (oi_act_private(a) || a->nroom == 0)
             return 0;
         for (i = 0; i < v->nparts; i++, p += strlen(p) + 1) {
             const oi_buddy *b = (const oi_buddy *)oi_map_get(&x->buddies,
@@ -8122,9 +8337,9 @@ static size_t oi_view_choose(olpcidx *x, const oi_view *view, oi_item **v,
 static void oi_view_out_buddy(olpcidx *x, const oi_buddy *b)
 {
     oi_outz(x, "<buddy");
-    oi_out_attr(x, "jid", b->it.uid);
+    oi_out_attr(x, "jid", oi_uid(&b->it));
     oi_out(x, ">", 1);
-    oi_out_props(x, &b->it.props, OI_LIT(OI_NS_BPROPS), NULL);
+    oi_out_props(x, &b->it, OI_LIT(OI_NS_BPROPS), NULL);
     oi_outz(x, "</buddy>");
 }
 
@@ -8133,10 +8348,10 @@ static void oi_view_out_act(olpcidx *x, const oi_act *a)
 {
     size_t i;
     oi_outz(x, "<activity");
-    oi_out_attr(x, "id", a->it.uid);
-    oi_out_attr(x, "room", a->room);
+    oi_out_attr(x, "id", oi_uid(&a->it));
+    oi_out_attr(x, "room", oi_room(a));
     oi_out(x, ">", 1);
-    oi_out_props(x, &a->it.props, OI_LIT(OI_NS_APROPS), NULL);
+    oi_out_props(x, &a->it, OI_LIT(OI_NS_APROPS), NULL);
     for (i = 0; i < a->parts.n; i++)
         oi_view_out_buddy(x, (const oi_buddy *)OI_SV(&a->parts)[i]);
     oi_outz(x, "</activity>");
@@ -8165,13 +8380,13 @@ static void oi_view_add(olpcidx *x, oi_view *v, oi_item *it)
 {
     size_t mark;
     if (oi_vec_reserve(&x->mem, &v->w.members, 1) != OLPCIDX_OK
-        || oi_vec_reserve(&x->mem, &it->watch, 1) != OLPCIDX_OK) {
+        || oi_item_watch_reserve(&x->mem, it) != OLPCIDX_OK) {
         oi_log(x, OLPCIDX_LOG_WARN, "view %s of %.*s: no memory to add a "
                "member", v->id, (int)v->w.owner->jid.n, v->w.owner->jid.p);
         return;
     }
     oi_vec_push(&v->w.members, it);
-    oi_vec_push(&it->watch, &v->w);
+    oi_vec_push(it->watch, &v->w);
     if (v->w.members.n >= v->size)
         oi_watch_set_open(x, &v->w, 0);
     mark = oi_note_begin(x, v->w.owner->jid);
@@ -8204,19 +8419,20 @@ static void oi_view_remove(olpcidx *x, oi_view *v, oi_item *it)
 {
     size_t mark;
     oi_vec_drop(&v->w.members, it);
-    oi_vec_drop(&it->watch, &v->w);
+    if (it->watch)                      /* NULL: it left every watcher */
+        oi_vec_drop(it->watch, &v->w);
     oi_watch_set_open(x, &v->w, 1);
     mark = oi_note_begin(x, v->w.owner->jid);
     oi_view_out_open(x, v, "removed");
     oi_out(x, ">", 1);
     if (v->w.items == OI_K_BUDDY) {
         oi_outz(x, "<buddy");
-        oi_out_attr(x, "jid", it->uid);
+        oi_out_attr(x, "jid", oi_uid(it));
         oi_outz(x, "/>");
     } else {
         oi_outz(x, "<activity");
-        oi_out_attr(x, "id", it->uid);
-        oi_out_attr(x, "room", ((const oi_act *)(const void *)it)->room);
+        oi_out_attr(x, "id", oi_uid(it));
+        oi_out_attr(x, "room", oi_room((const oi_act *)(const void *)it));
         oi_outz(x, "/>");
     }
     oi_outz(x, "</removed>");
@@ -8243,11 +8459,11 @@ static void oi_view_note_buddy(olpcidx *x, oi_view *v, const oi_buddy *b,
     size_t mark = oi_note_begin(x, v->w.owner->jid);
     const oi_act *a;
     oi_outz(x, "<change xmlns='" OI_NS_BUDDY "'");
-    oi_out_attr(x, "jid", b->it.uid);
+    oi_out_attr(x, "jid", oi_uid(&b->it));
     oi_out_attr(x, "id", oi_zstr(v->id));
     oi_out(x, ">", 1);
     if (props) {
-        oi_out_props(x, &b->it.props, OI_LIT(OI_NS_BPROPS), NULL);
+        oi_out_props(x, &b->it, OI_LIT(OI_NS_BPROPS), NULL);
     } else {
         a = oi_cur_id(b).n ? (const oi_act *)oi_map_get(&x->acts,
                                                         oi_cur_id(b))
@@ -8256,8 +8472,8 @@ static void oi_view_note_buddy(olpcidx *x, oi_view *v, const oi_buddy *b,
             : NULL;
         oi_outz(x, "<activity xmlns='" OI_NS_CURACT "'");
         if (a && !oi_act_private(a) && oi_client_sees(v->w.owner, a)) {
-            oi_out_attr(x, "id", a->it.uid);
-            oi_out_attr(x, "room", a->room);
+            oi_out_attr(x, "id", oi_uid(&a->it));
+            oi_out_attr(x, "room", oi_room(a));
         } else {
             oi_outz(x, " id='' room=''");
         }
@@ -8298,23 +8514,23 @@ static void oi_view_render(olpcidx *x, oi_watch *w, const oi_event *ev)
     mark = oi_note_begin(x, w->owner->jid);
     if (ev->type == OI_EV_ACT_PROPS) {
         oi_view_out_open(x, v, "change");
-        oi_out_act_ids(x, a->it.uid, a->room);
+        oi_out_act_ids(x, oi_uid(&a->it), oi_room(a));
         oi_out(x, ">", 1);
-        oi_out_props(x, &a->it.props, OI_LIT(OI_NS_APROPS), a);
+        oi_out_props(x, &a->it, OI_LIT(OI_NS_APROPS), a);
         oi_outz(x, "</change>");
     } else {
         oi_outz(x, "<activity xmlns='" OI_NS_ACT "'");
-        oi_out_attr(x, "room", a->room);
+        oi_out_attr(x, "room", oi_room(a));
         oi_out_attr(x, "view", oi_zstr(v->id));
         if (ev->type == OI_EV_JOINED) {
             oi_outz(x, "><joined");
-            oi_out_attr(x, "jid", b->it.uid);
+            oi_out_attr(x, "jid", oi_uid(&b->it));
             oi_out(x, ">", 1);
-            oi_out_props(x, &b->it.props, OI_LIT(OI_NS_BPROPS), NULL);
+            oi_out_props(x, &b->it, OI_LIT(OI_NS_BPROPS), NULL);
             oi_outz(x, "</joined></activity>");
         } else {
             oi_outz(x, "><left");
-            oi_out_attr(x, "jid", b->it.uid);
+            oi_out_attr(x, "jid", oi_uid(&b->it));
             oi_outz(x, "/></activity>");
         }
     }
@@ -8646,7 +8862,7 @@ static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
         if (a)                          /* also where the room hides
                                         ** real JIDs: Sugar's nicks are
                                         ** aliases, not names */
-            oi_chg_join(x, bare, OI_LIT(""), a->it.uid, a->room);
+            oi_chg_join(x, bare, OI_LIT(""), oi_uid(&a->it), oi_room(a));
     }
     if (!(b = oi_buddy_get(x, bare, 0)))
         return;
@@ -8659,11 +8875,11 @@ static void oi_pep_acts(olpcidx *x, oi_str bare, const oi_node *list)
             oi_attr(e, "type", &id);
             oi_attr(e, "room", &room);
             listed = oi_eq(e->name, "activity")
-                     && (oi_streq(id, a->it.uid)
-                         || (room.n && oi_streq(room, a->room)));
+                     && (oi_streq(id, oi_uid(&a->it))
+                         || (room.n && oi_streq(room, oi_room(a))));
         }
         if (!listed)
-            oi_chg_leave(x, bare, a->it.uid, a->room);
+            oi_chg_leave(x, bare, oi_uid(&a->it), oi_room(a));
         if (!(b = oi_buddy_get(x, bare, 0)))
             return;
     }
@@ -8856,21 +9072,26 @@ static int oi_muc_status(const oi_node *xu, const char *code)
 ** while it was joining have left (after a reconnect: PROTOCOL.md 6.5). */
 static void oi_muc_reconcile(olpcidx *x, oi_act *a)
 {
-    oi_str id = a->it.uid, room = a->room;
+    oi_str id = oi_uid(&a->it), room = oi_room(a);
+    oi_joining *j = a->join;            /* NULL: not asked, so not whole */
     size_t i;
-    a->muc = OI_MUC_IN;
-    for (i = a->here_ok ? a->parts.n : 0; i-- > 0;) {
+    a->join = NULL;                     /* j is freed here, whatever the
+                                        ** leaves below do to a */
+    oi_act_muc(&x->mem, a, OI_MUC_IN);
+    for (i = j && j->whole ? a->parts.n : 0; i-- > 0;) {
         oi_buddy *b = (oi_buddy *)OI_SV(&a->parts)[i];
-        if (oi_svec_has(&a->here, b))
+        if (oi_svec_has(&j->here, b))
             continue;
         if (a->parts.n == 1) {          /* the last one: a goes */
-            oi_svec_free(&x->mem, &a->here);
-            oi_chg_leave(x, b->it.uid, id, room);
-            return;
+            oi_chg_leave(x, oi_uid(&b->it), id, room);
+            break;
         }
-        oi_chg_leave(x, b->it.uid, id, room);
+        oi_chg_leave(x, oi_uid(&b->it), id, room);
     }
-    oi_svec_free(&x->mem, &a->here);
+    if (j) {
+        oi_svec_free(&x->mem, &j->here);
+        oi_free(&x->mem, j, sizeof *j);
+    }
 }
 
 /* Presence from a room the component is in, or joining: its own, an
@@ -8897,7 +9118,7 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
         } else {
             oi_log(x, OLPCIDX_LOG_INFO, "cannot watch room %.*s: it refused "
                    "the component", (int)c->bare.n, c->bare.p);
-            a->muc = OI_MUC_NONE;
+            oi_act_muc(&x->mem, a, OI_MUC_NONE);
         }
         return OI_C_NONE;
     }
@@ -8907,7 +9128,7 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
         oi_attr(item, "jid", &jid);
     if (oi_muc_status(xu, "110") || oi_streq(nick, oi_room_nick(a, own))) {
         if (gone) {                     /* put out, or the room went */
-            a->muc = OI_MUC_NONE;
+            oi_act_muc(&x->mem, a, OI_MUC_NONE);
             oi_chg_close(x, a);
         } else if (oi_muc_status(xu, "201")) {
             oi_log(x, OLPCIDX_LOG_INFO, "room %.*s no longer existed: its "
@@ -8929,8 +9150,8 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
         memcpy(buf + nick.n + 1, x->server.p, x->server.n);
         bare = oi_mkstr(buf, nick.n + 1 + x->server.n);
         if (!oi_buddy_get(x, bare, 0)) {
-            if (a->muc == OI_MUC_JOINING && !gone)
-                a->here_ok = 0;         /* someone we cannot name: so no
+            if (a->join && !gone)
+                a->join->whole = 0;     /* someone we cannot name: so no
                                         ** one is taken out for being
                                         ** unseen (a Sugar nick is an
                                         ** alias, not the JID's node) */
@@ -8939,17 +9160,17 @@ static int oi_muc_presence(olpcidx *x, const oi_ctx *c, const oi_node *p)
     }
     if (oi_streq(bare, x->jid) || !oi_allowed(x, bare))
         return OI_C_NONE;               /* never the inspector itself */
-    id = a->it.uid;
-    room = a->room;
+    id = oi_uid(&a->it);
+    room = oi_room(a);
     if (gone) {
         oi_chg_leave(x, bare, id, room);
     } else {
         oi_chg_join(x, bare, jid, id, room);
-        if (a->muc == OI_MUC_JOINING && (b = oi_buddy_get(x, bare, 0))) {
-            if (oi_svec_reserve(&x->mem, &a->here, 1) == OLPCIDX_OK)
-                oi_svec_push(&a->here, b);
+        if (a->join && (b = oi_buddy_get(x, bare, 0))) {
+            if (oi_svec_reserve(&x->mem, &a->join->here, 1) == OLPCIDX_OK)
+                oi_svec_push(&a->join->here, b);
             else
-                a->here_ok = 0;         /* then nobody is taken out */
+                a->join->whole = 0;     /* then nobody is taken out */
         }
     }
     return OI_C_NONE;
@@ -8972,10 +9193,10 @@ static void oi_gadget_online(olpcidx *x)
         while ((p = oi_map_next(&x->buddies, &i)) != NULL) {
             const oi_buddy *b = (const oi_buddy *)p;
             if (b->roster != OI_ROSTER_NONE)
-                oi_send_presence(x, b->it.uid, NULL);
+                oi_send_presence(x, oi_uid(&b->it), NULL);
             if (b->roster == OI_ROSTER_PUBLISHED) {
-                oi_send_presence(x, b->it.uid, "probe");  /* who is on */
-                oi_pep_fetch(x, b->it.uid);
+                oi_send_presence(x, oi_uid(&b->it), "probe");  /* who is on */
+                oi_pep_fetch(x, oi_uid(&b->it));
             }
         }
         i = 0;
@@ -8999,7 +9220,7 @@ static void oi_gadget_closing(olpcidx *x)
         return;
     while ((p = oi_map_next(&x->buddies, &i)) != NULL)
         if (((const oi_buddy *)p)->roster != OI_ROSTER_NONE)
-            oi_send_presence(x, ((const oi_buddy *)p)->it.uid,
+            oi_send_presence(x, oi_uid(&((const oi_buddy *)p)->it),
                              "unavailable");
     i = 0;
     while ((p = oi_map_next(&x->acts, &i)) != NULL)

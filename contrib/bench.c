@@ -871,9 +871,9 @@ static void scale_build(scale *s, size_t *bprop, size_t *aprop,
         const oi_buddy *b;
         snprintf(s->buf, sizeof s->buf, "u%lu@jabber.test", (unsigned long)i);
         b = (const oi_buddy *)oi_map_get(&s->x->buddies, oi_zstr(s->buf));
-        for (j = 0; b && j < b->it.props.n; j++)
-            *bprop += oi_post_prop(b->it.props.v[j]).name.n
-                + oi_post_prop(b->it.props.v[j]).value.n;
+        for (j = 0; b && j < b->it.nprops; j++)
+            *bprop += oi_post_prop(b->it.props[j]).name.n
+                + oi_post_prop(b->it.props[j]).value.n;
     }
     used0 = s->x->mem.used;
     for (i = 0; i < SCALE_ACTS; i++) {
@@ -905,9 +905,9 @@ static void scale_build(scale *s, size_t *bprop, size_t *aprop,
         const oi_act *a;
         snprintf(s->buf, sizeof s->buf, "act%06lu", (unsigned long)i);
         a = (const oi_act *)oi_map_get(&s->x->acts, oi_zstr(s->buf));
-        for (j = 0; a && j < a->it.props.n; j++)
-            *aprop += oi_post_prop(a->it.props.v[j]).name.n
-                + oi_post_prop(a->it.props.v[j]).value.n;
+        for (j = 0; a && j < a->it.nprops; j++)
+            *aprop += oi_post_prop(a->it.props[j]).name.n
+                + oi_post_prop(a->it.props[j]).value.n;
     }
 }
 
@@ -1030,7 +1030,7 @@ static int bench_scale(double *out)
                      "org.laptop.Type00</property><property type='str' "
                      "name='title'>Round %lu</property><property "
                      "type='bool' name='private'>0</property></properties>"
-                     "</message>", (int)b->it.uid.n, b->it.uid.p,
+                     "</message>", (int)b->it.nuid, oi_uid(&b->it).p,
                      (unsigned long)k);
             if (k == 0)
                 first = scale_feed(&s) / 1000;
