@@ -4084,6 +4084,18 @@ static void oi_post_unref(oi_mem *m, oi_map *map, oi_post **v, size_t n,
     }
 }
 
+/* Takes it out of every list it is posted in, keeping its properties
+** (and their lists) for the events that still name it. */
+static void oi_post_unlist(oi_item *it)
+{
+    size_t i;
+    for (i = 0; i < it->nprops; i++) {
+        oi_post *post = it->props[i];
+        post->n -= (uint32_t)oi_sorted_take(oi_post_items(post),
+                                             oi_post_count(post), it);
+    }
+}
+
 /* Takes it out of every list it is posted in and drops its properties. */
 static void oi_post_remove(oi_mem *m, oi_map *map, oi_item *it)
 {
@@ -4507,17 +4519,18 @@ static int oi_act_set_props(olpcidx *x, oi_act *a, const oi_props *ps)
     return OLPCIDX_OK;
 }
 
-/* The memory of a forgotten activity (its properties went with its
-** posting lists). */
+/* The memory of a forgotten activity, and its properties. */
 static void oi_act_release(olpcidx *x, oi_act *a)
 {
+    oi_post_remove(&x->mem, &x->aposts, &a->it);
     oi_free(&x->mem, a, sizeof *a + a->it.nuid + a->nroom);
 }
 
 /* Forgets an activity: out of the maps and the posting lists, and out of
 ** its participants' lists.  One that an event still to be handed out
-** names (pinned, section 9) keeps its memory, its id and room (not its
-** properties), until that event is through. */
+** names (pinned, section 9) keeps its memory, its id, room and
+** properties, in no list a query reads, until that event is through:
+** a change notification still waiting shows them. */
 static void oi_act_free(olpcidx *x, oi_act *a)
 {
     size_t i;
@@ -4530,7 +4543,10 @@ static void oi_act_free(olpcidx *x, oi_act *a)
         oi_map_del(&x->rooms, oi_room(a));
     if (!oi_act_private(a))
         oi_sorted_remove(&x->listed[OI_K_ACT], &a->it);
-    oi_post_remove(&x->mem, &x->aposts, &a->it);
+    if (a->it.pins)
+        oi_post_unlist(&a->it);
+    else
+        oi_post_remove(&x->mem, &x->aposts, &a->it);
     oi_unwatch(&x->mem, &a->it);
     oi_svec_free(&x->mem, &a->parts);
     if (a->join)
