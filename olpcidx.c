@@ -6570,10 +6570,12 @@ static void oi_out_act_ids(olpcidx *x, oi_str id, oi_str room)
         oi_out_attr(x, "room", room);
 }
 
-/* The most bytes oi_put_prop writes for p. */
+/* The most bytes oi_put_prop writes for p: 42 of markup with the
+** longest type name, each byte escaped at most to OI_ESC_GROWTH, and the
+** padded type name's 8 bytes copied whole. */
 static size_t oi_prop_bound(const oi_prop *p)
 {
-    return 40 + OI_ESC_GROWTH * (p->name.n + p->value.n);
+    return 48 + OI_ESC_GROWTH * (p->name.n + p->value.n);
 }
 
 /* Writes <property type name>value</property> at w, which has room for
@@ -6594,7 +6596,8 @@ static char *oi_put_prop(char *w, const oi_prop *p)
 }
 
 /* Writes the property of posting list p like oi_put_prop, at w, which
-** has room for 40 + OI_ESC_GROWTH * p->nkey bytes; names and values
+** has room for 40 + OI_ESC_GROWTH * (its key's length) bytes, which is
+** at least oi_prop_bound (the key adds 2 to name and value); names and values
 ** without a byte to escape, most of them, are copied as they are. */
 static char *oi_put_post(char *w, const oi_post *p)
 {

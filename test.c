@@ -3025,6 +3025,11 @@ static void tu_put_post(void)
         p.name = oi_mkstr(name, nn);
         p.value = oi_mkstr(value, nv);
         p.type = (int)tu_below(OI_PT_COUNT);
+        if (round == 0) {               /* the longest it can be */
+            memset(name, '\'', nn);
+            memset(value, '"', nv);
+            p.type = OI_PT_BYTES;
+        }
         if (!(q = oi_post_new(&mem, oi_post_key(&p, key)))) {
             bad++;
             continue;
@@ -3033,7 +3038,9 @@ static void tu_put_post(void)
         ea = oi_put_prop(a, &p);
         eb = oi_put_post(b, q);
         bad += ea - a != eb - b || memcmp(a, b, (size_t)(ea - a)) != 0
-            || oi_post_nname(q) != nn;
+            || oi_post_nname(q) != nn
+            || (size_t)(ea - a) > oi_prop_bound(&p)
+            || (round == 0 && (size_t)(ea - a) + 8 < oi_prop_bound(&p));
         oi_post_free(&mem, q);
     }
     CHECK(bad == 0 && mem.used == 0);
