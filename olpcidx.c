@@ -4577,6 +4577,9 @@ static int oi_leave(olpcidx *x, oi_act *a, oi_buddy *b)
 {
     oi_svec_drop(&a->parts, b);
     oi_svec_drop(&b->acts, a);
+    if (a->join)                        /* not in the room now; and b may
+                                        ** be forgotten, its memory reused */
+        oi_svec_drop(&a->join->here, b);
     if (a->parts.n > 0)
         return 0;
     oi_act_free(x, a);

@@ -3754,6 +3754,7 @@ static void t_room_timeout(void)
     t_core t;
     olpcidx_config c;
     oi_act *a;
+    oi_buddy *b;
     size_t i;
     memset(&t, 0, sizeof t);
     t_core_config(&c, &t);
@@ -3763,6 +3764,19 @@ static void t_room_timeout(void)
     a = (oi_act *)oi_map_get(&t.x->acts, OI_LIT("a1"));
     CHECK(a && a->muc == OI_MUC_JOINING);
     CHECK(t_count(t.out.p, "to='r1@c.jabber.test/inspector'") == 1);
+    /* an occupant seen while joining, and gone again, is no longer
+    ** counted as seen: its buddy may be forgotten and its memory reused */
+    t_send(&t, 1000, "<presence from='r1@c.jabber.test/bob'" T_TO "><x "
+           "xmlns='" OI_NS_MUCUSER "'><item affiliation='none' role="
+           "'participant' jid='b@jabber.test/xo'/></x></presence>");
+    b = (oi_buddy *)oi_map_get(&t.x->buddies, OI_LIT("b@jabber.test"));
+    CHECK(b && a->join && a->join->here.n == 1
+          && oi_svec_has(&a->join->here, b) && a->parts.n == 2);
+    t_send(&t, 1000, "<presence type='unavailable' from='r1@c.jabber.test/"
+           "bob'" T_TO "><x xmlns='" OI_NS_MUCUSER "'><item affiliation="
+           "'none' role='none' jid='b@jabber.test/xo'/></x></presence>");
+    CHECK(a->join && a->join->here.n == 0 && a->parts.n == 1
+          && !oi_map_get(&t.x->buddies, OI_LIT("b@jabber.test")));
     t_send(&t, 30500, " ");
     CHECK(a->muc == OI_MUC_JOINING);
     t_send(&t, 31500, " ");
