@@ -598,16 +598,24 @@ static void oi_buf_free(oi_mem *m, oi_buf *b)
 ** Its holder keeps one pointer, NULL for none, instead of a pointer and
 ** a length.
 */
-static char *oi_lstr_new(oi_mem *m, oi_str s)
+/* Writes s at p as an owned string (4 + s.n bytes, s.n < 2^32);
+** returns the end. */
+static char *oi_lstr_put(char *p, oi_str s)
 {
     uint32_t n = (uint32_t)s.n;
+    memcpy(p, &n, 4);
+    if (s.n)
+        memcpy(p + 4, s.p, s.n);
+    return p + 4 + s.n;
+}
+
+static char *oi_lstr_new(oi_mem *m, oi_str s)
+{
     char *p;
     if (s.n > UINT32_MAX - 4
         || !(p = (char *)oi_realloc(m, NULL, 0, 4 + s.n)))
         return NULL;
-    memcpy(p, &n, 4);
-    if (s.n)
-        memcpy(p + 4, s.p, s.n);
+    oi_lstr_put(p, s);
     return p;
 }
 
@@ -3769,18 +3777,23 @@ static oi_str oi_post_keyof_p(const oi_post *p)
     return oi_mkstr((const char *)k, n);
 }
 
+/* Whether s has a byte oi_esc marks (in text or in attributes). */
+static int oi_esc_any(oi_str s)
+{
+    size_t i;
+    for (i = 0; i < s.n; i++)
+        if (oi_esc[(unsigned char)s.p[i]])
+            return 1;
+    return 0;
+}
+
 /* The low byte of refs for property p. */
 static uint32_t oi_post_bits(const oi_prop *p)
 {
     uint32_t b = p->name.n < OI_POST_LONG ? (uint32_t)p->name.n
                                           : OI_POST_LONG;
-    size_t i;
-    for (i = 0; i < p->name.n && !(b & OI_POST_ESC); i++)
-        if (oi_esc[(unsigned char)p->name.p[i]])
-            b |= OI_POST_ESC;
-    for (i = 0; i < p->value.n && !(b & OI_POST_ESC); i++)
-        if (oi_esc[(unsigned char)p->value.p[i]])
-            b |= OI_POST_ESC;
+    if (oi_esc_any(p->name) || oi_esc_any(p->value))
+        b |= OI_POST_ESC;
     return b;
 }
 
@@ -3861,32 +3874,36 @@ static int oi_post_named(const oi_post *p, oi_str name)
 /* The properties of an item are its posting lists, sorted by name (the
 ** order of their keys, since a name ends at a NUL). */
 
+/* The posting list of its property called name, or NULL. */
+static const oi_post *oi_item_named(const oi_item *it, oi_str name)
+{
+    size_t i;
+    for (i = 0; i < it->nprops; i++)
+        if (oi_post_named(it->props[i], name))
+            return it->props[i];
+    return NULL;
+}
+
 /* The property called name of it into *out; 0 if it has none. */
 static int oi_item_prop(const oi_item *it, const char *name, oi_prop *out)
 {
-    oi_str nm = oi_zstr(name);
-    size_t i;
-    for (i = 0; i < it->nprops; i++)
-        if (oi_post_named(it->props[i], nm)) {
-            *out = oi_post_prop(it->props[i]);
-            return 1;
-        }
-    return 0;
+    const oi_post *p = oi_item_named(it, oi_zstr(name));
+    if (p)
+        *out = oi_post_prop(p);
+    return p != NULL;
 }
 
 /* Whether it holds every property of want (same name, type and value). */
 static int oi_item_match(const oi_item *it, const oi_props *want)
 {
-    size_t i, j;
+    size_t i;
     for (i = 0; i < want->n; i++) {
         const oi_prop *w = &want->v[i];
+        const oi_post *q = oi_item_named(it, w->name);
         oi_prop p;
-        for (j = 0; j < it->nprops && !oi_post_named(it->props[j], w->name);
-             j++)
-            ;
-        if (j == it->nprops)
+        if (!q)
             return 0;
-        p = oi_post_prop(it->props[j]);
+        p = oi_post_prop(q);
         if (p.type != w->type || !oi_streq(p.value, w->value))
             return 0;
     }
@@ -4067,6 +4084,12 @@ static int oi_act_private(const oi_act *a)
         && oi_eq(p.value, "1");
 }
 
+/* Takes it out of list p, if it is there. */
+static void oi_post_take(oi_post *p, const oi_item *it)
+{
+    p->n -= (uint32_t)oi_sorted_take(oi_post_items(p), oi_post_count(p), it);
+}
+
 /* Drops one reference of every list in v[0..n), taking it out of each
 ** (it is there only if it was public); lists nobody refers to go. */
 static void oi_post_unref(oi_mem *m, oi_map *map, oi_post **v, size_t n,
@@ -4075,8 +4098,7 @@ static void oi_post_unref(oi_mem *m, oi_map *map, oi_post **v, size_t n,
     size_t i;
     for (i = 0; i < n; i++) {
         oi_post *post = v[i];
-        post->n -= (uint32_t)oi_sorted_take(oi_post_items(post),
-                                             oi_post_count(post), it);
+        oi_post_take(post, it);
         if ((post->refs -= OI_POST_REF) < OI_POST_REF) {
             oi_map_del(map, oi_post_keyof(post));
             oi_post_free(m, post);
@@ -4089,11 +4111,8 @@ static void oi_post_unref(oi_mem *m, oi_map *map, oi_post **v, size_t n,
 static void oi_post_unlist(oi_item *it)
 {
     size_t i;
-    for (i = 0; i < it->nprops; i++) {
-        oi_post *post = it->props[i];
-        post->n -= (uint32_t)oi_sorted_take(oi_post_items(post),
-                                             oi_post_count(post), it);
-    }
+    for (i = 0; i < it->nprops; i++)
+        oi_post_take(it->props[i], it);
 }
 
 /* Takes it out of every list it is posted in and drops its properties. */
@@ -4231,20 +4250,12 @@ static oi_buddy *oi_buddy_get(olpcidx *x, oi_str jid, int create)
 static int oi_buddy_set_cur(olpcidx *x, oi_buddy *b, oi_str id, oi_str room)
 {
     char *cur = NULL;
-    uint32_t n;
     if (id.n + room.n) {
         if (id.n > UINT32_MAX - 8 - room.n || room.n > UINT32_MAX
             || !(cur = (char *)oi_realloc(&x->mem, NULL, 0,
                                           8 + id.n + room.n)))
             return OLPCIDX_ENOMEM;
-        n = (uint32_t)id.n;
-        memcpy(cur, &n, 4);
-        if (id.n)
-            memcpy(cur + 4, id.p, id.n);
-        n = (uint32_t)room.n;
-        memcpy(cur + 4 + id.n, &n, 4);
-        if (room.n)
-            memcpy(cur + 8 + id.n, room.p, room.n);
+        oi_lstr_put(oi_lstr_put(cur, id), room);
     }
     if (b->cur)
         oi_free(&x->mem, b->cur, 8 + oi_cur_id(b).n + oi_cur_room(b).n);
@@ -4451,6 +4462,12 @@ static long oi_alias_find(olpcidx *x, const char *needle, size_t n,
     return (long)k;
 }
 
+/* The memory of a forgotten buddy (it held nothing more). */
+static void oi_buddy_release(olpcidx *x, oi_buddy *b)
+{
+    oi_free(&x->mem, b, sizeof *b + b->it.nuid);
+}
+
 /* Forgets a buddy that holds nothing any more; one that an event still
 ** to be handed out names keeps its memory until then (section 9). */
 static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
@@ -4466,7 +4483,7 @@ static void oi_buddy_trim(olpcidx *x, oi_buddy *b)
     b->last = NULL;
     b->it.doomed = 1;
     if (!b->it.pins)
-        oi_free(&x->mem, b, sizeof *b + b->it.nuid);
+        oi_buddy_release(x, b);
 }
 
 static oi_act *oi_act_find(olpcidx *x, oi_str id, oi_str room)
@@ -5017,7 +5034,7 @@ static void oi_pend_free(olpcidx *x, oi_pend *p)
     if (a && --a->it.pins == 0 && a->it.doomed)
         oi_act_release(x, a);
     if (b && --b->it.pins == 0 && b->it.doomed)
-        oi_free(&x->mem, b, sizeof *b + b->it.nuid);
+        oi_buddy_release(x, b);
     oi_free(&x->mem, p, p->size);
 }
 
@@ -6028,6 +6045,24 @@ static int oi_chg_available(olpcidx *x, oi_str full)
     return OI_C_NONE;
 }
 
+/* Buddy b goes, offline or forgotten: its watchers are told it is gone,
+** it leaves its activities, and its current activity is cleared
+** (journaled, and told). */
+static void oi_buddy_gone(olpcidx *x, oi_buddy *b)
+{
+    x->cause = oi_mkstr("", 0);
+    oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
+    while (b->acts.n > 0)
+        oi_depart(x, (oi_act *)OI_SV(&b->acts)[0], b);
+    if (b->cur) {
+        oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
+        oi_rec_buddy(x, b);
+        oi_journal(x);
+        oi_emit(x, OI_EV_BUDDY_CUR, NULL, b);
+    }
+    b->pinged = 0;
+}
+
 /* Full JID went offline (PROTOCOL.md 5.1): its watchers go; when it was
 ** its buddy's last online resource, the buddy is gone, leaves its
 ** activities and its current activity is cleared, with the events these
@@ -6041,17 +6076,7 @@ static void oi_chg_offline(olpcidx *x, oi_str full)
         oi_client_free(x, c);
     if (!(b = oi_buddy_get(x, bare, 0)) || oi_is_online(x, bare))
         return;                         /* unknown, or still online */
-    x->cause = oi_mkstr("", 0);
-    oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
-    while (b->acts.n > 0)
-        oi_depart(x, (oi_act *)OI_SV(&b->acts)[0], b);
-    if (b->cur) {
-        oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
-        oi_rec_buddy(x, b);
-        oi_journal(x);
-        oi_emit(x, OI_EV_BUDDY_CUR, NULL, b);
-    }
-    b->pinged = 0;
+    oi_buddy_gone(x, b);
     oi_buddy_trim(x, b);
 }
 
@@ -6071,16 +6096,7 @@ static int oi_chg_forget(olpcidx *x, oi_str bare)
     oi_buddy *b = oi_buddy_get(x, bare, 0);
     if (!b)
         return OI_C_ITEM_NOT_FOUND;
-    x->cause = oi_mkstr("", 0);
-    oi_emit(x, OI_EV_BUDDY_GONE, NULL, b);
-    while (b->acts.n > 0)
-        oi_depart(x, (oi_act *)oi_svec_v(&b->acts)[0], b);
-    if (b->cur) {
-        oi_buddy_set_cur(x, b, OI_LIT(""), OI_LIT(""));
-        oi_rec_buddy(x, b);
-        oi_journal(x);
-        oi_emit(x, OI_EV_BUDDY_CUR, NULL, b);
-    }
+    oi_buddy_gone(x, b);
     oi_post_remove(&x->mem, &x->bposts, &b->it);
     oi_buddy_set_nick(x, b, OI_LIT(""));
     if (b->roster != OI_ROSTER_NONE) {
@@ -6094,7 +6110,6 @@ static int oi_chg_forget(olpcidx *x, oi_str bare)
         }
     }
     b->roster = OI_ROSTER_NONE;
-    b->pinged = 0;
     oi_rec_buddy(x, b);
     oi_rec_roster(x, b);
     oi_journal(x);
@@ -6692,6 +6707,17 @@ static void oi_out_props(olpcidx *x, const oi_item *it, oi_str ns,
     oi_outz(x, "</properties>");
 }
 
+/* Writes <buddy jid><properties/></buddy>: a participant as both
+** dialects list it, and a buddy of a Gadget view. */
+static void oi_out_member(olpcidx *x, const oi_buddy *b)
+{
+    oi_outz(x, "<buddy");
+    oi_out_attr(x, "jid", oi_uid(&b->it));
+    oi_out(x, ">", 1);
+    oi_out_props(x, &b->it, OI_LIT(OI_NS_BPROPS), NULL);
+    oi_outz(x, "</buddy>");
+}
+
 /* ---- 13.3 Finding items, and telling of them ------------------------ */
 
 static int oi_item_cmp(const void *a, const void *b)
@@ -7060,20 +7086,36 @@ static int oi_pong(olpcidx *x, const oi_ctx *c, const oi_node *q)
 
 /* ---- 13.5 Who may ask (PROTOCOL.md 8.2) ------------------------------- */
 
+/* Whether s is one of the words of list, separated by spaces; with
+** fold, ASCII letters match in either case. */
+static int oi_in_list(oi_str list, oi_str s, int fold)
+{
+    const char *p = list.p, *end = p + list.n;
+    size_t i;
+    while (p < end) {
+        const char *sp = (const char *)memchr(p, ' ', (size_t)(end - p));
+        size_t n = sp ? (size_t)(sp - p) : (size_t)(end - p);
+        for (i = 0; n && n == s.n && i < n; i++) {
+            unsigned char a = (unsigned char)p[i], b = (unsigned char)s.p[i];
+            if (fold && a >= 'A' && a <= 'Z')
+                a = (unsigned char)(a - 'A' + 'a');
+            if (fold && b >= 'A' && b <= 'Z')
+                b = (unsigned char)(b - 'A' + 'a');
+            if (a != b)
+                break;
+        }
+        if (n && n == s.n && i == n)
+            return 1;
+        p += n + 1;
+    }
+    return 0;
+}
+
 /* Whether jid belongs to one of the allowed domains (x->allow: names
 ** separated by spaces). */
 static int oi_allowed(olpcidx *x, oi_str jid)
 {
-    oi_str d = oi_domain(jid);
-    const char *p = x->allow.p, *end = p + x->allow.n;
-    while (p < end) {
-        const char *sp = (const char *)memchr(p, ' ', (size_t)(end - p));
-        oi_str name = oi_mkstr(p, sp ? (size_t)(sp - p) : (size_t)(end - p));
-        if (name.n && oi_streq(name, d))
-            return 1;
-        p += name.n + 1;
-    }
-    return 0;
+    return oi_in_list(x->allow, oi_domain(jid), 0);
 }
 
 /* Whether bare JID bare is one of the admins (x->admins: bare JIDs
@@ -7082,25 +7124,7 @@ static int oi_allowed(olpcidx *x, oi_str jid)
 ** and an operator may have written the JID otherwise. */
 static int oi_is_admin(olpcidx *x, oi_str bare)
 {
-    const char *p = x->admins.p, *end = p + x->admins.n;
-    size_t i;
-    while (p < end) {
-        const char *sp = (const char *)memchr(p, ' ', (size_t)(end - p));
-        size_t n = sp ? (size_t)(sp - p) : (size_t)(end - p);
-        for (i = 0; n && n == bare.n && i < n; i++) {
-            unsigned char a = (unsigned char)p[i], b = (unsigned char)bare.p[i];
-            if (a >= 'A' && a <= 'Z')
-                a = (unsigned char)(a - 'A' + 'a');
-            if (b >= 'A' && b <= 'Z')
-                b = (unsigned char)(b - 'A' + 'a');
-            if (a != b)
-                break;
-        }
-        if (n && n == bare.n && i == n)
-            return 1;
-        p += n + 1;
-    }
-    return 0;
+    return oi_in_list(x->admins, bare, 1);
 }
 
 /* Takes one stanza from full JID's token bucket (PROTOCOL.md 8.2; burst
@@ -7748,14 +7772,8 @@ static void oi_out_act(olpcidx *x, const oi_act *a)
         oi_out_attr(x, "room", oi_room(a));
     oi_out(x, ">", 1);
     oi_out_props(x, &a->it, OI_LIT(OI_NS_APROPS), NULL);
-    for (i = 0; i < a->parts.n; i++) {
-        const oi_buddy *b = (const oi_buddy *)OI_SV(&a->parts)[i];
-        oi_outz(x, "<buddy");
-        oi_out_attr(x, "jid", oi_uid(&b->it));
-        oi_out(x, ">", 1);
-        oi_out_props(x, &b->it, OI_LIT(OI_NS_BPROPS), NULL);
-        oi_outz(x, "</buddy>");
-    }
+    for (i = 0; i < a->parts.n; i++)
+        oi_out_member(x, (const oi_buddy *)OI_SV(&a->parts)[i]);
     oi_outz(x, "</activity>");
 }
 
@@ -8355,16 +8373,6 @@ static size_t oi_view_choose(olpcidx *x, const oi_view *view, oi_item **v,
     return want;
 }
 
-/* Writes <buddy jid><properties/></buddy>. */
-static void oi_view_out_buddy(olpcidx *x, const oi_buddy *b)
-{
-    oi_outz(x, "<buddy");
-    oi_out_attr(x, "jid", oi_uid(&b->it));
-    oi_out(x, ">", 1);
-    oi_out_props(x, &b->it, OI_LIT(OI_NS_BPROPS), NULL);
-    oi_outz(x, "</buddy>");
-}
-
 /* Writes <activity id room> with its properties and participants. */
 static void oi_view_out_act(olpcidx *x, const oi_act *a)
 {
@@ -8375,14 +8383,14 @@ static void oi_view_out_act(olpcidx *x, const oi_act *a)
     oi_out(x, ">", 1);
     oi_out_props(x, &a->it, OI_LIT(OI_NS_APROPS), NULL);
     for (i = 0; i < a->parts.n; i++)
-        oi_view_out_buddy(x, (const oi_buddy *)OI_SV(&a->parts)[i]);
+        oi_out_member(x, (const oi_buddy *)OI_SV(&a->parts)[i]);
     oi_outz(x, "</activity>");
 }
 
 static void oi_view_out_item(olpcidx *x, const oi_view *v, const oi_item *it)
 {
     if (v->w.items == OI_K_BUDDY)
-        oi_view_out_buddy(x, (const oi_buddy *)(const void *)it);
+        oi_out_member(x, (const oi_buddy *)(const void *)it);
     else
         oi_view_out_act(x, (const oi_act *)(const void *)it);
 }
