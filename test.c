@@ -1074,16 +1074,19 @@ static void t_api(void)
 
 /* Drains t's component chunk bytes at a time, ticking step ms after each
 ** write from *now on (the timers run, held input is parsed), until
-** nothing is queued, waiting or held.  Returns the most bytes it found
-** queued at once; *mem, when given, gets the most memory the handle
-** held meanwhile. */
-static size_t t_trickle(t_core *t, uint64_t *now, size_t chunk,
-                        uint64_t step, size_t *mem)
+** nothing is queued, waiting or held -- or, with until, until it says
+** so.  Returns the most bytes it found queued at once; *mem, when given,
+** gets the most memory the handle held meanwhile. */
+static size_t t_trickle_until(t_core *t, uint64_t *now, size_t chunk,
+                              uint64_t step, size_t *mem,
+                              int (*until)(const olpcidx *x))
 {
     const void *p;
     size_t n, peak = 0;
     int wait;
     for (;;) {
+        if (until && until(t->x))
+            return peak;
         n = olpcidx_pending(t->x, &p);
         if (n > peak)
             peak = n;
@@ -1104,6 +1107,12 @@ static size_t t_trickle(t_core *t, uint64_t *now, size_t chunk,
     }
     CHECK(olpcidx_wants_input(t->x));
     return peak;
+}
+
+static size_t t_trickle(t_core *t, uint64_t *now, size_t chunk,
+                        uint64_t step, size_t *mem)
+{
+    return t_trickle_until(t, now, chunk, step, mem, NULL);
 }
 
 /* The smallest output bound.  A caller that reads only while
@@ -1306,6 +1315,11 @@ static void t_fan_check(const char *out, size_t nout,
     free(next);
 }
 
+static int t_no_activity(const olpcidx *x)
+{
+    return x->acts.n == 0;
+}
+
 /* Fan-out under back-pressure (PROTOCOL.md 8.4): a change to an activity
 ** that 10 000 result sets and 1 000 views hold, with the smallest output
 ** bound, drained 200 bytes at a time: every watcher is told of every
@@ -1381,23 +1395,7 @@ static void t_fanout(void)
     paused = s.memory;
     /* drain until the last stanza has closed the activity: the events
     ** still waiting name it, and it keeps its properties, in no list */
-    peak = 0;
-    while (t.x->acts.n > 0) {
-        const void *p;
-        int wait;
-        size_t n = olpcidx_pending(t.x, &p);
-        if (n > peak)
-            peak = n;
-        if (t.x->mem.used > most)
-            most = t.x->mem.used;
-        n = n > 200 ? 200 : n;
-        t_add(&t.out, p, n);
-        olpcidx_sent(t.x, n);
-        now += 1;
-        CHECK(olpcidx_tick(t.x, now, &wait) == 0);
-        if (n == 0 && olpcidx_pending(t.x, &p) == 0)
-            break;
-    }
+    peak = t_trickle_until(&t, &now, 200, 1, &most, t_no_activity);
     CHECK(t.x->acts.n == 0 && t.x->fq != NULL);
     if (t.x->fq && t.x->fq->ev.act) {
         const oi_act *a = t.x->fq->ev.act;
@@ -3390,7 +3388,8 @@ static void t_dump_props(t_str *s, const oi_item *it)
     for (i = 0; i < it->nprops; i++) {
         oi_prop p = oi_post_prop(it->props[i]);
         t_addf(s, " %.*s:%d=%.*s/%lu", (int)p.name.n, p.name.p, p.type,
-               (int)p.value.n, p.value.p, (unsigned long)(it->props[i]->refs / OI_POST_REF));
+               (int)p.value.n, p.value.p,
+               (unsigned long)(it->props[i]->refs / OI_POST_REF));
     }
 }
 
@@ -4385,6 +4384,26 @@ static int t_wait_exit(pid_t pid, int ms)
     return -1;
 }
 
+/* Waits up to ms for pid, a server just started, to accept connections
+** on port and, when it is not 0, on port2: 1 once it does, 0 when it
+** exited or the time ran out. */
+static int t_listening(pid_t pid, int port, int port2, int ms)
+{
+    uint64_t end = t_now() + (uint64_t)ms;
+    while (pid > 0 && t_now() < end) {
+        int fd = t_dial(port), fd2 = fd >= 0 && port2 ? t_dial(port2) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (fd2 >= 0)
+            close(fd2);
+        if (fd >= 0 && (fd2 >= 0 || !port2))
+            return 1;
+        if (t_wait_exit(pid, 50) >= 0)
+            return 0;
+    }
+    return 0;
+}
+
 static void t_stop(pid_t pid, int sig)
 {
     kill(pid, sig);
@@ -4524,7 +4543,6 @@ static pid_t t_prosody_start(void)
     char cfg[256], log[256];
     char *argv[5];
     pid_t pid;
-    uint64_t end;
     t_path(cfg, sizeof cfg, "prosody.cfg.lua");
     t_path(log, sizeof log, "prosody.out");
     argv[0] = (char *)"prosody";
@@ -4533,20 +4551,8 @@ static pid_t t_prosody_start(void)
     argv[3] = (char *)"-F";             /* foreground */
     argv[4] = NULL;
     pid = t_spawn(argv, log);
-    end = t_now() + 15000;
-    while (pid > 0 && t_now() < end) {
-        int fd = t_dial(t_c2s_port), fd2;
-        if (fd >= 0) {
-            fd2 = t_dial(t_comp_port);
-            close(fd);
-            if (fd2 >= 0) {
-                close(fd2);
-                return pid;
-            }
-        }
-        if (t_wait_exit(pid, 50) >= 0)
-            break;
-    }
+    if (t_listening(pid, t_c2s_port, t_comp_port, 15000))
+        return pid;
     printf("FAIL prosody did not start; see its log:\n");
     if (system("cat \"$OLPCIDX_TEST_DIR\"/prosody.out "
                "\"$OLPCIDX_TEST_DIR\"/prosody.log 2>/dev/null | tail -20"))
@@ -4591,7 +4597,6 @@ static pid_t t_ejabberd_run(const char *dir, const char *yml, int port,
     char path[300], body[4096], log[300];
     char *argv[3];
     pid_t pid;
-    uint64_t end;
     mkdir(dir, 0700);
     snprintf(path, sizeof path, "%s/ejabberd.yml", dir);
     snprintf(body, sizeof body, "# private test instance, generated by "
@@ -4611,18 +4616,8 @@ static pid_t t_ejabberd_run(const char *dir, const char *yml, int port,
     argv[1] = path;
     argv[2] = NULL;
     pid = t_spawn(argv, log);
-    end = t_now() + 30000;
-    while (pid > 0 && t_now() < end) {
-        int fd = t_dial(port), fd2 = c2s ? t_dial(c2s) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (fd2 >= 0)
-            close(fd2);
-        if (fd >= 0 && (fd2 >= 0 || !c2s))
-            return pid;
-        if (t_wait_exit(pid, 100) >= 0)
-            break;
-    }
+    if (t_listening(pid, port, c2s, 30000))
+        return pid;
     printf("FAIL ejabberd did not start; see %s/ejabberd.log\n", dir);
     t_failed++;
     if (pid > 0)
@@ -5234,6 +5229,14 @@ static void t_expect(const char *what, const char *reply,
         t_failed++;
 }
 
+/* t_expect, then frees reply. */
+static void t_expect_free(const char *what, char *reply,
+                          const char *const *want)
+{
+    t_expect(what, reply, want);
+    free(reply);
+}
+
 /* Sends a message to the component. */
 static void t_cl_msg(t_cl *c, const char *payload)
 {
@@ -5840,7 +5843,6 @@ static pid_t t_prosody_tls_start(int *port)
     char dir[256], path[300], cfg[2048], log[300];
     char *argv[5];
     pid_t pid;
-    uint64_t end;
     t_path(dir, sizeof dir, "prosody-tls");
     mkdir(dir, 0700);
     snprintf(path, sizeof path, "%s/data", dir);
@@ -5883,16 +5885,8 @@ static pid_t t_prosody_tls_start(int *port)
     argv[3] = (char *)"-F";
     argv[4] = NULL;
     pid = t_spawn(argv, log);
-    end = t_now() + 15000;
-    while (pid > 0 && t_now() < end) {
-        int fd = t_dial(*port);
-        if (fd >= 0) {
-            close(fd);
-            return pid;
-        }
-        if (t_wait_exit(pid, 50) >= 0)
-            break;
-    }
+    if (t_listening(pid, *port, 0, 15000))
+        return pid;
     printf("FAIL the second prosody did not start; see %s/prosody.log\n",
            dir);
     t_failed++;
@@ -6542,36 +6536,31 @@ static void t_adhoc(void)
     t_cl_sync(&carol);
 
     /* discovery (9.1) */
-    r = t_cl_iq(&admin, "a1", "get", "<query xmlns='" OI_NS_DINFO "'/>");
-    t_expect("disco#info: the commands feature", r, feature);
-    free(r);
-    r = t_cl_iq(&admin, "a2", "get", "<query xmlns='" OI_NS_DITEMS "' node='"
-                OI_NS_COMMANDS "'/>");
-    t_expect("the commands, to an admin", r, items);
-    free(r);
+    t_expect_free("disco#info: the commands feature",
+                  t_cl_iq(&admin, "a1", "get",
+                          "<query xmlns='" OI_NS_DINFO "'/>"), feature);
+    t_expect_free("the commands, to an admin",
+                  t_cl_iq(&admin, "a2", "get", "<query xmlns='"
+                          OI_NS_DITEMS "' node='" OI_NS_COMMANDS "'/>"),
+                  items);
     r = t_cl_iq(&bob, "a3", "get", "<query xmlns='" OI_NS_DITEMS "' node='"
                 OI_NS_COMMANDS "'/>");
     CHECK(r && strstr(r, "type='result'") && !strstr(r, "<item"));
     free(r);
 
     /* refused to others, whatever their domain */
-    r = t_cmd(&bob, "a4", "stats", NULL);
-    t_expect("stats refused to bob", r, forbidden);
-    free(r);
-    r = t_cmd(&mallory, "a5", "list-activities", NULL);
-    t_expect("list-activities refused to mallory", r, forbidden);
-    free(r);
-    r = t_cmd(&bob, "a6", "forget-buddy", T_FORGET_FORM("dave@" T_DOMAIN));
-    t_expect("forget-buddy refused to bob", r, forbidden);
-    free(r);
+    t_expect_free("stats refused to bob",
+                  t_cmd(&bob, "a4", "stats", NULL), forbidden);
+    t_expect_free("list-activities refused to mallory",
+                  t_cmd(&mallory, "a5", "list-activities", NULL), forbidden);
+    t_expect_free("forget-buddy refused to bob",
+                  t_cmd(&bob, "a6", "forget-buddy",
+                        T_FORGET_FORM("dave@" T_DOMAIN)), forbidden);
 
     /* the two one-stage commands (9.2, 9.3) */
-    r = t_cmd(&admin, "a7", "stats", NULL);
-    t_expect("stats", r, stats);
-    free(r);
-    r = t_cmd(&admin, "a8", "list-activities", NULL);
-    t_expect("list-activities", r, list);
-    free(r);
+    t_expect_free("stats", t_cmd(&admin, "a7", "stats", NULL), stats);
+    t_expect_free("list-activities",
+                  t_cmd(&admin, "a8", "list-activities", NULL), list);
 
     /* forget-buddy, its errors first (9.4, 9.5) */
     r = t_cl_iq(&admin, "a9", "set", T_CMD "node='forget-buddy'/>");
@@ -6580,30 +6569,26 @@ static void t_adhoc(void)
     free(r);
     snprintf(buf, sizeof buf, T_CMD "node='forget-buddy' sessionid='%s'>"
              "<x xmlns='" OI_NS_XDATA "' type='submit'/></command>", sid);
-    r = t_cl_iq(&admin, "a10", "set", buf);
-    t_expect("forget-buddy without a JID", r, badpayload);
-    free(r);
+    t_expect_free("forget-buddy without a JID",
+                  t_cl_iq(&admin, "a10", "set", buf), badpayload);
     snprintf(buf, sizeof buf, T_CMD "node='forget-buddy' sessionid='%s' "
              "action='cancel'/>", sid);
-    r = t_cl_iq(&admin, "a11", "set", buf);
-    t_expect("forget-buddy cancelled", r, canceled);
-    free(r);
+    t_expect_free("forget-buddy cancelled",
+                  t_cl_iq(&admin, "a11", "set", buf), canceled);
     snprintf(buf, sizeof buf, T_CMD "node='forget-buddy' sessionid='%s'>"
              T_FORGET_FORM("dave@" T_DOMAIN) "</command>", sid);
-    r = t_cl_iq(&admin, "a12", "set", buf);
-    t_expect("the cancelled session is gone", r, badsid);
-    free(r);
-    r = t_cmd(&admin, "a13", "forget-buddy", T_FORGET_FORM("dave@" T_DOMAIN));
-    t_expect("forget-buddy", r, forgot);
-    free(r);
+    t_expect_free("the cancelled session is gone",
+                  t_cl_iq(&admin, "a12", "set", buf), badsid);
+    t_expect_free("forget-buddy",
+                  t_cmd(&admin, "a13", "forget-buddy",
+                        T_FORGET_FORM("dave@" T_DOMAIN)), forgot);
     t_cl_expect(&bob, "dave left his activity", left);
     t_cl_expect(&bob, "and it closed", closed);
     /* carol, who published: her subscription ends both ways, and her
     ** server's roster says so */
-    r = t_cmd(&admin, "a17", "forget-buddy", T_FORGET_FORM("carol@"
-              T_DOMAIN));
-    t_expect("forget-buddy of a publisher", r, forgotc);
-    free(r);
+    t_expect_free("forget-buddy of a publisher",
+                  t_cmd(&admin, "a17", "forget-buddy", T_FORGET_FORM("carol@"
+                        T_DOMAIN)), forgotc);
     t_cl_expect(&carol, "carol's subscription cancelled", unsubscribed);
     t_cl_expect(&carol, "and the component's", unsubscribe);
     t_cl_send(&carol, "<iq type='get' id='a18'><query xmlns='jabber:iq:"
@@ -6656,7 +6641,7 @@ static void t_basics(void)
 static void t_reload(void)
 {
     static const char *const pong[] = { "type='result'", NULL };
-    char log[256], big[1600], *r;
+    char log[256], big[1600];
     int online;
     if (!t_live_up())
         return;
@@ -6678,10 +6663,9 @@ static void t_reload(void)
     t_cl_send(&t_live.bob, "</query></iq>");
     CHECK(t_wait_log(log, "stanza too large", 1, 5000));
     CHECK(t_wait_log(log, "online as " T_COMP, online + 1, 10000));
-    r = t_cl_iq(&t_live.alice, "ping2", "get", "<ping xmlns='" OI_NS_PING
-                "'/>");
-    t_expect("ping after a reconnect", r, pong);
-    free(r);
+    t_expect_free("ping after a reconnect",
+                  t_cl_iq(&t_live.alice, "ping2", "get",
+                          "<ping xmlns='" OI_NS_PING "'/>"), pong);
     t_write_config("info", 65536);
     kill(t_live.comp, SIGHUP);
     CHECK(t_wait_log(log, "SIGHUP: re-read", 2, 5000));
@@ -7628,16 +7612,14 @@ static void t_caps_ver(const char *reply, char out[32])
 static int t_gd_login(t_cl *c, const char *user, const char *domain)
 {
     static const char *const ok[] = { "type='result'", NULL };
-    char *r;
     if (!CHECK(t_cl_open_at(c, user, domain, "xo") == 0)) {
         printf("  %s could not log in\n", user);
         return 0;
     }
     t_cl_send(c, "<iq type='get' id='gd-login'><query xmlns='jabber:iq:"
               "roster'/></iq>");
-    r = t_cl_wait(c, "id='gd-login'", 5000);
-    t_expect("a laptop's roster", r, ok);
-    free(r);
+    t_expect_free("a laptop's roster",
+                  t_cl_wait(c, "id='gd-login'", 5000), ok);
     t_cl_send(c, "<presence/>");
     return 1;
 }
@@ -7688,15 +7670,15 @@ static void t_gd_max_views(void)
         }
         free(r);
     }
-    r = t_cl_iq(&spare, "gd-m5", "get", "<view xmlns='" OI_NS_BUDDY "' "
-                "id='5' size='2'><buddy/></view>");
-    t_expect("6.7 a live id replaced at the limit", r, ok);
-    free(r);
+    t_expect_free("6.7 a live id replaced at the limit",
+                  t_cl_iq(&spare, "gd-m5", "get", "<view xmlns='"
+                          OI_NS_BUDDY "' id='5' size='2'><buddy/></view>"),
+                  ok);
     t_cl_msg(&spare, "<close xmlns='" OI_NS_ACT "' id='16'/>");
-    r = t_cl_iq(&spare, "gd-m17", "get", "<view xmlns='" OI_NS_ACT "' "
-                "id='17' size='1'><activity/></view>");
-    t_expect("6.9 a closed view frees its place", r, ok);
-    free(r);
+    t_expect_free("6.9 a closed view frees its place",
+                  t_cl_iq(&spare, "gd-m17", "get", "<view xmlns='"
+                          OI_NS_ACT "' id='17' size='1'><activity/></view>"),
+                  ok);
     t_cl_close(&spare);
 }
 
@@ -7792,9 +7774,8 @@ static void t_gadget(void)
         printf("  exit status %d after SIGTERM\n", rc);
     if (rc < 0)
         t_stop(comp, SIGKILL);
-    r = t_cl_wait(&alice, off[0], 3000);
-    t_expect("6.3 unavailable presence at a clean stop", r, off);
-    free(r);
+    t_expect_free("6.3 unavailable presence at a clean stop",
+                  t_cl_wait(&alice, off[0], 3000), off);
     t_gd_flush(cl, sizeof cl / sizeof cl[0]);
     comp = t_gd_start(2);
     T_SCENE(t_gd_restarted, cl);
@@ -7808,13 +7789,11 @@ static void t_gadget(void)
     T_SCENE(t_gd_while_down, cl);
     t_gd_flush(cl, sizeof cl / sizeof cl[0]);
     comp = t_gd_start(3);
-    r = t_cl_wait(&alice, T_FROM_COMP, 5000);
-    t_expect("6.3 presence with caps after a crash too", r, caps);
-    free(r);
-    r = t_gd_poll(&carol, T_LOOKUP("maria"), T_PROP_IN("color",
-                  "#ABCDEF,#FEDCBA"), 3000);
-    t_expect("6.4, 7 PEP read again at start-up", r, fetched);
-    free(r);
+    t_expect_free("6.3 presence with caps after a crash too",
+                  t_cl_wait(&alice, T_FROM_COMP, 5000), caps);
+    t_expect_free("6.4, 7 PEP read again at start-up",
+                  t_gd_poll(&carol, T_LOOKUP("maria"), T_PROP_IN("color",
+                            "#ABCDEF,#FEDCBA"), 3000), fetched);
 
     for (i = 0; i < sizeof cl / sizeof cl[0]; i++)
         t_cl_close(cl[i]);
@@ -7853,7 +7832,7 @@ static void t_host(void)
     static const char *const want[] = { "type='result'",
         "from='" T_COMP "'", "category='collaboration'",
         "<feature var='" OI_NS_DINFO "'/>", NULL };
-    char log[256], *r;
+    char log[256];
     t_cl c;
     pid_t pid;
     int rc;
@@ -7872,10 +7851,9 @@ static void t_host(void)
     t_path(log, sizeof log, "host.log");
     if (CHECK(t_wait_log(log, "online as " T_COMP, 1, 10000))) {
         if (CHECK(t_cl_open(&c, "alice", "host") == 0)) {
-            r = t_cl_iq(&c, "hostinfo", "get",
-                        "<query xmlns='" OI_NS_DINFO "'/>");
-            t_expect("disco#info from the example host", r, want);
-            free(r);
+            t_expect_free("disco#info from the example host",
+                          t_cl_iq(&c, "hostinfo", "get",
+                                  "<query xmlns='" OI_NS_DINFO "'/>"), want);
         }
         t_cl_close(&c);
     }
