@@ -5060,24 +5060,33 @@ static int t_cl_stream(t_cl *c)
     return 0;
 }
 
+/* A handle used for its tokenizer alone, its events going to h with ud:
+** how the test clients read what the server sends.  0, or -1. */
+static int t_reader_new(olpcidx **x, const oi_xml_handler *h, void *ud)
+{
+    olpcidx_config cfg;
+    olpcidx_config_init(&cfg);
+    cfg.jid = "client.invalid";
+    cfg.secret = "";
+    if (olpcidx_new(x, &cfg) != 0)
+        return -1;
+    (*x)->xml.h = h;
+    (*x)->xml.ud = ud;
+    return 0;
+}
+
 /* Connects as user of domain to the c2s port and opens the stream: the
 ** features are there. */
 static int t_cl_connect(t_cl *c, int port, const char *user,
                         const char *domain)
 {
-    olpcidx_config cfg;
     int n;
     memset(c, 0, sizeof *c);
     c->fd = -1;
     snprintf(c->name, sizeof c->name, "%s", user);
     snprintf(c->domain, sizeof c->domain, "%s", domain);
-    olpcidx_config_init(&cfg);
-    cfg.jid = "client.invalid";
-    cfg.secret = "";
-    if (olpcidx_new(&c->x, &cfg) != 0)
+    if (t_reader_new(&c->x, &t_cl_handler, c) != 0)
         return -1;
-    c->x->xml.h = &t_cl_handler;
-    c->x->xml.ud = c;
     c->fd = t_dial(port);
     for (n = 0; n < T_MAXCL; n++)
         if (!t_clients[n]) {
@@ -8123,17 +8132,11 @@ static int t_lc_read(t_lc *c)
 
 static int t_lc_open(t_lc *c, const char *user)
 {
-    olpcidx_config cfg;
     memset(c, 0, sizeof *c);
     c->fd = -1;
     snprintf(c->user, sizeof c->user, "%s", user);
-    olpcidx_config_init(&cfg);
-    cfg.jid = "client.invalid";
-    cfg.secret = "";
-    if (olpcidx_new(&c->x, &cfg) != 0)
+    if (t_reader_new(&c->x, &t_lc_handler, c) != 0)
         return -1;
-    c->x->xml.h = &t_lc_handler;
-    c->x->xml.ud = c;
     c->last = (long *)malloc(t_ld.nact * sizeof *c->last);
     c->fd = t_dial(t_c2s_port);
     if (!c->last || c->fd < 0)
