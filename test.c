@@ -5917,6 +5917,20 @@ static void t_tls_refused(int port, const char *log, const char *const *extra,
         printf("  no \"%s\" in %s\n", says2, path);
 }
 
+/* Starts the TLS daemon on port with the options extra, logging to
+** name, and checks that it goes online; its pid, and the log's path
+** into log (256 bytes). */
+static pid_t t_tls_online(int port, const char *name,
+                          const char *const *extra, char *log)
+{
+    pid_t comp = t_olpcidx_start_bin(T_TLS_DAEMON, port, T_EJ_COMP,
+                                     T_SECRET, name, extra);
+    t_path(log, 256, name);
+    if (!CHECK(t_wait_log(log, "online as " T_EJ_COMP, 1, 15000)))
+        printf("  see %s\n", log);
+    return comp;
+}
+
 /* Online over TLS: the certificate checked for the default name (the
 ** parent domain of --domain, --server being an address), and a client's
 ** disco#info answered through ejabberd; refused with exit 3 and the
@@ -5979,11 +5993,7 @@ static void t_tls(void)
            port, c2s_port);
 
     /* (1) the right CA and name: online, and a stanza both ways */
-    comp = t_olpcidx_start_bin(T_TLS_DAEMON, port, T_EJ_COMP, T_SECRET,
-                               "tls-good.log", good);
-    t_path(log, sizeof log, "tls-good.log");
-    if (!CHECK(t_wait_log(log, "online as " T_EJ_COMP, 1, 15000)))
-        printf("  see %s\n", log);
+    comp = t_tls_online(port, "tls-good.log", good, log);
     CHECK(t_file_has(log, "certificate for " T_EJ_HOST " signed by a CA"));
     CHECK(!t_file_has(log, "--tls-insecure"));
     n = t_cl_open_on(&cl, c2s_port, "tester", T_EJ_HOST, "xo");
@@ -6039,11 +6049,7 @@ static void t_tls(void)
     CHECK(t_file_has(log, "/nonexistent/ca.pem: No such file"));
 
     /* (5) --tls-insecure: online all the same, and warned of */
-    comp = t_olpcidx_start_bin(T_TLS_DAEMON, port, T_EJ_COMP, T_SECRET,
-                               "tls-insecure.log", insecure);
-    t_path(log, sizeof log, "tls-insecure.log");
-    if (!CHECK(t_wait_log(log, "online as " T_EJ_COMP, 1, 15000)))
-        printf("  see %s\n", log);
+    comp = t_tls_online(port, "tls-insecure.log", insecure, log);
     CHECK(t_file_has(log, "warn: --tls-insecure: THE SERVER'S CERTIFICATE "
                      "IS NOT CHECKED"));
     CHECK(t_file_has(log, "not signed by a CA in"));
@@ -6060,11 +6066,7 @@ static void t_tls(void)
     /* (6) Prosody: TLS through mod_net_multiplex's ssl_ports */
     if ((pro = t_prosody_tls_start(&port)) < 0)
         return;
-    comp = t_olpcidx_start_bin(T_TLS_DAEMON, port, T_EJ_COMP, T_SECRET,
-                               "tls-prosody.log", good);
-    t_path(log, sizeof log, "tls-prosody.log");
-    if (!CHECK(t_wait_log(log, "online as " T_EJ_COMP, 1, 15000)))
-        printf("  see %s\n", log);
+    comp = t_tls_online(port, "tls-prosody.log", good, log);
     CHECK(t_file_has(log, "certificate for " T_EJ_HOST " signed by a CA"));
     t_stop(comp, SIGTERM);
     t_stop(pro, SIGTERM);
